@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: sets up everything it needs on a fresh machine, then runs
+# ruff, mypy and pytest. Extra arguments go to pytest (e.g. ./scripts/test.sh -k health).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+# Debian packages the integration tests use: a real systemd user manager and its bus.
+need=()
+for pkg in systemd dbus-user-session dbus-daemon procps; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "installing Debian packages: ${need[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+    else
+        echo "missing Debian packages (integration tests will skip): ${need[*]}" >&2
+    fi
+fi
+
+bash scripts/bootstrap.sh dev
+echo "== ruff"
+.venv/bin/ruff check supervisor tests scripts
+.venv/bin/ruff format --check supervisor tests scripts
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,266 @@
+"""The health model: pure state per target, fed observations, read as snapshots.
+
+No I/O here and no reading of the clock except through the injected one, so every
+transition is tested without an event loop or sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from supervisor.model import (
+    ActiveState,
+    Clock,
+    ProbeResult,
+    ProbeView,
+    Snapshot,
+    Status,
+    TargetHealth,
+    UnitState,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """What the health model needs to know about a target (taken from its config)."""
+
+    name: str
+    unit: str
+    critical: bool = False
+
+
+@dataclass(slots=True)
+class ProbeTrack:
+    """Kubernetes' threshold semantics for one probe.
+
+    A probe turns failing after `failure_threshold` consecutive failures and passing again
+    after `success_threshold` consecutive successes; one blip changes nothing.
+    """
+
+    failure_threshold: int = 3
+    success_threshold: int = 1
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    failing: bool = False
+    last: ProbeResult | None = None
+
+    def record(self, result: ProbeResult) -> None:
+        """Count one result and flip `failing` when a threshold is reached."""
+        self.last = result
+        if result.ok:
+            self.consecutive_successes += 1
+            self.consecutive_failures = 0
+            if self.failing and self.consecutive_successes >= self.success_threshold:
+                self.failing = False
+        else:
+            self.consecutive_failures += 1
+            self.consecutive_successes = 0
+            if self.consecutive_failures >= self.failure_threshold:
+                self.failing = True
+
+    @property
+    def suspect(self) -> bool:
+        """Failed at least once but not yet confirmed: re-probe soon (fast confirm)."""
+        return not self.failing and self.consecutive_failures > 0
+
+    def view(self, probe: str, kind: str) -> ProbeView:
+        """The probe as a snapshot shows it."""
+        last = self.last
+        if last is None:
+            status, output = Status.UNKNOWN, "not run yet"
+        else:
+            status = Status.FAIL if self.failing else (Status.PASS if last.ok else Status.WARN)
+            output = last.output
+        return ProbeView(
+            probe=probe,
+            kind=kind,
+            status=status,
+            output=output,
+            consecutive_failures=self.consecutive_failures,
+            observed_value=last.observed_value if last else None,
+            observed_unit=last.observed_unit if last else None,
+            source=last.source if last else None,
+        )
+
+
+@dataclass(slots=True)
+class _Target:
+    spec: TargetSpec
+    status: Status = Status.UNKNOWN
+    output: str = "waiting for the first read from systemd"
+    since: float = 0.0
+    consecutive_failures: int = 0
+    last_success: float | None = None
+    unit: UnitState | None = None
+    probes: dict[str, tuple[str, ProbeTrack]] = field(default_factory=dict)
+    recovery: str = "idle"
+
+
+def unit_verdict(unit: UnitState) -> tuple[Status, str]:
+    """Judge a unit from systemd's state alone ("active" is necessary, not sufficient)."""
+    if not unit.found:
+        return Status.FAIL, f"unit {unit.unit} not found (LoadState={unit.load_state})"
+    state, sub = unit.active_state, unit.sub_state
+    words = f"{state.value} ({sub})" if sub else state.value
+    if state in (ActiveState.ACTIVE, ActiveState.RELOADING, ActiveState.REFRESHING):
+        return Status.PASS, words
+    if state is ActiveState.ACTIVATING and sub == "auto-restart":
+        return Status.FAIL, f"{words}: exited ({unit.result}), systemd is restarting it"
+    if state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
+        return Status.WARN, words
+    if state is ActiveState.UNKNOWN:
+        return Status.UNKNOWN, "state unknown"
+    result = f", result {unit.result}" if unit.result and unit.result != "success" else ""
+    return Status.FAIL, f"{words}{result}"
+
+
+def overall(targets: Iterable[TargetHealth], notes: Iterable[str] = ()) -> Status:
+    """fail if a critical target fails; warn if anything else is off; else pass."""
+    worst = Status.WARN if any(True for _ in notes) else Status.PASS
+    for t in targets:
+        if t.status is Status.FAIL and t.critical:
+            return Status.FAIL
+        if t.status is not Status.PASS:
+            worst = Status.WARN
+    return worst
+
+
+class HealthModel:
+    """Per-target health, updated from unit states and probe results."""
+
+    def __init__(self, targets: Iterable[TargetSpec], clock: Clock) -> None:
+        self._clock = clock
+        now = clock.time()
+        self._targets = {s.name: _Target(spec=s, since=now) for s in targets}
+        self._by_unit = {t.spec.unit: t for t in self._targets.values()}
+        self._notes: dict[str, str] = {}
+        self._version = 0
+        self._snapshot: Snapshot | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """Target names in config order."""
+        return list(self._targets)
+
+    def name_for_unit(self, unit: str) -> str | None:
+        """The target that watches `unit`, if any."""
+        target = self._by_unit.get(unit)
+        return target.spec.name if target else None
+
+    def add_probe(self, name: str, probe: str, kind: str, track: ProbeTrack) -> None:
+        """Register a probe so the snapshot lists it before its first run."""
+        self._targets[name].probes[probe] = (kind, track)
+        self._changed()
+
+    def apply_unit(self, name: str, unit: UnitState) -> bool:
+        """Take systemd's latest word on a target's unit; True if the status changed."""
+        target = self._targets[name]
+        previous = target.unit
+        target.unit = unit
+        if previous is not None and previous.main_pid != unit.main_pid:
+            # A new process deserves a clean slate: old failures were about the old one.
+            for _kind, track in target.probes.values():
+                track.consecutive_failures = track.consecutive_successes = 0
+                track.failing = False
+                track.last = None
+        return self._evaluate(target)
+
+    def apply_probe(self, result: ProbeResult) -> bool:
+        """Count a probe result; True if the target's status changed."""
+        target = self._targets[result.target]
+        _kind, track = target.probes[result.probe]
+        track.record(result)
+        return self._evaluate(target)
+
+    def set_note(self, key: str, text: str | None) -> None:
+        """Set or clear a fleet-level degradation (e.g. "bus", "breaker")."""
+        if text is None:
+            if self._notes.pop(key, None) is not None:
+                self._changed()
+        elif self._notes.get(key) != text:
+            self._notes[key] = text
+            self._changed()
+
+    def set_unknown(self, reason: str) -> None:
+        """We lost sight of systemd: every target is unknown until re-read."""
+        for target in self._targets.values():
+            target.unit = None
+            self._set_status(target, Status.UNKNOWN, f"unknown: {reason}")
+        self._changed()
+
+    def set_recovery(self, name: str, text: str) -> None:
+        """Record what recovery is doing for a target, in words."""
+        target = self._targets[name]
+        if target.recovery != text:
+            target.recovery = text
+            self._changed()
+
+    def target(self, name: str) -> TargetHealth:
+        """One target as it stands now."""
+        return self._view(self._targets[name])
+
+    def snapshot(self) -> Snapshot:
+        """The current picture; rebuilt only after something changed."""
+        if self._snapshot is None:
+            targets = tuple(self._view(t) for t in self._targets.values())
+            notes = tuple(self._notes.values())
+            self._snapshot = Snapshot(
+                version=self._version,
+                time=self._clock.time(),
+                status=overall(targets, notes),
+                targets=targets,
+                notes=notes,
+            )
+        return self._snapshot
+
+    def _evaluate(self, target: _Target) -> bool:
+        status, output = self._judge(target)
+        if status is Status.FAIL:
+            target.consecutive_failures += 1
+        elif status is Status.PASS:
+            target.consecutive_failures = 0
+            target.last_success = self._clock.time()
+        changed = self._set_status(target, status, output)
+        self._changed()
+        return changed
+
+    @staticmethod
+    def _judge(target: _Target) -> tuple[Status, str]:
+        unit = target.unit
+        if unit is None:
+            return target.status, target.output
+        status, output = unit_verdict(unit)
+        if status is not Status.PASS:
+            return status, output
+        failing = [t.last.output for _k, t in target.probes.values() if t.failing and t.last]
+        if failing:
+            return Status.FAIL, "; ".join(failing)
+        return Status.PASS, output
+
+    def _set_status(self, target: _Target, status: Status, output: str) -> bool:
+        target.output = output
+        if status is target.status:
+            return False
+        target.status = status
+        target.since = self._clock.time()
+        return True
+
+    def _view(self, target: _Target) -> TargetHealth:
+        return TargetHealth(
+            name=target.spec.name,
+            unit=target.spec.unit,
+            critical=target.spec.critical,
+            status=target.status,
+            output=target.output,
+            since=target.since,
+            consecutive_failures=target.consecutive_failures,
+            last_success=target.last_success,
+            unit_state=target.unit,
+            probes=tuple(track.view(p, kind) for p, (kind, track) in target.probes.items()),
+            recovery=target.recovery,
+        )
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._snapshot = None

@@ -1,0 +1,107 @@
+"""Prometheus metrics: a private registry and a collector over the in-memory snapshot.
+
+A scrape does no I/O: it reads the last snapshot and the last self-sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from supervisor.model import ActiveState, Clock, SelfStats, Snapshot, Status
+
+_STATUSES = (Status.PASS, Status.WARN, Status.FAIL, Status.UNKNOWN)
+_ACTIVE = (
+    ActiveState.ACTIVE,
+    ActiveState.RELOADING,
+    ActiveState.INACTIVE,
+    ActiveState.FAILED,
+    ActiveState.ACTIVATING,
+    ActiveState.DEACTIVATING,
+)
+
+
+class SnapshotCollector(Collector):
+    """Per-target gauges and our own footprint, from memory."""
+
+    def __init__(
+        self, snapshot: Callable[[], Snapshot], stats: Callable[[], SelfStats], clock: Clock
+    ) -> None:
+        self._snapshot = snapshot
+        self._stats = stats
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family built from the current snapshot."""
+        snap = self._snapshot()
+        now = self._clock.time()
+        status = GaugeMetricFamily(
+            "supervisor_target_status",
+            "1 for the target's current status",
+            labels=["target", "status"],
+        )
+        up = GaugeMetricFamily("supervisor_target_up", "1 if the target passes", labels=["target"])
+        active = GaugeMetricFamily(
+            "supervisor_unit_active_state",
+            "1 for the unit's current ActiveState",
+            labels=["target", "state"],
+        )
+        restarts = GaugeMetricFamily(
+            "supervisor_unit_restarts", "systemd's NRestarts for the unit", labels=["target"]
+        )
+        age = GaugeMetricFamily(
+            "supervisor_target_status_age_seconds",
+            "seconds since the target's status last changed",
+            labels=["target"],
+        )
+        for t in snap.targets:
+            for s in _STATUSES:
+                status.add_metric([t.name, s.value], 1.0 if t.status is s else 0.0)
+            up.add_metric([t.name], 1.0 if t.status is Status.PASS else 0.0)
+            age.add_metric([t.name], max(0.0, now - t.since))
+            unit = t.unit_state
+            if unit is not None:
+                for a in _ACTIVE:
+                    active.add_metric([t.name, a.value], 1.0 if unit.active_state is a else 0.0)
+                restarts.add_metric([t.name], float(unit.n_restarts))
+        yield from (status, up, active, restarts, age)
+        overall = GaugeMetricFamily(
+            "supervisor_status", "1 for the overall status", labels=["status"]
+        )
+        for s in _STATUSES:
+            overall.add_metric([s.value], 1.0 if snap.status is s else 0.0)
+        yield overall
+        yield from self._self_metrics()
+
+    def _self_metrics(self) -> Iterator[Metric]:
+        stats = self._stats()
+        yield GaugeMetricFamily(
+            "supervisor_uptime_seconds",
+            "seconds since the supervisor started",
+            value=stats.uptime_s,
+        )
+        yield GaugeMetricFamily(
+            "supervisor_resident_memory_bytes",
+            "the supervisor's own RSS",
+            value=float(stats.rss_bytes),
+        )
+        yield CounterMetricFamily(
+            "supervisor_cpu_seconds", "the supervisor's own CPU time", value=stats.cpu_seconds
+        )
+
+
+class Metrics:
+    """The registry and everything registered in it."""
+
+    def __init__(
+        self, snapshot: Callable[[], Snapshot], stats: Callable[[], SelfStats], clock: Clock
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(SnapshotCollector(snapshot, stats, clock))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of everything."""
+        return generate_latest(self.registry)

@@ -1,0 +1,157 @@
+"""Plain data passed between detection, decision and action: enums and frozen dataclasses."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Status(StrEnum):
+    """Health of a target or of the whole fleet (the IETF health-check draft's words)."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    UNKNOWN = "unknown"  # we cannot tell (bus down, first read pending); shown as warn
+
+
+class ActiveState(StrEnum):
+    """systemd's ActiveState of a unit."""
+
+    ACTIVE = "active"
+    RELOADING = "reloading"
+    INACTIVE = "inactive"
+    FAILED = "failed"
+    ACTIVATING = "activating"
+    DEACTIVATING = "deactivating"
+    MAINTENANCE = "maintenance"
+    REFRESHING = "refreshing"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: str) -> ActiveState:
+        """Map systemd's string, tolerating states a newer systemd may add."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class Clock(Protocol):
+    """Time source; the pure core takes it injected so tests need no sleeping."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (for display only)."""
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        """Seconds on the monotonic clock."""
+        return time.monotonic()
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class UnitState:
+    """What systemd says about one unit (a merge of GetAll and PropertiesChanged)."""
+
+    unit: str
+    load_state: str = "loaded"
+    active_state: ActiveState = ActiveState.UNKNOWN
+    sub_state: str = ""
+    result: str = "success"
+    main_pid: int = 0
+    n_restarts: int = 0
+    state_change_usec: int = 0  # wall clock, microseconds since the epoch
+    memory_bytes: int | None = None  # MemoryCurrent; None where systemd leaves it unset
+    cpu_nsec: int | None = None  # CPUUsageNSec; None where unset (cgroup v1)
+    control_group: str = ""
+
+    @property
+    def found(self) -> bool:
+        """False when systemd has no such unit file."""
+        return self.load_state not in ("not-found", "bad-setting", "error", "masked")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe run: passed or not, and why, in words a person can act on."""
+
+    target: str
+    probe: str  # probe id within the target, e.g. "http" or "heartbeat#2"
+    kind: str  # http | tcp | heartbeat | resources
+    ok: bool
+    output: str
+    duration_s: float
+    observed_value: float | None = None
+    observed_unit: str | None = None
+    source: str | None = None  # where a resource figure came from: "cgroup" or "proc"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeView:
+    """A probe's state as seen in a snapshot."""
+
+    probe: str
+    kind: str
+    status: Status
+    output: str
+    consecutive_failures: int
+    observed_value: float | None = None
+    observed_unit: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetHealth:
+    """A target's health at one moment: everything /health and the policies need."""
+
+    name: str
+    unit: str
+    critical: bool
+    status: Status
+    output: str
+    since: float  # wall clock of the last status change
+    consecutive_failures: int
+    last_success: float | None
+    unit_state: UnitState | None
+    probes: tuple[ProbeView, ...] = ()
+    recovery: str = "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole picture, immutable; rendered by /health, /metrics, STATUS= and the CLI."""
+
+    version: int
+    time: float
+    status: Status
+    targets: tuple[TargetHealth, ...]
+    notes: tuple[str, ...] = field(default=())  # fleet-level degradations, e.g. "bus down"
+
+    def target(self, name: str) -> TargetHealth | None:
+        """The named target, or None."""
+        for t in self.targets:
+            if t.name == name:
+                return t
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SelfStats:
+    """One sample of our own resource use."""
+
+    uptime_s: float = 0.0
+    rss_bytes: int = 0
+    cpu_seconds: float = 0.0
+    cpu_percent: float = 0.0  # of one core, since the previous sample

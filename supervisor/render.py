@@ -1,0 +1,144 @@
+"""Pure renderers of a snapshot: the health+json document, the STATUS= line, the CLI table."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from supervisor import __version__
+from supervisor.model import Snapshot, Status, TargetHealth
+
+HEALTH_CONTENT_TYPE = "application/health+json"
+
+
+def _public(status: Status) -> str:
+    # The draft knows only pass/warn/fail: "unknown" is a warning whose output says why.
+    return Status.WARN.value if status is Status.UNKNOWN else status.value
+
+
+def iso(ts: float | None) -> str | None:
+    """RFC 3339 UTC with seconds, or None."""
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def http_code(status: Status) -> int:
+    """pass and warn answer 200; fail answers 503 so load balancers and curl -f notice."""
+    return 503 if status is Status.FAIL else 200
+
+
+def target_check(t: TargetHealth, now: float) -> dict[str, Any]:
+    """One target as an entry of the draft's `checks` map."""
+    unit = t.unit_state
+    entry: dict[str, Any] = {
+        "componentId": t.name,
+        "componentType": "systemd-unit",
+        "status": _public(t.status),
+        "time": iso(now),
+        "output": t.output,
+        "unit": t.unit,
+        "critical": t.critical,
+        "since": iso(t.since),
+        "consecutiveFailures": t.consecutive_failures,
+        "lastSuccess": iso(t.last_success),
+        "recovery": t.recovery,
+    }
+    if t.status is Status.UNKNOWN:
+        entry["state"] = "unknown"
+    if unit is not None:
+        entry.update(
+            activeState=unit.active_state.value,
+            subState=unit.sub_state,
+            result=unit.result,
+            nRestarts=unit.n_restarts,
+            mainPid=unit.main_pid,
+        )
+    if t.probes:
+        entry["probes"] = [_probe(p) for p in t.probes]
+    return entry
+
+
+def _probe(p: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "probe": p.probe,
+        "type": p.kind,
+        "status": _public(p.status),
+        "output": p.output,
+        "consecutiveFailures": p.consecutive_failures,
+    }
+    if p.observed_value is not None:
+        out["observedValue"] = p.observed_value
+        out["observedUnit"] = p.observed_unit
+    if p.source is not None:
+        out["source"] = p.source
+    return out
+
+
+def health_document(snap: Snapshot) -> dict[str, Any]:
+    """The whole fleet as `application/health+json`."""
+    doc: dict[str, Any] = {
+        "status": _public(snap.status),
+        "version": __version__,
+        "serviceId": "sidecar-supervisor",
+        "description": "health of the watched systemd user units",
+        "checks": {t.name: [target_check(t, snap.time)] for t in snap.targets},
+    }
+    if snap.notes:
+        doc["notes"] = list(snap.notes)
+        doc["output"] = "; ".join(snap.notes)
+    return doc
+
+
+def target_document(snap: Snapshot, t: TargetHealth) -> dict[str, Any]:
+    """One target as its own health document."""
+    return {
+        "status": _public(t.status),
+        "version": __version__,
+        "serviceId": f"sidecar-supervisor/{t.name}",
+        "output": t.output,
+        "checks": {t.name: [target_check(t, snap.time)]},
+    }
+
+
+def status_line(snap: Snapshot) -> str:
+    """One line for systemd's STATUS=: "3 targets: 2 pass, 1 fail (dashboard)"."""
+    counts: dict[str, list[str]] = {}
+    for t in snap.targets:
+        counts.setdefault(t.status.value, []).append(t.name)
+    parts = []
+    for status in (Status.PASS, Status.WARN, Status.UNKNOWN, Status.FAIL):
+        names = counts.get(status.value, [])
+        if names:
+            shown = "" if status is Status.PASS else f" ({', '.join(names)})"
+            parts.append(f"{len(names)} {status.value}{shown}")
+    line = f"{len(snap.targets)} targets: " + ", ".join(parts)
+    return "; ".join([line, *snap.notes])
+
+
+def table(doc: dict[str, Any]) -> str:
+    """A health document as a readable table (for `supervisor status`)."""
+    rows = [("TARGET", "STATUS", "UNIT", "STATE", "PID", "RESTARTS", "RECOVERY", "OUTPUT")]
+    for name, entries in doc.get("checks", {}).items():
+        e = entries[0]
+        state = f"{e.get('activeState', '?')}/{e.get('subState', '?')}"
+        rows.append(
+            (
+                name,
+                e.get("state", e["status"]),
+                e.get("unit", ""),
+                state,
+                str(e.get("mainPid", "")),
+                str(e.get("nRestarts", "")),
+                e.get("recovery", ""),
+                e.get("output", ""),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]
+    header = f"overall: {doc.get('status', '?')}"
+    if doc.get("output"):
+        header += f" ({doc['output']})"
+    return "\n".join([header, *lines])

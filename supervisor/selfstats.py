@@ -1,0 +1,38 @@
+"""The supervisor's own footprint, sampled off the request path (psutil reads /proc)."""
+
+from __future__ import annotations
+
+import psutil
+
+from supervisor.model import Clock, SelfStats
+
+
+class SelfSampler:
+    """Samples our own CPU and RSS; the daemon calls `sample()` from its loop."""
+
+    def __init__(self, clock: Clock, pid: int | None = None) -> None:
+        self._clock = clock
+        self._process = psutil.Process(pid)
+        self._started = clock.monotonic()
+        self._last_cpu = self._cpu()
+        self._last_at = self._started
+        self.latest = SelfStats()
+
+    def _cpu(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def sample(self) -> SelfStats:
+        """Take a new sample and keep it as `latest`."""
+        now = self._clock.monotonic()
+        cpu = self._cpu()
+        elapsed = now - self._last_at
+        percent = 100.0 * (cpu - self._last_cpu) / elapsed if elapsed > 0 else 0.0
+        self._last_cpu, self._last_at = cpu, now
+        self.latest = SelfStats(
+            uptime_s=now - self._started,
+            rss_bytes=int(self._process.memory_info().rss),
+            cpu_seconds=cpu,
+            cpu_percent=percent,
+        )
+        return self.latest

@@ -1,0 +1,275 @@
+"""A typed front end over systemd's user manager on D-Bus (dbus-fast, low-level messages).
+
+Callers see `UnitState` and our own errors, never library types. State is event-driven:
+we `Subscribe()`, match `PropertiesChanged` from systemd only, and re-read everything with
+`GetAll` after every (re)connect because signals may have been missed while away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
+
+from dbus_fast import BusType, Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+from supervisor.errors import BusError
+from supervisor.model import ActiveState, UnitState
+
+log = logging.getLogger(__name__)
+
+SYSTEMD = "org.freedesktop.systemd1"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+MANAGER = "org.freedesktop.systemd1.Manager"
+UNIT = "org.freedesktop.systemd1.Unit"
+SERVICE = "org.freedesktop.systemd1.Service"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+UNIT_PATHS = "/org/freedesktop/systemd1/unit"
+_UNSET_U64 = 2**64 - 1  # systemd's "not set" for MemoryCurrent, CPUUsageNSec
+
+
+def bus_address(env: Mapping[str, str] = os.environ) -> str:
+    """The user bus: DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus."""
+    if address := env.get("DBUS_SESSION_BUS_ADDRESS"):
+        return address
+    runtime = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return f"unix:path={runtime}/bus"
+
+
+def _u64(value: int) -> int | None:
+    return None if value == _UNSET_U64 else int(value)
+
+
+# D-Bus property -> (UnitState field, converter).
+_FIELDS: dict[str, tuple[str, Any]] = {
+    "LoadState": ("load_state", str),
+    "ActiveState": ("active_state", ActiveState.parse),
+    "SubState": ("sub_state", str),
+    "Result": ("result", str),
+    "MainPID": ("main_pid", int),
+    "NRestarts": ("n_restarts", int),
+    "StateChangeTimestamp": ("state_change_usec", int),
+    "MemoryCurrent": ("memory_bytes", _u64),
+    "CPUUsageNSec": ("cpu_nsec", _u64),
+    "ControlGroup": ("control_group", str),
+}
+
+
+def merge(state: UnitState, props: Mapping[str, Any]) -> UnitState:
+    """Fold D-Bus properties (Variants or plain values) into a unit state."""
+    changes: dict[str, Any] = {}
+    for key, value in props.items():
+        spec = _FIELDS.get(key)
+        if spec is not None:
+            raw = value.value if isinstance(value, Variant) else value
+            changes[spec[0]] = spec[1](raw)
+    return replace(state, **changes) if changes else state
+
+
+class Listener(Protocol):
+    """Who hears about units; called from the bus reader, so it must be quick."""
+
+    def unit_changed(self, state: UnitState) -> None:
+        """A watched unit's state changed (or was re-read)."""
+
+    def bus_lost(self, reason: str) -> None:
+        """The bus went away; all unit states are now unknown."""
+
+
+class Systemd:
+    """The user manager's units, watched and acted on over D-Bus."""
+
+    def __init__(self, address: str, units: Iterable[str], call_timeout_s: float = 5.0) -> None:
+        self._address = address
+        self._units = list(units)
+        self._timeout = call_timeout_s
+        self._bus: MessageBus | None = None
+        self._owner = ""  # systemd's unique bus name: signals from anyone else are ignored
+        self._paths: dict[str, str] = {}  # object path -> unit name
+        self._states: dict[str, UnitState] = {}
+        self._listener: Listener | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True while the bus connection is up."""
+        return self._bus is not None and self._bus.connected
+
+    def state(self, unit: str) -> UnitState | None:
+        """The last known state of a watched unit."""
+        return self._states.get(unit)
+
+    async def connect(self, listener: Listener) -> None:
+        """Connect, subscribe, and read every watched unit; listener hears each state."""
+        self._listener = listener
+        try:
+            bus = await asyncio.wait_for(
+                MessageBus(bus_address=self._address, bus_type=BusType.SESSION).connect(),
+                self._timeout,
+            )
+        except Exception as exc:  # OSError, TimeoutError, auth failures: all mean no bus
+            raise BusError(
+                f"cannot connect to {self._address}: {exc or type(exc).__name__}"
+            ) from None
+        self._bus = bus
+        bus.add_message_handler(self._on_message)
+        try:
+            await self._subscribe()
+            await self.refresh_all()
+        except BusError:
+            self.close()
+            raise
+
+    async def _subscribe(self) -> None:
+        rule = (
+            f"type='signal',sender='{SYSTEMD}',interface='{PROPERTIES}',"
+            f"member='PropertiesChanged',path_namespace='{UNIT_PATHS}'"
+        )
+        await self._call(_dbus("AddMatch", "s", rule))
+        manager_rule = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}'"
+        await self._call(_dbus("AddMatch", "s", manager_rule))
+        self._owner = str((await self._call(_dbus("GetNameOwner", "s", SYSTEMD)))[0])
+        # Without Subscribe() systemd only emits signals while some client is subscribed.
+        await self._call(_manager("Subscribe", ""))
+
+    async def refresh_all(self) -> None:
+        """Re-read every watched unit (after connect, reload, or a missed signal)."""
+        for unit in self._units:
+            await self.refresh(unit)
+
+    async def refresh(self, unit: str) -> UnitState:
+        """Read one unit with GetAll and tell the listener."""
+        path = await self._unit_path(unit)
+        props = dict((await self._call(_props(path, "GetAll", "s", UNIT)))[0])
+        if unit.endswith(".service") and props.get("LoadState", Variant("s", "")).value == "loaded":
+            props.update((await self._call(_props(path, "GetAll", "s", SERVICE)))[0])
+        state = merge(UnitState(unit=unit), props)
+        self._publish(state)
+        return state
+
+    async def get_properties(
+        self, unit: str, interface: str, names: Iterable[str]
+    ) -> dict[str, Any]:
+        """Read a few properties (e.g. MemoryCurrent, which emits no change signal)."""
+        path = await self._unit_path(unit)
+        out: dict[str, Any] = {}
+        for name in names:
+            reply = await self._call(_props(path, "Get", "ss", interface, name))
+            out[name] = reply[0].value
+        return out
+
+    async def _unit_path(self, unit: str) -> str:
+        for path, name in self._paths.items():
+            if name == unit:
+                return path
+        # LoadUnit (not GetUnit) so a unit that is not loaded, or not found, still has a
+        # path whose LoadState says so: "not found" is a state to report, not an exception.
+        reply = await self._call(_manager("LoadUnit", "s", unit))
+        path = str(reply[0])
+        self._paths[path] = unit
+        return path
+
+    def _publish(self, state: UnitState) -> None:
+        if self._states.get(state.unit) == state:
+            return
+        self._states[state.unit] = state
+        if self._listener is not None:
+            self._listener.unit_changed(state)
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.message_type is not MessageType.SIGNAL or msg.sender != self._owner:
+            return
+        if msg.member == "PropertiesChanged" and msg.path in self._paths:
+            self._on_properties(self._paths[msg.path], msg.body)
+        elif msg.member == "Reloading" and msg.body and msg.body[0] is False:
+            # A daemon-reload may have created or changed unit files: read everything again.
+            asyncio.get_running_loop().create_task(self._refresh_quietly())
+
+    def _on_properties(self, unit: str, body: list[Any]) -> None:
+        interface, changed, invalidated = body
+        if interface not in (UNIT, SERVICE):
+            return
+        current = self._states.get(unit, UnitState(unit=unit))
+        self._publish(merge(current, changed))
+        if any(name in _FIELDS for name in invalidated):
+            asyncio.get_running_loop().create_task(self._refresh_quietly(unit))
+
+    async def _refresh_quietly(self, unit: str | None = None) -> None:
+        try:
+            await (self.refresh(unit) if unit else self.refresh_all())
+        except BusError as exc:
+            log.warning("re-reading %s failed: %s", unit or "all units", exc)
+
+    async def _call(self, msg: Message) -> list[Any]:
+        bus = self._bus
+        member = msg.member
+        if bus is None or not bus.connected:
+            raise BusError("not connected to the bus")
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await bus.call(msg)
+        except TimeoutError:
+            raise BusError(f"{member} timed out after {self._timeout:.1f} s") from None
+        except Exception as exc:  # the library raises assorted errors once the bus is gone
+            raise BusError(f"{member} failed: {exc or type(exc).__name__}") from None
+        if reply is None:
+            raise BusError(f"{member}: no reply")
+        if reply.message_type is MessageType.ERROR:
+            detail = reply.body[0] if reply.body else ""
+            raise BusError(f"{member}: {reply.error_name}: {detail}")
+        return list(reply.body)
+
+    async def wait_closed(self) -> str:
+        """Wait until the bus connection ends; return why, in words."""
+        bus = self._bus
+        if bus is None:
+            return "not connected"
+        try:
+            await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # the disconnect future carries the transport's error
+            return f"bus connection lost: {exc or type(exc).__name__}"
+        return "bus connection closed"
+
+    def close(self) -> None:
+        """Drop the connection (idempotent); state is forgotten so a reconnect re-reads it."""
+        bus, self._bus = self._bus, None
+        self._paths.clear()
+        self._states.clear()
+        if bus is not None and bus.connected:
+            bus.disconnect()
+
+
+def _dbus(member: str, sig: str, *body: Any) -> Message:
+    return Message(
+        destination="org.freedesktop.DBus",
+        path="/org/freedesktop/DBus",
+        interface="org.freedesktop.DBus",
+        member=member,
+        signature=sig,
+        body=list(body),
+    )
+
+
+def _manager(member: str, sig: str, *body: Any) -> Message:
+    return Message(
+        destination=SYSTEMD,
+        path=MANAGER_PATH,
+        interface=MANAGER,
+        member=member,
+        signature=sig,
+        body=list(body),
+    )
+
+
+def _props(path: str, member: str, sig: str, *body: Any) -> Message:
+    return Message(
+        destination=SYSTEMD,
+        path=path,
+        interface=PROPERTIES,
+        member=member,
+        signature=sig,
+        body=list(body),
+    )
