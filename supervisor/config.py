@@ -8,9 +8,17 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from supervisor.errors import ConfigError
@@ -35,6 +43,79 @@ class HttpConfig(_Strict):
     access_log: bool = False
 
 
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+Count = Annotated[int, Field(ge=1, le=1000)]
+# Probe timing keys: set on a target, they are the defaults of its probes.
+_TIMING = ("period_s", "timeout_s", "failure_threshold", "success_threshold", "confirm_interval_s")
+
+
+class _Probe(_Strict):
+    """Timing and thresholds shared by every probe (Kubernetes' semantics)."""
+
+    name: str | None = Field(None, pattern=_NAME_PATTERN)  # id in /health; default: the type
+    period_s: Seconds = 5.0
+    timeout_s: Seconds = 2.0
+    failure_threshold: Count = 3
+    success_threshold: Count = 1
+    confirm_interval_s: Seconds = 0.5  # re-probe this soon after a first failure
+
+    @model_validator(mode="after")
+    def _timeout_fits_period(self) -> Self:
+        if self.timeout_s > self.period_s:
+            raise ValueError(
+                f"timeout_s ({self.timeout_s}) must not exceed period_s ({self.period_s})"
+            )
+        return self
+
+
+class HttpProbe(_Probe):
+    """GET a URL: 2xx and 3xx pass; optionally the JSON body must contain some fields."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    expect_json: dict[str, Any] | None = None
+
+
+class TcpProbe(_Probe):
+    """A TCP connect must succeed within the timeout."""
+
+    type: Literal["tcp"]
+    host: str = "127.0.0.1"
+    port: Port
+
+
+class HeartbeatProbe(_Probe):
+    """A file's mtime must be younger than max_age_s."""
+
+    type: Literal["heartbeat"]
+    path: Path
+    max_age_s: Seconds
+
+    @field_validator("path")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+class ResourcesProbe(_Probe):
+    """The unit's memory and CPU (cgroup via systemd, else /proc) must stay under limits."""
+
+    type: Literal["resources"]
+    memory_max_mb: Annotated[float, Field(gt=0)] | None = None
+    cpu_max_percent: Annotated[float, Field(gt=0)] | None = None  # of one core, per period
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Self:
+        if self.memory_max_mb is None and self.cpu_max_percent is None:
+            raise ValueError("set memory_max_mb, cpu_max_percent or both")
+        return self
+
+
+ProbeConfig = Annotated[
+    HttpProbe | TcpProbe | HeartbeatProbe | ResourcesProbe, Field(discriminator="type")
+]
+
+
 class TargetConfig(_Strict):
     """One watched systemd unit."""
 
@@ -42,6 +123,33 @@ class TargetConfig(_Strict):
     unit: str
     critical: bool = False
     ports: list[Port] = Field(default_factory=list)
+    period_s: Seconds = 5.0
+    timeout_s: Seconds = 2.0
+    failure_threshold: Count = 3
+    success_threshold: Count = 1
+    confirm_interval_s: Seconds = 0.5
+    probes: list[ProbeConfig] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_timing(cls, data: Any) -> Any:
+        """A target's timing keys are the defaults of its probes."""
+        if isinstance(data, dict) and isinstance(data.get("probes"), list):
+            inherited = {k: data[k] for k in _TIMING if k in data}
+            data = {
+                **data,
+                "probes": [
+                    {**inherited, **p} if isinstance(p, dict) else p for p in data["probes"]
+                ],
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _probe_names_unique(self) -> Self:
+        names = probe_ids(self)
+        if len(set(names)) != len(names):
+            raise ValueError("two probes share a name: give one of them a `name`")
+        return self
 
     @field_validator("unit")
     @classmethod
@@ -91,6 +199,11 @@ class Config(BaseSettings):
     def target(self, name: str) -> TargetConfig | None:
         """The named target, or None."""
         return next((t for t in self.targets if t.name == name), None)
+
+
+def probe_ids(target: TargetConfig) -> list[str]:
+    """Each probe's id: its `name`, else its type ("http", "heartbeat", ...)."""
+    return [p.name or p.type for p in target.probes]
 
 
 def default_path() -> Path:
@@ -157,6 +270,8 @@ def _dotted(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
             node = node[part] if isinstance(node, list) and part < len(node) else None
             if isinstance(node, dict) and isinstance(node.get("name"), str):
                 out += f"({node['name']})"
+        elif isinstance(node, dict) and node.get("type") == part and part not in node:
+            out += f"({part})"  # pydantic's discriminator tag: the probe's type, not a key
         else:
             out += f".{part}" if out else part
             node = node.get(part) if isinstance(node, dict) else None

@@ -8,16 +8,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
 
-from supervisor import render
-from supervisor.config import Config
+from supervisor import probes, render
+from supervisor.config import Config, TargetConfig, probe_ids
 from supervisor.errors import BusError
-from supervisor.health import HealthModel, TargetSpec
+from supervisor.health import HealthModel, ProbeTrack, TargetSpec
 from supervisor.http import HealthApp, HttpServer, HttpSettings
 from supervisor.metrics import Metrics
-from supervisor.model import Clock, Snapshot, Status, SystemClock, UnitState
+from supervisor.model import (
+    ActiveState,
+    Clock,
+    Snapshot,
+    Status,
+    SystemClock,
+    UnitResources,
+    UnitState,
+)
 from supervisor.notify import Notifier
+from supervisor.resources import ProcReader
+from supervisor.schedule import ProbeSchedule
 from supervisor.selfstats import SelfSampler
 from supervisor.systemd import Systemd, bus_address
 
@@ -49,9 +60,35 @@ class Daemon:
         http = config.http
         self.http = HttpServer(app, HttpSettings(http.host, http.port, http.access_log))
         self.notifier = Notifier(env)
+        self._rng = random.Random()
+        self._session = probes.session_factory()
+        self._proc = ProcReader()
+        self._probe_runs: list[tuple[TargetConfig, str, probes.Check, ProbeSchedule, float]] = []
+        for target in config.targets:
+            self._add_probes(target)
         self._wake = asyncio.Event()
         self._bus_tried = asyncio.Event()
         self._statuses: dict[str, Status] = {}
+
+    def _add_probes(self, target: TargetConfig) -> None:
+        now = self.clock.monotonic()
+        for pid, spec in zip(probe_ids(target), target.probes, strict=True):
+            track = ProbeTrack(spec.failure_threshold, spec.success_threshold)
+            self.model.add_probe(target.name, pid, spec.type, track)
+            check = probes.build(
+                spec,
+                clock=self.clock,
+                session=self._session,
+                read_unit=self._unit_reader(target.unit),
+                reader=self._proc,
+            )
+            # A random first offset so many targets' probes do not fire together.
+            first = now + self._rng.uniform(0, spec.period_s)
+            sched = ProbeSchedule(track, spec.period_s, spec.confirm_interval_s, first)
+            self._probe_runs.append((target, pid, check, sched, spec.timeout_s))
+
+    def _unit_reader(self, unit: str) -> Callable[[], Awaitable[UnitResources]]:
+        return lambda: self.systemd.resources(unit)
 
     def snapshot(self) -> Snapshot:
         """The current picture."""
@@ -83,6 +120,7 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._bus_loop()), group.create_task(self._supervise())]
+                tasks += [group.create_task(self._probe_loop(*run)) for run in self._probe_runs]
                 await self._bus_tried.wait()
                 self.notifier.ready()
                 log.info("ready: watching %d targets", len(self.config.targets))
@@ -92,6 +130,8 @@ class Daemon:
                 for task in tasks:
                     task.cancel()
         finally:
+            session = self._session()
+            await session.close()
             await self.http.stop()
             self.systemd.close()
             self.notifier.close()
@@ -117,6 +157,38 @@ class Daemon:
             attempt += 1
             log.warning("D-Bus: %s; retrying in %.1f s", reason, delay)
             await asyncio.sleep(delay)
+
+    def _probe_allowed(self, target: TargetConfig) -> bool:
+        """Probe only active units: an inactive one is already known bad from D-Bus."""
+        unit = self.systemd.state(target.unit)
+        return unit is not None and unit.active_state is ActiveState.ACTIVE
+
+    async def _probe_loop(
+        self,
+        target: TargetConfig,
+        pid: str,
+        check: probes.Check,
+        sched: ProbeSchedule,
+        timeout_s: float,
+    ) -> None:
+        """Run one probe on its schedule, forever; results go to the model at once."""
+        clock = self.clock
+        while True:
+            await asyncio.sleep(max(0.0, sched.next_at - clock.monotonic()))
+            started = clock.monotonic()
+            if not self._probe_allowed(target):
+                sched.skipped(started)
+                continue
+            before = self.systemd.state(target.unit)
+            result = await probes.run(target.name, pid, check, timeout_s, clock)
+            self.metrics.observe_probe(result)
+            after = self.systemd.state(target.unit)
+            if before is None or after is None or before.main_pid != after.main_pid:
+                sched.skipped(clock.monotonic())  # about a process that is gone: discard
+                continue
+            if self.model.apply_probe(result):
+                self._wake.set()
+            sched.ran(started, clock.monotonic())
 
     async def _supervise(self) -> None:
         """One pass per wake-up or interval: report changes, STATUS=, watchdog ping."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from supervisor.model import ActiveState, Clock, SelfStats, Snapshot, Status
+from supervisor.model import ActiveState, Clock, ProbeResult, SelfStats, Snapshot, Status
 
 _STATUSES = (Status.PASS, Status.WARN, Status.FAIL, Status.UNKNOWN)
 _ACTIVE = (
@@ -101,6 +101,41 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SnapshotCollector(snapshot, stats, clock))
+        labels = ["target", "type"]
+        reg = self.registry
+        self._duration = Histogram(
+            "supervisor_probe_duration_seconds",
+            "time a probe took",
+            labels,
+            registry=reg,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+        )
+        self._runs = Counter("supervisor_probe_runs", "probes run", labels, registry=reg)
+        self._failures = Counter("supervisor_probe_failures", "probes failed", labels, registry=reg)
+        self._memory = Gauge(
+            "supervisor_unit_memory_bytes",
+            "the unit's memory (resources probe)",
+            ["target"],
+            registry=reg,
+        )
+        self._cpu = Gauge(
+            "supervisor_unit_cpu_percent",
+            "the unit's CPU, % of one core over the probe period (resources probe)",
+            ["target"],
+            registry=reg,
+        )
+
+    def observe_probe(self, result: ProbeResult) -> None:
+        """Count a probe run and keep the figures it brought."""
+        self._duration.labels(result.target, result.kind).observe(result.duration_s)
+        self._runs.labels(result.target, result.kind).inc()
+        if not result.ok:
+            self._failures.labels(result.target, result.kind).inc()
+        for name, value in result.samples:
+            if name == "memory_bytes":
+                self._memory.labels(result.target).set(value)
+            elif name == "cpu_percent":
+                self._cpu.labels(result.target).set(value)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything."""

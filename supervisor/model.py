@@ -96,6 +96,7 @@ class ProbeResult:
     observed_value: float | None = None
     observed_unit: str | None = None
     source: str | None = None  # where a resource figure came from: "cgroup" or "proc"
+    samples: tuple[tuple[str, float], ...] = ()  # extra figures for /metrics (memory, CPU)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +156,12 @@ class SelfStats:
     rss_bytes: int = 0
     cpu_seconds: float = 0.0
     cpu_percent: float = 0.0  # of one core, since the previous sample
+
+
+@dataclass(frozen=True, slots=True)
+class UnitResources:
+    """What systemd reports of a unit's cgroup (None where the host leaves it unset)."""
+
+    memory_bytes: int | None
+    cpu_nsec: int | None
+    control_group: str

@@ -18,7 +18,7 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from supervisor.errors import BusError
-from supervisor.model import ActiveState, UnitState
+from supervisor.model import ActiveState, UnitResources, UnitState
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,17 @@ class Systemd:
             reply = await self._call(_props(path, "Get", "ss", interface, name))
             out[name] = reply[0].value
         return out
+
+    async def resources(self, unit: str) -> UnitResources:
+        """The unit's cgroup figures, polled (they emit no change signals)."""
+        props = await self.get_properties(
+            unit, SERVICE, ("MemoryCurrent", "CPUUsageNSec", "ControlGroup")
+        )
+        return UnitResources(
+            memory_bytes=_u64(props["MemoryCurrent"]),
+            cpu_nsec=_u64(props["CPUUsageNSec"]),
+            control_group=str(props["ControlGroup"]),
+        )
 
     async def _unit_path(self, unit: str) -> str:
         for path, name in self._paths.items():

@@ -1,0 +1,273 @@
+"""Active probes: catch what systemd cannot see (hung, stale, overgrown).
+
+Each check answers one question about the world and says why in words. `run` puts every
+check under a hard timeout and turns any error into a failed result, so one bad target never
+stalls the others or the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from supervisor.config import HeartbeatProbe, HttpProbe, ProbeConfig, ResourcesProbe, TcpProbe
+from supervisor.model import Clock, ProbeResult, UnitResources
+
+MIB = 1024 * 1024
+_MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one check found."""
+
+    ok: bool
+    output: str
+    value: float | None = None
+    unit: str | None = None
+    source: str | None = None
+    samples: tuple[tuple[str, float], ...] = ()  # extra figures for /metrics
+
+
+ReadUnit = Callable[[], Awaitable[UnitResources]]
+
+
+class ProcessTree(Protocol):
+    """Where a unit's processes and their use are read (resources.ProcReader)."""
+
+    def pids(self, control_group: str) -> list[int]:
+        """PIDs in the cgroup."""
+
+    def cpu_seconds(self, pids: list[int]) -> float:
+        """Their CPU seconds."""
+
+    def rss_bytes(self, pids: list[int]) -> int:
+        """Their resident memory."""
+
+
+class Check(Protocol):
+    """One probe's question."""
+
+    kind: str
+
+    async def check(self) -> Outcome:
+        """Ask it once."""
+
+
+class HttpCheck:
+    """GET; 2xx and 3xx pass (redirects are not followed), optional JSON fields."""
+
+    kind = "http"
+
+    def __init__(self, spec: HttpProbe, session: Callable[[], aiohttp.ClientSession]) -> None:
+        self._spec = spec
+        self._session = session
+
+    async def check(self) -> Outcome:
+        """Fetch the URL and judge status and body."""
+        try:
+            async with self._session().get(self._spec.url, allow_redirects=False) as resp:
+                if not 200 <= resp.status < 400:
+                    return Outcome(False, f"http: status {resp.status}", resp.status, "status")
+                if self._spec.expect_json is None:
+                    return Outcome(True, f"http: status {resp.status}", resp.status, "status")
+                body = await resp.content.read(_MAX_BODY)
+        except aiohttp.ClientConnectorError as exc:
+            return Outcome(False, f"http: cannot connect: {_why(exc.os_error)}")
+        except aiohttp.ClientError as exc:
+            return Outcome(False, f"http: {type(exc).__name__}: {exc}")
+        return self._judge_body(body)
+
+    def _judge_body(self, body: bytes) -> Outcome:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return Outcome(False, "http: body is not JSON")
+        for key, want in (self._spec.expect_json or {}).items():
+            got = doc.get(key) if isinstance(doc, dict) else None
+            if got != want:
+                return Outcome(False, f"http: body field {key!r} is {got!r}, expected {want!r}")
+        return Outcome(True, "http: status ok, body as expected")
+
+
+class TcpCheck:
+    """A TCP connect succeeds."""
+
+    kind = "tcp"
+
+    def __init__(self, spec: TcpProbe) -> None:
+        self._spec = spec
+
+    async def check(self) -> Outcome:
+        """Connect and close at once."""
+        where = f"{self._spec.host}:{self._spec.port}"
+        try:
+            _reader, writer = await asyncio.open_connection(self._spec.host, self._spec.port)
+        except OSError as exc:
+            return Outcome(False, f"tcp: {where}: {_why(exc)}")
+        writer.close()
+        # A reset on close is fine: the connect itself succeeded, which is the question.
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return Outcome(True, f"tcp: {where} accepts connections")
+
+
+class HeartbeatCheck:
+    """A file's mtime is fresh (a local file: stat does not block for long)."""
+
+    kind = "heartbeat"
+
+    def __init__(self, spec: HeartbeatProbe, clock: Clock) -> None:
+        self._spec = spec
+        self._clock = clock
+
+    async def check(self) -> Outcome:
+        """Compare the file's age with max_age_s."""
+        try:
+            mtime = os.stat(self._spec.path).st_mtime
+        except FileNotFoundError:
+            return Outcome(False, f"heartbeat: {self._spec.path} does not exist")
+        except OSError as exc:
+            return Outcome(False, f"heartbeat: cannot stat {self._spec.path}: {exc.strerror}")
+        age = max(0.0, self._clock.time() - mtime)
+        limit = self._spec.max_age_s
+        ok = age <= limit
+        words = f"heartbeat: {age:.0f} s old (max {limit:g} s)"
+        return Outcome(ok, words, round(age, 3), "s")
+
+
+class ResourcesCheck:
+    """Memory and CPU of the unit: systemd's cgroup figures, else /proc for its processes."""
+
+    kind = "resources"
+
+    def __init__(
+        self, spec: ResourcesProbe, read_unit: ReadUnit, reader: ProcessTree, clock: Clock
+    ) -> None:
+        self._spec = spec
+        self._read_unit = read_unit
+        self._reader = reader
+        self._clock = clock
+        self._last_cpu: tuple[float, float] | None = None  # (cpu seconds, monotonic)
+
+    async def check(self) -> Outcome:
+        """Sample memory and CPU, compare with the limits."""
+        unit = await self._read_unit()
+        pids: list[int] | None = None
+        if unit.memory_bytes is not None:
+            memory, mem_source = unit.memory_bytes, "cgroup"
+        else:
+            pids = self._reader.pids(unit.control_group)
+            memory, mem_source = self._reader.rss_bytes(pids), "proc"
+        if unit.cpu_nsec is not None:
+            cpu_s, cpu_source = unit.cpu_nsec / 1e9, "cgroup"
+        else:
+            pids = pids if pids is not None else self._reader.pids(unit.control_group)
+            cpu_s, cpu_source = self._reader.cpu_seconds(pids), "proc"
+        return self._judge(
+            memory, self._cpu_percent(cpu_s), f"memory {mem_source}, cpu {cpu_source}"
+        )
+
+    def _cpu_percent(self, cpu_s: float) -> float | None:
+        now = self._clock.monotonic()
+        last, self._last_cpu = self._last_cpu, (cpu_s, now)
+        if last is None or now <= last[1]:
+            return None  # a rate needs two samples
+        # Processes that exited take their CPU time with them (/proc): never report < 0.
+        return max(0.0, 100.0 * (cpu_s - last[0]) / (now - last[1]))
+
+    def _judge(self, memory: int, cpu: float | None, source: str) -> Outcome:
+        mb = memory / MIB
+        samples: list[tuple[str, float]] = [("memory_bytes", float(memory))]
+        if cpu is not None:
+            samples.append(("cpu_percent", cpu))
+        limit_mb, limit_cpu = self._spec.memory_max_mb, self._spec.cpu_max_percent
+        if limit_mb is not None and mb > limit_mb:
+            return Outcome(
+                False,
+                f"resources: {mb:.0f} MB > {limit_mb:g} MB",
+                round(mb, 1),
+                "MB",
+                source,
+                tuple(samples),
+            )
+        if limit_cpu is not None and cpu is not None and cpu > limit_cpu:
+            return Outcome(
+                False,
+                f"resources: CPU {cpu:.0f} % > {limit_cpu:g} %",
+                round(cpu, 1),
+                "percent",
+                source,
+                tuple(samples),
+            )
+        cpu_words = f", CPU {cpu:.1f} %" if cpu is not None else ""
+        return Outcome(
+            True, f"resources: {mb:.0f} MB{cpu_words}", round(mb, 1), "MB", source, tuple(samples)
+        )
+
+
+def _why(exc: OSError) -> str:
+    """The errno's words ("Connection refused"), not asyncio's "Connect call failed (...)"."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def build(
+    spec: ProbeConfig,
+    *,
+    clock: Clock,
+    session: Callable[[], aiohttp.ClientSession],
+    read_unit: ReadUnit,
+    reader: ProcessTree,
+) -> Check:
+    """The check for a probe's config."""
+    if isinstance(spec, HttpProbe):
+        return HttpCheck(spec, session)
+    if isinstance(spec, TcpProbe):
+        return TcpCheck(spec)
+    if isinstance(spec, HeartbeatProbe):
+        return HeartbeatCheck(spec, clock)
+    return ResourcesCheck(spec, read_unit, reader, clock)
+
+
+async def run(target: str, probe: str, check: Check, timeout_s: float, clock: Clock) -> ProbeResult:
+    """Run a check under a hard timeout; every failure becomes a result, never an exception."""
+    started = clock.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s):
+            outcome = await check.check()
+    except TimeoutError:
+        outcome = Outcome(False, f"{check.kind}: timeout after {timeout_s:.1f} s")
+    except Exception as exc:  # a probe must never take the daemon down
+        outcome = Outcome(False, f"{check.kind}: {type(exc).__name__}: {exc}")
+    return ProbeResult(
+        target=target,
+        probe=probe,
+        kind=check.kind,
+        ok=outcome.ok,
+        output=outcome.output,
+        duration_s=clock.monotonic() - started,
+        observed_value=outcome.value,
+        observed_unit=outcome.unit,
+        source=outcome.source,
+        samples=outcome.samples,
+    )
+
+
+def session_factory(limit: int = 32) -> Callable[[], aiohttp.ClientSession]:
+    """A lazily created shared client session (it must be made inside the running loop)."""
+    holder: list[aiohttp.ClientSession] = []
+
+    def get() -> aiohttp.ClientSession:
+        if not holder or holder[0].closed:
+            connector = aiohttp.TCPConnector(limit=limit, force_close=True)
+            holder[:] = [aiohttp.ClientSession(connector=connector)]
+        return holder[0]
+
+    return get

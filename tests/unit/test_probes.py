@@ -1,0 +1,210 @@
+"""Each probe kind against real loopback sockets and real files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from supervisor import probes
+from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProbe
+from supervisor.model import UnitResources
+from tests.clock import FakeClock
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A real HTTP server with a healthy, a failing, a redirecting and a hanging route."""
+    release = asyncio.Event()
+
+    async def hang(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="late")
+
+    def answer(body: dict[str, str], status: int = 200) -> Any:
+        async def handler(_: web.Request) -> web.Response:
+            return web.json_response(body, status=status)
+
+        return handler
+
+    async def moved(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/ok")
+
+    app = web.Application()
+    app.router.add_get("/ok", answer({"status": "ok"}))
+    app.router.add_get("/bad", answer({"status": "degraded"}, 500))
+    app.router.add_get("/degraded", answer({"status": "degraded"}))
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/hang", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", release
+    release.set()
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[Any]:
+    get = probes.session_factory()
+    yield get
+    await get().close()
+
+
+def http(url: str, **kw: Any) -> HttpProbe:
+    return HttpProbe(type="http", url=url, **kw)
+
+
+async def run(check: probes.Check, limit: float = 2.0) -> Any:
+    return await probes.run("t", check.kind, check, limit, FakeClock())
+
+
+async def test_http_ok_and_redirect_pass(server: tuple[str, Any], session: Any) -> None:
+    base, _ = server
+    assert (await run(probes.HttpCheck(http(f"{base}/ok"), session))).ok
+    moved = await run(probes.HttpCheck(http(f"{base}/moved"), session))
+    assert moved.ok
+    assert moved.output == "http: status 302"
+
+
+async def test_http_5xx_fails_with_status(server: tuple[str, Any], session: Any) -> None:
+    base, _ = server
+    r = await run(probes.HttpCheck(http(f"{base}/bad"), session))
+    assert not r.ok
+    assert r.output == "http: status 500"
+
+
+async def test_http_expect_json(server: tuple[str, Any], session: Any) -> None:
+    base, _ = server
+    good = http(f"{base}/ok", expect_json={"status": "ok"})
+    assert (await run(probes.HttpCheck(good, session))).ok
+    bad = http(f"{base}/degraded", expect_json={"status": "ok"})
+    r = await run(probes.HttpCheck(bad, session))
+    assert r.output == "http: body field 'status' is 'degraded', expected 'ok'"
+
+
+async def test_http_hang_times_out_hard(server: tuple[str, Any], session: Any) -> None:
+    base, _ = server
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    r = await run(probes.HttpCheck(http(f"{base}/hang"), session), limit=0.3)
+    assert not r.ok
+    assert r.output == "http: timeout after 0.3 s"
+    assert loop.time() - started < 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_http_refused(session: Any) -> None:
+    r = await run(probes.HttpCheck(http(f"http://127.0.0.1:{free_port()}/"), session))
+    assert not r.ok
+    assert "cannot connect" in r.output
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield int(s.getsockname()[1])
+    s.close()
+
+
+async def test_tcp(listener: int) -> None:
+    ok = await run(probes.TcpCheck(TcpProbe(type="tcp", port=listener)))
+    assert ok.ok
+    refused = await run(probes.TcpCheck(TcpProbe(type="tcp", port=free_port())))
+    assert not refused.ok
+    assert "refused" in refused.output.lower()
+
+
+async def test_heartbeat_age(tmp_path: Path) -> None:
+    path = tmp_path / "hb"
+    path.write_text("x")
+    clock = FakeClock(start=os.stat(path).st_mtime)
+    check = probes.HeartbeatCheck(HeartbeatProbe(type="heartbeat", path=path, max_age_s=15), clock)
+    assert (await check.check()).ok
+    clock.advance(47)
+    stale = await check.check()
+    assert not stale.ok
+    assert stale.output == "heartbeat: 47 s old (max 15 s)"
+    assert (stale.value, stale.unit) == (47.0, "s")
+
+
+async def test_heartbeat_missing(tmp_path: Path) -> None:
+    check = probes.HeartbeatCheck(
+        HeartbeatProbe(type="heartbeat", path=tmp_path / "none", max_age_s=5), FakeClock()
+    )
+    r = await check.check()
+    assert not r.ok
+    assert "does not exist" in r.output
+
+
+class FakeTree:
+    """A process tree whose CPU the test sets."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+
+    def pids(self, control_group: str) -> list[int]:
+        return [1234] if control_group == "/app.slice/t.service" else []
+
+    def cpu_seconds(self, pids: list[int]) -> float:
+        return self.cpu if pids else 0.0
+
+    def rss_bytes(self, pids: list[int]) -> int:
+        return 50 * probes.MIB if pids else 0
+
+
+async def test_resources_from_cgroup_memory_and_proc_cpu() -> None:
+    clock, tree = FakeClock(), FakeTree()
+    unit = UnitResources(
+        memory_bytes=612 * probes.MIB, cpu_nsec=None, control_group="/app.slice/t.service"
+    )
+
+    async def read() -> UnitResources:
+        return unit
+
+    spec = ResourcesProbe(type="resources", memory_max_mb=500, cpu_max_percent=80)
+    check = probes.ResourcesCheck(spec, read, tree, clock)
+    r = await check.check()
+    assert not r.ok
+    assert r.output == "resources: 612 MB > 500 MB"
+    assert (r.value, r.unit, r.source) == (612.0, "MB", "memory cgroup, cpu proc")
+
+    unit = UnitResources(memory_bytes=None, cpu_nsec=None, control_group="/app.slice/t.service")
+    clock.advance(5)
+    tree.cpu = 4.5  # 4.5 CPU seconds in 5 s: 90 % of one core
+    r = await check.check()
+    assert r.output == "resources: CPU 90 % > 80 %"
+    assert r.source == "memory proc, cpu proc"
+    assert ("memory_bytes", 50.0 * probes.MIB) in r.samples
+
+    clock.advance(5)
+    r = await check.check()
+    assert r.ok
+    assert r.output == "resources: 50 MB, CPU 0.0 %"
+
+
+async def test_a_crashing_check_becomes_a_failed_result() -> None:
+    class Broken:
+        kind = "http"
+
+        async def check(self) -> probes.Outcome:
+            raise aiohttp.InvalidURL("nope")
+
+    r = await run(Broken())
+    assert not r.ok
+    assert r.output.startswith("http: InvalidURL")
