@@ -116,6 +116,34 @@ ProbeConfig = Annotated[
 ]
 
 
+RecoveryAction = Literal["restart", "free-port"]
+
+
+def _default_actions() -> list[RecoveryAction]:
+    return ["restart"]
+
+
+class RecoveryConfig(_Strict):
+    """How a failing target is repaired, how often, and when to stop trying."""
+
+    enabled: bool = True
+    actions: list[RecoveryAction] = Field(default_factory=_default_actions)
+    max_attempts: Count = 3  # within window_s, then give up
+    window_s: Seconds = 900.0
+    backoff_s: list[Annotated[float, Field(ge=0, le=86_400)]] = Field(
+        default_factory=lambda: [0.0, 10.0, 30.0], min_length=1
+    )  # delay before attempt 1, 2, 3...; the last repeats
+    retry_after_give_up_s: Seconds = 3600.0  # one slow retry per this long, never silent
+    job_timeout_s: Seconds = 30.0  # how long a restart job may take before we call it failed
+
+    @field_validator("actions")
+    @classmethod
+    def _restart_needed(cls, value: list[RecoveryAction]) -> list[RecoveryAction]:
+        if "restart" not in value:
+            raise ValueError('must include "restart" ("free-port" only adds to it)')
+        return value
+
+
 class TargetConfig(_Strict):
     """One watched systemd unit."""
 
@@ -129,6 +157,7 @@ class TargetConfig(_Strict):
     success_threshold: Count = 1
     confirm_interval_s: Seconds = 0.5
     probes: list[ProbeConfig] = Field(default_factory=list)
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -169,6 +198,7 @@ class Config(BaseSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key", "token"})
 
     http: HttpConfig = Field(default_factory=HttpConfig)
+    dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)
 
     @field_validator("targets")

@@ -1,0 +1,141 @@
+"""The recovery policy: from a target's health and past attempts, the next action.
+
+Pure (injected clock, no I/O). The daemon asks `decide()` on every supervision pass and
+carries out what it says; `begin()`/`end()` record attempts so backoff, the window and
+give-up hold across passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+from supervisor.config import RecoveryConfig
+from supervisor.model import ActiveState, Clock, Status, TargetHealth
+
+
+class Action(StrEnum):
+    """What to do about a target now."""
+
+    NONE = "none"  # healthy, disabled, or an action is already under way
+    WAIT = "wait"  # failing, but not yet (backoff, or systemd is restarting it)
+    RESTART = "restart"
+    RESET_START = "reset-failed+start"  # systemd's start limit was hit
+    GIVE_UP = "give-up"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An action, why, and which attempt it would be."""
+
+    action: Action
+    reason: str
+    attempt: int = 0
+    max_attempts: int = 0
+    wait_s: float = 0.0
+
+
+class Recovery:
+    """One target's recovery state: attempts in the window, backoff, give-up, slow retry."""
+
+    def __init__(self, config: RecoveryConfig, clock: Clock) -> None:
+        self._cfg = config
+        self._clock = clock
+        self._attempts: deque[float] = deque()  # monotonic start times within the window
+        self._busy = False
+        self._gave_up_until: float | None = None  # monotonic
+        self._gave_up_wall: float | None = None
+        self._slow_retry = False  # after a give-up expires: one attempt, then give up again
+        self.last_result = ""
+
+    @property
+    def gave_up(self) -> bool:
+        """True while automatic recovery is suspended for this target."""
+        return self._gave_up_until is not None
+
+    def decide(self, health: TargetHealth) -> Decision:
+        """The next step for a target in this state, now."""
+        now = self._clock.monotonic()
+        cfg = self._cfg
+        if not cfg.enabled or self._busy or health.status is not Status.FAIL:
+            return Decision(Action.NONE, "nothing to do")
+        unit = health.unit_state
+        if unit is None or not unit.found:
+            return Decision(Action.NONE, "no such unit: restarting cannot help")
+        if unit.active_state is ActiveState.ACTIVATING and unit.sub_state == "auto-restart":
+            return Decision(Action.WAIT, "systemd is restarting it (Restart=)")
+        if unit.active_state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
+            return Decision(Action.WAIT, f"unit is {unit.active_state.value}")
+        if self._gave_up_until is not None:
+            if now < self._gave_up_until:
+                return Decision(Action.NONE, "gave up")
+            self._gave_up_until = self._gave_up_wall = None
+            self._attempts.clear()
+            self._slow_retry = True
+        self._prune(now)
+        used = len(self._attempts)
+        if used >= cfg.max_attempts or (self._slow_retry and used >= 1):
+            return Decision(
+                Action.GIVE_UP,
+                f"{used} attempts in {cfg.window_s:g} s did not help",
+                used,
+                cfg.max_attempts,
+            )
+        delay = cfg.backoff_s[min(used, len(cfg.backoff_s) - 1)]
+        start = self._attempts[-1] if self._attempts else now - (self._clock.time() - health.since)
+        remaining = start + delay - now
+        if remaining > 0:
+            return Decision(
+                Action.WAIT, f"backoff {delay:g} s", used + 1, cfg.max_attempts, remaining
+            )
+        action = Action.RESET_START if unit.result == "start-limit-hit" else Action.RESTART
+        return Decision(action, health.output, used + 1, cfg.max_attempts)
+
+    def begin(self) -> None:
+        """An attempt starts now (counted even if it fails)."""
+        self._attempts.append(self._clock.monotonic())
+        self._busy = True
+
+    def end(self, result: str) -> None:
+        """The attempt finished with `result` ("done", "failed", "timeout", ...)."""
+        self._busy = False
+        self.last_result = result
+
+    def give_up(self) -> None:
+        """Stop automatic recovery until the slow retry is due."""
+        now = self._clock.monotonic()
+        self._gave_up_until = now + self._cfg.retry_after_give_up_s
+        self._gave_up_wall = self._clock.time() + self._cfg.retry_after_give_up_s
+        self._slow_retry = False
+
+    def reset(self) -> None:
+        """Manual override: forget attempts and give-up, so the next pass may act at once."""
+        self._attempts.clear()
+        self._gave_up_until = self._gave_up_wall = None
+        self._slow_retry = False
+
+    def describe(self, decision: Decision | None = None) -> str:
+        """Words for /health: idle, waiting 8s, restarting, attempt 2/3, gave up until 14:05."""
+        if self._busy:
+            return f"restarting (attempt {len(self._attempts)}/{self._cfg.max_attempts})"
+        if self._gave_up_wall is not None:
+            return f"gave up until {time.strftime('%H:%M', time.localtime(self._gave_up_wall))}"
+        if not self._cfg.enabled:
+            return "disabled"
+        if decision is not None and decision.action is Action.WAIT:
+            if decision.wait_s > 0:
+                return (
+                    f"waiting {decision.wait_s:.0f}s (attempt {decision.attempt}/"
+                    f"{decision.max_attempts} next)"
+                )
+            return f"waiting: {decision.reason}"
+        self._prune(self._clock.monotonic())
+        if self._attempts:
+            return f"attempt {len(self._attempts)}/{self._cfg.max_attempts}"
+        return "idle"
+
+    def _prune(self, now: float) -> None:
+        while self._attempts and self._attempts[0] <= now - self._cfg.window_s:
+            self._attempts.popleft()

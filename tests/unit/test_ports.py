@@ -1,0 +1,142 @@
+"""Port holders found through real /proc, the safety rules, and a real SIGTERM/SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisor import ports
+
+STUBBORN = """
+import signal, socket, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
+while True: signal.pause()
+"""
+POLITE = STUBBORN.replace("signal.signal(signal.SIGTERM, signal.SIG_IGN)", "")
+
+
+def start(code: str) -> tuple[subprocess.Popen[str], int]:
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    return p, int(p.stdout.readline())
+
+
+def stop(p: subprocess.Popen[str]) -> None:
+    p.kill()
+    p.wait()
+    assert p.stdout is not None
+    p.stdout.close()
+
+
+@pytest.fixture
+def polite() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    p, port = start(POLITE)
+    yield p, port
+    stop(p)
+
+
+@pytest.fixture
+def stubborn() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    p, port = start(STUBBORN)
+    yield p, port
+    stop(p)
+
+
+def test_finds_the_listener_and_only_it(polite: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = polite
+    [holder] = ports.find_holders(port)
+    assert holder.pid == proc.pid
+    assert holder.uid == os.getuid()
+    assert "signal.pause" in holder.cmdline
+    assert holder.start_ticks == ports.start_ticks(Path(f"/proc/{proc.pid}"))
+
+
+def test_no_holder_on_a_free_port() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: nobody holds it as a server
+    assert ports.find_holders(port) == []
+
+
+async def test_terminate_polite_with_sigterm(polite: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = polite
+    [holder] = ports.find_holders(port)
+    assert await ports.terminate(holder, grace_s=5) == "terminated (SIGTERM)"
+    assert proc.wait(timeout=5) == -15
+
+
+async def test_terminate_stubborn_with_sigkill(stubborn: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = stubborn
+    [holder] = ports.find_holders(port)
+    assert await ports.terminate(holder, grace_s=0.3) == "killed (SIGKILL)"
+    assert proc.wait(timeout=5) == -9
+
+
+async def test_a_reused_pid_is_never_signalled(polite: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = polite
+    [holder] = ports.find_holders(port)
+    impostor = ports.Holder(
+        holder.pid,
+        holder.uid,
+        holder.user,
+        holder.cmdline,
+        holder.cgroup,
+        holder.start_ticks + 1,
+        port,
+    )
+    assert (await ports.terminate(impostor)).startswith("already gone (PID reused")
+    assert proc.poll() is None  # still alive
+
+
+def holder(**kw: object) -> ports.Holder:
+    base: dict[str, object] = dict(
+        pid=4242,
+        uid=1000,
+        user="trader",
+        cmdline="python stray.py",
+        cgroup="/user.slice/user-1000.slice/session-3.scope",
+        start_ticks=1,
+        port=5050,
+    )
+    base.update(kw)
+    return ports.Holder(**base)  # type: ignore[arg-type]
+
+
+def verdict(h: ports.Holder) -> str | None:
+    return ports.judge(
+        h,
+        own_unit="dashboard.service",
+        other_units=["trader.service", "position-monitor.service"],
+        our_pid=777,
+        our_uid=1000,
+    )
+
+
+def test_an_orphan_in_a_session_may_be_killed() -> None:
+    assert verdict(holder()) is None
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({"pid": 1}, "is PID 1"),
+        ({"pid": 777}, "the supervisor itself"),
+        ({"uid": 0, "user": "root"}, "another user (root)"),
+        ({"cgroup": "/app.slice/trader.service"}, "belongs to trader.service, another watched"),
+        ({"cgroup": "/app.slice/nginx.service"}, "nginx.service, a service we do not own"),
+        ({"cgroup": "/app.slice/dashboard.service"}, "dashboard.service itself"),
+    ],
+)
+def test_safety_rules_forbid(kw: dict[str, object], words: str) -> None:
+    reason = verdict(holder(**kw))
+    assert reason is not None
+    assert words in reason
+    assert "pid" in reason

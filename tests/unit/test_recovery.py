@@ -1,0 +1,165 @@
+"""The recovery policy: backoff, window, give-up, slow retry, never fighting systemd."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from supervisor.config import RecoveryConfig
+from supervisor.model import ActiveState, Status, TargetHealth, UnitState
+from supervisor.recovery import Action, Recovery
+from tests.clock import FakeClock
+
+
+def health(
+    clock: FakeClock,
+    *,
+    status: Status = Status.FAIL,
+    active: ActiveState = ActiveState.FAILED,
+    sub: str = "failed",
+    result: str = "signal",
+    since: float | None = None,
+) -> TargetHealth:
+    unit = UnitState(unit="d.service", active_state=active, sub_state=sub, result=result)
+    return TargetHealth(
+        name="d",
+        unit="d.service",
+        critical=False,
+        status=status,
+        output="failed (failed)",
+        since=clock.time() if since is None else since,
+        consecutive_failures=1,
+        last_success=None,
+        unit_state=unit,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def policy(clock: FakeClock, **kw: object) -> Recovery:
+    cfg = RecoveryConfig(
+        **{
+            "backoff_s": [0, 10, 30],
+            "max_attempts": 3,
+            "window_s": 900,
+            "retry_after_give_up_s": 3600,
+            **kw,
+        }
+    )  # type: ignore[arg-type]
+    return Recovery(cfg, clock)
+
+
+def attempt(r: Recovery, clock: FakeClock) -> None:
+    d = r.decide(health(clock))
+    assert d.action is Action.RESTART, d
+    r.begin()
+    r.end("done")
+
+
+def test_healthy_target_needs_nothing(clock: FakeClock) -> None:
+    r = policy(clock)
+    assert (
+        r.decide(health(clock, status=Status.PASS, active=ActiveState.ACTIVE, sub="running")).action
+        is Action.NONE
+    )
+    assert r.describe() == "idle"
+
+
+def test_first_restart_is_immediate_then_backoff(clock: FakeClock) -> None:
+    r = policy(clock)
+    d = r.decide(health(clock))
+    assert (d.action, d.attempt, d.max_attempts) == (Action.RESTART, 1, 3)
+    r.begin()
+    assert r.decide(health(clock)).action is Action.NONE  # one action at a time
+    assert r.describe() == "restarting (attempt 1/3)"
+    r.end("done")
+    clock.advance(4)
+    d = r.decide(health(clock))
+    assert (d.action, d.wait_s) == (Action.WAIT, 6.0)
+    assert r.describe(d) == "waiting 6s (attempt 2/3 next)"
+    clock.advance(6)
+    assert r.decide(health(clock)).action is Action.RESTART
+
+
+def test_gives_up_after_max_attempts_in_window_then_slow_retry(clock: FakeClock) -> None:
+    r = policy(clock)
+    attempt(r, clock)
+    clock.advance(10)
+    attempt(r, clock)
+    clock.advance(30)
+    attempt(r, clock)
+    d = r.decide(health(clock))
+    assert d.action is Action.GIVE_UP
+    assert d.reason == "3 attempts in 900 s did not help"
+    r.give_up()
+    assert r.gave_up
+    assert r.describe().startswith("gave up until ")
+    clock.advance(3599)
+    assert r.decide(health(clock)).action is Action.NONE
+    clock.advance(1)
+    assert r.decide(health(clock)).action is Action.RESTART  # one slow retry
+    r.begin()
+    r.end("done")
+    assert r.decide(health(clock)).action is Action.GIVE_UP  # still failing: give up again
+
+
+def test_attempts_outside_the_window_are_forgotten(clock: FakeClock) -> None:
+    r = policy(clock, window_s=60, backoff_s=[0])
+    attempt(r, clock)
+    attempt(r, clock)
+    clock.advance(61)
+    attempt(r, clock)
+    attempt(r, clock)
+    assert r.decide(health(clock)).action is Action.RESTART  # only 2 within the window
+
+
+def test_never_fights_systemds_own_restart(clock: FakeClock) -> None:
+    r = policy(clock)
+    d = r.decide(health(clock, active=ActiveState.ACTIVATING, sub="auto-restart"))
+    assert d.action is Action.WAIT
+    assert d.reason == "systemd is restarting it (Restart=)"
+    assert (
+        r.decide(health(clock, active=ActiveState.DEACTIVATING, sub="stop")).action is Action.WAIT
+    )
+
+
+def test_start_limit_hit_resets_then_starts(clock: FakeClock) -> None:
+    r = policy(clock)
+    assert r.decide(health(clock, result="start-limit-hit")).action is Action.RESET_START
+
+
+def test_missing_unit_is_not_restarted(clock: FakeClock) -> None:
+    h = health(clock)
+    h = replace(h, unit_state=replace(h.unit_state, load_state="not-found"))  # type: ignore[arg-type]
+    assert policy(clock).decide(h).action is Action.NONE
+
+
+def test_disabled(clock: FakeClock) -> None:
+    r = policy(clock, enabled=False)
+    assert r.decide(health(clock)).action is Action.NONE
+    assert r.describe() == "disabled"
+
+
+def test_backoff_counts_from_when_the_failure_began(clock: FakeClock) -> None:
+    r = policy(clock, backoff_s=[5, 10])
+    d = r.decide(health(clock, since=clock.time() - 2))
+    assert (d.action, d.wait_s) == (Action.WAIT, 3.0)
+
+
+def test_manual_reset_allows_an_immediate_attempt(clock: FakeClock) -> None:
+    r = policy(clock, max_attempts=1)
+    attempt(r, clock)
+    assert r.decide(health(clock)).action is Action.GIVE_UP
+    r.give_up()
+    r.reset()
+    assert not r.gave_up
+    assert r.decide(health(clock)).action is Action.RESTART
+
+
+def test_config_requires_restart_action() -> None:
+    with pytest.raises(ValueError, match="must include"):
+        RecoveryConfig(actions=["free-port"])
