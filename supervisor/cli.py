@@ -9,11 +9,13 @@ import logging
 import signal
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from supervisor import __version__, config, logs, render
+from supervisor.config import API_KEY_HEADER
 from supervisor.errors import EXIT_CONFIG, ConfigError
 
 log = logging.getLogger("supervisor")
@@ -30,12 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon in the foreground")
     run.add_argument("--config", type=Path, help=f"config file (default: {config.default_path()})")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and log recovery actions without carrying any out",
+    )
     check = sub.add_parser("check-config", help="validate the config and show what is watched")
     check.add_argument("--config", type=Path)
     status = sub.add_parser("status", help="show the running supervisor's /health as a table")
     status.add_argument("--url", help="the /health URL (default: from the config, else :5051)")
     status.add_argument("--config", type=Path)
     status.add_argument("--json", action="store_true", help="print the raw health document")
+    reset = sub.add_parser("reset", help="clear a given-up target so it is retried at once")
+    reset.add_argument("target")
+    reset.add_argument("--url", help="the supervisor's base URL (default: from the config)")
+    reset.add_argument("--config", type=Path)
     return parser
 
 
@@ -43,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
     if args.command == "run":
-        return _run(args.config, args.log_level)
+        return _run(args.config, args.log_level, args.dry_run)
     if args.command == "check-config":
         return _check_config(args.config)
+    if args.command == "reset":
+        return _reset(args.target, args.url, args.config)
     return _status(args.url, args.config, args.json)
 
 
@@ -73,7 +86,7 @@ def _check_config(path: Path | None) -> int:
     return 0
 
 
-def _run(path: Path | None, level: str) -> int:
+def _run(path: Path | None, level: str, dry_run: bool) -> int:
     logs.setup(level)
     try:
         cfg = config.load(path)
@@ -81,6 +94,8 @@ def _run(path: Path | None, level: str) -> int:
         for problem in exc.problems:
             log.error("bad config %s: %s", exc.path, problem)
         return EXIT_CONFIG
+    if dry_run:
+        cfg = cfg.model_copy(update={"dry_run": True})
     from supervisor.daemon import Daemon  # imported late: check-config stays fast
 
     async def serve() -> int:
@@ -98,14 +113,39 @@ def _run(path: Path | None, level: str) -> int:
     return asyncio.run(serve())
 
 
+def _base_url(path: Path | None) -> tuple[str, str | None]:
+    """The supervisor's base URL and API key from the config; defaults without one."""
+    try:
+        cfg = config.load(path)
+    except ConfigError:
+        return "http://127.0.0.1:5051", None  # no usable config: the default is the best guess
+    key = cfg.http.api_key.get_secret_value() if cfg.http.api_key else None
+    return f"http://{cfg.http.host}:{cfg.http.port}", key
+
+
+def _reset(target: str, url: str | None, path: Path | None) -> int:
+    base, key = _base_url(path)
+    request = urllib.request.Request(
+        f"{url or base}/targets/{urllib.parse.quote(target)}/reset",
+        method="POST",
+        headers={API_KEY_HEADER: key or ""},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            print(f"{target}: recovery reset; it will be retried at once ({resp.status})")
+            return 0
+    except urllib.error.HTTPError as exc:
+        reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        print(f"reset {target} refused ({exc.code}): {reason}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot reach the supervisor at {url or base}: {exc}", file=sys.stderr)
+        return STATUS_UNREACHABLE
+
+
 def _status(url: str | None, path: Path | None, raw: bool) -> int:
     if url is None:
-        url = "http://127.0.0.1:5051/health"
-        try:
-            cfg = config.load(path)
-            url = f"http://{cfg.http.host}:{cfg.http.port}/health"
-        except ConfigError:
-            pass  # no usable config: the default address is the best guess
+        url = _base_url(path)[0] + "/health"
     try:
         doc = _fetch(url)
     except (OSError, ValueError) as exc:

@@ -34,6 +34,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+API_KEY_HEADER = "X-API-Key"  # where clients send http.api_key
+
+
 class HttpConfig(_Strict):
     """Where /health and /metrics are served."""
 

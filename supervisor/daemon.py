@@ -27,6 +27,7 @@ from supervisor.model import (
     UnitState,
 )
 from supervisor.notify import Notifier
+from supervisor.repair import Repairer
 from supervisor.resources import ProcReader
 from supervisor.schedule import ProbeSchedule
 from supervisor.selfstats import SelfSampler
@@ -53,22 +54,34 @@ class Daemon:
         self.clock = clock or SystemClock()
         specs = [TargetSpec(t.name, t.unit, t.critical) for t in config.targets]
         self.model = HealthModel(specs, self.clock)
+        self._wake = asyncio.Event()
         self.systemd = Systemd(bus_address(env), [t.unit for t in config.targets])
         self.sampler = SelfSampler(self.clock)
         self.metrics = Metrics(self.model.snapshot, lambda: self.sampler.latest, self.clock)
-        app = HealthApp(self.model.snapshot, self.metrics.render).build()
         http = config.http
-        self.http = HttpServer(app, HttpSettings(http.host, http.port, http.access_log))
+        key = http.api_key.get_secret_value() if http.api_key else None
         self.notifier = Notifier(env)
+        self.repairer = Repairer(
+            config,
+            clock=self.clock,
+            model=self.model,
+            systemd=self.systemd,
+            metrics=self.metrics,
+            wake=self._wake_up,
+        )
+        app = HealthApp(
+            self.model.snapshot, self.metrics.render, reset=self.repairer.reset, api_key=key
+        ).build()
+        self.http = HttpServer(app, HttpSettings(http.host, http.port, http.access_log))
         self._rng = random.Random()
         self._session = probes.session_factory()
         self._proc = ProcReader()
         self._probe_runs: list[tuple[TargetConfig, str, probes.Check, ProbeSchedule, float]] = []
         for target in config.targets:
             self._add_probes(target)
-        self._wake = asyncio.Event()
         self._bus_tried = asyncio.Event()
         self._statuses: dict[str, Status] = {}
+        self.passes = 0  # completed supervision passes (tests wait on it instead of sleeping)
 
     def _add_probes(self, target: TargetConfig) -> None:
         now = self.clock.monotonic()
@@ -89,6 +102,13 @@ class Daemon:
 
     def _unit_reader(self, unit: str) -> Callable[[], Awaitable[UnitResources]]:
         return lambda: self.systemd.resources(unit)
+
+    def wake(self) -> None:
+        """Run a supervision pass soon."""
+        self._wake.set()
+
+    def _wake_up(self) -> None:
+        self._wake.set()
 
     def snapshot(self) -> Snapshot:
         """The current picture."""
@@ -130,6 +150,7 @@ class Daemon:
                 for task in tasks:
                     task.cancel()
         finally:
+            await self.repairer.close()
             session = self._session()
             await session.close()
             await self.http.stop()
@@ -196,23 +217,29 @@ class Daemon:
         if self.notifier.watchdog_interval_s is not None:
             interval = min(interval, self.notifier.watchdog_interval_s)
         last_sample = float("-inf")
+        wait = interval
         while True:
             try:
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
+            wait = interval
             try:
                 now = self.clock.monotonic()
                 if now - last_sample >= _SELF_SAMPLE_S:
                     self.sampler.sample()
                     last_sample = now
+                backoff_ends = self.repairer.step() if self.systemd.connected else None
+                if backoff_ends is not None:
+                    wait = min(wait, backoff_ends)
                 self._report(self.model.snapshot())
             except Exception:  # one bad pass must never stop supervision
                 log.exception("supervision pass failed")
             # Pinged only after a completed pass: a stuck loop stops the pings.
             self.notifier.watchdog()
+            self.passes += 1
 
     def _report(self, snap: Snapshot) -> None:
         for t in snap.targets:

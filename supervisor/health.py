@@ -95,6 +95,7 @@ class _Target:
     unit: UnitState | None = None
     probes: dict[str, tuple[str, ProbeTrack]] = field(default_factory=dict)
     recovery: str = "idle"
+    blocker: str | None = None  # why recovery cannot act (e.g. a port held by a forbidden PID)
 
 
 def unit_verdict(unit: UnitState) -> tuple[Status, str]:
@@ -196,6 +197,13 @@ class HealthModel:
             target.recovery = text
             self._changed()
 
+    def set_blocker(self, name: str, reason: str | None) -> None:
+        """Say why recovery cannot fix a target (shown in its output), or clear it."""
+        target = self._targets[name]
+        if target.blocker != reason:
+            target.blocker = reason
+            self._evaluate(target)
+
     def target(self, name: str) -> TargetHealth:
         """One target as it stands now."""
         return self._view(self._targets[name])
@@ -221,6 +229,8 @@ class HealthModel:
         elif status is Status.PASS:
             target.consecutive_failures = 0
             target.last_success = self._clock.time()
+        if target.blocker and status is Status.FAIL:
+            output = f"{output}; recovery blocked: {target.blocker}"
         changed = self._set_status(target, status, output)
         self._changed()
         return changed

@@ -7,6 +7,7 @@ to load the host. Rendered health documents are cached per snapshot version.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from supervisor import render
+from supervisor.config import API_KEY_HEADER
 from supervisor.model import Snapshot
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,20 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 class HealthApp:
-    """Routes over a snapshot provider and a metrics renderer."""
+    """Routes over a snapshot provider and a metrics renderer, plus guarded actions."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], metrics: Callable[[], bytes]) -> None:
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        metrics: Callable[[], bytes],
+        *,
+        reset: Callable[[str], bool] | None = None,
+        api_key: str | None = None,
+    ) -> None:
         self._snapshot = snapshot
         self._metrics = metrics
+        self._reset = reset
+        self._api_key = api_key.encode() if api_key else None
         self._cache: tuple[int, bytes, int] | None = None
 
     def build(self) -> web.Application:
@@ -73,6 +84,7 @@ class HealthApp:
         app.router.add_get("/health", self.health)
         app.router.add_get("/health/{target}", self.health_target)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_post("/targets/{target}/reset", self.reset)
         return app
 
     async def health(self, request: web.Request) -> web.Response:
@@ -94,6 +106,25 @@ class HealthApp:
             return _json({"error": f"no target named {name!r}", "targets": known}, 404)
         doc = render.target_document(snap, target)
         return _json(doc, render.http_code(target.status), render.HEALTH_CONTENT_TYPE)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        """Clear a given-up target so recovery may act at once (needs the API key)."""
+        denied = self._authorize(request)
+        if denied is not None:
+            return denied
+        name = request.match_info["target"]
+        if self._reset is None or not self._reset(name):
+            return _json({"error": f"no target named {name!r}"}, 404)
+        return _json({"target": name, "reset": True}, 200)
+
+    def _authorize(self, request: web.Request) -> web.Response | None:
+        if self._api_key is None:
+            return _json({"error": "state-changing endpoints are off: set http.api_key"}, 403)
+        given = request.headers.get(API_KEY_HEADER, "").encode()
+        # Constant-time comparison: the time taken says nothing about the key.
+        if not hmac.compare_digest(given, self._api_key):
+            return _json({"error": f"missing or wrong {API_KEY_HEADER} header"}, 401)
+        return None
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text format."""

@@ -112,6 +112,12 @@ class Metrics:
         )
         self._runs = Counter("supervisor_probe_runs", "probes run", labels, registry=reg)
         self._failures = Counter("supervisor_probe_failures", "probes failed", labels, registry=reg)
+        self._recoveries = Counter(
+            "supervisor_recovery_actions",
+            "recovery actions by target, action and result",
+            ["target", "action", "result"],
+            registry=reg,
+        )
         self._memory = Gauge(
             "supervisor_unit_memory_bytes",
             "the unit's memory (resources probe)",
@@ -124,6 +130,10 @@ class Metrics:
             ["target"],
             registry=reg,
         )
+
+    def observe_recovery(self, target: str, action: str, result: str) -> None:
+        """Count one recovery action and how it ended."""
+        self._recoveries.labels(target, action, result).inc()
 
     def observe_probe(self, result: ProbeResult) -> None:
         """Count a probe run and keep the figures it brought."""

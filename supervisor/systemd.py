@@ -92,6 +92,8 @@ class Systemd:
         self._paths: dict[str, str] = {}  # object path -> unit name
         self._states: dict[str, UnitState] = {}
         self._listener: Listener | None = None
+        self._jobs: dict[str, asyncio.Future[str]] = {}  # job path -> result
+        self._early: dict[str, str] = {}  # JobRemoved seen before our call returned
 
     @property
     def connected(self) -> bool:
@@ -195,6 +197,8 @@ class Systemd:
             return
         if msg.member == "PropertiesChanged" and msg.path in self._paths:
             self._on_properties(self._paths[msg.path], msg.body)
+        elif msg.member == "JobRemoved" and len(msg.body) == 4:
+            self._job_removed(str(msg.body[1]), str(msg.body[3]))
         elif msg.member == "Reloading" and msg.body and msg.body[0] is False:
             # A daemon-reload may have created or changed unit files: read everything again.
             asyncio.get_running_loop().create_task(self._refresh_quietly())
@@ -207,6 +211,41 @@ class Systemd:
         self._publish(merge(current, changed))
         if any(name in _FIELDS for name in invalidated):
             asyncio.get_running_loop().create_task(self._refresh_quietly(unit))
+
+    def _job_removed(self, path: str, result: str) -> None:
+        waiter = self._jobs.pop(path, None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(result)
+        else:  # maybe ours, its reply still in flight; bounded: others' jobs pile up here
+            if len(self._early) >= 256:
+                self._early.pop(next(iter(self._early)))
+            self._early[path] = result
+
+    async def restart(self, unit: str, timeout_s: float) -> str:
+        """RestartUnit(mode=replace) and wait for the job's result ("done", "failed", ...)."""
+        return await self._job("RestartUnit", unit, timeout_s)
+
+    async def reset_and_start(self, unit: str, timeout_s: float) -> str:
+        """ResetFailedUnit (clears a start-limit-hit), then StartUnit and wait for the job."""
+        await self._call(_manager("ResetFailedUnit", "s", unit))
+        return await self._job("StartUnit", unit, timeout_s)
+
+    async def _job(self, method: str, unit: str, timeout_s: float) -> str:
+        # The JobRemoved match was added at connect, before this call: a job that ends
+        # before the reply reaches us is caught in _early rather than lost.
+        path = str((await self._call(_manager(method, "ss", unit, "replace")))[0])
+        if path in self._early:
+            return self._early.pop(path)
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._jobs[path] = waiter
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await waiter
+        except TimeoutError:
+            return "timeout"
+        finally:
+            self._jobs.pop(path, None)
 
     async def _refresh_quietly(self, unit: str | None = None) -> None:
         try:
@@ -247,6 +286,10 @@ class Systemd:
     def close(self) -> None:
         """Drop the connection (idempotent); state is forgotten so a reconnect re-reads it."""
         bus, self._bus = self._bus, None
+        for waiter in self._jobs.values():
+            if not waiter.done():
+                waiter.set_exception(BusError("bus connection lost while waiting for the job"))
+        self._jobs.clear()
         self._paths.clear()
         self._states.clear()
         if bus is not None and bus.connected:

@@ -162,3 +162,32 @@ async def test_server_binds_loopback_and_reports_port(model: HealthModel, metric
         assert model.snapshot().status is Status.PASS
     finally:
         await server.stop()
+
+
+async def test_reset_is_off_without_a_key(client: TestClient[Any, Any]) -> None:
+    resp = await client.post("/targets/trader/reset")
+    assert resp.status == 403
+    assert "set http.api_key" in (await resp.json())["error"]
+
+
+async def test_reset_needs_the_right_key(
+    aiohttp_client: Client, model: HealthModel, metrics: Metrics
+) -> None:
+    done: list[str] = []
+
+    def reset(name: str) -> bool:
+        done.append(name)
+        return name in ("trader", "dashboard")
+
+    app = HealthApp(model.snapshot, metrics.render, reset=reset, api_key="s3cret-key")
+    c = await aiohttp_client(app.build())
+    assert (await c.post("/targets/trader/reset")).status == 401
+    wrong = await c.post("/targets/trader/reset", headers={"X-API-Key": "nope"})
+    assert wrong.status == 401
+    assert "s3cret" not in await wrong.text()
+    ok = await c.post("/targets/trader/reset", headers={"X-API-Key": "s3cret-key"})
+    assert ok.status == 200
+    assert await ok.json() == {"target": "trader", "reset": True}
+    missing = await c.post("/targets/sshd/reset", headers={"X-API-Key": "s3cret-key"})
+    assert missing.status == 404
+    assert done == ["trader", "sshd"]

@@ -1,0 +1,164 @@
+"""Carries out what the recovery policy decides: restart, free a port, give up loudly.
+
+Part of the composition layer (like daemon.py): it joins the policy to the adapters
+(systemd, ports) and reports to the model and metrics. One action per target at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from supervisor import ports
+from supervisor.config import Config, TargetConfig
+from supervisor.errors import BusError
+from supervisor.health import HealthModel
+from supervisor.metrics import Metrics
+from supervisor.model import Clock
+from supervisor.recovery import Action, Decision, Recovery
+from supervisor.systemd import Systemd
+
+log = logging.getLogger(__name__)
+
+
+class Repairer:
+    """Per-target recovery state and the actions that follow from it."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock,
+        model: HealthModel,
+        systemd: Systemd,
+        metrics: Metrics,
+        wake: Callable[[], None],
+    ) -> None:
+        self._config = config
+        self._model = model
+        self._systemd = systemd
+        self._metrics = metrics
+        self._wake = wake
+        self._dry_run = config.dry_run
+        self.policies = {t.name: Recovery(t.recovery, clock) for t in config.targets}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def dry_run(self, on: bool) -> None:
+        """Decide and log, act on nothing."""
+        self._dry_run = on
+
+    def step(self) -> float | None:
+        """Decide for every target; start actions; return seconds until a backoff ends."""
+        soonest: float | None = None
+        for target in self._config.targets:
+            policy = self.policies[target.name]
+            decision = policy.decide(self._model.target(target.name))
+            if decision.action in (Action.RESTART, Action.RESET_START):
+                self._start(target, policy, decision)
+            elif decision.action is Action.GIVE_UP:
+                policy.give_up()
+                log.error(
+                    "giving up on %s (%s): %s; next try %s",
+                    target.name,
+                    target.unit,
+                    decision.reason,
+                    policy.describe(),
+                )
+                self._metrics.observe_recovery(target.name, "give-up", "gave-up")
+            elif decision.action is Action.WAIT and decision.wait_s > 0:
+                soonest = decision.wait_s if soonest is None else min(soonest, decision.wait_s)
+            self._model.set_recovery(target.name, policy.describe(decision))
+        return soonest
+
+    def reset(self, name: str) -> bool:
+        """Manual override: clear a target's give-up so the next pass may act at once."""
+        policy = self.policies.get(name)
+        if policy is None:
+            return False
+        policy.reset()
+        self._model.set_blocker(name, None)
+        log.warning("recovery state of %s reset by request", name)
+        self._wake()
+        return True
+
+    async def close(self) -> None:
+        """Cancel actions under way (shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start(self, target: TargetConfig, policy: Recovery, decision: Decision) -> None:
+        policy.begin()
+        task = asyncio.get_running_loop().create_task(self._act(target, policy, decision))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _act(self, target: TargetConfig, policy: Recovery, decision: Decision) -> None:
+        action = decision.action.value
+        where = f"{target.name} (attempt {decision.attempt}/{decision.max_attempts})"
+        result = "dry-run"
+        try:
+            if self._dry_run:
+                log.warning("dry run: would %s %s: %s", action, where, decision.reason)
+                return
+            if "free-port" in target.recovery.actions and target.ports:
+                blocked = await self._free_ports(target)
+                if blocked:
+                    result = "blocked"
+                    return
+                action = f"free-port+{action}"
+            log.warning("%s %s: %s", action, where, decision.reason)
+            result = await self._run_job(target, decision)
+            log.log(
+                logging.INFO if result == "done" else logging.ERROR,
+                "%s %s: job %s",
+                action,
+                target.name,
+                result,
+            )
+        except BusError as exc:
+            result = "bus-error"
+            log.error("%s %s failed: %s", action, target.name, exc)
+        finally:
+            policy.end(result)
+            self._metrics.observe_recovery(target.name, action, result)
+            self._model.set_recovery(target.name, policy.describe())
+            self._wake()
+
+    async def _run_job(self, target: TargetConfig, decision: Decision) -> str:
+        timeout = target.recovery.job_timeout_s
+        if decision.action is Action.RESET_START:
+            return await self._systemd.reset_and_start(target.unit, timeout)
+        return await self._systemd.restart(target.unit, timeout)
+
+    async def _free_ports(self, target: TargetConfig) -> bool:
+        """Kill orphans holding the target's ports; True if a safety rule forbade one."""
+        others = [t.unit for t in self._config.targets if t.name != target.name]
+        forbidden = []
+        for port in target.ports:
+            holders = await asyncio.to_thread(ports.find_holders, port)
+            for holder in holders:
+                reason = ports.judge(
+                    holder,
+                    own_unit=target.unit,
+                    other_units=others,
+                    our_pid=os.getpid(),
+                    our_uid=os.getuid(),
+                )
+                if reason is None:
+                    outcome = await ports.terminate(holder)
+                    log.warning(
+                        "freed port %d for %s: %s: %s",
+                        port,
+                        target.name,
+                        holder.describe(),
+                        outcome,
+                    )
+                    self._metrics.observe_recovery(target.name, "free-port", "killed")
+                elif target.unit not in holder.cgroup.split("/"):
+                    log.error("not freeing port %d for %s: %s", port, target.name, reason)
+                    forbidden.append(f"port {port} held by {reason}")
+        self._model.set_blocker(target.name, "; ".join(forbidden) or None)
+        return bool(forbidden)
