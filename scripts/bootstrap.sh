@@ -11,9 +11,14 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Reinstall only when pyproject.toml changed since the last install with these extras.
 if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ]; then
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
     spec="$repo"
     [ -n "$extras" ] && spec="$repo[$extras]"
-    "$venv/bin/python" -m pip install --quiet -e "$spec"
+    echo "installing sidecar-supervisor${extras:+[$extras]} into $venv" >&2
+    # pip's chatter goes to a log, shown only if the install fails.
+    if ! { "$venv/bin/python" -m pip install --upgrade pip &&
+           "$venv/bin/python" -m pip install -e "$spec"; } > "$venv/install.log" 2>&1; then
+        tail -n 40 "$venv/install.log" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi

@@ -61,14 +61,8 @@ class _Probe(_Strict):
     failure_threshold: Count = 3
     success_threshold: Count = 1
     confirm_interval_s: Seconds = 0.5  # re-probe this soon after a first failure
-
-    @model_validator(mode="after")
-    def _timeout_fits_period(self) -> Self:
-        if self.timeout_s > self.period_s:
-            raise ValueError(
-                f"timeout_s ({self.timeout_s}) must not exceed period_s ({self.period_s})"
-            )
-        return self
+    # A timeout longer than the period is allowed: the next probe then starts when the
+    # slow one ends (start-to-start periods never overlap).
 
 
 class HttpProbe(_Probe):

@@ -168,7 +168,9 @@ def send_signal(proc: ProcId, signum: int) -> bool:
         os.close(pidfd)
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, *, interval: float = 0.05) -> T:
+def wait_for(
+    predicate: Callable[[], T | None], timeout: float, what: str, *, interval: float = 0.05
+) -> T:
     """Poll `predicate` until it returns something truthy and return that.
 
     Raises TimeoutError naming `what` once `timeout` seconds have passed.
@@ -216,20 +218,29 @@ def _cgroup_base(manager_pid: int) -> str | None:
     return posixpath.dirname(path)
 
 
+def _pids() -> list[int]:
+    with os.scandir("/proc") as entries:
+        return [int(entry.name) for entry in entries if entry.name.isdigit()]
+
+
+def _uid_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
 def unit_cgroup_members(base: str, since: int) -> list[ProcId]:
     """Our-UID processes started at or after `since` in the unit slices below `base`."""
     prefixes = tuple(posixpath.join(base, s) + "/" for s in _UNIT_SLICES)
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) in (1, os.getpid()):
+    for pid in _pids():
+        path = _systemd_cgroup(pid)
+        if pid in (1, os.getpid()) or path is None or not (path + "/").startswith(prefixes):
             continue
-        path = _systemd_cgroup(int(entry.name))
-        if path is None or not (path + "/").startswith(prefixes):
-            continue
-        proc = ProcId.of(int(entry.name), f"in cgroup {path}")
-        with contextlib.suppress(OSError):
-            if proc and proc.start >= since and entry.stat().st_uid == os.geteuid():
-                found.append(proc)
+        proc = ProcId.of(pid, f"in cgroup {path}")
+        if proc and proc.start >= since and _uid_of(pid) == os.geteuid():
+            found.append(proc)
     return found
 
 
@@ -393,7 +404,12 @@ def _ensure_run_systemd_system() -> bool:
     """Create /run/systemd/system when PID 1 is not systemd; True if we created it."""
     if RUN_SYSTEMD_SYSTEM.is_dir() or _pid1_is_systemd():
         return False
-    RUN_SYSTEMD_SYSTEM.mkdir(mode=0o755, parents=True)
+    try:
+        RUN_SYSTEMD_SYSTEM.mkdir(mode=0o755, parents=True)
+    except OSError as exc:
+        raise SandboxUnavailable(
+            f"cannot create {RUN_SYSTEMD_SYSTEM} ({exc}); systemd --user exits at once without it"
+        ) from exc
     return True
 
 
@@ -430,7 +446,7 @@ def _tail(path: Path, lines: int = 15) -> list[str]:
 class Sandbox:
     """A systemd user manager with the demo fleet, all under `root`. See the module doc."""
 
-    # Where `up` waits for the demo units to start answering.
+    # How long `up` waits for each demo unit to be ready.
     fleet_timeout = START_TIMEOUT_S
 
     def __init__(self, root: Path, *, dashboard_port: int = 5050, restart: str = "no") -> None:
@@ -438,7 +454,7 @@ class Sandbox:
             raise ValueError(f"restart must be one of {sorted(RESTART_VALUES)}, not {restart!r}")
         if not 0 < dashboard_port < 65536:
             raise ValueError(f"bad dashboard port {dashboard_port}")
-        self.root = root.absolute()
+        self.root = root.resolve()
         self.dashboard_port = dashboard_port
         self.restart = restart
         self.run_dir = self.root / "run"
@@ -457,7 +473,7 @@ class Sandbox:
         cls, root: Path, *, dashboard_port: int | None = None, restart: str | None = None
     ) -> Sandbox:
         """A Sandbox for `root` with the settings state.json recorded, unless overridden."""
-        state = _State.load(root.absolute() / "state.json")
+        state = _State.load(root.resolve() / "state.json")
         return cls(
             root,
             dashboard_port=dashboard_port or (state.dashboard_port if state else 5050),
@@ -768,10 +784,8 @@ class Sandbox:
     def _forked_manager(self, holder: subprocess.Popen[bytes]) -> ProcId | None:
         if holder.poll() is not None:
             raise SandboxUnavailable(self._exit_report(None, holder.returncode))
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit() and _parent_pid(int(entry.name)) == holder.pid:
-                return ProcId.of(int(entry.name), "systemd --user")
-        return None
+        children = [pid for pid in _pids() if _parent_pid(pid) == holder.pid]
+        return ProcId.of(children[0], "systemd --user") if children else None
 
     def _wait_manager(self, state: _State) -> None:
         manager = state.manager

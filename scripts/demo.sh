@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The demo: a real systemd user manager running a small trading fleet, watched by the
+# supervisor. Usage: ./scripts/demo.sh [--for SECONDS]   (default: until Ctrl-C)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+duration=""
+case "${1:-}" in
+    --for) duration="${2:?--for needs a number of seconds}" ;;
+    "") ;;
+    *) echo "usage: $0 [--for SECONDS]" >&2; exit 2 ;;
+esac
+
+bash scripts/bootstrap.sh
+py="$repo/.venv/bin/python"
+root="$repo/.sandbox"
+http_port="${SUPERVISOR_DEMO_PORT:-5051}"
+supervisor_pid=""
+
+cleanup() {
+    trap - EXIT INT TERM
+    echo
+    echo "== tearing down"
+    if [ -n "$supervisor_pid" ] && kill -0 "$supervisor_pid" 2>/dev/null; then
+        kill -TERM "$supervisor_pid"
+        wait "$supervisor_pid" 2>/dev/null || true
+    fi
+    "$py" -m supervisor.sandbox down --root "$root" || true
+}
+trap cleanup EXIT INT TERM
+
+echo "== starting a systemd user manager and the demo fleet under $root"
+"$py" -m supervisor.sandbox up --root "$root" --dashboard-port 5050
+eval "$("$py" -m supervisor.sandbox env --root "$root")"
+
+config="$root/config.toml"
+cat > "$config" <<TOML
+# Written by scripts/demo.sh: the example config, with the sandbox's paths.
+[http]
+port = $http_port
+
+[[targets]]
+name = "trader"
+unit = "trader.service"
+critical = true
+  [[targets.probes]]
+  type = "heartbeat"
+  path = "$root/home/trading/trader.heartbeat"
+  max_age_s = 5
+  [[targets.probes]]
+  type = "resources"
+  memory_max_mb = 200
+
+[[targets]]
+name = "dashboard"
+unit = "dashboard.service"
+ports = [5050]
+  [[targets.probes]]
+  type = "http"
+  url = "http://127.0.0.1:5050/health"
+  expect_json = { status = "ok" }
+  [targets.recovery]
+  actions = ["restart", "free-port"]
+
+[[targets]]
+name = "position-monitor"
+unit = "position-monitor.service"
+  [[targets.probes]]
+  type = "heartbeat"
+  path = "$root/home/trading/position-monitor.heartbeat"
+  max_age_s = 5
+TOML
+
+echo "== starting the supervisor (log: $root/supervisor.log)"
+"$py" -m supervisor run --config "$config" > "$root/supervisor.log" 2>&1 &
+supervisor_pid=$!
+
+# Wait (with a deadline) until every target passes, then show the picture.
+if ! "$py" - "$http_port" <<'PY'
+import json, sys, time, urllib.request, urllib.error
+url = f"http://127.0.0.1:{sys.argv[1]}/health"
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            if json.load(resp).get("status") == "pass":
+                sys.exit(0)
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.2)
+sys.exit(1)
+PY
+then
+    echo "the supervisor did not report pass within 30 s; its log:" >&2
+    tail -n 30 "$root/supervisor.log" >&2
+    exit 1
+fi
+
+echo
+"$py" -m supervisor status --url "http://127.0.0.1:$http_port/health" || true
+cat <<TXT
+
+/health:  http://127.0.0.1:$http_port/health    /metrics: http://127.0.0.1:$http_port/metrics
+Things to try in another shell (first: eval "\$(scripts/sandbox.sh env)"):
+  kill -9 \$(systemctl --user show -p MainPID --value trader.service)    # dead: restarted at once
+  kill -STOP \$(systemctl --user show -p MainPID --value dashboard.service) # hung: http probe, restart
+  .venv/bin/python -m supervisor.demo fault trader stall-heartbeat --root $root  # stale heartbeat
+  .venv/bin/python -m supervisor.demo fault trader grow-memory --root $root      # +64 MiB each
+  .venv/bin/supervisor status --url http://127.0.0.1:$http_port/health
+  tail -f $root/supervisor.log
+TXT
+
+if [ -n "$duration" ]; then
+    echo "(stopping in $duration s)"
+    sleep "$duration"
+else
+    echo "(Ctrl-C to stop)"
+    wait "$supervisor_pid"
+fi

@@ -1,0 +1,50 @@
+"""Fixtures for tests against a real systemd user manager (see supervisor.sandbox).
+
+One sandbox per test session, never one per test: on this kind of host (cgroup v1) only one
+user manager may run per machine, and start-up is the slow part. Do not run these tests with
+parallel workers.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from supervisor.sandbox import Sandbox, SandboxUnavailable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Sandbox]:
+    """A running sandbox with the demo fleet ready; skipped where no user manager can run."""
+    box = Sandbox(tmp_path_factory.mktemp("sandbox"), dashboard_port=free_port(), restart="no")
+    # Registered before `up`, so whatever a failing `up` left behind is still taken down.
+    request.addfinalizer(box.down)
+    try:
+        box.up()
+    except SandboxUnavailable as exc:
+        pytest.skip(f"systemd user-manager sandbox unavailable: {exc}")
+    yield box
+
+
+@pytest.fixture(autouse=True)
+def _restore_sandbox_fleet(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used the sandbox: faults cleared, failures reset, fleet ready.
+
+    reset-failed matters: the start limit (5 starts in 10 s) counts manual restarts too.
+    """
+    yield
+    box = request.node.funcargs.get("sandbox")
+    if isinstance(box, Sandbox):
+        box.restore_fleet()

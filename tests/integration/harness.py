@@ -1,0 +1,147 @@
+"""Runs the real daemon in-process against the sandbox, and waits on conditions with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from supervisor.config import Config
+from supervisor.daemon import Daemon
+from supervisor.model import Status
+from supervisor.sandbox import Sandbox
+
+
+async def until(pred: Callable[[], object], limit: float, what: str, step: float = 0.002) -> float:
+    """Poll `pred` until true or the deadline; return the seconds it took (never sleeps blind)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        if pred():
+            return loop.time() - start
+        if loop.time() - start > limit:
+            raise AssertionError(f"timed out after {limit:.1f} s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+def config(sandbox: Sandbox, targets_toml: str, extra: str = "") -> Config:
+    """A config on a free HTTP port with the given [[targets]] (and other) TOML."""
+    text = f'{extra}\n[http]\nhost = "127.0.0.1"\nport = 0\n{targets_toml}'
+    return Config(**tomllib.loads(text))
+
+
+def heartbeat_probe(sandbox: Sandbox, name: str, max_age_s: float = 5) -> str:
+    path = sandbox.heartbeat_path(name)
+    return f'[[targets.probes]]\ntype = "heartbeat"\npath = "{path}"\nmax_age_s = {max_age_s}\n'
+
+
+def http_probe(sandbox: Sandbox, **kw: object) -> str:
+    url = f"http://127.0.0.1:{sandbox.dashboard_port}/health"
+    extra = "".join(f"{k} = {v}\n" for k, v in kw.items())
+    return f'[[targets.probes]]\ntype = "http"\nurl = "{url}"\n{extra}'
+
+
+def target_toml(name: str, unit: str, body: str = "", *, recovery: str = "enabled = false") -> str:
+    """One [[targets]] block; recovery off unless the test gives its settings."""
+    return f'[[targets]]\nname = "{name}"\nunit = "{unit}"\n{body}[targets.recovery]\n{recovery}\n'
+
+
+def fleet_toml(sandbox: Sandbox, *, recovery: str = "enabled = false") -> str:
+    """The three demo targets with their usual probes."""
+    port = sandbox.dashboard_port
+    return (
+        target_toml(
+            "trader",
+            "trader.service",
+            "critical = true\n" + heartbeat_probe(sandbox, "trader"),
+            recovery=recovery,
+        )
+        + target_toml(
+            "dashboard",
+            "dashboard.service",
+            f"ports = [{port}]\n" + http_probe(sandbox),
+            recovery=recovery,
+        )
+        + target_toml(
+            "position-monitor",
+            "position-monitor.service",
+            heartbeat_probe(sandbox, "position-monitor"),
+            recovery=recovery,
+        )
+    )
+
+
+class Running:
+    """A daemon running in this event loop."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.daemon.http.port}"
+
+    def status(self, name: str) -> Status:
+        target = self.daemon.snapshot().target(name)
+        assert target is not None
+        return target.status
+
+    def target(self, name: str) -> Any:
+        return self.daemon.snapshot().target(name)
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        """GET from the daemon's HTTP server in a thread (a real client over loopback)."""
+        return await asyncio.to_thread(get_json, self.url + path)
+
+    async def get_text(self, path: str) -> tuple[int, str]:
+        """GET a text body (e.g. /metrics)."""
+        return await asyncio.to_thread(get_text, self.url + path)
+
+
+def get_text(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.status, resp.read().decode()
+
+
+def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@contextlib.asynccontextmanager
+async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIterator[Running]:
+    """Start the daemon against the sandbox's bus; stop it cleanly afterwards."""
+    daemon = Daemon(cfg, env=sandbox.env())
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop))
+    run = Running(daemon)
+    try:
+        await until(
+            lambda: (daemon.http.port != 0 and daemon.systemd.connected) or task.done(),
+            10,
+            "the daemon to connect",
+        )
+        if task.done():
+            task.result()
+        if settle:
+            names = [t.name for t in cfg.targets]
+            await until(
+                lambda: all(run.target(n).unit_state is not None for n in names),
+                10,
+                "every unit to be read",
+            )
+        yield run
+    finally:
+        stop.set()
+        started = time.monotonic()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - started < 5, "shutdown took too long"
