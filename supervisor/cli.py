@@ -99,18 +99,24 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
     from supervisor.daemon import Daemon  # imported late: check-config stays fast
 
     async def serve() -> int:
-        stop = asyncio.Event()
+        stop, reload = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+        daemon = Daemon(cfg, load_config=lambda: _reloaded(path, dry_run))
         try:
-            await Daemon(cfg).run(stop)
+            return await daemon.run(stop, reload)
         except OSError as exc:
             log.error("cannot serve on %s:%d: %s", cfg.http.host, cfg.http.port, exc.strerror)
             return 1
-        return 0
 
     return asyncio.run(serve())
+
+
+def _reloaded(path: Path | None, dry_run: bool) -> config.Config:
+    cfg = config.load(path)
+    return cfg.model_copy(update={"dry_run": True}) if dry_run else cfg
 
 
 def _base_url(path: Path | None) -> tuple[str, str | None]:

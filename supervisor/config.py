@@ -185,6 +185,44 @@ class TargetConfig(_Strict):
         return value
 
 
+Percent = Annotated[float, Field(gt=0, le=100)]
+
+
+class BudgetConfig(_Strict):
+    """The supervisor's own budget: it must never be what hurts the trader."""
+
+    cpu_percent: Annotated[float, Field(gt=0, le=400)] = 1.0  # % of one core, averaged
+    memory_mb: Annotated[float, Field(gt=0)] = 100.0  # own RSS: over it, shed caches
+    memory_hard_mb: Annotated[float, Field(gt=0)] = 200.0  # over it, exit 75: systemd restarts
+
+    @model_validator(mode="after")
+    def _hard_above_soft(self) -> Self:
+        if self.memory_hard_mb < self.memory_mb:
+            raise ValueError("memory_hard_mb must be at least memory_mb")
+        return self
+
+
+class BreakerConfig(_Strict):
+    """Pause active probes while the host is loaded (D-Bus events still flow)."""
+
+    enabled: bool = True
+    trip_cpu_percent: Percent = 90.0  # system-wide
+    trip_memory_percent: Percent = 85.0
+    resume_cpu_percent: Percent = 72.0
+    resume_memory_percent: Percent = 68.0
+    sustain_s: Annotated[float, Field(ge=0, le=86_400)] = 10.0  # a condition must hold this long
+    cooldown_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0  # minimum time open
+    sample_interval_s: Seconds = 2.0  # how often host and own load are sampled
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Self:
+        if self.resume_cpu_percent >= self.trip_cpu_percent:
+            raise ValueError("resume_cpu_percent must be below trip_cpu_percent")
+        if self.resume_memory_percent >= self.trip_memory_percent:
+            raise ValueError("resume_memory_percent must be below trip_memory_percent")
+        return self
+
+
 class Config(BaseSettings):
     """The whole configuration."""
 
@@ -195,6 +233,8 @@ class Config(BaseSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key", "token"})
 
     http: HttpConfig = Field(default_factory=HttpConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)
 

@@ -1,6 +1,8 @@
 """The composition root: builds every part from the config and runs the loops.
 
-Signal handlers only set an event; shutdown happens in one place, with a deadline.
+Signal handlers only set events; shutdown and reload each happen in one place. What depends
+on the target list (health model, probes, recovery) lives in a `Fleet`, rebuilt in place on
+reload; the bus connection, HTTP server, metrics and breaker live as long as the process.
 """
 
 from __future__ import annotations
@@ -9,35 +11,64 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from supervisor import probes, render
+from supervisor.breaker import Breaker, LoadSample
 from supervisor.config import Config, TargetConfig, probe_ids
-from supervisor.errors import BusError
+from supervisor.errors import EXIT_MEMORY_HARD_LIMIT, EXIT_OK, BusError, ConfigError
 from supervisor.health import HealthModel, ProbeTrack, TargetSpec
 from supervisor.http import HealthApp, HttpServer, HttpSettings
 from supervisor.metrics import Metrics
-from supervisor.model import (
-    ActiveState,
-    Clock,
-    Snapshot,
-    Status,
-    SystemClock,
-    UnitResources,
-    UnitState,
-)
+from supervisor.model import ActiveState, Clock, Snapshot, Status, SystemClock, UnitState
 from supervisor.notify import Notifier
 from supervisor.repair import Repairer
 from supervisor.resources import ProcReader
 from supervisor.schedule import ProbeSchedule
-from supervisor.selfstats import SelfSampler
+from supervisor.selfstats import SelfSampler, host_load, shed_memory
 from supervisor.systemd import Systemd, bus_address
 
 log = logging.getLogger(__name__)
 
 _PASS_INTERVAL_S = 5.0  # the supervision loop's longest sleep when nothing wakes it
-_SELF_SAMPLE_S = 5.0
 _BUS_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+_MIB = 1024 * 1024
+
+ProbeRun = tuple[TargetConfig, str, probes.Check, ProbeSchedule, float]
+
+
+class Fleet:
+    """What the target list defines: the health model, the probes and recovery."""
+
+    def __init__(self, config: Config, daemon: Daemon, previous: Fleet | None = None) -> None:
+        specs = [TargetSpec(t.name, t.unit, t.critical) for t in config.targets]
+        self.model = HealthModel(specs, daemon.clock)
+        self.repairer: Repairer = Repairer(
+            config,
+            clock=daemon.clock,
+            model=self.model,
+            systemd=daemon.systemd,
+            metrics=daemon.metrics,
+            wake=daemon.wake,
+            previous=previous.repairer if previous else None,
+        )
+        self.runs: list[ProbeRun] = []
+        now = daemon.clock.monotonic()
+        for target in config.targets:
+            for pid, spec in zip(probe_ids(target), target.probes, strict=True):
+                track = ProbeTrack(spec.failure_threshold, spec.success_threshold)
+                self.model.add_probe(target.name, pid, spec.type, track)
+                check = probes.build(
+                    spec,
+                    clock=daemon.clock,
+                    session=daemon.session,
+                    read_unit=daemon.unit_reader(target.unit),
+                    reader=daemon.proc,
+                )
+                # A random first offset so many targets' probes do not fire together.
+                first = now + daemon.rng.uniform(0, spec.period_s)
+                sched = ProbeSchedule(track, spec.period_s, spec.confirm_interval_s, first)
+                self.runs.append((target, pid, check, sched, spec.timeout_s))
 
 
 class Daemon:
@@ -49,113 +80,144 @@ class Daemon:
         *,
         clock: Clock | None = None,
         env: Mapping[str, str] = os.environ,
+        load_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        specs = [TargetSpec(t.name, t.unit, t.critical) for t in config.targets]
-        self.model = HealthModel(specs, self.clock)
+        self._load_config = load_config
         self._wake = asyncio.Event()
+        self._halt = asyncio.Event()
+        self.exit_code = EXIT_OK
+        self.rng = random.Random()
+        self.session = probes.session_factory()
+        self.proc = ProcReader()
         self.systemd = Systemd(bus_address(env), [t.unit for t in config.targets])
         self.sampler = SelfSampler(self.clock)
-        self.metrics = Metrics(self.model.snapshot, lambda: self.sampler.latest, self.clock)
+        self.breaker = Breaker(config.breaker, config.budget)
+        self.metrics = Metrics(self.snapshot, lambda: self.sampler.latest, self.clock)
+        self.notifier = Notifier(env)
+        self.fleet = Fleet(config, self)
         http = config.http
         key = http.api_key.get_secret_value() if http.api_key else None
-        self.notifier = Notifier(env)
-        self.repairer = Repairer(
-            config,
-            clock=self.clock,
-            model=self.model,
-            systemd=self.systemd,
-            metrics=self.metrics,
-            wake=self._wake_up,
-        )
-        app = HealthApp(
-            self.model.snapshot, self.metrics.render, reset=self.repairer.reset, api_key=key
-        ).build()
-        self.http = HttpServer(app, HttpSettings(http.host, http.port, http.access_log))
-        self._rng = random.Random()
-        self._session = probes.session_factory()
-        self._proc = ProcReader()
-        self._probe_runs: list[tuple[TargetConfig, str, probes.Check, ProbeSchedule, float]] = []
-        for target in config.targets:
-            self._add_probes(target)
+        app = HealthApp(self.snapshot, self.metrics.render, reset=self._reset, api_key=key)
+        self.http = HttpServer(app.build(), HttpSettings(http.host, http.port, http.access_log))
         self._bus_tried = asyncio.Event()
         self._statuses: dict[str, Status] = {}
+        self._probe_tasks: list[asyncio.Task[None]] = []
+        self._group: asyncio.TaskGroup | None = None
         self.passes = 0  # completed supervision passes (tests wait on it instead of sleeping)
 
-    def _add_probes(self, target: TargetConfig) -> None:
-        now = self.clock.monotonic()
-        for pid, spec in zip(probe_ids(target), target.probes, strict=True):
-            track = ProbeTrack(spec.failure_threshold, spec.success_threshold)
-            self.model.add_probe(target.name, pid, spec.type, track)
-            check = probes.build(
-                spec,
-                clock=self.clock,
-                session=self._session,
-                read_unit=self._unit_reader(target.unit),
-                reader=self._proc,
-            )
-            # A random first offset so many targets' probes do not fire together.
-            first = now + self._rng.uniform(0, spec.period_s)
-            sched = ProbeSchedule(track, spec.period_s, spec.confirm_interval_s, first)
-            self._probe_runs.append((target, pid, check, sched, spec.timeout_s))
-
-    def _unit_reader(self, unit: str) -> Callable[[], Awaitable[UnitResources]]:
-        return lambda: self.systemd.resources(unit)
+    def snapshot(self) -> Snapshot:
+        """The current picture."""
+        return self.fleet.model.snapshot()
 
     def wake(self) -> None:
         """Run a supervision pass soon."""
         self._wake.set()
 
-    def _wake_up(self) -> None:
-        self._wake.set()
+    def unit_reader(self, unit: str) -> probes.ReadUnit:
+        """How a resources probe reads its unit's cgroup figures."""
+        return lambda: self.systemd.resources(unit)
 
-    def snapshot(self) -> Snapshot:
-        """The current picture."""
-        return self.model.snapshot()
+    def _reset(self, name: str) -> bool:
+        return self.fleet.repairer.reset(name)
 
     # -- systemd.Listener ------------------------------------------------------------------
 
     def unit_changed(self, state: UnitState) -> None:
         """Apply a unit's new state at once (event-driven) and wake the supervision loop."""
-        name = self.model.name_for_unit(state.unit)
+        model = self.fleet.model
+        name = model.name_for_unit(state.unit)
         if name is not None:
-            self.model.apply_unit(name, state)
+            model.apply_unit(name, state)
             self._wake.set()
 
     def bus_lost(self, reason: str) -> None:
         """Everything is unknown until we are back on the bus."""
-        self.model.set_unknown(reason)
-        self.model.set_note("bus", f"D-Bus: {reason}; reconnecting")
+        self.fleet.model.set_unknown(reason)
+        self.fleet.model.set_note("bus", f"D-Bus: {reason}; reconnecting")
         self._wake.set()
 
-    # -- loops -----------------------------------------------------------------------------
+    # -- running ---------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Serve until `stop` is set; raises OSError if the HTTP port cannot be bound."""
+    async def run(self, stop: asyncio.Event, reload: asyncio.Event | None = None) -> int:
+        """Serve until `stop` is set (or we must halt); returns the exit code.
+
+        Raises OSError if the HTTP port cannot be bound.
+        """
         await self.http.start()
         log.info(
             "serving /health and /metrics on http://%s:%d", self.config.http.host, self.http.port
         )
+        reload = reload or asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._bus_loop()), group.create_task(self._supervise())]
-                tasks += [group.create_task(self._probe_loop(*run)) for run in self._probe_runs]
+                self._group = group
+                loops = [
+                    group.create_task(self._bus_loop()),
+                    group.create_task(self._supervise()),
+                    group.create_task(self._load_loop()),
+                ]
+                self._start_probes()
                 await self._bus_tried.wait()
                 self.notifier.ready()
                 log.info("ready: watching %d targets", len(self.config.targets))
-                await stop.wait()
+                while await _first(stop, self._halt, reload) is reload:
+                    reload.clear()
+                    await self._reload()
                 log.info("stopping")
                 self.notifier.stopping()
-                for task in tasks:
+                for task in [*loops, *self._probe_tasks]:
                     task.cancel()
         finally:
-            await self.repairer.close()
-            session = self._session()
-            await session.close()
+            await self.fleet.repairer.close()
+            await self.session().close()
             await self.http.stop()
             self.systemd.close()
             self.notifier.close()
+        return self.exit_code
+
+    def _start_probes(self) -> None:
+        group = self._group
+        assert group is not None
+        self._probe_tasks = [group.create_task(self._probe_loop(*run)) for run in self.fleet.runs]
+
+    async def _reload(self) -> None:
+        """Re-read the config; a bad one is rejected and the running one stays in force."""
+        self.notifier.reloading()
+        try:
+            if self._load_config is None:
+                raise ConfigError("(no file)", ["reload is not available"])
+            new = self._load_config()
+        except ConfigError as exc:
+            log.error("reload rejected, keeping the running config: %s", exc)
+        else:
+            await self._apply(new)
+        self.notifier.ready()
+
+    async def _apply(self, new: Config) -> None:
+        if new.http != self.config.http:
+            log.warning("[http] changes take effect at the next restart")
+        for task in self._probe_tasks:
+            task.cancel()
+        await asyncio.gather(*self._probe_tasks, return_exceptions=True)
+        old = self.fleet
+        self.config = new
+        if new.breaker != self.breaker.config or new.budget != self.breaker.budget:
+            self.breaker = Breaker(new.breaker, new.budget)
+        self.fleet = Fleet(new, self, previous=old)
+        self.systemd.watch(t.unit for t in new.targets)
+        for state in self.systemd.known_states():
+            self.unit_changed(state)
+        self._start_probes()
+        if self.systemd.connected:
+            try:
+                await self.systemd.refresh_all()
+            except BusError as exc:
+                log.warning("reading units after reload failed: %s", exc)
+        self._statuses.clear()
+        log.info("reloaded: watching %d targets", len(new.targets))
+        self.wake()
 
     async def _bus_loop(self) -> None:
         """Stay connected to systemd: connect, read all, wait for loss, back off, repeat."""
@@ -163,7 +225,7 @@ class Daemon:
         while True:
             try:
                 await self.systemd.connect(self)
-                self.model.set_note("bus", None)
+                self.fleet.model.set_note("bus", None)
                 if attempt:
                     log.info("reconnected to the bus after %d attempts", attempt)
                 attempt = 0
@@ -180,7 +242,9 @@ class Daemon:
             await asyncio.sleep(delay)
 
     def _probe_allowed(self, target: TargetConfig) -> bool:
-        """Probe only active units: an inactive one is already known bad from D-Bus."""
+        """Probe only active units (an inactive one is known bad) and only breaker closed."""
+        if self.breaker.open:
+            return False
         unit = self.systemd.state(target.unit)
         return unit is not None and unit.active_state is ActiveState.ACTIVE
 
@@ -207,16 +271,58 @@ class Daemon:
             if before is None or after is None or before.main_pid != after.main_pid:
                 sched.skipped(clock.monotonic())  # about a process that is gone: discard
                 continue
-            if self.model.apply_probe(result):
+            if self.fleet.model.apply_probe(result):
                 self._wake.set()
             sched.ran(started, clock.monotonic())
 
+    async def _load_loop(self) -> None:
+        """Sample host and own load: feed the breaker, guard our memory budget."""
+        host_load()  # prime psutil's CPU counter: the first reading is since this call
+        while True:
+            await asyncio.sleep(self.config.breaker.sample_interval_s)
+            try:
+                self._sample_load()
+            except Exception:  # sampling must never stop supervision
+                log.exception("sampling load failed")
+
+    def _sample_load(self) -> None:
+        stats = self.sampler.sample()
+        host = host_load()
+        rss_mb = stats.rss_bytes / _MIB
+        budget = self.config.budget
+        if rss_mb > budget.memory_hard_mb:
+            log.critical(
+                "own memory %.0f MB is over the hard limit %g MB: exiting with %d so "
+                "systemd restarts us",
+                rss_mb,
+                budget.memory_hard_mb,
+                EXIT_MEMORY_HARD_LIMIT,
+            )
+            self.exit_code = EXIT_MEMORY_HARD_LIMIT
+            self._halt.set()
+            return
+        if rss_mb > budget.memory_mb:
+            shed_memory()
+        sample = LoadSample(
+            self.clock.monotonic(), host.cpu_percent, host.memory_percent, stats.cpu_percent, rss_mb
+        )
+        self.metrics.observe_load(host.cpu_percent, host.memory_percent)
+        if self.breaker.observe(sample):
+            if self.breaker.open:
+                log.warning("%s", self.breaker.describe())
+            else:
+                log.info("breaker closed: host load back under the resume thresholds")
+            self.metrics.observe_breaker(self.breaker.open, self.breaker.trips)
+            self.fleet.model.set_note(
+                "breaker", self.breaker.describe() if self.breaker.open else None
+            )
+            self._wake.set()
+
     async def _supervise(self) -> None:
-        """One pass per wake-up or interval: report changes, STATUS=, watchdog ping."""
+        """One pass per wake-up or interval: recovery, report changes, STATUS=, watchdog."""
         interval = _PASS_INTERVAL_S
         if self.notifier.watchdog_interval_s is not None:
             interval = min(interval, self.notifier.watchdog_interval_s)
-        last_sample = float("-inf")
         wait = interval
         while True:
             try:
@@ -227,14 +333,10 @@ class Daemon:
             self._wake.clear()
             wait = interval
             try:
-                now = self.clock.monotonic()
-                if now - last_sample >= _SELF_SAMPLE_S:
-                    self.sampler.sample()
-                    last_sample = now
-                backoff_ends = self.repairer.step() if self.systemd.connected else None
+                backoff_ends = self.fleet.repairer.step() if self.systemd.connected else None
                 if backoff_ends is not None:
                     wait = min(wait, backoff_ends)
-                self._report(self.model.snapshot())
+                self._report(self.snapshot())
             except Exception:  # one bad pass must never stop supervision
                 log.exception("supervision pass failed")
             # Pinged only after a completed pass: a stuck loop stops the pings.
@@ -247,5 +349,22 @@ class Daemon:
             if before is not t.status:
                 self._statuses[t.name] = t.status
                 level = logging.INFO if t.status is Status.PASS else logging.WARNING
-                log.log(level, "%s (%s) is %s: %s", t.name, t.unit, t.status.value, t.output)
-        self.notifier.status(render.status_line(snap))
+                if t.status is Status.UNKNOWN:  # the output already says "unknown: why"
+                    log.log(level, "%s (%s): %s", t.name, t.unit, t.output)
+                else:
+                    log.log(level, "%s (%s) is %s: %s", t.name, t.unit, t.status.value, t.output)
+        line = render.status_line(snap)
+        if not self.breaker.open:
+            line += "; breaker closed"
+        self.notifier.status(line)
+
+
+async def _first(*events: asyncio.Event) -> asyncio.Event:
+    """Wait until one of the events is set; return it."""
+    waiters = {asyncio.ensure_future(e.wait()): e for e in events}
+    try:
+        done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return waiters[next(iter(done))]

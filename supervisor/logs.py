@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 # Python level -> syslog priority (sd-daemon(3)): journald reads "<N>" at a line's start.
 _PRIORITY = {
@@ -30,6 +31,36 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+class RepeatFilter(logging.Filter):
+    """Let an identical warning or error through once per window, then say how many were held.
+
+    A target that fails the same way every pass must not flood the journal.
+    """
+
+    def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._window = window_s
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True to emit the record."""
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        now = self._clock()
+        first, held = self._seen.get(key, (0.0, -1))
+        if held >= 0 and now - first < self._window:
+            self._seen[key] = (first, held + 1)
+            return False
+        if held > 0:
+            record.msg = f"{record.msg} (and {held} more like it in the last {self._window:.0f} s)"
+        if len(self._seen) > 1000:  # bounded: forget old keys rather than grow
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        return True
+
+
 def under_journal(env: Mapping[str, str] = os.environ) -> bool:
     """True when stderr is connected to the journal (systemd sets JOURNAL_STREAM)."""
     stream = env.get("JOURNAL_STREAM", "")
@@ -50,6 +81,7 @@ def setup(level: str = "INFO", env: Mapping[str, str] = os.environ) -> None:
         handler.setFormatter(JournalFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -34,6 +34,10 @@ class SnapshotCollector(Collector):
         self._stats = stats
         self._clock = clock
 
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not read a snapshot that may not exist yet."""
+        return []
+
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family built from the current snapshot."""
         snap = self._snapshot()
@@ -118,6 +122,16 @@ class Metrics:
             ["target", "action", "result"],
             registry=reg,
         )
+        self._host_cpu = Gauge("supervisor_host_cpu_percent", "system-wide CPU busy", registry=reg)
+        self._host_memory = Gauge(
+            "supervisor_host_memory_percent", "system memory in use", registry=reg
+        )
+        self._breaker_open = Gauge(
+            "supervisor_breaker_open", "1 while the breaker is open (probes paused)", registry=reg
+        )
+        self._breaker_trips = Gauge(
+            "supervisor_breaker_trips", "times the breaker tripped since start", registry=reg
+        )
         self._memory = Gauge(
             "supervisor_unit_memory_bytes",
             "the unit's memory (resources probe)",
@@ -130,6 +144,16 @@ class Metrics:
             ["target"],
             registry=reg,
         )
+
+    def observe_load(self, host_cpu_percent: float, host_memory_percent: float) -> None:
+        """Keep the host's load as the breaker saw it."""
+        self._host_cpu.set(host_cpu_percent)
+        self._host_memory.set(host_memory_percent)
+
+    def observe_breaker(self, is_open: bool, trips: int) -> None:
+        """Breaker state and how often it has tripped."""
+        self._breaker_open.set(1.0 if is_open else 0.0)
+        self._breaker_trips.set(float(trips))
 
     def observe_recovery(self, target: str, action: str, result: str) -> None:
         """Count one recovery action and how it ended."""

@@ -51,6 +51,11 @@ class Recovery:
         self.last_result = ""
 
     @property
+    def config(self) -> RecoveryConfig:
+        """The settings this policy follows."""
+        return self._cfg
+
+    @property
     def gave_up(self) -> bool:
         """True while automatic recovery is suspended for this target."""
         return self._gave_up_until is not None

@@ -35,6 +35,7 @@ class Repairer:
         systemd: Systemd,
         metrics: Metrics,
         wake: Callable[[], None],
+        previous: Repairer | None = None,
     ) -> None:
         self._config = config
         self._model = model
@@ -42,7 +43,14 @@ class Repairer:
         self._metrics = metrics
         self._wake = wake
         self._dry_run = config.dry_run
-        self.policies = {t.name: Recovery(t.recovery, clock) for t in config.targets}
+        old = previous.policies if previous else {}
+        # A reload keeps the attempts and give-ups of targets whose recovery is unchanged.
+        self.policies: dict[str, Recovery] = {
+            t.name: old[t.name]
+            if t.name in old and old[t.name].config == t.recovery
+            else Recovery(t.recovery, clock)
+            for t in config.targets
+        }
         self._tasks: set[asyncio.Task[None]] = set()
 
     def dry_run(self, on: bool) -> None:

@@ -1,6 +1,12 @@
-"""The supervisor's own footprint, sampled off the request path (psutil reads /proc)."""
+"""Our own footprint and the host's load, sampled off the request path (psutil reads /proc)."""
 
 from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import gc
+from dataclasses import dataclass
 
 import psutil
 
@@ -8,7 +14,7 @@ from supervisor.model import Clock, SelfStats
 
 
 class SelfSampler:
-    """Samples our own CPU and RSS; the daemon calls `sample()` from its loop."""
+    """Samples our own CPU and RSS; the daemon calls `sample()` from its load loop."""
 
     def __init__(self, clock: Clock, pid: int | None = None) -> None:
         self._clock = clock
@@ -36,3 +42,28 @@ class SelfSampler:
             cpu_percent=percent,
         )
         return self.latest
+
+
+@dataclass(frozen=True, slots=True)
+class HostLoad:
+    """System-wide CPU (since the previous call) and memory in use, in percent."""
+
+    cpu_percent: float
+    memory_percent: float
+
+
+def host_load() -> HostLoad:
+    """CPU busy since the last call (the first call primes it) and memory in use."""
+    return HostLoad(
+        float(psutil.cpu_percent(interval=None)), float(psutil.virtual_memory().percent)
+    )
+
+
+def shed_memory() -> None:
+    """Give back what we can: collect garbage and return freed heap pages to the OS."""
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        # Not glibc (no malloc_trim): gc alone will do.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(libc).malloc_trim(0)

@@ -100,6 +100,19 @@ class Systemd:
         """True while the bus connection is up."""
         return self._bus is not None and self._bus.connected
 
+    def watch(self, units: Iterable[str]) -> None:
+        """Change the watched units (reload); call refresh_all() to read new ones."""
+        self._units = list(units)
+        keep = set(self._units)
+        for path, unit in list(self._paths.items()):
+            if unit not in keep:
+                del self._paths[path]
+                self._states.pop(unit, None)
+
+    def known_states(self) -> list[UnitState]:
+        """The last state of every watched unit read so far."""
+        return [self._states[u] for u in self._units if u in self._states]
+
     def state(self, unit: str) -> UnitState | None:
         """The last known state of a watched unit."""
         return self._states.get(unit)

@@ -30,9 +30,16 @@ async def until(pred: Callable[[], object], limit: float, what: str, step: float
         await asyncio.sleep(step)
 
 
-def config(sandbox: Sandbox, targets_toml: str, extra: str = "") -> Config:
+# In-process, the daemon's "own CPU" is the whole pytest process's, and a busy test box may
+# cross the host thresholds: the breaker is off unless a test configures it.
+NO_BREAKER = "[breaker]\nenabled = false\n"
+
+
+def config(
+    sandbox: Sandbox, targets_toml: str, extra: str = "", breaker: str = NO_BREAKER
+) -> Config:
     """A config on a free HTTP port with the given [[targets]] (and other) TOML."""
-    text = f'{extra}\n[http]\nhost = "127.0.0.1"\nport = 0\n{targets_toml}'
+    text = f'{extra}\n{breaker}\n[http]\nhost = "127.0.0.1"\nport = 0\n{targets_toml}'
     return Config(**tomllib.loads(text))
 
 

@@ -33,9 +33,9 @@ def unit_state(sandbox: Sandbox, unit: str) -> tuple[str, str]:
 
 def next_probe_in(run: Running, target: str) -> float:
     """Seconds until the target's first probe is due (from the daemon's schedule)."""
-    for t, _pid, _check, sched, _timeout in run.daemon._probe_runs:
+    for t, _pid, _check, sched, _timeout in run.daemon.fleet.runs:
         if t.name == target:
-            return sched.next_at - run.daemon.clock.monotonic()
+            return float(sched.next_at - run.daemon.clock.monotonic())
     raise AssertionError(f"no probe for {target}")
 
 

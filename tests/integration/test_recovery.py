@@ -130,11 +130,12 @@ async def test_orphan_on_the_port_is_killed_and_only_it(
     rec = FAST + '\nactions = ["restart", "free-port"]'
     cfg = config(sandbox, target_toml("dashboard", "dashboard.service", body, recovery=rec))
     trader_pid = sandbox.main_pid("trader.service")
+    # The fault is in place before the supervisor starts, so it cannot restart the
+    # dashboard before the stray binds: the stray holds the port and the unit is down.
+    sandbox.systemctl("stop", "dashboard.service")
+    stray = await hold_port(port)
+    orphan_of.append(stray)
     async with running(sandbox, cfg) as run:
-        await until(lambda: run.status("dashboard") is Status.PASS, 15, "dashboard pass")
-        sandbox.systemctl("stop", "dashboard.service")
-        stray = await hold_port(port)
-        orphan_of.append(stray)
         await until(lambda: stray.poll() is not None, 30, "the stray to be killed")
         await until(lambda: serving_new_pid(sandbox, 0), 30, "the dashboard serving again")
         assert stray.returncode == -signal.SIGTERM
@@ -157,12 +158,12 @@ async def test_forbidden_orphan_is_not_killed_and_target_says_why(
         "squatter", "squatter.service"
     )
     try:
+        # In place before the supervisor starts (it would restart the dashboard first).
+        sandbox.systemctl("stop", "dashboard.service")
+        sandbox.systemctl("start", "squatter.service")
+        squatter = sandbox.main_pid("squatter.service")
+        await until(lambda: _listening(port), 10, "the squatter listening")
         async with running(sandbox, config(sandbox, targets)) as run:
-            await until(lambda: run.status("dashboard") is Status.PASS, 15, "dashboard pass")
-            sandbox.systemctl("stop", "dashboard.service")
-            sandbox.systemctl("start", "squatter.service")
-            squatter = sandbox.main_pid("squatter.service")
-            await until(lambda: _listening(port), 10, "the squatter listening")
             await until(
                 lambda: "recovery blocked" in run.target("dashboard").output,
                 20,
