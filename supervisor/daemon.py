@@ -106,6 +106,7 @@ class Daemon:
         self._probe_tasks: list[asyncio.Task[None]] = []
         self._group: asyncio.TaskGroup | None = None
         self.passes = 0  # completed supervision passes (tests wait on it instead of sleeping)
+        self.load_samples = 0  # completed load samples (likewise)
 
     def snapshot(self) -> Snapshot:
         """The current picture."""
@@ -284,6 +285,7 @@ class Daemon:
                 self._sample_load()
             except Exception:  # sampling must never stop supervision
                 log.exception("sampling load failed")
+            self.load_samples += 1
 
     def _sample_load(self) -> None:
         stats = self.sampler.sample()

@@ -110,7 +110,7 @@ async def hold_port(port: int) -> subprocess.Popen[bytes]:
     """A stray process outside any unit holding `port`; returns once it listens."""
     cmd = [sys.executable, "-m", "supervisor.demo", "orphan", "--port", str(port)]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)  # noqa: ASYNC220 - fork is quick
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
     await until(lambda: _listening(port) or proc.poll() is not None, 10, "the orphan listening")
     assert proc.poll() is None, "the orphan exited"
     return proc

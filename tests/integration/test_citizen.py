@@ -1,0 +1,265 @@
+"""The supervisor as a systemd citizen, installed by install_services.sh into the sandbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supervisor.model import Status
+from supervisor.sandbox import Sandbox
+from tests.integration.conftest import free_port
+from tests.integration.harness import (
+    Running,
+    config,
+    get_json,
+    heartbeat_probe,
+    running,
+    target_toml,
+    until,
+)
+
+pytestmark = pytest.mark.sandbox
+REPO = Path(__file__).resolve().parents[2]
+UNIT = "sidecar-supervisor.service"
+
+
+class Installed:
+    """What the installer put into the sandbox."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.port = free_port()
+        self.config = sandbox.config_home / "sidecar-supervisor" / "config.toml"
+        self.unit_file = sandbox.config_home / "systemd" / "user" / UNIT
+        self.venv = sandbox.home / ".local" / "share" / "sidecar-supervisor" / "venv"
+
+    def good_config(self) -> str:
+        return (
+            f'[http]\nport = {self.port}\n[[targets]]\nname = "trader"\nunit = "trader.service"\n'
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            **self.sandbox.env(),
+            # The sandbox has its own HOME: reuse the real pip cache so no wheel is fetched twice.
+            "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
+            "PYTHON": sys.executable,
+        }
+        return subprocess.run(
+            [str(REPO / "install_services.sh"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def show(self, *props: str) -> dict[str, str]:
+        return self.sandbox.show(UNIT, *props)
+
+    def health(self) -> tuple[int, object] | None:
+        try:
+            return get_json(f"http://127.0.0.1:{self.port}/health", timeout=1)
+        except OSError:
+            return None
+
+
+@pytest.fixture(scope="module")
+def installed(sandbox: Sandbox) -> Iterator[Installed]:
+    inst = Installed(sandbox)
+    inst.config.parent.mkdir(parents=True, exist_ok=True)
+    inst.config.write_text(inst.good_config())  # the installer must keep it
+    result = inst.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield inst
+    inst.run("--uninstall")
+
+
+def test_install_starts_a_notify_unit_that_answers(installed: Installed) -> None:
+    props = installed.show("Type", "ActiveState", "SubState", "NotifyAccess", "WatchdogUSec")
+    # Type=notify reaches active (running) only after READY=1 arrived.
+    assert (props["Type"], props["ActiveState"], props["SubState"]) == (
+        "notify",
+        "active",
+        "running",
+    )
+    assert props["WatchdogUSec"] == "30s"
+    assert installed.config.read_text() == installed.good_config()  # not overwritten
+    text = installed.unit_file.read_text()
+    assert f"ExecStart={installed.venv}/bin/supervisor run --config {installed.config}" in text
+    health = installed.health()
+    assert health is not None
+    assert health[0] in (200, 503)
+
+
+def test_second_run_is_a_no_op_upgrade(installed: Installed) -> None:
+    pid = installed.show("MainPID")["MainPID"]
+    result = installed.run()
+    assert result.returncode == 0, result.stderr
+    assert "is up to date" in result.stdout
+    assert "nothing changed" in result.stdout
+    assert installed.show("MainPID")["MainPID"] == pid
+
+
+def test_dry_run_changes_nothing(installed: Installed) -> None:
+    before = installed.unit_file.read_text()
+    result = installed.run("--dry-run", "--uninstall")
+    assert result.returncode == 0, result.stderr
+    assert "would run: systemctl --user disable --now sidecar-supervisor.service" in result.stdout
+    assert installed.unit_file.read_text() == before
+    assert installed.show("ActiveState")["ActiveState"] == "active"
+
+
+def _restarted(installed: Installed, restarts: int, pid: str) -> bool:
+    props = installed.show("NRestarts", "MainPID", "ActiveState", "SubState")
+    return (
+        int(props["NRestarts"]) > restarts
+        and props["MainPID"] not in ("0", pid)
+        and (props["ActiveState"], props["SubState"]) == ("active", "running")
+    )
+
+
+async def test_watchdog_restarts_a_stopped_supervisor(installed: Installed) -> None:
+    box = installed.sandbox
+    dropin = box.config_home / "systemd" / "user" / f"{UNIT}.d" / "watchdog.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text("[Service]\nWatchdogSec=2\n")
+    try:
+        box.daemon_reload()
+        box.systemctl("restart", UNIT)
+        props = installed.show("NRestarts", "MainPID")
+        restarts, pid = int(props["NRestarts"]), props["MainPID"]
+        os.kill(int(pid), signal.SIGSTOP)
+        await until(
+            lambda: _restarted(installed, restarts, pid),
+            20,
+            "systemd's watchdog to restart the supervisor",
+            step=0.1,
+        )
+        await until(lambda: installed.health() is not None, 15, "/health answering again")
+    finally:
+        dropin.unlink()
+        box.daemon_reload()
+        box.systemctl("restart", UNIT, check=False)
+
+
+async def test_broken_config_exits_78_and_is_not_restarted(installed: Installed) -> None:
+    box = installed.sandbox
+    restarts = int(installed.show("NRestarts")["NRestarts"])
+    installed.config.write_text("[http]\nport = 'not a port'\n")
+    try:
+        box.systemctl("restart", UNIT, check=False)
+        await until(
+            lambda: installed.show("ActiveState")["ActiveState"] == "failed",
+            20,
+            "the unit to fail",
+            step=0.05,
+        )
+        props = installed.show("ExecMainStatus", "NRestarts", "Result")
+        assert props["ExecMainStatus"] == "78"
+        assert props["Result"] == "exit-code"
+        assert int(props["NRestarts"]) == restarts  # RestartPreventExitStatus=78
+    finally:
+        installed.config.write_text(installed.good_config())
+        box.systemctl("reset-failed", UNIT, check=False)
+        box.systemctl("start", UNIT)
+
+
+def test_uninstall_removes_it_and_keeps_the_config(installed: Installed) -> None:
+    result = installed.run("--uninstall")
+    assert result.returncode == 0, result.stderr
+    assert "your config is kept" in result.stdout
+    assert not installed.unit_file.exists()
+    assert not installed.venv.exists()
+    assert installed.config.read_text() == installed.good_config()
+    assert installed.sandbox.systemctl("cat", UNIT, check=False).returncode != 0
+
+
+HOG = "while True: pass\n"
+
+
+def probe_runs(run: Running, target: str) -> float:
+    value = run.daemon.metrics.registry.get_sample_value(
+        "supervisor_probe_runs_total", {"target": target, "type": "heartbeat"}
+    )
+    return float(value or 0)
+
+
+async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox) -> None:
+    breaker = (
+        "[breaker]\ntrip_cpu_percent = 40\nresume_cpu_percent = 30\nsustain_s = 1\n"
+        "cooldown_s = 1\nsample_interval_s = 0.25\n"
+        "[budget]\ncpu_percent = 400\n"
+    )  # the pytest process shares our PID here
+    body = heartbeat_probe(sandbox, "trader") + "period_s = 0.2\n"
+    targets = target_toml("trader", "trader.service", "critical = true\n" + body) + target_toml(
+        "position-monitor", "position-monitor.service"
+    )
+    hogs: list[subprocess.Popen[bytes]] = []
+    async with running(sandbox, config(sandbox, targets, breaker=breaker)) as run:
+        await until(lambda: probe_runs(run, "trader") >= 3, 10, "probes running")
+        try:
+            hogs = [
+                subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 2)
+            ]
+            await until(lambda: run.daemon.breaker.open, 20, "the breaker to trip")
+            _code, doc = await run.get("/health")
+            assert doc["status"] == "warn"
+            assert "breaker open: host CPU" in doc["output"]
+            frozen = probe_runs(run, "trader")
+            await _load_samples(run, 6)
+            assert probe_runs(run, "trader") == frozen  # probes paused
+            os.kill(sandbox.main_pid("position-monitor.service"), signal.SIGKILL)
+            await until(
+                lambda: run.status("position-monitor") is Status.FAIL,
+                10,
+                "a death seen from D-Bus while the breaker is open",
+            )
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+        await until(lambda: not run.daemon.breaker.open, 30, "the breaker to close")
+        resumed = probe_runs(run, "trader")
+        await until(lambda: probe_runs(run, "trader") > resumed + 2, 10, "probes resuming")
+
+
+async def _load_samples(run: Running, n: int) -> None:
+    """Wait for `n` more load samples (the breaker's own clock), not for a fixed time."""
+    start = run.daemon.load_samples
+    await until(lambda: run.daemon.load_samples >= start + n, 10, f"{n} load samples")
+
+
+async def test_bus_loss_reconnects_and_rereads_state(sandbox: Sandbox) -> None:
+    body = heartbeat_probe(sandbox, "trader")
+    targets = target_toml("trader", "trader.service", body) + target_toml(
+        "position-monitor", "position-monitor.service"
+    )
+    async with running(sandbox, config(sandbox, targets)) as run:
+        await until(lambda: run.status("trader") is Status.PASS, 10, "trader pass")
+        bus_pid = int(sandbox.show("dbus.service", "MainPID")["MainPID"])
+        os.kill(bus_pid, signal.SIGKILL)  # the session bus dies under us
+        await until(lambda: run.status("trader") is Status.UNKNOWN, 10, "targets unknown")
+        _code, doc = await run.get("/health")
+        assert doc["checks"]["trader"][0]["state"] == "unknown"
+        assert "D-Bus" in doc["output"]
+        # The bus comes back (socket-activated) and the manager rejoins it; so must we.
+        await until(
+            lambda: run.daemon.systemd.connected and run.status("trader") is Status.PASS,
+            30,
+            "reconnected with trader pass",
+            step=0.05,
+        )
+        sandbox.systemctl("stop", "position-monitor.service")
+        await until(
+            lambda: run.status("position-monitor") is Status.FAIL,
+            10,
+            "signals flowing again after the reconnect",
+        )
