@@ -53,7 +53,8 @@ def free_port() -> int:
 
 def fleet_config(box: Sandbox, port: int, extra_targets: int = 0) -> str:
     hb = box.heartbeat_path
-    text = f"""[http]
+    text = f"""state_dir = "{box.root / "bench-state"}"
+[http]
 port = {port}
 [[targets]]
 name = "trader"

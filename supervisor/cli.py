@@ -7,7 +7,9 @@ import asyncio
 import json
 import logging
 import signal
+import socket
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check-config", help="validate the config and show what is watched")
     check.add_argument("--config", type=Path)
+    check.add_argument(
+        "--online", action="store_true", help="also check the Telegram bot token with the Bot API"
+    )
+    test = sub.add_parser("alert-test", help="send a test message through the alert channel")
+    test.add_argument("--config", type=Path)
     status = sub.add_parser("status", help="show the running supervisor's /health as a table")
     status.add_argument("--url", help="the /health URL (default: from the config, else :5051)")
     status.add_argument("--config", type=Path)
@@ -56,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args.config, args.log_level, args.dry_run)
     if args.command == "check-config":
-        return _check_config(args.config)
+        code = _check_config(args.config)
+        return code if code or not args.online else _online(args.config, send=False)
+    if args.command == "alert-test":
+        return _online(args.config, send=True)
     if args.command == "reset":
         return _reset(args.target, args.url, args.config)
     return _status(args.url, args.config, args.json)
@@ -84,6 +94,51 @@ def _check_config(path: Path | None) -> int:
         suffix = f" ({'; '.join(extras)})" if extras else ""
         print(f"  {t.name:<20} {t.unit}{suffix}")
     return 0
+
+
+def _online(path: Path | None, send: bool) -> int:
+    """Check the token with getMe (and send a test message): success or the exact failure."""
+    try:
+        cfg = config.load(path)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    telegram = cfg.alerts.telegram
+    if telegram is None:
+        print("no [alerts.telegram] section: alerts are only logged", file=sys.stderr)
+        return 1
+    try:
+        token = telegram.read_token()
+    except OSError as exc:
+        print(f"cannot read {telegram.token_file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    from supervisor.alerting import Alert, Severity, format_html
+    from supervisor.telegram import ChannelError, TelegramChannel
+
+    async def attempt() -> int:
+        channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
+        try:
+            name = await channel.connect()
+            print(f"Telegram: the token is valid (bot @{name})")
+            if send:
+                alert = Alert(
+                    key="test",
+                    target="supervisor",
+                    severity=Severity.INFO,
+                    summary="test message from supervisor alert-test",
+                    at=time.time(),
+                )
+                for chat_id in telegram.chat_ids:
+                    await channel.send(chat_id, format_html(alert, socket.gethostname()))
+                    print(f"Telegram: test message delivered to chat {chat_id}")
+        except ChannelError as exc:
+            print(f"Telegram: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await channel.close()
+        return 0
+
+    return asyncio.run(attempt())
 
 
 def _run(path: Path | None, level: str, dry_run: bool) -> int:

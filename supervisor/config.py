@@ -223,6 +223,51 @@ class BreakerConfig(_Strict):
         return self
 
 
+class TelegramConfig(_Strict):
+    """Where alerts go and who may send commands."""
+
+    token: SecretStr | None = None  # or token_file, or SUPERVISOR_ALERTS__TELEGRAM__TOKEN
+    token_file: Path | None = None
+    chat_ids: list[int] = Field(min_length=1)  # alerts go to these; commands only from these
+    api_url: str = Field("https://api.telegram.org", pattern=r"^https?://[^\s]+$")
+    commands: bool = True
+    timeout_s: Seconds = 10.0
+
+    @field_validator("token_file")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value else None
+
+    @model_validator(mode="after")
+    def _token_known(self) -> Self:
+        if self.token is None and self.token_file is None:
+            raise ValueError("set token_file (or token, or SUPERVISOR_ALERTS__TELEGRAM__TOKEN)")
+        return self
+
+    def read_token(self) -> str:
+        """The token, from `token` or `token_file`; OSError if the file cannot be read."""
+        if self.token is not None:
+            return self.token.get_secret_value().strip()
+        assert self.token_file is not None
+        return self.token_file.read_text().strip()
+
+
+class AlertsConfig(_Strict):
+    """When a person hears about failures (Alertmanager's spirit: once, then reminders)."""
+
+    enabled: bool = True
+    failure_threshold: Count = 3  # failed rounds before an incident opens
+    cooldown_s: Seconds = 900.0  # no reminder sooner than this
+    critical_after_s: Seconds = 300.0  # a critical target failing this long is critical
+    max_per_hour: Count = 10  # beyond it alerts are held and sent later as one digest
+    telegram: TelegramConfig | None = None
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sidecar-supervisor"
+
+
 class Config(BaseSettings):
     """The whole configuration."""
 
@@ -232,9 +277,16 @@ class Config(BaseSettings):
     # Fields that may hold secrets: their input value is never echoed in an error.
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key", "token"})
 
+    @field_validator("state_dir")
+    @classmethod
+    def _expand_state(cls, value: Path) -> Path:
+        return value.expanduser()
+
     http: HttpConfig = Field(default_factory=HttpConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    state_dir: Path = Field(default_factory=_default_state_dir)  # incidents, outbox, attempts
     dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)
 

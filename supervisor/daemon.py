@@ -11,9 +11,12 @@ import asyncio
 import logging
 import os
 import random
+import socket
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from supervisor import probes, render
+from supervisor.alerting import AlertPolicy
 from supervisor.breaker import Breaker, LoadSample
 from supervisor.config import Config, TargetConfig, probe_ids
 from supervisor.errors import EXIT_MEMORY_HARD_LIMIT, EXIT_OK, BusError, ConfigError
@@ -21,11 +24,14 @@ from supervisor.health import HealthModel, ProbeTrack, TargetSpec
 from supervisor.http import HealthApp, HttpServer, HttpSettings
 from supervisor.metrics import Metrics
 from supervisor.model import ActiveState, Clock, Snapshot, Status, SystemClock, UnitState
+from supervisor.notifications import AlertService, Commands
 from supervisor.notify import Notifier
+from supervisor.outbox import Outbox
 from supervisor.repair import Repairer
 from supervisor.resources import ProcReader
 from supervisor.schedule import ProbeSchedule
 from supervisor.selfstats import SelfSampler, host_load, shed_memory
+from supervisor.state import StateStore
 from supervisor.systemd import Systemd, bus_address
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ class Fleet:
             metrics=daemon.metrics,
             wake=daemon.wake,
             previous=previous.repairer if previous else None,
+            on_action=daemon.policy.note_action,
         )
         self.runs: list[ProbeRun] = []
         now = daemon.clock.monotonic()
@@ -96,7 +103,29 @@ class Daemon:
         self.breaker = Breaker(config.breaker, config.budget)
         self.metrics = Metrics(self.snapshot, lambda: self.sampler.latest, self.clock)
         self.notifier = Notifier(env)
+        self.policy = AlertPolicy(config.alerts, self.clock, _round_s(config))
         self.fleet = Fleet(config, self)
+        self.store = StateStore(config.state_dir)
+        self.outbox = Outbox()
+        self.alerts = AlertService(
+            config.alerts,
+            clock=self.clock,
+            outbox=self.outbox,
+            host=socket.gethostname(),
+            changed=self._state_changed,
+            set_note=lambda text: self.fleet.model.set_note("alerts", text),
+            commands=Commands(
+                clock=self.clock,
+                policy=self.policy,
+                targets=lambda: [t.name for t in self.config.targets],
+                status=lambda: render.table(render.health_document(self.snapshot())),
+                restart=self._manual_restart,
+                reset=self._reset,
+            ),
+        )
+        self._saved: dict[str, Any] = {}
+        self._dirty = True
+        self._restore()
         http = config.http
         key = http.api_key.get_secret_value() if http.api_key else None
         app = HealthApp(self.snapshot, self.metrics.render, reset=self._reset, api_key=key)
@@ -107,6 +136,40 @@ class Daemon:
         self._group: asyncio.TaskGroup | None = None
         self.passes = 0  # completed supervision passes (tests wait on it instead of sleeping)
         self.load_samples = 0  # completed load samples (likewise)
+
+    def _restore(self) -> None:
+        """Resume from the state file: incidents, silences, outbox, attempts, give-ups."""
+        saved = self.store.load()
+        self.policy.restore(saved.get("alerts", {}))
+        self.outbox.restore(saved.get("outbox", {}))
+        self.fleet.repairer.restore(saved.get("recovery", {}))
+        offset = saved.get("telegram_offset")
+        self.alerts.offset = offset if isinstance(offset, int) else None
+        if saved.get("running"):
+            how = "the previous run ended without a clean stop (crash, watchdog or kill)"
+            log.warning("supervisor restarted: %s", how)
+            self.alerts.publish(self.policy.supervisor_restarted(how))
+
+    def _state(self, running: bool) -> dict[str, Any]:
+        return {
+            "running": running,
+            "alerts": self.policy.export(),
+            "outbox": self.outbox.export(),
+            "recovery": self.fleet.repairer.export(),
+            "telegram_offset": self.alerts.offset,
+        }
+
+    def _state_changed(self) -> None:
+        self._dirty = True
+        self._wake.set()
+
+    def _save(self, running: bool = True) -> None:
+        """Write the state file if anything in it changed (atomic; failures only logged)."""
+        state = self._state(running)
+        if not self._dirty and state == self._saved:
+            return
+        if self.store.save(state):
+            self._saved, self._dirty = state, False
 
     def snapshot(self) -> Snapshot:
         """The current picture."""
@@ -119,6 +182,9 @@ class Daemon:
     def unit_reader(self, unit: str) -> probes.ReadUnit:
         """How a resources probe reads its unit's cgroup figures."""
         return lambda: self.systemd.resources(unit)
+
+    async def _manual_restart(self, name: str) -> str:
+        return await self.fleet.repairer.manual_restart(name)
 
     def _reset(self, name: str) -> bool:
         return self.fleet.repairer.reset(name)
@@ -159,7 +225,9 @@ class Daemon:
                     group.create_task(self._supervise()),
                     group.create_task(self._load_loop()),
                 ]
+                loops.append(group.create_task(self.alerts.run()))
                 self._start_probes()
+                self._save()
                 await self._bus_tried.wait()
                 self.notifier.ready()
                 log.info("ready: watching %d targets", len(self.config.targets))
@@ -171,6 +239,8 @@ class Daemon:
                 for task in [*loops, *self._probe_tasks]:
                     task.cancel()
         finally:
+            self._dirty = True
+            self._save(running=self.exit_code != EXIT_OK)  # a halt is not a clean stop
             await self.fleet.repairer.close()
             await self.session().close()
             await self.http.stop()
@@ -206,6 +276,7 @@ class Daemon:
         self.config = new
         if new.breaker != self.breaker.config or new.budget != self.breaker.budget:
             self.breaker = Breaker(new.breaker, new.budget)
+        self.policy.configure(new.alerts, _round_s(new))
         self.fleet = Fleet(new, self, previous=old)
         self.systemd.watch(t.unit for t in new.targets)
         for state in self.systemd.known_states():
@@ -318,6 +389,7 @@ class Daemon:
             self.fleet.model.set_note(
                 "breaker", self.breaker.describe() if self.breaker.open else None
             )
+            self.alerts.publish(self.policy.observe_breaker(self.breaker.open, self.breaker.reason))
             self._wake.set()
 
     async def _supervise(self) -> None:
@@ -338,12 +410,23 @@ class Daemon:
                 backoff_ends = self.fleet.repairer.step() if self.systemd.connected else None
                 if backoff_ends is not None:
                     wait = min(wait, backoff_ends)
-                self._report(self.snapshot())
+                snap = self.snapshot()
+                self._report(snap)
+                self._alert(snap)
+                self._save()
             except Exception:  # one bad pass must never stop supervision
                 log.exception("supervision pass failed")
             # Pinged only after a completed pass: a stuck loop stops the pings.
             self.notifier.watchdog()
             self.passes += 1
+
+    def _alert(self, snap: Snapshot) -> None:
+        if not self.systemd.connected:
+            return  # unknown is not failing: no alerts while we cannot see
+        repairer = self.fleet.repairer
+        for t in snap.targets:
+            self.alerts.publish(self.policy.observe(t, repairer.gave_up(t.name)))
+        self.alerts.publish(self.policy.flush())
 
     def _report(self, snap: Snapshot) -> None:
         for t in snap.targets:
@@ -359,6 +442,11 @@ class Daemon:
         if not self.breaker.open:
             line += "; breaker closed"
         self.notifier.status(line)
+
+
+def _round_s(config: Config) -> dict[str, float]:
+    """How long one failed round lasts per target: its shortest probe period."""
+    return {t.name: min([t.period_s, *(p.period_s for p in t.probes)]) for t in config.targets}
 
 
 async def _first(*events: asyncio.Event) -> asyncio.Event:

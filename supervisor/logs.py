@@ -61,6 +61,37 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class RedactFilter(logging.Filter):
+    """Replace known secrets (the bot token) wherever they appear in a log line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always emit, with secrets replaced."""
+        if not self.secrets:
+            return True
+        text = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        for secret in self.secrets:
+            text = text.replace(secret, "<secret>")
+            if record.exc_text:
+                record.exc_text = record.exc_text.replace(secret, "<secret>")
+        record.msg, record.args = text, None
+        return True
+
+
+_REDACT = RedactFilter()
+
+
+def redact(secret: str) -> None:
+    """Never log `secret` (e.g. the bot token) from now on."""
+    if len(secret) >= 8:  # a tiny "secret" would redact ordinary words
+        _REDACT.secrets.add(secret)
+
+
 def under_journal(env: Mapping[str, str] = os.environ) -> bool:
     """True when stderr is connected to the journal (systemd sets JOURNAL_STREAM)."""
     stream = env.get("JOURNAL_STREAM", "")
@@ -82,6 +113,10 @@ def setup(level: str = "INFO", env: Mapping[str, str] = os.environ) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(RepeatFilter())
+    handler.addFilter(_REDACT)
+    # httpx logs every request URL at INFO, and the Bot API puts the token in the URL.
+    for noisy in ("httpx", "httpcore", "telegram"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from supervisor.config import RecoveryConfig
 from supervisor.model import ActiveState, Clock, Status, TargetHealth
@@ -140,6 +141,29 @@ class Recovery:
         if self._attempts:
             return f"attempt {len(self._attempts)}/{self._cfg.max_attempts}"
         return "idle"
+
+    def export(self) -> dict[str, Any]:
+        """Attempts and give-up as wall-clock times (monotonic time does not survive a reboot)."""
+        mono, wall = self._clock.monotonic(), self._clock.time()
+        return {
+            "attempts": [wall - (mono - a) for a in self._attempts],
+            "gave_up_until": self._gave_up_wall,
+            "slow_retry": self._slow_retry,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Take back what `export()` gave, so a restart neither forgets nor resets give-ups."""
+        mono, wall = self._clock.monotonic(), self._clock.time()
+        try:
+            self._attempts = deque(sorted(mono - (wall - float(a)) for a in data["attempts"]))
+            until = data.get("gave_up_until")
+            if until is not None:
+                self._gave_up_wall = float(until)
+                self._gave_up_until = mono - (wall - float(until))
+            self._slow_retry = bool(data.get("slow_retry", False))
+        except (KeyError, TypeError, ValueError):
+            return  # unusable entry: start this target fresh
+        self._prune(mono)
 
     def _prune(self, now: float) -> None:
         while self._attempts and self._attempts[0] <= now - self._cfg.window_s:

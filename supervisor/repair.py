@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
 from supervisor import ports
 from supervisor.config import Config, TargetConfig
@@ -36,6 +37,7 @@ class Repairer:
         metrics: Metrics,
         wake: Callable[[], None],
         previous: Repairer | None = None,
+        on_action: Callable[[str, str], None] | None = None,
     ) -> None:
         self._config = config
         self._model = model
@@ -52,6 +54,9 @@ class Repairer:
             for t in config.targets
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self._on_action = on_action or (lambda _target, _words: None)
+        self._manual_at: dict[str, float] = {}
+        self._clock = clock
 
     def dry_run(self, on: bool) -> None:
         """Decide and log, act on nothing."""
@@ -91,6 +96,41 @@ class Repairer:
         self._wake()
         return True
 
+    def gave_up(self, name: str) -> bool:
+        """True while automatic recovery of `name` is suspended."""
+        policy = self.policies.get(name)
+        return policy is not None and policy.gave_up
+
+    def export(self) -> dict[str, Any]:
+        """Every target's attempts and give-ups, for the state file."""
+        return {name: policy.export() for name, policy in self.policies.items()}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Resume attempts and give-ups saved by a previous run."""
+        for name, saved in data.items():
+            if name in self.policies and isinstance(saved, dict):
+                self.policies[name].restore(saved)
+
+    async def manual_restart(self, name: str, min_interval_s: float = 60.0) -> str:
+        """A person asked for a restart (chat command); at most one per target per minute."""
+        target = next((t for t in self._config.targets if t.name == name), None)
+        if target is None:
+            return f"{name} is not a configured target"
+        now = self._clock.monotonic()
+        last = self._manual_at.get(name)
+        if last is not None and now - last < min_interval_s:
+            return f"{name} was restarted {now - last:.0f} s ago; try again in a minute"
+        self._manual_at[name] = now
+        log.warning("restarting %s (%s) on request", name, target.unit)
+        try:
+            result = await self._systemd.restart(target.unit, target.recovery.job_timeout_s)
+        except BusError as exc:
+            result = f"failed: {exc}"
+        self._metrics.observe_recovery(name, "manual-restart", result.split(":")[0])
+        if result == "done":
+            self._on_action(name, "restarted on request")
+        return f"restart {name}: {result}"
+
     async def close(self) -> None:
         """Cancel actions under way (shutdown)."""
         for task in list(self._tasks):
@@ -119,6 +159,11 @@ class Repairer:
                 action = f"free-port+{action}"
             log.warning("%s %s: %s", action, where, decision.reason)
             result = await self._run_job(target, decision)
+            if result == "done":
+                self._on_action(
+                    target.name,
+                    "restarted" if "free-port" not in action else "port freed and restarted",
+                )
             log.log(
                 logging.INFO if result == "done" else logging.ERROR,
                 "%s %s: job %s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 import time
 import tomllib
 import urllib.error
@@ -39,7 +40,12 @@ def config(
     sandbox: Sandbox, targets_toml: str, extra: str = "", breaker: str = NO_BREAKER
 ) -> Config:
     """A config on a free HTTP port with the given [[targets]] (and other) TOML."""
-    text = f'{extra}\n{breaker}\n[http]\nhost = "127.0.0.1"\nport = 0\n{targets_toml}'
+    # Each daemon its own state: attempts and give-ups must not leak from test to test.
+    state = tempfile.mkdtemp(prefix="sidecar-state-", dir=sandbox.root)
+    text = (
+        f'state_dir = "{state}"\n{extra}\n{breaker}\n[http]\nhost = "127.0.0.1"\n'
+        f"port = 0\n{targets_toml}"
+    )
     return Config(**tomllib.loads(text))
 
 
@@ -122,6 +128,14 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+async def passes(run: Running, n: int) -> None:
+    """Let the supervision loop complete `n` more passes (woken, not slept for)."""
+    for _ in range(n):
+        done = run.daemon.passes
+        run.daemon.wake()
+        await until(lambda d=done: run.daemon.passes > d, 10, "a supervision pass")  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager

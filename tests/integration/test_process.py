@@ -48,6 +48,7 @@ class Proc:
             "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",
             "DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp}/no-bus",
             "WATCHDOG_USEC": str(watchdog_usec),
+            "XDG_STATE_HOME": str(tmp / "state"),
         }
         cmd = [sys.executable, "-m", "supervisor", "run", "--config", str(self.config)]
         self.proc = subprocess.Popen(cmd, stderr=stderr, env=env)

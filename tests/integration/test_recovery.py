@@ -19,6 +19,7 @@ from tests.integration.harness import (
     config,
     heartbeat_probe,
     http_probe,
+    passes,
     running,
     target_toml,
     until,
@@ -47,18 +48,6 @@ def actions(run: Running, target: str, action: str, result: str | None = None) -
 def serving_new_pid(sandbox: Sandbox, old_pid: int) -> bool:
     health = sandbox.dashboard_health(timeout=0.5)
     return health is not None and health.get("pid") not in (None, old_pid)
-
-
-async def passes(run: Running, n: int) -> None:
-    """Let the supervision loop complete `n` more passes (woken, not slept for)."""
-    for _ in range(n):
-        await _one_pass(run)
-
-
-async def _one_pass(run: Running) -> None:
-    done = run.daemon.passes
-    run.daemon.wake()
-    await until(lambda: run.daemon.passes > done, 10, "a supervision pass")
 
 
 async def test_hung_dashboard_is_restarted_and_serves_again(sandbox: Sandbox) -> None:

@@ -163,3 +163,23 @@ def test_manual_reset_allows_an_immediate_attempt(clock: FakeClock) -> None:
 def test_config_requires_restart_action() -> None:
     with pytest.raises(ValueError, match="must include"):
         RecoveryConfig(actions=["free-port"])
+
+
+def test_export_restore_keeps_attempts_and_give_up_across_a_restart(clock: FakeClock) -> None:
+    r = policy(clock)
+    attempt(r, clock)
+    clock.advance(10)
+    attempt(r, clock)
+    clock.advance(30)
+    attempt(r, clock)
+    r.give_up()
+    saved = r.export()
+    later = FakeClock(start=clock.time() + 5)  # a new process: a new monotonic origin
+    fresh = Recovery(RecoveryConfig(), later)
+    fresh.restore(saved)
+    assert fresh.gave_up
+    assert fresh.describe() == r.describe()
+    assert fresh.decide(health(later)).action is Action.NONE
+    broken = Recovery(RecoveryConfig(), later)
+    broken.restore({"attempts": "nonsense"})
+    assert not broken.gave_up

@@ -1,0 +1,328 @@
+"""The alert policy, in the spirit of Alertmanager. Pure: no I/O, time from an injected clock.
+
+An incident opens per target when it has failed `failure_threshold` rounds in a row (or at
+once when recovery gives up); it is notified once, escalated from warning to critical when
+recovery gives up or a critical target stays down `critical_after_s`, reminded no sooner than
+`cooldown_s`, and closed with one resolved notice saying how long it lasted and what was done.
+Silenced targets send nothing. A global rate limit holds the excess and later sends one
+digest. Everything here round-trips through `export()`/`restore()` so a restart resumes.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from supervisor.config import AlertsConfig
+from supervisor.model import Clock, Status, TargetHealth
+
+_HOUR = 3600.0
+
+
+class Severity(StrEnum):
+    """How loud an alert is."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    RESOLVED = "resolved"
+
+
+_RANK = {Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message for a person."""
+
+    key: str
+    target: str
+    severity: Severity
+    summary: str
+    reason: str = ""
+    recovery: str = ""
+    at: float = 0.0  # wall clock
+    opened_at: float = 0.0
+    reminder: bool = False
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Incident:
+    """An open problem with one target (or the breaker)."""
+
+    key: str
+    target: str
+    opened_at: float
+    severity: str = Severity.WARNING.value
+    notified_at: float | None = None
+    notified_severity: str | None = None
+    reason: str = ""
+    actions: list[str] = field(default_factory=list)
+
+
+def duration(seconds: float) -> str:
+    """`3m 12s`, `2h 05m`, `45s`."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+class AlertPolicy:
+    """Decides which alerts to send now; the outbox and the sender do the rest."""
+
+    def __init__(self, config: AlertsConfig, clock: Clock, round_s: dict[str, float]) -> None:
+        self._cfg = config
+        self._clock = clock
+        self._round_s = round_s  # a target's probe period: how long one failed round lasts
+        self.incidents: dict[str, Incident] = {}
+        self.silences: dict[str, float] = {}  # target -> wall time the silence ends
+        self._sent: deque[float] = deque()  # wall times of sends within the last hour
+        self._held: list[Alert] = []
+
+    def configure(self, config: AlertsConfig, round_s: dict[str, float]) -> None:
+        """New settings after a reload; incidents, silences and the rate window stay."""
+        self._cfg = config
+        self._round_s = round_s
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def observe(self, t: TargetHealth, gave_up: bool) -> list[Alert]:
+        """A target's latest health; returns the alerts to send now."""
+        key = f"{t.name}:health"
+        incident = self.incidents.get(key)
+        now = self._clock.time()
+        if t.status is not Status.FAIL:
+            if incident is None or t.status is not Status.PASS:
+                return []  # unknown/warn: neither a new failure nor a recovery
+            return self._gate([self._resolve(incident, now)])
+        if incident is None:
+            if not gave_up and self._rounds(t, now) < self._cfg.failure_threshold:
+                return []
+            incident = Incident(key=key, target=t.name, opened_at=t.since)
+            self.incidents[key] = incident
+        incident.reason = t.output
+        incident.severity = self._severity(t, incident, gave_up, now).value
+        return self._gate(self._notices(incident, t.recovery, now))
+
+    def note_action(self, target: str, words: str) -> None:
+        """Something recovery did ("restarted", "port 5050 freed"): told in the resolved notice."""
+        incident = self.incidents.get(f"{target}:health")
+        if incident is not None and words not in incident.actions:
+            incident.actions.append(words)
+
+    def observe_breaker(self, is_open: bool, reason: str) -> list[Alert]:
+        """The breaker opened or closed."""
+        now = self._clock.time()
+        incident = self.incidents.get("breaker")
+        if is_open and incident is None:
+            incident = Incident(key="breaker", target="supervisor", opened_at=now, reason=reason)
+            self.incidents["breaker"] = incident
+            return self._gate(self._notices(incident, "probes paused", now))
+        if not is_open and incident is not None:
+            return self._gate([self._resolve(incident, now)])
+        return []
+
+    def supervisor_restarted(self, how: str) -> list[Alert]:
+        """We started after a run that did not stop cleanly (crash, watchdog, OOM)."""
+        now = self._clock.time()
+        alert = Alert(
+            key="supervisor:restart",
+            target="supervisor",
+            severity=Severity.WARNING,
+            summary="supervisor restarted",
+            reason=how,
+            at=now,
+            opened_at=now,
+        )
+        return self._gate([alert])
+
+    def flush(self) -> list[Alert]:
+        """Held alerts, as one digest, once the rate limit allows."""
+        if not self._held or not self._room(self._clock.time()):
+            return []
+        held, self._held = self._held, []
+        lines = tuple(f"{a.target}: {a.severity.value} {a.summary}" for a in held)
+        now = self._clock.time()
+        digest = Alert(
+            key="digest",
+            target="supervisor",
+            severity=Severity.INFO,
+            summary=f"{len(held)} alerts held back by the rate limit",
+            at=now,
+            opened_at=held[0].at,
+            actions=lines,
+        )
+        self._sent.append(now)
+        return [digest]
+
+    def silence(self, target: str, minutes: float) -> float:
+        """Send nothing about `target` for a while; returns when the silence ends."""
+        until = self._clock.time() + minutes * 60
+        self.silences[target] = until
+        return until
+
+    def unsilence(self, target: str) -> bool:
+        """End a silence; True if there was one."""
+        return self.silences.pop(target, None) is not None
+
+    def silenced(self, target: str) -> bool:
+        """True while a silence on `target` lasts."""
+        until = self.silences.get(target)
+        if until is not None and until <= self._clock.time():
+            del self.silences[target]
+            return False
+        return until is not None
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def _rounds(self, t: TargetHealth, now: float) -> int:
+        # A unit that stays dead emits no more events; count rounds by time as well.
+        by_time = 1 + int((now - t.since) / self._round_s.get(t.name, 5.0))
+        return max(t.consecutive_failures, by_time)
+
+    def _severity(self, t: TargetHealth, incident: Incident, gave_up: bool, now: float) -> Severity:
+        if gave_up or (t.critical and now - incident.opened_at >= self._cfg.critical_after_s):
+            return Severity.CRITICAL
+        return Severity.WARNING
+
+    def _notices(self, incident: Incident, recovery: str, now: float) -> list[Alert]:
+        severity = Severity(incident.severity)
+        first = incident.notified_at is None
+        escalated = (
+            not first and _RANK[severity] > _RANK[Severity(incident.notified_severity or "warning")]
+        )
+        due = not first and now - (incident.notified_at or now) >= self._cfg.cooldown_s
+        if not (first or escalated or due):
+            return []
+        if self.silenced(incident.target):
+            return []
+        incident.notified_at, incident.notified_severity = now, severity.value
+        what = "failing" if incident.key.endswith(":health") else "open"
+        return [
+            Alert(
+                key=incident.key,
+                target=incident.target,
+                severity=severity,
+                summary=what if not escalated else f"{what}, escalated",
+                at=now,
+                reason=incident.reason,
+                recovery=recovery,
+                opened_at=incident.opened_at,
+                reminder=due and not escalated,
+            )
+        ]
+
+    def _resolve(self, incident: Incident, now: float) -> Alert:
+        del self.incidents[incident.key]
+        if incident.notified_at is None or self.silenced(incident.target):
+            return Alert(key="", target=incident.target, severity=Severity.RESOLVED, summary="")
+        return Alert(
+            key=incident.key,
+            target=incident.target,
+            severity=Severity.RESOLVED,
+            summary=f"resolved after {duration(now - incident.opened_at)}",
+            at=now,
+            opened_at=incident.opened_at,
+            actions=tuple(incident.actions),
+        )
+
+    def _gate(self, alerts: list[Alert]) -> list[Alert]:
+        """Drop empties; send what the hourly limit allows, hold the rest for the digest."""
+        now = self._clock.time()
+        out = []
+        for alert in alerts:
+            if not alert.key:
+                continue
+            if self._room(now):
+                self._sent.append(now)
+                out.append(alert)
+            else:
+                self._held.append(alert)
+        return out
+
+    def _room(self, now: float) -> bool:
+        while self._sent and self._sent[0] <= now - _HOUR:
+            self._sent.popleft()
+        return len(self._sent) < self._cfg.max_per_hour
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """Everything needed to resume after a restart, as JSON-able data."""
+        return {
+            "incidents": [asdict(i) for i in self.incidents.values()],
+            "silences": dict(self.silences),
+            "sent": list(self._sent),
+            "held": [_alert_dict(a) for a in self._held],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Take back what `export()` gave (unknown or malformed entries are skipped)."""
+        for raw in data.get("incidents", []):
+            try:
+                incident = Incident(**raw)
+            except TypeError:
+                continue
+            self.incidents[incident.key] = incident
+        self.silences.update({str(k): float(v) for k, v in data.get("silences", {}).items()})
+        self._sent.extend(float(t) for t in data.get("sent", []))
+        for raw in data.get("held", []):
+            try:
+                self._held.append(_alert_from(raw))
+            except (TypeError, ValueError, KeyError):
+                continue
+
+
+def _alert_dict(alert: Alert) -> dict[str, Any]:
+    data = asdict(alert)
+    data["actions"] = list(alert.actions)
+    return data
+
+
+def _alert_from(raw: dict[str, Any]) -> Alert:
+    return Alert(
+        **{**raw, "severity": Severity(raw["severity"]), "actions": tuple(raw.get("actions", ()))}
+    )
+
+
+_ICON = {
+    Severity.INFO: "🔵",
+    Severity.WARNING: "⚠️",
+    Severity.CRITICAL: "🔴",
+    Severity.RESOLVED: "✅",
+}
+
+
+def format_html(alert: Alert, host: str) -> str:
+    """A short Telegram message (HTML parse mode, everything escaped)."""
+
+    def e(text: str) -> str:
+        return html.escape(text, quote=False)
+
+    head = (
+        f"{_ICON[alert.severity]} <b>{e(alert.severity.value.upper())}</b> "
+        f"{e(alert.target)} on {e(host)}: {e(alert.summary)}"
+    )
+    lines = [head]
+    if alert.reason:
+        lines.append(f"why: {e(alert.reason)}")
+    if alert.recovery:
+        lines.append(f"recovery: {e(alert.recovery)}")
+    if alert.actions:
+        lines.append("done: " + e("; ".join(alert.actions)))
+    if alert.reminder:
+        lines.append(f"still failing since {e(_stamp(alert.opened_at))}")
+    lines.append(f"<i>{e(_stamp(alert.at))}</i>")
+    return "\n".join(lines)
+
+
+def _stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))

@@ -1,0 +1,183 @@
+"""The Telegram adapter: python-telegram-bot's Bot behind a small interface of our own.
+
+Callers see `Incoming` updates and three kinds of failure: `TokenRejectedError` (the token
+is wrong: stop), `MessageRejectedError` (this message can never be delivered: drop it) and
+`ChannelUnavailableError` (network, 5xx, 429: try again later, after `retry_after_s` if
+Telegram said so). The token
+never appears in what this module raises or logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import telegram
+from telegram import error as tg_error
+from telegram.constants import ParseMode
+from telegram.request import HTTPXRequest
+
+from supervisor.errors import SupervisorError
+
+log = logging.getLogger(__name__)
+POLL_TIMEOUT_S = 25  # long polling: one request waits this long for an update
+
+
+class ChannelError(SupervisorError):
+    """Telegram could not be used."""
+
+
+class TokenRejectedError(ChannelError):
+    """The bot token was rejected."""
+
+
+class MessageRejectedError(ChannelError):
+    """Telegram refused this request for good (bad chat id, bot blocked, bad markup)."""
+
+
+class ChannelUnavailableError(ChannelError):
+    """Telegram cannot be reached or asked us to wait; try again later."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message or a button press from a chat."""
+
+    update_id: int
+    chat_id: int
+    date: float  # wall clock
+    text: str = ""
+    callback_id: str = ""
+    callback_data: str = ""
+    sender: str = ""
+
+
+class TelegramChannel:
+    """Sends messages and reads updates through the Bot API at `api_url`."""
+
+    def __init__(self, token: str, api_url: str, timeout_s: float) -> None:
+        # PTB 22 warns on every 429 unless durations are timedeltas; we read them as such.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
+        self._token = token
+        request = HTTPXRequest(
+            connect_timeout=timeout_s,
+            read_timeout=timeout_s,
+            write_timeout=timeout_s,
+            pool_timeout=timeout_s,
+        )
+        polling = HTTPXRequest(
+            connect_timeout=timeout_s,
+            read_timeout=timeout_s + POLL_TIMEOUT_S,
+            write_timeout=timeout_s,
+            pool_timeout=timeout_s,
+        )
+        self._bot = telegram.Bot(
+            token,
+            base_url=f"{api_url.rstrip('/')}/bot",
+            request=request,
+            get_updates_request=polling,
+        )
+        self.username = ""
+
+    async def connect(self) -> str:
+        """Check the token with getMe; returns the bot's username."""
+        async with self._errors("getMe"):
+            await self._bot.initialize()
+            self.username = self._bot.username or ""
+        return self.username
+
+    async def send(self, chat_id: int, text: str, button: tuple[str, str] | None = None) -> None:
+        """Send an HTML message, optionally with one inline button (label, callback data)."""
+        markup = None
+        if button is not None:
+            markup = telegram.InlineKeyboardMarkup(
+                [[telegram.InlineKeyboardButton(button[0], callback_data=button[1])]]
+            )
+        async with self._errors("sendMessage"):
+            await self._bot.send_message(
+                chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+            )
+
+    async def updates(self, offset: int | None) -> list[Incoming]:
+        """New messages and button presses (long polling, up to POLL_TIMEOUT_S)."""
+        async with self._errors("getUpdates"):
+            raw = await self._bot.get_updates(
+                offset=offset, timeout=POLL_TIMEOUT_S, allowed_updates=["message", "callback_query"]
+            )
+        return [item for u in raw if (item := _incoming(u)) is not None]
+
+    async def answer(self, callback_id: str, text: str) -> None:
+        """Acknowledge a button press (Telegram shows the text briefly)."""
+        async with self._errors("answerCallbackQuery"):
+            await self._bot.answer_callback_query(callback_id, text=text[:200])
+
+    async def close(self) -> None:
+        """Release the HTTP clients."""
+        try:
+            await self._bot.shutdown()
+        except tg_error.TelegramError as exc:
+            log.debug("closing the Telegram client: %s", self._words("shutdown", exc))
+
+    @contextlib.asynccontextmanager
+    async def _errors(self, what: str) -> AsyncIterator[None]:
+        """Map python-telegram-bot's exceptions to ours, with the token scrubbed."""
+        try:
+            yield
+        except tg_error.InvalidToken:
+            raise TokenRejectedError(f"{what}: the bot token was rejected") from None
+        except tg_error.RetryAfter as exc:
+            raise ChannelUnavailableError(self._words(what, exc), _retry_after_s(exc)) from None
+        except (tg_error.BadRequest, tg_error.Forbidden, tg_error.ChatMigrated) as exc:
+            # BadRequest subclasses NetworkError: it must be caught before the catch-all.
+            raise MessageRejectedError(self._words(what, exc)) from None
+        except tg_error.TelegramError as exc:
+            raise ChannelUnavailableError(self._words(what, exc)) from None
+
+    def _words(self, what: str, exc: tg_error.TelegramError) -> str:
+        """Never let the token out, whatever a library put in its message."""
+        text = f"{what}: {exc.message}"
+        return text.replace(self._token, "<token>") if self._token else text
+
+
+def _retry_after_s(exc: tg_error.RetryAfter) -> float:
+    value = exc.retry_after  # a timedelta with PTB_TIMEDELTA set (see __init__)
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def _incoming(update: telegram.Update) -> Incoming | None:
+    if update.callback_query is not None:
+        query = update.callback_query
+        message = query.message
+        if message is None:
+            return None
+        return Incoming(
+            update.update_id,
+            message.chat.id,
+            message.date.timestamp(),
+            callback_id=query.id,
+            callback_data=query.data or "",
+            sender=query.from_user.username or str(query.from_user.id),
+        )
+    message = update.message
+    if message is None or message.text is None:
+        return None
+    who = message.from_user
+    return Incoming(
+        update.update_id,
+        message.chat.id,
+        message.date.timestamp(),
+        text=message.text,
+        sender=(who.username or str(who.id)) if who else "",
+    )

@@ -1,0 +1,193 @@
+"""The alert policy with an injected clock: once, reminders, escalation, resolve, limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from supervisor.alerting import AlertPolicy, Severity, duration, format_html
+from supervisor.config import AlertsConfig
+from supervisor.model import Status, TargetHealth
+from tests.clock import FakeClock
+
+
+def target(
+    clock: FakeClock,
+    *,
+    status: Status = Status.FAIL,
+    failures: int = 1,
+    since: float | None = None,
+    name: str = "dashboard",
+    critical: bool = False,
+) -> TargetHealth:
+    return TargetHealth(
+        name=name,
+        unit=f"{name}.service",
+        critical=critical,
+        status=status,
+        output="http: timeout after 2.0 s",
+        since=since or clock.time(),
+        consecutive_failures=failures,
+        last_success=None,
+        unit_state=None,
+        recovery="attempt 1/3",
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def policy(clock: FakeClock, **kw: object) -> AlertPolicy:
+    return AlertPolicy(AlertsConfig(**kw), clock, {"dashboard": 5.0})  # type: ignore[arg-type]
+
+
+def test_ten_failed_rounds_make_one_alert_then_a_reminder_then_one_resolved(
+    clock: FakeClock,
+) -> None:
+    p = policy(clock, cooldown_s=900)
+    since = clock.time()
+    sent = []
+    for rounds in range(1, 11):
+        sent += p.observe(target(clock, failures=rounds, since=since), gave_up=False)
+        clock.advance(5)
+    assert [a.severity for a in sent] == [Severity.WARNING]
+    assert sent[0].summary == "failing"
+    assert sent[0].reason == "http: timeout after 2.0 s"
+    clock.advance(900)
+    reminder = p.observe(target(clock, failures=200, since=since), gave_up=False)
+    assert [a.reminder for a in reminder] == [True]
+    assert p.observe(target(clock, failures=201, since=since), gave_up=False) == []
+    p.note_action("dashboard", "restarted")
+    resolved = p.observe(target(clock, status=Status.PASS, failures=0), gave_up=False)
+    assert [a.severity for a in resolved] == [Severity.RESOLVED]
+    assert resolved[0].summary == "resolved after 15m 50s"
+    assert resolved[0].actions == ("restarted",)
+    assert p.observe(target(clock, status=Status.PASS, failures=0), gave_up=False) == []
+
+
+def test_a_dead_unit_with_no_events_still_counts_rounds_by_time(clock: FakeClock) -> None:
+    p = policy(clock)
+    since = clock.time()
+    assert p.observe(target(clock, failures=1, since=since), gave_up=False) == []
+    clock.advance(10)  # three rounds of 5 s: 0-5, 5-10, 10-
+    assert len(p.observe(target(clock, failures=1, since=since), gave_up=False)) == 1
+
+
+def test_short_failure_below_threshold_never_alerts(clock: FakeClock) -> None:
+    p = policy(clock)
+    assert p.observe(target(clock, failures=2), gave_up=False) == []
+    assert p.observe(target(clock, status=Status.PASS, failures=0), gave_up=False) == []
+
+
+def test_give_up_opens_at_once_as_critical(clock: FakeClock) -> None:
+    p = policy(clock)
+    [alert] = p.observe(target(clock, failures=1), gave_up=True)
+    assert alert.severity is Severity.CRITICAL
+
+
+def test_escalates_when_recovery_gives_up_without_waiting_for_cooldown(clock: FakeClock) -> None:
+    p = policy(clock)
+    since = clock.time()
+    [first] = p.observe(target(clock, failures=3, since=since), gave_up=False)
+    clock.advance(20)
+    [esc] = p.observe(target(clock, failures=4, since=since), gave_up=True)
+    assert (first.severity, esc.severity, esc.summary) == (
+        Severity.WARNING,
+        Severity.CRITICAL,
+        "failing, escalated",
+    )
+    assert p.observe(target(clock, failures=5, since=since), gave_up=True) == []
+
+
+def test_critical_target_down_long_becomes_critical(clock: FakeClock) -> None:
+    p = policy(clock, critical_after_s=300)
+    since = clock.time()
+    [warn] = p.observe(target(clock, failures=3, since=since, critical=True), gave_up=False)
+    clock.advance(301)
+    [crit] = p.observe(target(clock, failures=9, since=since, critical=True), gave_up=False)
+    assert (warn.severity, crit.severity) == (Severity.WARNING, Severity.CRITICAL)
+
+
+def test_silence_sends_nothing_until_it_ends(clock: FakeClock) -> None:
+    p = policy(clock)
+    p.silence("dashboard", 10)
+    since = clock.time()
+    assert p.observe(target(clock, failures=5, since=since), gave_up=True) == []
+    clock.advance(599)
+    assert p.observe(target(clock, failures=9, since=since), gave_up=True) == []
+    clock.advance(2)
+    [alert] = p.observe(target(clock, failures=9, since=since), gave_up=True)
+    assert alert.severity is Severity.CRITICAL
+
+
+def test_resolved_during_silence_says_nothing(clock: FakeClock) -> None:
+    p = policy(clock)
+    p.observe(target(clock, failures=3), gave_up=False)
+    p.silence("dashboard", 5)
+    assert p.observe(target(clock, status=Status.PASS, failures=0), gave_up=False) == []
+    assert p.unsilence("dashboard")
+
+
+def test_rate_limit_holds_then_sends_one_digest(clock: FakeClock) -> None:
+    p = AlertPolicy(AlertsConfig(max_per_hour=2), clock, {})
+    sent = []
+    for i in range(5):
+        sent += p.observe(target(clock, failures=3, name=f"t{i}"), gave_up=False)
+    assert len(sent) == 2
+    assert p.flush() == []
+    clock.advance(3601)
+    [digest] = p.flush()
+    assert digest.summary == "3 alerts held back by the rate limit"
+    assert digest.actions == ("t2: warning failing", "t3: warning failing", "t4: warning failing")
+    assert p.flush() == []
+
+
+def test_breaker_incident(clock: FakeClock) -> None:
+    p = policy(clock)
+    [opened] = p.observe_breaker(True, "host CPU 95% > 90%")
+    assert (opened.target, opened.reason) == ("supervisor", "host CPU 95% > 90%")
+    assert p.observe_breaker(True, "host CPU 95% > 90%") == []
+    clock.advance(65)
+    [closed] = p.observe_breaker(False, "")
+    assert closed.summary == "resolved after 1m 05s"
+
+
+def test_export_restore_resumes_without_duplicates(clock: FakeClock) -> None:
+    p = policy(clock)
+    since = clock.time()
+    assert len(p.observe(target(clock, failures=3, since=since), gave_up=False)) == 1
+    p.silence("trader", 30)
+    data = json.loads(json.dumps(p.export()))
+    again = policy(clock)
+    again.restore(data)
+    clock.advance(60)
+    assert again.observe(target(clock, failures=15, since=since), gave_up=False) == []
+    assert again.silenced("trader")
+    [resolved] = again.observe(target(clock, status=Status.PASS, failures=0), gave_up=False)
+    assert resolved.severity is Severity.RESOLVED
+
+
+def test_restore_skips_garbage(clock: FakeClock) -> None:
+    p = policy(clock)
+    p.restore({"incidents": [{"nonsense": 1}], "held": [{"bad": True}]})
+    assert p.incidents == {}
+
+
+def test_html_is_escaped_and_names_everything(clock: FakeClock) -> None:
+    p = policy(clock)
+    t = replace(target(clock, failures=3), output="<script>&")
+    [alert] = p.observe(t, gave_up=False)
+    text = format_html(alert, "box<1>")
+    assert "&lt;script&gt;&amp;" in text
+    assert "box&lt;1&gt;" in text
+    assert "<b>WARNING</b> dashboard" in text
+    assert "recovery: attempt 1/3" in text
+    assert "UTC" in text
+
+
+def test_duration_words() -> None:
+    assert [duration(s) for s in (5, 65, 3725)] == ["5s", "1m 05s", "1h 02m"]
