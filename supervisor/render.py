@@ -17,10 +17,11 @@ def _public(status: Status) -> str:
 
 
 def iso(ts: float | None) -> str | None:
-    """RFC 3339 UTC with seconds, or None."""
+    """RFC 3339 UTC with milliseconds (detection latency is measured from it), or None."""
     if ts is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    ms = int((ts % 1) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{ms:03d}Z"
 
 
 def http_code(status: Status) -> int:

@@ -49,3 +49,8 @@ def test_table_lists_every_target() -> None:
     assert lines[1].split()[:3] == ["TARGET", "STATUS", "UNIT"]
     assert lines[4].split()[:4] == ["c", "fail", "c.service", "failed/failed"]
     assert lines[4].endswith("failed (failed), result exit-code")
+
+
+def test_iso_has_milliseconds() -> None:
+    assert render.iso(1_800_000_000.1234) == "2027-01-15T08:00:00.123Z"
+    assert render.iso(None) is None
