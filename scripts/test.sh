@@ -14,7 +14,16 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
         echo "installing Debian packages: ${need[*]}"
+        # No service may start as a side effect of installing (monit's package would start
+        # a system-wide monit): policy-rc.d exit 101 tells invoke-rc.d to start nothing.
+        made_policy=0
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            made_policy=1
+        fi
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+        [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
     else
         echo "missing Debian packages (integration tests will skip): ${need[*]}" >&2
     fi

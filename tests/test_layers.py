@@ -1,4 +1,11 @@
-"""The import direction holds: the pure core imports no adapter and no I/O library."""
+"""The import direction holds: pure core <- adapters <- composition layer.
+
+`config` counts with the core here: the pure modules read their settings from it (its one
+I/O is `load()`, called only by the composition layer).
+
+The pure core imports no adapter and no I/O library; adapters import the core, never each
+other; only the composition layer (daemon, repair, notifications, cli) joins adapters.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,34 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "supervisor"
-CORE = {"model", "health", "render", "errors"}
-ADAPTERS = {"systemd", "http", "metrics", "notify", "selfstats", "logs"}
+CORE = {
+    "model",
+    "health",
+    "render",
+    "errors",
+    "config",
+    "schedule",
+    "recovery",
+    "breaker",
+    "alerting",
+    "outbox",
+    "chat",
+}
+ADAPTERS = {
+    "systemd",
+    "http",
+    "metrics",
+    "notify",
+    "selfstats",
+    "logs",
+    "probes",
+    "ports",
+    "resources",
+    "state",
+    "telegram",
+}
+COMPOSITION = {"daemon", "repair", "notifications", "cli", "__main__", "__init__"}
+TOOLS = {"sandbox"}  # the test and demo sandbox: never imported by the daemon
 IO_LIBS = {
     "aiohttp",
     "dbus_fast",
@@ -18,7 +51,10 @@ IO_LIBS = {
     "asyncio",
     "prometheus_client",
     "urllib",
-    "os",
+    "httpx",
+    "select",
+    "signal",
+    "ctypes",
 }
 
 
@@ -33,19 +69,27 @@ def imports(module: str) -> set[str]:
     return names
 
 
-def test_core_does_no_io_and_imports_no_adapter() -> None:
+def ours(module: str) -> set[str]:
+    return {n.split(".")[1] for n in imports(module) if n.startswith("supervisor.")}
+
+
+def test_every_module_has_a_layer() -> None:
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert modules == CORE | ADAPTERS | COMPOSITION | TOOLS
+
+
+def test_core_does_no_io_and_imports_only_core() -> None:
     for module in CORE:
         for name in imports(module):
-            top, _, rest = name.partition(".")
-            assert top not in IO_LIBS, f"{module} imports {name}"
-            if top == "supervisor":
-                assert rest.split(".")[0] not in ADAPTERS, f"{module} imports {name}"
+            assert name.split(".")[0] not in IO_LIBS, f"{module} imports {name}"
+        assert ours(module) <= CORE, f"{module} imports {ours(module) - CORE}"
 
 
-def test_adapters_do_not_import_each_other() -> None:
+def test_adapters_import_only_the_core() -> None:
     for module in ADAPTERS:
-        for name in imports(module):
-            if name.startswith("supervisor."):
-                other = name.split(".")[1]
-                assert other not in ADAPTERS or other == module, f"{module} imports {name}"
-                assert other != "daemon", f"{module} imports the composition root"
+        assert ours(module) <= CORE, f"{module} imports {ours(module) - CORE}"
+
+
+def test_nothing_but_the_tests_imports_the_sandbox() -> None:
+    for module in CORE | ADAPTERS | COMPOSITION:
+        assert "sandbox" not in ours(module), f"{module} imports the sandbox"
