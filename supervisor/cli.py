@@ -113,7 +113,8 @@ def _online(path: Path | None, send: bool) -> int:
         print(f"cannot read {telegram.token_file}: {exc.strerror}", file=sys.stderr)
         return 1
     from supervisor.alerting import Alert, Severity, format_html
-    from supervisor.telegram import ChannelError, TelegramChannel
+    from supervisor.errors import ChannelError
+    from supervisor.telegram import TelegramChannel
 
     async def attempt() -> int:
         channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)

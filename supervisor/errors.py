@@ -24,3 +24,23 @@ class ConfigError(SupervisorError):
 
 class BusError(SupervisorError):
     """The D-Bus call failed or the bus is gone."""
+
+
+class ChannelError(SupervisorError):
+    """Telegram could not be used."""
+
+
+class TokenRejectedError(ChannelError):
+    """The bot token was rejected."""
+
+
+class MessageRejectedError(ChannelError):
+    """Telegram refused this request for good (bad chat id, bot blocked, bad markup)."""
+
+
+class ChannelUnavailableError(ChannelError):
+    """Telegram cannot be reached or asked us to wait; try again later."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -165,3 +165,16 @@ class UnitResources:
     memory_bytes: int | None
     cpu_nsec: int | None
     control_group: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message or a button press from a chat."""
+
+    update_id: int
+    chat_id: int
+    date: float  # wall clock
+    text: str = ""
+    callback_id: str = ""
+    callback_data: str = ""
+    sender: str = ""

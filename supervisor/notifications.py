@@ -11,19 +11,21 @@ import asyncio
 import html
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from supervisor import chat, logs
 from supervisor.alerting import Alert, AlertPolicy, Severity, format_html
 from supervisor.config import AlertsConfig
-from supervisor.model import Clock
-from supervisor.outbox import Outbox
-from supervisor.telegram import (
+from supervisor.errors import (
     ChannelUnavailableError,
-    Incoming,
     MessageRejectedError,
-    TelegramChannel,
     TokenRejectedError,
 )
+from supervisor.model import Clock, Incoming
+from supervisor.outbox import Outbox
+
+if TYPE_CHECKING:
+    from supervisor.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
 STALE_S = 60.0  # commands older than this when we read them were queued while we were down
@@ -163,6 +165,10 @@ class AlertService:
             self._disable(f"cannot read {telegram.token_file}: {exc.strerror}")
             return
         logs.redact(token)
+        # Imported only when Telegram is configured: python-telegram-bot and httpx cost
+        # about 7 MB of RSS that a supervisor without alerts should not carry.
+        from supervisor.telegram import TelegramChannel
+
         self._channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
         try:
             if not await self._connect():

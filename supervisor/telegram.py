@@ -13,51 +13,24 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
+import certifi
 import telegram
 from telegram import error as tg_error
 from telegram.constants import ParseMode
 from telegram.request import HTTPXRequest
 
-from supervisor.errors import SupervisorError
+from supervisor.errors import (
+    ChannelUnavailableError,
+    MessageRejectedError,
+    TokenRejectedError,
+)
+from supervisor.model import Incoming
 
 log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 25  # long polling: one request waits this long for an update
-
-
-class ChannelError(SupervisorError):
-    """Telegram could not be used."""
-
-
-class TokenRejectedError(ChannelError):
-    """The bot token was rejected."""
-
-
-class MessageRejectedError(ChannelError):
-    """Telegram refused this request for good (bad chat id, bot blocked, bad markup)."""
-
-
-class ChannelUnavailableError(ChannelError):
-    """Telegram cannot be reached or asked us to wait; try again later."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A message or a button press from a chat."""
-
-    update_id: int
-    chat_id: int
-    date: float  # wall clock
-    text: str = ""
-    callback_id: str = ""
-    callback_data: str = ""
-    sender: str = ""
 
 
 class TelegramChannel:
@@ -67,17 +40,21 @@ class TelegramChannel:
         # PTB 22 warns on every 429 unless durations are timedeltas; we read them as such.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._token = token
+        # One TLS context for both clients: each would otherwise load the CA store (~1 MB).
+        tls = {"verify": ssl.create_default_context(cafile=certifi.where())}
         request = HTTPXRequest(
             connect_timeout=timeout_s,
             read_timeout=timeout_s,
             write_timeout=timeout_s,
             pool_timeout=timeout_s,
+            httpx_kwargs=tls,
         )
         polling = HTTPXRequest(
             connect_timeout=timeout_s,
             read_timeout=timeout_s + POLL_TIMEOUT_S,
             write_timeout=timeout_s,
             pool_timeout=timeout_s,
+            httpx_kwargs=tls,
         )
         self._bot = telegram.Bot(
             token,
