@@ -19,7 +19,7 @@ position-monitor; see supervisor.sandbox) and measures on this machine:
 Prints Markdown tables (JSON with --json); progress goes to stderr. docs/BENCHMARKS.md says
 what each figure means and how it is measured. Run after ./scripts/test.sh set up .venv:
 
-    .venv/bin/python scripts/bench.py            # full run, about 12 minutes
+    .venv/bin/python scripts/bench.py            # full run, about 11 minutes
     .venv/bin/python scripts/bench.py --quick    # smoke run, under 3 minutes
 """
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import http.client
 import itertools
 import json
@@ -714,7 +715,8 @@ def bench_idle(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
     return result
 
 
-# What the supervisor's RSS is made of: a fresh interpreter importing its dependencies in turn.
+# What the supervisor's RSS is made of: a fresh interpreter importing what `supervisor run`
+# imports, dependencies first, in this order (each figure is what that import adds on top).
 IMPORT_ORDER = (
     "psutil",
     "pydantic",
@@ -722,7 +724,7 @@ IMPORT_ORDER = (
     "prometheus_client",
     "dbus_fast.aio",
     "aiohttp",
-    "telegram",
+    "supervisor.cli",
     "supervisor.daemon",
 )
 _IMPORT_PROBE = """
@@ -733,30 +735,62 @@ out = [["python", rss()]]
 for name in sys.argv[1:]:
     importlib.import_module(name)
     out.append([name, rss()])
-print(json.dumps(out))
+print(json.dumps({"steps": out, "telegram": "telegram" in sys.modules}))
+"""
+
+# The dependencies alone, and without each big one (a model is defined when pydantic is there,
+# as supervisor.config does: pydantic builds most of its machinery on the first model).
+DEPENDENCIES = IMPORT_ORDER[:6]
+LEAVE_OUT = {
+    "aiohttp": ("aiohttp",),
+    "pydantic and pydantic_settings": ("pydantic", "pydantic_settings"),
+    "pydantic_settings": ("pydantic_settings",),
+}
+_DEPS_PROBE = """
+import importlib, os, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+if "pydantic" in sys.argv[1:]:
+    import pydantic
+    class Model(pydantic.BaseModel):
+        x: int = 0
+print(int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20)
 """
 
 
-def bench_import_rss() -> list[dict[str, Any]]:
-    """RSS of a fresh interpreter after each import (cumulative, in IMPORT_ORDER)."""
-    python = str(REPO / ".venv" / "bin" / "python")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _python(script: str, *args: str) -> str:
     run = subprocess.run(
-        [python, "-c", _IMPORT_PROBE, *IMPORT_ORDER],
+        [str(REPO / ".venv" / "bin" / "python"), "-c", script, *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         check=False,
     )
     if run.returncode != 0:
         raise BenchError(f"measuring import RSS failed:\n{run.stderr}")
-    steps: list[list[Any]] = json.loads(run.stdout)
-    return [
-        {"module": name, "rss_mb": round(mb, 1), "added_mb": round(mb - prev, 1)}
-        for (name, mb), (_p, prev) in zip(steps, [steps[0], *steps[:-1]], strict=True)
-    ]
+    return run.stdout
+
+
+def bench_import_rss() -> dict[str, Any]:
+    """RSS of a fresh interpreter after each import (cumulative, in IMPORT_ORDER), and of the
+    dependencies alone with and without each big one."""
+    found: dict[str, Any] = json.loads(_python(_IMPORT_PROBE, *IMPORT_ORDER))
+    steps: list[list[Any]] = found["steps"]
+    without = {
+        what: round(float(_python(_DEPS_PROBE, *(d for d in DEPENDENCIES if d not in left))), 1)
+        for what, left in LEAVE_OUT.items()
+    }
+    return {
+        "dependencies_mb": round(float(_python(_DEPS_PROBE, *DEPENDENCIES)), 1),
+        "dependencies_without_mb": without,
+        "steps": [
+            {"module": name, "rss_mb": round(mb, 1), "added_mb": round(mb - prev, 1)}
+            for (name, mb), (_p, prev) in zip(steps, [steps[0], *steps[:-1]], strict=True)
+        ],
+        "telegram_loaded": found["telegram"],
+    }
 
 
 def bench_detection(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
@@ -1214,13 +1248,20 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     out = [
-        f"sidecar-supervisor {m['supervisor']} ({m['commit']}) on {m['cores']} cores "
+        f"sidecar-supervisor {m['supervisor']} ({m['commit']}, source {m['source']}) on "
+        f"{m['cores']} cores "
         f"({m['cpu']}), kernel {m['kernel']}; {m['python']}, {m['systemd']}, "
         f"{m['monit']}, {m['wrk']}; load average {m['loadavg_start']} at start, "
         f"{m['loadavg_end']} at end; {'--quick' if r['settings']['quick'] else 'full'} run "
         f"in {r['runtime_s']:.0f} s, seed {r['settings']['seed']}",
         "",
     ]
+    if m["source"] != m["source_end"]:
+        out[0:0] = [
+            f"**WARNING: supervisor/ changed during the run (source {m['source']} at the "
+            f"start, {m['source_end']} at the end): figures may mix two versions.**",
+            "",
+        ]
     for part in (md_overhead, md_detection, md_recovery, md_load, md_targets):
         out += part(r)
     return "\n".join(out)
@@ -1239,15 +1280,21 @@ def md_overhead(r: dict[str, Any]) -> list[str]:
         out.append(row("RSS, 3 targets", i3["rss_mb"], "MB"))
         out.append(row(f"idle CPU, 100 targets ({w})", i100["cpu_percent"], "%"))
         out.append(row("RSS, 100 targets", i100["rss_mb"], "MB"))
-        steps = r["idle"].get("import_rss_mb", [])
-        if steps:
-            parts = [f"{steps[0]['rss_mb']:.1f} MB bare"]
+        imports = r["idle"].get("import_rss_mb")
+        if imports:
+            steps = imports["steps"]
+            parts = [f"{steps[0]['rss_mb']:.1f} bare"]
             parts += [f"{x['module']} +{x['added_mb']:.1f}" for x in steps[1:]]
+            loaded = "loaded" if imports["telegram_loaded"] else "not loaded"
+            without = ", ".join(
+                f"without {k} {v:.1f} MB" for k, v in imports["dependencies_without_mb"].items()
+            )
             out += [
                 "",
-                "RSS of a fresh interpreter importing the supervisor's dependencies in turn: "
-                + ", ".join(parts)
-                + f" = {steps[-1]['rss_mb']:.1f} MB.",
+                "RSS of a fresh interpreter importing what `supervisor run` imports, in turn "
+                f"(MB): {', '.join(parts)} = {steps[-1]['rss_mb']:.1f} MB "
+                f"(python-telegram-bot {loaded}). The dependencies alone: "
+                f"{imports['dependencies_mb']:.1f} MB; {without}.",
             ]
     return [*out, ""]
 
@@ -1365,6 +1412,14 @@ def first_line(cmd: list[str]) -> str:
     return (run.stdout or run.stderr).strip().splitlines()[0] if (run.stdout or run.stderr) else ""
 
 
+def source_hash() -> str:
+    """A digest of the supervisor's source: the code every supervisor of the run imports."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "supervisor").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
@@ -1385,6 +1440,7 @@ def machine() -> dict[str, Any]:
         "wrk": wrk,
         "supervisor": __version__,
         "commit": commit + ("+changes" if dirty else ""),
+        "source": source_hash(),
         "loadavg_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
 
@@ -1452,7 +1508,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "recovery_reps": s.reps,
             "not_recovered_wait_s": s.not_recovered_wait_s,
             "wrk_s": s.wrk_s,
-            "probe": {"period_s": PERIOD_S, "timeout_s": TIMEOUT_S, "threshold": 3},
+            "probe": {"period_s": PERIOD_S, "timeout_s": TIMEOUT_S, "threshold": FAILURE_THRESHOLD},
         },
     }
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
@@ -1470,6 +1526,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except Exception as exc:
                 say(f"sandbox teardown failed: {exc}")
     results["machine"]["loadavg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    results["machine"]["source_end"] = source_hash()
     results["runtime_s"] = round(time.monotonic() - _started, 1)
     results["targets"] = evaluate(results)
     return results
