@@ -1,446 +1,66 @@
-"""A throw-away systemd user manager running the demo trading fleet, for tests and demos.
-
-``Sandbox(root).up()`` starts a real ``systemd --user`` with everything under `root`::
-
-    root/run/                      XDG_RUNTIME_DIR (0700): systemd/private, bus (dbus.socket)
-    root/home/                     HOME
-    root/home/.config/             XDG_CONFIG_HOME; units in home/.config/systemd/user/
-    root/home/trading/             heartbeat files and crash-on-start flags of the demo programs
-    root/logs/<program>.log        stdout/stderr of each demo unit
-    root/manager.log               stdout/stderr of the manager (nearly empty, see below)
-    root/state.json                PIDs with /proc start times, cgroup base, what we created
-
-then installs and starts ``trader.service``, ``dashboard.service`` and
-``position-monitor.service`` (``python -m supervisor.demo ...``, see `supervisor.demo`) and
-waits until each is active *and* observably working (fresh heartbeat, /health answering).
-``down()`` stops it all and removes the files. ``python -m supervisor.sandbox up|down|status|env``
-does the same from a shell; ``eval "$(scripts/sandbox.sh env)"`` points ``systemctl --user``
-and D-Bus clients at it.
-
-How it copes with this kind of host (Debian 12, systemd 252, root, PID 1 not systemd, cgroup v1
-hybrid; see DESIGN.md "Testing against the real thing"):
-
-- ``systemd --user`` exits at once (silently) unless ``/run/systemd/system`` exists. We create
-  it only when PID 1 is not systemd and it is missing, record that, and remove it on ``down``.
-- The session bus is never started by hand: the manager's own ``dbus.socket`` takes
-  ``$XDG_RUNTIME_DIR/bus`` and we poll until ``org.freedesktop.systemd1`` answers on it.
-- The manager logs to the kernel ring buffer (``--log-target=kmsg``): as a user instance it
-  sends ``console`` output to /dev/console, not to its stderr, and ``SYSTEMD_LOG_*`` variables
-  would leak into every unit. Error messages about a failed start quote manager.log and the
-  manager's kmsg lines.
-- One sandbox per machine: on cgroup v1 the manager behaves as if it owned the cgroup root
-  (its units land in /app.slice, /session.slice). ``up`` takes an exclusive ``flock`` on
-  `LOCK_PATH` and writes its root into the file. systemd closes every inherited descriptor at
-  start-up, so the lock descriptor is handed to a tiny ``sh`` that runs the manager as its
-  child and waits for it: the lock is held exactly as long as the manager lives, even when
-  ``up`` ran from a short-lived CLI.
-
-Teardown safety: a process is only ever signalled through a pidfd, after checking that its PID
-still has the start time we recorded (`ProcId`), so a reused PID is never hit. Besides the
-recorded PIDs, ``down`` sweeps processes whose systemd cgroup lies under the manager's
-app.slice, session.slice or background.slice (this catches units that outlived a SIGKILLed
-manager), but only when all of these hold: we hold the machine lock (so no other sandbox's
-manager can be using those cgroups), state.json recorded our manager's cgroup base (the
-parent of its ``init.scope``), the process runs under our UID, started after our manager did,
-and is neither PID 1 nor ourselves. A ``systemd --user`` started by hand *outside* this module
-would share /app.slice on such a host: do not run one next to a sandbox.
-"""
+"""The Sandbox: a systemd user manager with the demo fleet (see the package docstring)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import errno
-import fcntl
 import http.client
 import json
 import os
-import posixpath
 import pwd
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
 
 from supervisor.demo import faults as demo_faults
-from supervisor.errors import SupervisorError
+from supervisor.sandbox.host import (
+    RUN_SYSTEMD_SYSTEM,
+    SYSTEMD,
+    TOOL_PATH,
+    Heartbeat,
+    _ensure_run_systemd_system,
+    _escape,
+    _exec_word,
+    _kmsg_lines,
+    _preflight,
+    _State,
+    _tail,
+)
+from supervisor.sandbox.procs import (
+    LOCK_PATH,
+    ProcId,
+    SandboxError,
+    SandboxUnavailable,
+    _cgroup_base,
+    _parent_pid,
+    _pid1_is_systemd,
+    _pids,
+    _release_lock,
+    _remove_unit_cgroups,
+    _try_lock,
+    lock_owner,
+    send_signal,
+    terminate,
+    unit_cgroup_members,
+    wait_for,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / ".sandbox"
-LOCK_PATH = Path("/tmp/sidecar-supervisor-sandbox.lock")
-SYSTEMD = Path("/usr/lib/systemd/systemd")
-RUN_SYSTEMD_SYSTEM = Path("/run/systemd/system")
-USER_UNIT_DIRS = (Path("/etc/systemd/user"), Path("/usr/lib/systemd/user"))
 PROGRAMS = demo_faults.PROGRAMS
 UNITS = tuple(f"{program}.service" for program in PROGRAMS)
 RESTART_VALUES = frozenset(
     {"no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"}
 )
 MANAGER_ARGS = ("--user", "--log-target=kmsg", "--log-level=notice")
-TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HEARTBEAT_FRESH_S = 2.5  # a beat every second: older than this means at least two were missed
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 # Where the manager puts unit processes, relative to the parent of its own init.scope.
 _UNIT_SLICES = ("app.slice", "session.slice", "background.slice")
-_MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
-
-T = TypeVar("T")
-
-
-class SandboxError(SupervisorError):
-    """The sandbox could not do what was asked (lock taken, unit not ready, bad state)."""
-
-
-class SandboxUnavailable(SandboxError):  # noqa: N818 - the name callers already use
-    """A systemd user manager cannot run here; the message says exactly why."""
-
-
-# --- processes, named by PID and start time -------------------------------------------------
-
-
-def _proc_stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm (field 2) may hold spaces and parentheses: the fields start after the last ')'.
-    return text[text.rindex(")") + 2 :].split()
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot; None if gone or a zombie."""
-    fields = _proc_stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])  # field 22 of /proc/PID/stat, counted after comm
-
-
-def _parent_pid(pid: int) -> int | None:
-    fields = _proc_stat_fields(pid)
-    return None if fields is None else int(fields[1])
-
-
-@dataclass(frozen=True)
-class ProcId:
-    """A process named by PID *and* start time, so a reused PID is never taken for it."""
-
-    pid: int
-    start: int
-    what: str = ""
-
-    @classmethod
-    def of(cls, pid: int, what: str = "") -> ProcId | None:
-        """The process `pid` is now, or None when there is none."""
-        start = proc_start_time(pid)
-        return None if start is None else cls(pid, start, what)
-
-    def alive(self) -> bool:
-        """True while this very process exists (a zombie counts as gone)."""
-        return proc_start_time(self.pid) == self.start
-
-
-def send_signal(proc: ProcId, signum: int) -> bool:
-    """Signal `proc` if it is still the process we recorded; False when it is gone.
-
-    The pidfd pins whatever process had the PID when opened; the start-time check then proves
-    it is ours, and a signal through the pidfd cannot reach a successor that reuses the PID.
-    """
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except ProcessLookupError:
-        return False
-    try:
-        if proc_start_time(proc.pid) != proc.start:
-            return False
-        signal.pidfd_send_signal(pidfd, signum)
-        return True
-    except ProcessLookupError:
-        return False
-    finally:
-        os.close(pidfd)
-
-
-def wait_for(
-    predicate: Callable[[], T | None], timeout: float, what: str, *, interval: float = 0.05
-) -> T:
-    """Poll `predicate` until it returns something truthy and return that.
-
-    Raises TimeoutError naming `what` once `timeout` seconds have passed.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(min(interval, remaining))
-
-
-def terminate(procs: Iterable[ProcId], timeout: float = 5.0) -> None:
-    """SIGTERM (and SIGCONT, so a stopped one can act on it) then SIGKILL what is left."""
-    live = [proc for proc in procs if proc.alive()]
-    for sig in (signal.SIGTERM, signal.SIGCONT):
-        for proc in live:
-            send_signal(proc, sig)
-    with contextlib.suppress(TimeoutError):
-        wait_for(lambda: not any(p.alive() for p in live), timeout, "processes to exit")
-        return
-    for proc in live:
-        send_signal(proc, signal.SIGKILL)
-    wait_for(lambda: not any(p.alive() for p in live), timeout, "killed processes to vanish")
-
-
-def _systemd_cgroup(pid: int) -> str | None:
-    """The cgroup systemd tracks `pid` in: the name=systemd hierarchy on v1, else the v2 one."""
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    paths = dict(line.split(":", 2)[1:] for line in lines if line.count(":") >= 2)
-    return paths.get("name=systemd", paths.get(""))
-
-
-def _cgroup_base(manager_pid: int) -> str | None:
-    """Parent of the manager's init.scope: its units live in slices below it."""
-    path = _systemd_cgroup(manager_pid)
-    if path is None or posixpath.basename(path) != "init.scope":
-        return None  # an unknown layout: do not guess which cgroups are ours
-    return posixpath.dirname(path)
-
-
-def _pids() -> list[int]:
-    with os.scandir("/proc") as entries:
-        return [int(entry.name) for entry in entries if entry.name.isdigit()]
-
-
-def _uid_of(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return None
-
-
-def unit_cgroup_members(base: str, since: int) -> list[ProcId]:
-    """Our-UID processes started at or after `since` in the unit slices below `base`."""
-    prefixes = tuple(posixpath.join(base, s) + "/" for s in _UNIT_SLICES)
-    found = []
-    for pid in _pids():
-        path = _systemd_cgroup(pid)
-        if pid in (1, os.getpid()) or path is None or not (path + "/").startswith(prefixes):
-            continue
-        proc = ProcId.of(pid, f"in cgroup {path}")
-        if proc and proc.start >= since and _uid_of(pid) == os.geteuid():
-            found.append(proc)
-    return found
-
-
-def _remove_unit_cgroups(base: str) -> None:
-    """rmdir the (now empty) unit cgroups a killed manager left in every hierarchy."""
-    hierarchies = [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").iterdir()]
-    for hierarchy in hierarchies:
-        for slice_name in _UNIT_SLICES:
-            top = hierarchy / base.lstrip("/") / slice_name
-            if not top.is_dir():
-                continue
-            for dirpath, _dirs, _files in os.walk(top, topdown=False):
-                with contextlib.suppress(OSError):  # busy or gone: it is not ours to force
-                    os.rmdir(dirpath)
-
-
-def _pid1_is_systemd() -> bool:
-    try:
-        return Path("/proc/1/comm").read_text().strip() == "systemd"
-    except OSError:
-        return False
-
-
-# --- the machine-wide lock -------------------------------------------------------------------
-
-
-def _open_lock() -> int:
-    try:
-        # /tmp is world-writable: never follow a planted symlink, never use another's file.
-        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise SandboxError(f"cannot open the sandbox lock {LOCK_PATH}: {exc}") from exc
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-        os.close(fd)
-        raise SandboxError(f"{LOCK_PATH} is not a regular file of ours: remove it")
-    return fd
-
-
-def _try_lock(owner: Path) -> int | None:
-    """Take the machine lock and write `owner` into it; None when another process holds it."""
-    fd = _open_lock()
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{owner}\n".encode(), 0)
-    return fd
-
-
-def _release_lock(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.close(fd)
-
-
-def lock_owner() -> str:
-    """The root of the sandbox that holds (or last held) the machine lock, or ''."""
-    try:
-        return LOCK_PATH.read_text().strip()
-    except OSError:
-        return ""
-
-
-# --- persisted state -------------------------------------------------------------------------
-
-
-@dataclass
-class _State:
-    dashboard_port: int
-    restart: str
-    created_run_systemd_system: bool = False
-    holder: ProcId | None = None
-    manager: ProcId | None = None
-    cgroup_base: str | None = None
-    processes: list[ProcId] = field(default_factory=list)
-
-    def manager_alive(self) -> bool:
-        return self.manager is not None and self.manager.alive()
-
-    def dump(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)  # atomic: a crash never leaves half a state file
-
-    @classmethod
-    def load(cls, path: Path) -> _State | None:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise SandboxError(f"{path} is unreadable ({exc}); remove it by hand") from exc
-
-        def proc(value: dict[str, object] | None) -> ProcId | None:
-            return None if value is None else ProcId(**value)  # type: ignore[arg-type]
-
-        return cls(
-            dashboard_port=int(raw["dashboard_port"]),
-            restart=str(raw["restart"]),
-            created_run_systemd_system=bool(raw["created_run_systemd_system"]),
-            holder=proc(raw["holder"]),
-            manager=proc(raw["manager"]),
-            cgroup_base=raw["cgroup_base"],
-            processes=[p for p in map(proc, raw["processes"]) if p is not None],
-        )
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """One reading of a heartbeat file."""
-
-    pid: int
-    mtime: float
-
-    @property
-    def age(self) -> float:
-        """Seconds since the last beat."""
-        return time.time() - self.mtime
-
-
-# --- unit files ------------------------------------------------------------------------------
-
-
-def _escape(value: str) -> str:
-    """Escape systemd specifiers (%) and, for command lines, variable expansion ($)."""
-    return value.replace("%", "%%").replace("$", "$$")
-
-
-def _exec_word(arg: str) -> str:
-    """One ExecStart= word, quoted only when it needs to be."""
-    escaped = _escape(arg)
-    if escaped and all(c.isalnum() or c in "@%+=:,./_-$" for c in escaped):
-        return escaped
-    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _preflight(run_dir: Path) -> None:
-    """Raise SandboxUnavailable when a user manager cannot start here, saying why."""
-    if not os.access(SYSTEMD, os.X_OK):
-        raise SandboxUnavailable(f"{SYSTEMD} is missing: systemd is not installed")
-    if not any((d / "dbus.socket").exists() for d in USER_UNIT_DIRS):
-        raise SandboxUnavailable(
-            "no dbus.socket user unit (package dbus-user-session): the manager could not "
-            "put org.freedesktop.systemd1 on a session bus"
-        )
-    for tool in ("systemctl", "busctl"):
-        if shutil.which(tool, path=TOOL_PATH) is None:
-            raise SandboxUnavailable(f"{tool} is not installed")
-    if not RUN_SYSTEMD_SYSTEM.is_dir() and os.geteuid() != 0:
-        raise SandboxUnavailable(
-            f"{RUN_SYSTEMD_SYSTEM} is missing (PID 1 is not systemd) and only root may create "
-            "it; systemd --user exits at once without it"
-        )
-    if len(str(run_dir / "systemd" / "private")) > _MAX_SOCKET_PATH:
-        raise SandboxUnavailable(f"{run_dir} is too long a path for the manager's sockets")
-
-
-def _ensure_run_systemd_system() -> bool:
-    """Create /run/systemd/system when PID 1 is not systemd; True if we created it."""
-    if RUN_SYSTEMD_SYSTEM.is_dir() or _pid1_is_systemd():
-        return False
-    try:
-        RUN_SYSTEMD_SYSTEM.mkdir(mode=0o755, parents=True)
-    except OSError as exc:
-        raise SandboxUnavailable(
-            f"cannot create {RUN_SYSTEMD_SYSTEM} ({exc}); systemd --user exits at once without it"
-        ) from exc
-    return True
-
-
-def _kmsg_lines(pid: int, limit: int = 15) -> list[str]:
-    """The last kernel-log lines the manager `pid` wrote (its --log-target)."""
-    tag, lines = f"systemd[{pid}]: ", []
-    try:
-        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return []
-    with contextlib.closing(os.fdopen(fd, "rb", buffering=0)) as kmsg:
-        while True:
-            try:
-                record = kmsg.read(8192)
-            except OSError as exc:
-                if exc.errno == errno.EPIPE:  # a record was overwritten: go on
-                    continue
-                break
-            if not record:  # None (would block) or b"": the end
-                break
-            message = record.decode(errors="replace").split(";", 1)[-1].split("\n", 1)[0]
-            if message.startswith(tag):
-                lines.append(message)
-    return lines[-limit:]
-
-
-def _tail(path: Path, lines: int = 15) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []
 
 
 class Sandbox:
@@ -948,59 +568,3 @@ def _program(name: str) -> str:
 def _unit(name: str) -> str:
     """A unit name: 'trader' becomes 'trader.service'; anything with a suffix stays."""
     return name if "." in name else f"{name}.service"
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m supervisor.sandbox",
-        description="A systemd user manager with the demo trading fleet, for tests and demos.",
-    )
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
-    parser.add_argument("--dashboard-port", type=int, help="default: recorded, else 5050")
-    parser.add_argument("--restart", choices=sorted(RESTART_VALUES), help="units' Restart=")
-    return parser
-
-
-def _run(command: str, sandbox: Sandbox) -> None:
-    if command == "up":
-        started = time.monotonic()
-        sandbox.up()
-        print(sandbox.status())
-        root = "" if sandbox.root == DEFAULT_ROOT else f" --root {shlex.quote(str(sandbox.root))}"
-        print(
-            f'up in {time.monotonic() - started:.2f}s; then: eval "$(scripts/sandbox.sh env{root})"'
-        )
-    elif command == "down":
-        started = time.monotonic()
-        sandbox.down()
-        print(f"down in {time.monotonic() - started:.2f}s")
-    elif command == "status":
-        print(sandbox.status())
-    else:
-        for key, value in sandbox.env().items():
-            print(f"export {key}={shlex.quote(value)}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supervisor.sandbox up|down|status|env``."""
-    args = _parser().parse_args(argv)
-    try:
-        sandbox = Sandbox.attach(
-            args.root, dashboard_port=args.dashboard_port, restart=args.restart
-        )
-        _run(args.command, sandbox)
-    except SandboxUnavailable as exc:
-        print(f"sandbox unavailable: {exc}", file=sys.stderr)
-        return 2
-    except (SandboxError, ValueError, TimeoutError) as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""Processes named by PID and start time, the unit cgroup sweep, and the machine-wide lock.
+
+Nothing here signals a PID without first checking its recorded start time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import posixpath
+import signal
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from supervisor.errors import SupervisorError
+
+LOCK_PATH = Path("/tmp/sidecar-supervisor-sandbox.lock")
+# Where the manager puts unit processes, relative to the parent of its own init.scope.
+_UNIT_SLICES = ("app.slice", "session.slice", "background.slice")
+
+T = TypeVar("T")
+
+
+class SandboxError(SupervisorError):
+    """The sandbox could not do what was asked (lock taken, unit not ready, bad state)."""
+
+
+class SandboxUnavailable(SandboxError):  # noqa: N818 - the name callers already use
+    """A systemd user manager cannot run here; the message says exactly why."""
+
+
+# --- processes, named by PID and start time -------------------------------------------------
+
+
+def _proc_stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm (field 2) may hold spaces and parentheses: the fields start after the last ')'.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot; None if gone or a zombie."""
+    fields = _proc_stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])  # field 22 of /proc/PID/stat, counted after comm
+
+
+def _parent_pid(pid: int) -> int | None:
+    fields = _proc_stat_fields(pid)
+    return None if fields is None else int(fields[1])
+
+
+@dataclass(frozen=True)
+class ProcId:
+    """A process named by PID *and* start time, so a reused PID is never taken for it."""
+
+    pid: int
+    start: int
+    what: str = ""
+
+    @classmethod
+    def of(cls, pid: int, what: str = "") -> ProcId | None:
+        """The process `pid` is now, or None when there is none."""
+        start = proc_start_time(pid)
+        return None if start is None else cls(pid, start, what)
+
+    def alive(self) -> bool:
+        """True while this very process exists (a zombie counts as gone)."""
+        return proc_start_time(self.pid) == self.start
+
+
+def send_signal(proc: ProcId, signum: int) -> bool:
+    """Signal `proc` if it is still the process we recorded; False when it is gone.
+
+    The pidfd pins whatever process had the PID when opened; the start-time check then proves
+    it is ours, and a signal through the pidfd cannot reach a successor that reuses the PID.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if proc_start_time(proc.pid) != proc.start:
+            return False
+        signal.pidfd_send_signal(pidfd, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
+
+
+def wait_for(
+    predicate: Callable[[], T | None], timeout: float, what: str, *, interval: float = 0.05
+) -> T:
+    """Poll `predicate` until it returns something truthy and return that.
+
+    Raises TimeoutError naming `what` once `timeout` seconds have passed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(min(interval, remaining))
+
+
+def terminate(procs: Iterable[ProcId], timeout: float = 5.0) -> None:
+    """SIGTERM (and SIGCONT, so a stopped one can act on it) then SIGKILL what is left."""
+    live = [proc for proc in procs if proc.alive()]
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        for proc in live:
+            send_signal(proc, sig)
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: not any(p.alive() for p in live), timeout, "processes to exit")
+        return
+    for proc in live:
+        send_signal(proc, signal.SIGKILL)
+    wait_for(lambda: not any(p.alive() for p in live), timeout, "killed processes to vanish")
+
+
+def _systemd_cgroup(pid: int) -> str | None:
+    """The cgroup systemd tracks `pid` in: the name=systemd hierarchy on v1, else the v2 one."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    paths = dict(line.split(":", 2)[1:] for line in lines if line.count(":") >= 2)
+    return paths.get("name=systemd", paths.get(""))
+
+
+def _cgroup_base(manager_pid: int) -> str | None:
+    """Parent of the manager's init.scope: its units live in slices below it."""
+    path = _systemd_cgroup(manager_pid)
+    if path is None or posixpath.basename(path) != "init.scope":
+        return None  # an unknown layout: do not guess which cgroups are ours
+    return posixpath.dirname(path)
+
+
+def _pids() -> list[int]:
+    with os.scandir("/proc") as entries:
+        return [int(entry.name) for entry in entries if entry.name.isdigit()]
+
+
+def _uid_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def unit_cgroup_members(base: str, since: int) -> list[ProcId]:
+    """Our-UID processes started at or after `since` in the unit slices below `base`."""
+    prefixes = tuple(posixpath.join(base, s) + "/" for s in _UNIT_SLICES)
+    found = []
+    for pid in _pids():
+        path = _systemd_cgroup(pid)
+        if pid in (1, os.getpid()) or path is None or not (path + "/").startswith(prefixes):
+            continue
+        proc = ProcId.of(pid, f"in cgroup {path}")
+        if proc and proc.start >= since and _uid_of(pid) == os.geteuid():
+            found.append(proc)
+    return found
+
+
+def _remove_unit_cgroups(base: str) -> None:
+    """rmdir the (now empty) unit cgroups a killed manager left in every hierarchy."""
+    hierarchies = [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").iterdir()]
+    for hierarchy in hierarchies:
+        for slice_name in _UNIT_SLICES:
+            top = hierarchy / base.lstrip("/") / slice_name
+            if not top.is_dir():
+                continue
+            for dirpath, _dirs, _files in os.walk(top, topdown=False):
+                with contextlib.suppress(OSError):  # busy or gone: it is not ours to force
+                    os.rmdir(dirpath)
+
+
+def _pid1_is_systemd() -> bool:
+    try:
+        return Path("/proc/1/comm").read_text().strip() == "systemd"
+    except OSError:
+        return False
+
+
+# --- the machine-wide lock -------------------------------------------------------------------
+
+
+def _open_lock() -> int:
+    try:
+        # /tmp is world-writable: never follow a planted symlink, never use another's file.
+        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise SandboxError(f"cannot open the sandbox lock {LOCK_PATH}: {exc}") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(fd)
+        raise SandboxError(f"{LOCK_PATH} is not a regular file of ours: remove it")
+    return fd
+
+
+def _try_lock(owner: Path) -> int | None:
+    """Take the machine lock and write `owner` into it; None when another process holds it."""
+    fd = _open_lock()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{owner}\n".encode(), 0)
+    return fd
+
+
+def _release_lock(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.close(fd)
+
+
+def lock_owner() -> str:
+    """The root of the sandbox that holds (or last held) the machine lock, or ''."""
+    try:
+        return LOCK_PATH.read_text().strip()
+    except OSError:
+        return ""
