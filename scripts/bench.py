@@ -276,7 +276,23 @@ class HttpClient:
             self._conn = None
 
 
-class Supervisor:
+class Watcher:
+    """A watching process (ours or Monit) that a scenario may hold still while it sets up."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def pause(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> float:
+        assert self._proc is not None
+        now = time.monotonic()
+        self._proc.send_signal(signal.SIGCONT)
+        return now
+
+
+class Supervisor(Watcher):
     """A `supervisor run` process: own config, state dir, log, port and NOTIFY_SOCKET."""
 
     def __init__(
@@ -359,16 +375,6 @@ class Supervisor:
             self._reader.join(2)
         if self._sock is not None:
             self._sock.close()
-
-    def pause(self) -> None:
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> float:
-        assert self._proc is not None
-        now = time.monotonic()
-        self._proc.send_signal(signal.SIGCONT)
-        return now
 
     def statuses(self) -> dict[str, str]:
         doc = self.client.json("/health")
@@ -851,7 +857,7 @@ def bench_supervisor_recovery(
     return results
 
 
-class Monit:
+class Monit(Watcher):
     """`monit -I` in the foreground with its own control, pid, id, state and log files."""
 
     def __init__(self, work: Path, name: str, checks: str) -> None:
@@ -908,16 +914,6 @@ class Monit:
             )
 
         wait(ok, 3 * (PERIOD_S + TIMEOUT_S), f"monit to log '{check}' as fine again", 0.1)
-
-    def pause(self) -> None:
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> float:
-        assert self._proc is not None
-        now = time.monotonic()
-        self._proc.send_signal(signal.SIGCONT)
-        return now
 
     def stop(self) -> None:
         if self._proc is not None:
