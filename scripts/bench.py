@@ -3,7 +3,7 @@
 with Monit and with systemd alone.
 
 Brings up its own sandbox (a private systemd --user running trader, dashboard and
-position-monitor; see supervisor.sandbox) and measures on this machine:
+position-monitor; see devtools.sandbox) and measures on this machine:
 
 - startup: process start -> READY=1 on a real NOTIFY_SOCKET;
 - idle overhead: the supervisor's CPU (% of one core, /proc utime+stime) and RSS with the
@@ -55,9 +55,10 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from supervisor import __version__, ports  # noqa: E402
-from supervisor.demo import faults as demo_faults  # noqa: E402
-from supervisor.sandbox import ProcId, Sandbox  # noqa: E402
+from devtools.demo import faults as demo_faults  # noqa: E402
+from devtools.sandbox import ProcId, Sandbox  # noqa: E402
+from supervisor import __version__  # noqa: E402
+from supervisor.recovery import ports  # noqa: E402
 
 SUPERVISOR_BIN = REPO / ".venv" / "bin" / "supervisor"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -571,9 +572,9 @@ def wait_served(box: Sandbox, fault: Fault, timeout: float) -> float | None:
 
 
 def start_orphan(box: Sandbox) -> subprocess.Popen[Any]:
-    """`python -m supervisor.demo orphan` on the dashboard's port, outside any unit."""
+    """`python -m devtools.demo orphan` on the dashboard's port, outside any unit."""
     port = box.dashboard_port
-    cmd = [sys.executable, "-m", "supervisor.demo", "orphan", "--port", str(port)]
+    cmd = [sys.executable, "-m", "devtools.demo", "orphan", "--port", str(port)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = spawn(cmd, stdout=subprocess.DEVNULL, env=env, cwd=REPO)
     wait(
@@ -731,7 +732,7 @@ IMPORT_ORDER = (
     "dbus_fast.aio",
     "aiohttp",
     "supervisor.cli",
-    "supervisor.daemon",
+    "supervisor.app.daemon",
 )
 _IMPORT_PROBE = """
 import importlib, json, os, sys
@@ -931,7 +932,7 @@ def monit_checks(box: Sandbox, scenario: str) -> tuple[str, str]:
     port = box.dashboard_port
     if scenario in ("dead", "orphan"):
         return "dashboard", (
-            f'check process dashboard matching "supervisor.demo dashboard --port {port}"\n'
+            f'check process dashboard matching "devtools.demo dashboard --port {port}"\n'
             f"    if does not exist for 1 cycles then {restart('dashboard.service')}"
             " repeat every 1 cycles\n"
         )

@@ -26,13 +26,13 @@ cleanup() {
         kill -TERM "$supervisor_pid"
         wait "$supervisor_pid" 2>/dev/null || true
     fi
-    "$py" -m supervisor.sandbox down --root "$root" || true
+    "$py" -m devtools.sandbox down --root "$root" || true
 }
 trap cleanup EXIT INT TERM
 
 echo "== starting a systemd user manager and the demo fleet under $root"
-"$py" -m supervisor.sandbox up --root "$root" --dashboard-port 5050
-eval "$("$py" -m supervisor.sandbox env --root "$root")"
+"$py" -m devtools.sandbox up --root "$root" --dashboard-port 5050
+eval "$("$py" -m devtools.sandbox env --root "$root")"
 
 config="$root/config.toml"
 cat > "$config" <<TOML
@@ -105,8 +105,8 @@ cat <<TXT
 Things to try in another shell (first: eval "\$(scripts/sandbox.sh env)"):
   kill -9 \$(systemctl --user show -p MainPID --value trader.service)    # dead: restarted at once
   kill -STOP \$(systemctl --user show -p MainPID --value dashboard.service) # hung: http probe, restart
-  .venv/bin/python -m supervisor.demo fault trader stall-heartbeat --root $root  # stale heartbeat
-  .venv/bin/python -m supervisor.demo fault trader grow-memory --root $root      # +64 MiB each
+  .venv/bin/python -m devtools.demo fault trader stall-heartbeat --root $root  # stale heartbeat
+  .venv/bin/python -m devtools.demo fault trader grow-memory --root $root      # +64 MiB each
   .venv/bin/supervisor status --url http://127.0.0.1:$http_port/health
   tail -f $root/supervisor.log
 TXT

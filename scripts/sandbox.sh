@@ -7,4 +7,5 @@ if [ ! -x "$repo/.venv/bin/python" ]; then
     # Output to stderr: `env` prints lines for eval on stdout.
     bash "$repo/scripts/bootstrap.sh" >&2
 fi
-exec "$repo/.venv/bin/python" -m supervisor.sandbox "$@"
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+exec "$repo/.venv/bin/python" -m devtools.sandbox "$@"

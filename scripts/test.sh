@@ -31,8 +31,8 @@ fi
 
 bash scripts/bootstrap.sh dev
 echo "== ruff"
-.venv/bin/ruff check supervisor tests scripts
-.venv/bin/ruff format --check supervisor tests scripts
+.venv/bin/ruff check supervisor devtools tests scripts
+.venv/bin/ruff format --check supervisor devtools tests scripts
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"

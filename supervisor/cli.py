@@ -16,9 +16,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from supervisor import __version__, config, logs, render
+from supervisor import __version__, config
+from supervisor.api import render
 from supervisor.config import API_KEY_HEADER
 from supervisor.errors import EXIT_CONFIG, ConfigError
+from supervisor.runtime import logs
 
 log = logging.getLogger("supervisor")
 
@@ -112,9 +114,9 @@ def _online(path: Path | None, send: bool) -> int:
     except OSError as exc:
         print(f"cannot read {telegram.token_file}: {exc.strerror}", file=sys.stderr)
         return 1
-    from supervisor.alerting import Alert, Severity, format_html
+    from supervisor.alerts.policy import Alert, Severity, format_html
+    from supervisor.alerts.telegram import TelegramChannel
     from supervisor.errors import ChannelError
-    from supervisor.telegram import TelegramChannel
 
     async def attempt() -> int:
         channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
@@ -152,7 +154,7 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
         return EXIT_CONFIG
     if dry_run:
         cfg = cfg.model_copy(update={"dry_run": True})
-    from supervisor.daemon import Daemon  # imported late: check-config stays fast
+    from supervisor.app.daemon import Daemon  # imported late: check-config stays fast
 
     async def serve() -> int:
         stop, reload = asyncio.Event(), asyncio.Event()

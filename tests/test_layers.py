@@ -1,10 +1,18 @@
-"""The import direction holds: pure core <- adapters <- composition layer.
+"""The import direction holds: pure core <- adapters <- joiners <- composition layer.
 
-`config` counts with the core here: the pure modules read their settings from it (its one
-I/O is `load()`, called only by the composition layer).
+Every module of the shipped package is named here on its dotted name, in exactly one layer:
 
-The pure core imports no adapter and no I/O library; adapters import the core, never each
-other; only the composition layer (daemon, repair, notifications, cli) joins adapters.
+- **core**: pure decision modules and shared types. No I/O library, and only other core
+  modules (`config` counts as core: the pure modules read their settings from it, and its one
+  I/O, `load()`, is called only by the composition layer);
+- **adapters**: the edges (D-Bus, HTTP, /proc, files, Telegram). They import the core only,
+  never another adapter;
+- **joiners**: the few modules inside a room that connect that room's adapters to the core
+  and run its loop (the recovery executor, alert delivery). They import core and adapters,
+  never the composition layer;
+- **composition**: builds everything and runs it; the only layer that may import all.
+
+Nothing in the product imports the dev tools (`devtools`: the sandbox, the demo fleet).
 """
 
 from __future__ import annotations
@@ -12,35 +20,44 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "supervisor"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "supervisor"
+
 CORE = {
-    "model",
-    "health",
-    "render",
-    "errors",
-    "config",
-    "schedule",
-    "recovery",
-    "breaker",
-    "alerting",
-    "outbox",
-    "chat",
+    "supervisor.model",
+    "supervisor.errors",
+    "supervisor.config",
+    "supervisor.watch.health",
+    "supervisor.probing.schedule",
+    "supervisor.recovery.policy",
+    "supervisor.guard.breaker",
+    "supervisor.alerts.policy",
+    "supervisor.alerts.outbox",
+    "supervisor.alerts.chat",
+    "supervisor.api.render",
 }
 ADAPTERS = {
-    "systemd",
-    "http",
-    "metrics",
-    "notify",
-    "selfstats",
-    "logs",
-    "probes",
-    "ports",
-    "resources",
-    "state",
-    "telegram",
+    "supervisor.watch.systemd",
+    "supervisor.probing.probes",
+    "supervisor.probing.resources",
+    "supervisor.recovery.ports",
+    "supervisor.alerts.telegram",
+    "supervisor.guard.load",
+    "supervisor.api.server",
+    "supervisor.api.metrics",
+    "supervisor.runtime.notify",
+    "supervisor.runtime.logs",
+    "supervisor.runtime.state",
 }
-COMPOSITION = {"daemon", "repair", "notifications", "cli", "__main__", "__init__"}
-TOOLS = {"sandbox", "demo"}  # the test and demo sandbox and fleet: never imported by the daemon
+JOINERS = {
+    "supervisor.recovery.executor",
+    "supervisor.alerts.delivery",
+}
+COMPOSITION = {
+    "supervisor.app.daemon",
+    "supervisor.cli",
+    "supervisor.__main__",
+}
 IO_LIBS = {
     "aiohttp",
     "dbus_fast",
@@ -55,28 +72,50 @@ IO_LIBS = {
     "select",
     "signal",
     "ctypes",
+    "sqlite3",
+    "shutil",
 }
 
 
-def imports(module: str) -> set[str]:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+def dotted(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package that holds code (package docstrings alone do not count)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        body = [n for n in tree.body if not isinstance(n, ast.Expr)]
+        if path.name != "__init__.py" or body:
+            found[dotted(path)] = path
+    return found
+
+
+def imports(name: str) -> set[str]:
+    path = modules()[name]
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            # `from supervisor.api import render` imports the module supervisor.api.render
+            names.update(f"{node.module}.{a.name}" for a in node.names)
     return names
 
 
-def ours(module: str) -> set[str]:
-    return {n.split(".")[1] for n in imports(module) if n.startswith("supervisor.")}
+def ours(name: str) -> set[str]:
+    """The package's modules that `name` imports."""
+    known = modules()
+    return {n for n in imports(name) if n in known and n != "supervisor"}
 
 
-def test_every_module_has_a_layer() -> None:
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
-    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
-    assert modules | packages == CORE | ADAPTERS | COMPOSITION | TOOLS
+def test_every_module_has_exactly_one_layer() -> None:
+    layers = [CORE, ADAPTERS, JOINERS, COMPOSITION | {"supervisor"}]
+    assert set(modules()) == set().union(*layers)
+    assert sum(len(layer) for layer in layers) == len(set().union(*layers))
 
 
 def test_core_does_no_io_and_imports_only_core() -> None:
@@ -91,6 +130,12 @@ def test_adapters_import_only_the_core() -> None:
         assert ours(module) <= CORE, f"{module} imports {ours(module) - CORE}"
 
 
-def test_nothing_but_the_tests_imports_the_sandbox() -> None:
-    for module in CORE | ADAPTERS | COMPOSITION - {"__main__", "__init__"}:
-        assert not ours(module) & TOOLS, f"{module} imports the sandbox or the demo fleet"
+def test_joiners_never_import_the_composition_layer() -> None:
+    for module in JOINERS:
+        assert ours(module) <= CORE | ADAPTERS, f"{module} imports {ours(module) - CORE - ADAPTERS}"
+
+
+def test_nothing_in_the_product_imports_the_dev_tools() -> None:
+    for module in modules():
+        tools = {n for n in imports(module) if n.split(".")[0] == "devtools"}
+        assert not tools, f"{module} imports {tools}"

@@ -13,10 +13,10 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from devtools.sandbox import Sandbox
+from supervisor.app.daemon import Daemon
 from supervisor.config import Config
-from supervisor.daemon import Daemon
 from supervisor.model import Status
-from supervisor.sandbox import Sandbox
 
 
 async def until(pred: Callable[[], object], limit: float, what: str, step: float = 0.002) -> float:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from supervisor.sandbox import Sandbox
 from tests.fakes.telegram_api import FakeBotApi
 from tests.integration.conftest import free_port
 from tests.integration.harness import (

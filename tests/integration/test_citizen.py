@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from supervisor.sandbox import Sandbox
 from tests.integration.conftest import free_port
 from tests.integration.harness import (
     Running,

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from devtools.sandbox import Sandbox
 from supervisor.model import ActiveState, Status
-from supervisor.sandbox import Sandbox
 from tests.integration.harness import (
     Running,
     config,

@@ -104,8 +104,8 @@ def test_log_lines_under_journal_stream_carry_priority(proc: Proc) -> None:
     lines = proc.log.read_text().splitlines()
     assert lines, "no log lines"
     assert all(line[:3] in ("<3>", "<4>", "<6>", "<7>", "<2>") for line in lines), lines
-    assert any(line.startswith("<6>supervisor.daemon: serving") for line in lines)
-    assert any(line.startswith("<4>supervisor.daemon: D-Bus: ") for line in lines)
+    assert any(line.startswith("<6>supervisor.app.daemon: serving") for line in lines)
+    assert any(line.startswith("<4>supervisor.app.daemon: D-Bus: ") for line in lines)
     assert not any(line[3:7].isdigit() for line in lines)  # no timestamps: journald adds them
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from supervisor.sandbox import Sandbox
 from tests.integration.harness import (
     Running,
     config,
@@ -97,7 +97,7 @@ def orphan_of(sandbox: Sandbox) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 async def hold_port(port: int) -> subprocess.Popen[bytes]:
     """A stray process outside any unit holding `port`; returns once it listens."""
-    cmd = [sys.executable, "-m", "supervisor.demo", "orphan", "--port", str(port)]
+    cmd = [sys.executable, "-m", "devtools.demo", "orphan", "--port", str(port)]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
     await until(lambda: _listening(port) or proc.poll() is not None, 10, "the orphan listening")
@@ -106,7 +106,7 @@ async def hold_port(port: int) -> subprocess.Popen[bytes]:
 
 
 def _listening(port: int) -> bool:
-    from supervisor import ports
+    from supervisor.recovery import ports
 
     return bool(ports.listening_inodes(port))
 
@@ -138,7 +138,7 @@ async def test_forbidden_orphan_is_not_killed_and_target_says_why(
     port = sandbox.dashboard_port
     sandbox.install_unit(
         "squatter.service",
-        f"[Service]\nExecStart={sys.executable} -m supervisor.demo orphan "
+        f"[Service]\nExecStart={sys.executable} -m devtools.demo orphan "
         f"--port {port}\nEnvironment=PYTHONPATH={os.getcwd()}\n",
     )
     body = f"ports = [{port}]\n" + http_probe(sandbox, period_s=1, timeout_s=1)

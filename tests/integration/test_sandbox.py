@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.sandbox import (
+from devtools.sandbox import (
     HEARTBEAT_FRESH_S,
     LOCK_PATH,
     UNITS,
@@ -47,7 +47,7 @@ def _memory(sandbox: Sandbox, unit: str) -> int:
 @contextmanager
 def _orphan_on(port: int) -> Iterator[int]:
     """A stray process, outside any unit, listening on `port`; yields its PID."""
-    cmd = [sys.executable, "-m", "supervisor.demo", "orphan", "--port", str(port)]
+    cmd = [sys.executable, "-m", "devtools.demo", "orphan", "--port", str(port)]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as orphan:
         try:
             assert orphan.stdout is not None
@@ -92,8 +92,8 @@ def test_fleet_is_active_with_fresh_heartbeats_and_dashboard_answering(sandbox: 
 
 def test_stall_heartbeat_goes_stale_while_process_lives_then_resumes(sandbox: Sandbox) -> None:
     pid = sandbox.main_pid("trader")
-    # Through the CLI once, so `python -m supervisor.demo fault` is covered too.
-    cmd = [sys.executable, "-m", "supervisor.demo", "fault", "trader", "stall-heartbeat"]
+    # Through the CLI once, so `python -m devtools.demo fault` is covered too.
+    cmd = [sys.executable, "-m", "devtools.demo", "fault", "trader", "stall-heartbeat"]
     subprocess.run([*cmd, "--root", str(sandbox.root)], check=True)
 
     def stale() -> bool:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from supervisor.sandbox import Sandbox
 from tests.integration.harness import config, fleet_toml, running, target_toml, until
 
 pytestmark = pytest.mark.sandbox

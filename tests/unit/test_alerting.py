@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from supervisor.alerting import AlertPolicy, Severity, duration, format_html
+from supervisor.alerts.policy import AlertPolicy, Severity, duration, format_html
 from supervisor.config import AlertsConfig
 from supervisor.model import Status, TargetHealth
 from tests.clock import FakeClock
@@ -41,8 +42,8 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def policy(clock: FakeClock, **kw: object) -> AlertPolicy:
-    return AlertPolicy(AlertsConfig(**kw), clock, {"dashboard": 5.0})  # type: ignore[arg-type]
+def policy(clock: FakeClock, **kw: Any) -> AlertPolicy:
+    return AlertPolicy(AlertsConfig(**kw), clock, {"dashboard": 5.0})
 
 
 def test_ten_failed_rounds_make_one_alert_then_a_reminder_then_one_resolved(

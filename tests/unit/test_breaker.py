@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.breaker import Breaker, LoadSample
 from supervisor.config import BreakerConfig, BudgetConfig
+from supervisor.guard.breaker import Breaker, LoadSample
 
 
 def sample(

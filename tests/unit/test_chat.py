@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor import chat
+from supervisor.alerts import chat
 
 
 def test_parse() -> None:

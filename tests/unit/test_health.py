@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from supervisor.health import HealthModel, ProbeTrack, TargetSpec, overall, unit_verdict
 from supervisor.model import ActiveState, ProbeResult, Status, UnitState
+from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec, overall, unit_verdict
 from tests.clock import FakeClock
 
 
-def running(unit: str, pid: int = 100, **kw: object) -> UnitState:
+def running(unit: str, pid: int = 100, **kw: Any) -> UnitState:
     return UnitState(
         unit=unit, active_state=ActiveState.ACTIVE, sub_state="running", main_pid=pid, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def failed(unit: str, result: str = "signal") -> UnitState:

@@ -9,10 +9,10 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
 
-from supervisor.health import HealthModel, TargetSpec
-from supervisor.http import HealthApp, HttpServer, HttpSettings
-from supervisor.metrics import Metrics
+from supervisor.api.metrics import Metrics
+from supervisor.api.server import HealthApp, HttpServer, HttpSettings
 from supervisor.model import ActiveState, SelfStats, Status, UnitState
+from supervisor.watch.health import HealthModel, TargetSpec
 from tests.clock import FakeClock
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]

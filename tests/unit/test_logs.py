@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from supervisor.logs import JournalFormatter, RepeatFilter, under_journal
+from supervisor.runtime.logs import JournalFormatter, RepeatFilter, under_journal
 
 
 def record(level: int, msg: str, *args: object) -> logging.LogRecord:

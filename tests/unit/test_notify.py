@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.notify import Notifier
+from supervisor.runtime.notify import Notifier
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from supervisor.outbox import Outbox
+from supervisor.alerts.outbox import Outbox
 
 
 def test_fifo_and_head_blocks_the_rest() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import ports
+from supervisor.recovery import ports
 
 STUBBORN = """
 import signal, socket, sys, time

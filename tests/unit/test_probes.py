@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from supervisor import probes
 from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProbe
 from supervisor.model import UnitResources
+from supervisor.probing import probes
 from tests.clock import FakeClock
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from supervisor.config import RecoveryConfig
 from supervisor.model import ActiveState, Status, TargetHealth, UnitState
-from supervisor.recovery import Action, Recovery
+from supervisor.recovery.policy import Action, Recovery
 from tests.clock import FakeClock
 
 
@@ -40,7 +41,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def policy(clock: FakeClock, **kw: object) -> Recovery:
+def policy(clock: FakeClock, **kw: Any) -> Recovery:
     cfg = RecoveryConfig(
         **{
             "backoff_s": [0, 10, 30],
@@ -49,7 +50,7 @@ def policy(clock: FakeClock, **kw: object) -> Recovery:
             "retry_after_give_up_s": 3600,
             **kw,
         }
-    )  # type: ignore[arg-type]
+    )
     return Recovery(cfg, clock)
 
 
@@ -134,7 +135,8 @@ def test_start_limit_hit_resets_then_starts(clock: FakeClock) -> None:
 
 def test_missing_unit_is_not_restarted(clock: FakeClock) -> None:
     h = health(clock)
-    h = replace(h, unit_state=replace(h.unit_state, load_state="not-found"))  # type: ignore[arg-type]
+    assert h.unit_state is not None
+    h = replace(h, unit_state=replace(h.unit_state, load_state="not-found"))
     assert policy(clock).decide(h).action is Action.NONE
 
 

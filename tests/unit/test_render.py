@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from supervisor import render
-from supervisor.health import HealthModel, TargetSpec
+from supervisor.api import render
 from supervisor.model import ActiveState, UnitState
+from supervisor.watch.health import HealthModel, TargetSpec
 from tests.clock import FakeClock
 
 

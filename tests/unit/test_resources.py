@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.resources import ProcReader
+from supervisor.probing.resources import ProcReader
 
 
 def fake_proc(root: Path, pid: int, utime: int, stime: int, rss_pages: int) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from supervisor.health import ProbeTrack
 from supervisor.model import ProbeResult
-from supervisor.schedule import ProbeSchedule, detection_bound_s
+from supervisor.probing.schedule import ProbeSchedule, detection_bound_s
+from supervisor.watch.health import ProbeTrack
 from tests.clock import FakeClock
 
 

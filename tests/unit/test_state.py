@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.state import StateStore
+from supervisor.runtime.state import StateStore
 
 
 def test_round_trip_and_private_permissions(tmp_path: Path) -> None:

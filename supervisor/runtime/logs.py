@@ -19,7 +19,7 @@ _PRIORITY = {
 
 
 class JournalFormatter(logging.Formatter):
-    """`<4>supervisor.daemon: text`; no timestamp, the journal adds its own."""
+    """`<4>supervisor.app.daemon: text`; no timestamp, the journal adds its own."""
 
     def __init__(self) -> None:
         super().__init__("%(name)s: %(message)s")

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from supervisor import chat, logs
-from supervisor.alerting import Alert, AlertPolicy, Severity, format_html
+from supervisor.alerts import chat
+from supervisor.alerts.outbox import Outbox
+from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
 from supervisor.config import AlertsConfig
 from supervisor.errors import (
     ChannelUnavailableError,
@@ -22,10 +23,10 @@ from supervisor.errors import (
     TokenRejectedError,
 )
 from supervisor.model import Clock, Incoming
-from supervisor.outbox import Outbox
+from supervisor.runtime import logs
 
 if TYPE_CHECKING:
-    from supervisor.telegram import TelegramChannel
+    from supervisor.alerts.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
 STALE_S = 60.0  # commands older than this when we read them were queued while we were down
@@ -167,7 +168,7 @@ class AlertService:
         logs.redact(token)
         # Imported only when Telegram is configured: python-telegram-bot and httpx cost
         # about 7 MB of RSS that a supervisor without alerts should not carry.
-        from supervisor.telegram import TelegramChannel
+        from supervisor.alerts.telegram import TelegramChannel
 
         self._channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
         try:

@@ -5,7 +5,7 @@ Pure: times come in as arguments, so the arithmetic is tested without an event l
 
 from __future__ import annotations
 
-from supervisor.health import ProbeTrack
+from supervisor.watch.health import ProbeTrack
 
 
 class ProbeSchedule:

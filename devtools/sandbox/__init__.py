@@ -11,9 +11,9 @@
     root/state.json                PIDs with /proc start times, cgroup base, what we created
 
 then installs and starts ``trader.service``, ``dashboard.service`` and
-``position-monitor.service`` (``python -m supervisor.demo ...``, see `supervisor.demo`) and
+``position-monitor.service`` (``python -m devtools.demo ...``, see `devtools.demo`) and
 waits until each is active *and* observably working (fresh heartbeat, /health answering).
-``down()`` stops it all and removes the files. ``python -m supervisor.sandbox up|down|status|env``
+``down()`` stops it all and removes the files. ``python -m devtools.sandbox up|down|status|env``
 does the same from a shell; ``eval "$(scripts/sandbox.sh env)"`` points ``systemctl --user``
 and D-Bus clients at it.
 
@@ -46,15 +46,15 @@ and is neither PID 1 nor ourselves. A ``systemd --user`` started by hand *outsid
 would share /app.slice on such a host: do not run one next to a sandbox.
 """
 
-from supervisor.sandbox.host import Heartbeat
-from supervisor.sandbox.manager import (
+from devtools.sandbox.host import Heartbeat
+from devtools.sandbox.manager import (
     DEFAULT_ROOT,
     HEARTBEAT_FRESH_S,
     PROGRAMS,
     UNITS,
     Sandbox,
 )
-from supervisor.sandbox.procs import (
+from devtools.sandbox.procs import (
     LOCK_PATH,
     ProcId,
     SandboxError,

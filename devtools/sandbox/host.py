@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from supervisor.sandbox.procs import (
+from devtools.sandbox.procs import (
     ProcId,
     SandboxError,
     SandboxUnavailable,

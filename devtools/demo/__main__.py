@@ -1,4 +1,4 @@
-"""``python -m supervisor.demo``: run a demo program, hold a port, or deliver a fault."""
+"""``python -m devtools.demo``: run a demo program, hold a port, or deliver a fault."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.demo import dashboard, faults, heartbeat, orphan
+from devtools.demo import dashboard, faults, heartbeat, orphan
 
 _EPILOG = f"""\
-faults (python -m supervisor.demo fault <program> <fault> --root <sandbox root>):
+faults (python -m devtools.demo fault <program> <fault> --root <sandbox root>):
 {faults.help_table()}
 
 Signals go to the unit's MainPID from `systemctl --user show -p MainPID`, through a pidfd
@@ -21,7 +21,7 @@ program's state directory (the sandbox's home/trading/).
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m supervisor.demo",
+        prog="python -m devtools.demo",
         description="Demo trading programs for the systemd sandbox, and their faults.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _fault(program: str, name: str, root: Path | None) -> int:
     # Imported here: the sandbox imports this package for its unit files.
-    from supervisor.sandbox import DEFAULT_ROOT, Sandbox, SandboxError
+    from devtools.sandbox import DEFAULT_ROOT, Sandbox, SandboxError
 
     try:
         Sandbox.attach(root or DEFAULT_ROOT).fault(program, name)

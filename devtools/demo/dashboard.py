@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from supervisor.demo.faults import FaultState, exit_if_crash_on_start
+from devtools.demo.faults import FaultState, exit_if_crash_on_start
 
 
 class _Server(ThreadingHTTPServer):

@@ -12,14 +12,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from supervisor import ports
+from supervisor.api.metrics import Metrics
 from supervisor.config import Config, TargetConfig
 from supervisor.errors import BusError
-from supervisor.health import HealthModel
-from supervisor.metrics import Metrics
 from supervisor.model import Clock
-from supervisor.recovery import Action, Decision, Recovery
-from supervisor.systemd import Systemd
+from supervisor.recovery import ports
+from supervisor.recovery.policy import Action, Decision, Recovery
+from supervisor.watch.health import HealthModel
+from supervisor.watch.systemd import Systemd
 
 log = logging.getLogger(__name__)
 

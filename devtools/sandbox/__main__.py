@@ -1,4 +1,4 @@
-"""`python -m supervisor.sandbox up|down|status|env`."""
+"""`python -m devtools.sandbox up|down|status|env`."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.sandbox.manager import (
+from devtools.sandbox.manager import (
     DEFAULT_ROOT,
     RESTART_VALUES,
     Sandbox,
 )
-from supervisor.sandbox.procs import SandboxError, SandboxUnavailable
+from devtools.sandbox.procs import SandboxError, SandboxUnavailable
 
 # --- command line ----------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m supervisor.sandbox",
+        prog="python -m devtools.sandbox",
         description="A systemd user manager with the demo trading fleet, for tests and demos.",
     )
     parser.add_argument("command", choices=("up", "down", "status", "env"))
@@ -52,7 +52,7 @@ def _run(command: str, sandbox: Sandbox) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supervisor.sandbox up|down|status|env``."""
+    """``python -m devtools.sandbox up|down|status|env``."""
     args = _parser().parse_args(argv)
     try:
         sandbox = Sandbox.attach(

@@ -15,24 +15,25 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from supervisor import probes, render
-from supervisor.alerting import AlertPolicy
-from supervisor.breaker import Breaker, LoadSample
+from supervisor.alerts.delivery import AlertService, Commands
+from supervisor.alerts.outbox import Outbox
+from supervisor.alerts.policy import AlertPolicy
+from supervisor.api import render
+from supervisor.api.metrics import Metrics
+from supervisor.api.server import HealthApp, HttpServer, HttpSettings
 from supervisor.config import Config, TargetConfig, probe_ids
 from supervisor.errors import EXIT_MEMORY_HARD_LIMIT, EXIT_OK, BusError, ConfigError
-from supervisor.health import HealthModel, ProbeTrack, TargetSpec
-from supervisor.http import HealthApp, HttpServer, HttpSettings
-from supervisor.metrics import Metrics
+from supervisor.guard.breaker import Breaker, LoadSample
+from supervisor.guard.load import SelfSampler, host_load, shed_memory
 from supervisor.model import ActiveState, Clock, Snapshot, Status, SystemClock, UnitState
-from supervisor.notifications import AlertService, Commands
-from supervisor.notify import Notifier
-from supervisor.outbox import Outbox
-from supervisor.repair import Repairer
-from supervisor.resources import ProcReader
-from supervisor.schedule import ProbeSchedule
-from supervisor.selfstats import SelfSampler, host_load, shed_memory
-from supervisor.state import StateStore
-from supervisor.systemd import Systemd, bus_address
+from supervisor.probing import probes
+from supervisor.probing.resources import ProcReader
+from supervisor.probing.schedule import ProbeSchedule
+from supervisor.recovery.executor import Repairer
+from supervisor.runtime.notify import Notifier
+from supervisor.runtime.state import StateStore
+from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec
+from supervisor.watch.systemd import Systemd, bus_address
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from supervisor.demo import faults as demo_faults
-from supervisor.sandbox.host import (
+from devtools.demo import faults as demo_faults
+from devtools.sandbox.host import (
     RUN_SYSTEMD_SYSTEM,
     SYSTEMD,
     TOOL_PATH,
@@ -29,7 +29,7 @@ from supervisor.sandbox.host import (
     _State,
     _tail,
 )
-from supervisor.sandbox.procs import (
+from devtools.sandbox.procs import (
     LOCK_PATH,
     ProcId,
     SandboxError,
@@ -190,7 +190,7 @@ class Sandbox:
     def unit_text(self, name: str) -> str:
         """The unit file of demo program `name`; tests may install edited variants."""
         program = _program(name)
-        args = [sys.executable, "-m", "supervisor.demo", program, *self._program_args(program)]
+        args = [sys.executable, "-m", "devtools.demo", program, *self._program_args(program)]
         log = self.logs_dir / f"{program}.log"
         return (
             "[Unit]\n"
@@ -245,7 +245,7 @@ class Sandbox:
         return body if response.status == 200 and isinstance(body, dict) else None
 
     def fault(self, unit_name: str, fault: str) -> None:
-        """Make demo program `unit_name` show `fault` (see `supervisor.demo.faults`)."""
+        """Make demo program `unit_name` show `fault` (see `devtools.demo.faults`)."""
         program = _program(unit_name)
         try:
             demo_faults.deliver(

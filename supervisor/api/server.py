@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from supervisor import render
+from supervisor.api import render
 from supervisor.config import API_KEY_HEADER
 from supervisor.model import Snapshot
 

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from supervisor.demo.faults import FaultState, exit_if_crash_on_start
+from devtools.demo.faults import FaultState, exit_if_crash_on_start
 
 
 def write_heartbeat(path: Path) -> None:
@@ -22,7 +22,7 @@ def write_heartbeat(path: Path) -> None:
 
 
 def run(program: str, heartbeat: Path, state_dir: Path, interval: float) -> int:
-    """Beat until killed; see `supervisor.demo.faults` for what can go wrong on purpose."""
+    """Beat until killed; see `devtools.demo.faults` for what can go wrong on purpose."""
     exit_if_crash_on_start(program, state_dir)
     faults = FaultState(program)
     faults.install()

@@ -1,0 +1,1 @@
+"""Development tools, never shipped: the systemd sandbox, the demo fleet, the benchmark."""

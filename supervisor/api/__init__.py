@@ -1,0 +1,1 @@
+"""What we report: renderers (pure), Prometheus metrics and the HTTP server (adapters)."""

@@ -1,0 +1,1 @@
+"""The composition layer: builds every part from the config and runs it."""

@@ -1,0 +1,1 @@
+"""Guarding ourselves: the breaker (pure) and own and host load readings (adapter)."""

@@ -1,0 +1,1 @@
+"""The process's own plumbing: sd_notify, journal-friendly logs, the state file."""
