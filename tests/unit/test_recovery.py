@@ -163,7 +163,7 @@ def test_manual_reset_allows_an_immediate_attempt(clock: FakeClock) -> None:
 
 
 def test_config_requires_restart_action() -> None:
-    with pytest.raises(ValueError, match="must include"):
+    with pytest.raises(ValueError, match='only adds to "restart"'):
         RecoveryConfig(actions=["free-port"])
 
 
