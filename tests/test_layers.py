@@ -27,8 +27,14 @@ CORE = {
     "supervisor.model",
     "supervisor.errors",
     "supervisor.config",
+    "supervisor.config.base",
+    "supervisor.config.probes",
+    "supervisor.config.targets",
     "supervisor.watch.health",
     "supervisor.probing.schedule",
+    "supervisor.probing.outcome",
+    "supervisor.probing.nagios",
+    "supervisor.probing.conditions",
     "supervisor.recovery.policy",
     "supervisor.guard.breaker",
     "supervisor.alerts.policy",
@@ -38,7 +44,8 @@ CORE = {
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
-    "supervisor.probing.probes",
+    "supervisor.probing.command",
+    "supervisor.probing.host",
     "supervisor.probing.resources",
     "supervisor.recovery.ports",
     "supervisor.alerts.telegram",
@@ -50,6 +57,7 @@ ADAPTERS = {
     "supervisor.runtime.state",
 }
 JOINERS = {
+    "supervisor.probing.probes",  # every check type: its own, plus command's and host's
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
 }

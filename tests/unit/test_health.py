@@ -37,9 +37,10 @@ def model(clock: FakeClock) -> HealthModel:
     )
 
 
-def probe(ok: bool, output: str = "http: 200", target: str = "dashboard") -> ProbeResult:
+def probe(ok: bool | Status, output: str = "http: 200", target: str = "dashboard") -> ProbeResult:
+    status = ok if isinstance(ok, Status) else (Status.PASS if ok else Status.FAIL)
     return ProbeResult(
-        target=target, probe="http", kind="http", ok=ok, output=output, duration_s=0.01
+        target=target, probe="http", kind="http", status=status, output=output, duration_s=0.01
     )
 
 

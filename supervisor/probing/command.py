@@ -1,0 +1,162 @@
+"""Running a command for a check or a cure: its own process group, killed whole at the end.
+
+A command gets an argument list (no shell unless it names one), a minimal environment (the
+supervisor's own, with its secrets, is never passed on), a working directory, a hard
+timeout and capped output. It runs in a new session, so its process group can be killed
+whole: at the timeout, and also after it exits, so a check never leaves a child behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.config import ExecProbe
+from supervisor.model import Status
+from supervisor.probing import nagios
+from supervisor.probing.outcome import Outcome
+
+log = logging.getLogger(__name__)
+
+PATH = "/usr/local/bin:/usr/bin:/bin"
+# Passed on from our environment when set: who and where we are, never a secret.
+PASSED_ON = ("HOME", "USER", "LOGNAME", "TZ", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
+_CHUNK = 64 * 1024
+_DRAIN_S = 0.5  # after the command exits, how long its output may take to arrive
+# Errors that are ours (out of descriptors, memory, processes): the check is unknown.
+_OURS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.ENOBUFS}
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """How a command ended: exit code (None: killed at the timeout) and what it printed."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    truncated: bool = False
+
+    @property
+    def timed_out(self) -> bool:
+        """True when it was still running at the timeout (and was killed)."""
+        return self.exit_code is None
+
+
+def minimal_env(extra: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str]:
+    """PATH, a C.UTF-8 locale (plugins print 1.5, not 1,5), who we are, then `extra`."""
+    env = {"PATH": PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    env.update({k: ours[k] for k in PASSED_ON if k in ours})
+    env.update(extra)
+    return env
+
+
+async def run_command(
+    argv: list[str], *, env: Mapping[str, str], cwd: Path, timeout_s: float, max_bytes: int
+) -> Completed:
+    """Run `argv`, return how it ended; OSError if it cannot be started at all."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,  # its own process group, so it is killed whole
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [asyncio.create_task(_read(s, max_bytes)) for s in (proc.stdout, proc.stderr)]
+    code: int | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            code = await proc.wait()
+            # A child it left behind may still hold the pipes: give them a moment, no more.
+            await asyncio.wait(readers, timeout=_DRAIN_S)
+    except TimeoutError:
+        log.warning("%s still running after %.1f s: killing its process group", argv[0], timeout_s)
+    finally:
+        # Also on cancellation (the probe's own timeout): nothing of it may outlive it.
+        kill_group(proc.pid)
+        if proc.returncode is None:
+            await proc.wait()
+        await asyncio.wait(readers, timeout=_DRAIN_S)
+        for reader in readers:
+            reader.cancel()
+    (out, cut_out), (err, cut_err) = (_result(r) for r in readers)
+    return Completed(code, out, err, cut_out or cut_err)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process left in the group (it may already be empty)."""
+    # The leader's PID names the group while any member lives; an empty group is ESRCH.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+async def _read(stream: asyncio.StreamReader, max_bytes: int) -> tuple[bytes, bool]:
+    """Everything until EOF, keeping the first `max_bytes` (the rest is read and dropped)."""
+    kept = bytearray()
+    cut = False
+    while chunk := await stream.read(_CHUNK):
+        room = max_bytes - len(kept)
+        kept += chunk[: max(room, 0)]
+        cut = cut or len(chunk) > room
+    return bytes(kept), cut
+
+
+def _result(task: asyncio.Task[tuple[bytes, bool]]) -> tuple[str, bool]:
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return "", False
+    data, cut = task.result()
+    return data.decode("utf-8", errors="replace"), cut
+
+
+class ExecCheck:
+    """A command following the Nagios plugin API (exit 0 pass, 1 warn, 2 fail, 3 unknown)."""
+
+    kind = "exec"
+
+    def __init__(self, spec: ExecProbe, ours: Mapping[str, str]) -> None:
+        self._spec = spec
+        self._env = minimal_env(spec.env, ours)
+
+    async def check(self) -> Outcome:
+        """Run the command once and read its verdict."""
+        spec = self._spec
+        try:
+            done = await run_command(
+                spec.command,
+                env=self._env,
+                cwd=spec.cwd,
+                timeout_s=spec.timeout_s,
+                max_bytes=spec.output_max_bytes,
+            )
+        except OSError as exc:
+            return cannot_run(spec.command[0], exc)
+        if done.timed_out:
+            return Outcome(Status.FAIL, f"exec: timeout after {spec.timeout_s:.1f} s")
+        assert done.exit_code is not None
+        said = nagios.parse(done.exit_code, done.stdout)
+        reason = said.reason or _first_line(done.stderr) or f"exit {done.exit_code}, no output"
+        if said.status is Status.UNKNOWN and done.exit_code != 3:
+            reason = f"{reason} (exit {done.exit_code}: unknown)"
+        return Outcome(said.status, reason, perfdata=said.perfdata)
+
+
+def cannot_run(program: str, exc: OSError) -> Outcome:
+    """A command that could not start: unknown, never a failure of the target."""
+    where = f" in {exc.filename}" if exc.filename and exc.filename != program else ""
+    why = exc.strerror or str(exc)
+    if exc.errno in _OURS:
+        return Outcome(Status.UNKNOWN, f"exec: cannot start {program}: {why} (our own limit)")
+    return Outcome(Status.UNKNOWN, f"exec: cannot run {program}: {why}{where}")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
