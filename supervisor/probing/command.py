@@ -14,9 +14,10 @@ import errno
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from supervisor.config import ExecProbe
 from supervisor.model import Status
@@ -36,17 +37,13 @@ _OURS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.ENOBUFS}
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """How a command ended: exit code (None: killed at the timeout) and what it printed."""
+    """How a command ended and what it printed (each stream capped)."""
 
-    exit_code: int | None
+    exit_code: int | None  # None: killed at the timeout (or, rarely, not reaped in time)
     stdout: str
     stderr: str
     truncated: bool = False
-
-    @property
-    def timed_out(self) -> bool:
-        """True when it was still running at the timeout (and was killed)."""
-        return self.exit_code is None
+    timed_out: bool = False
 
 
 def minimal_env(extra: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str]:
@@ -72,24 +69,55 @@ async def run_command(
     )
     assert proc.stdout is not None and proc.stderr is not None
     readers = [asyncio.create_task(_read(s, max_bytes)) for s in (proc.stdout, proc.stderr)]
-    code: int | None = None
+    exited, unwatch = _watch_exit(proc.pid)
+    timed_out = False
     try:
         async with asyncio.timeout(timeout_s):
-            code = await proc.wait()
+            await exited.wait()
             # A child it left behind may still hold the pipes: give them a moment, no more.
             await asyncio.wait(readers, timeout=_DRAIN_S)
     except TimeoutError:
+        timed_out = True
         log.warning("%s still running after %.1f s: killing its process group", argv[0], timeout_s)
     finally:
         # Also on cancellation (the probe's own timeout): nothing of it may outlive it.
+        unwatch()
         kill_group(proc.pid)
-        if proc.returncode is None:
-            await proc.wait()
-        await asyncio.wait(readers, timeout=_DRAIN_S)
-        for reader in readers:
-            reader.cancel()
+        await _settle(proc, readers)
     (out, cut_out), (err, cut_err) = (_result(r) for r in readers)
-    return Completed(code, out, err, cut_out or cut_err)
+    code = None if timed_out else proc.returncode
+    return Completed(code, out, err, cut_out or cut_err, timed_out)
+
+
+def _watch_exit(pid: int) -> tuple[asyncio.Event, Callable[[], None]]:
+    """An event set when `pid` exits (a pidfd turns readable), and how to stop watching.
+
+    asyncio's own `Process.wait()` (3.11) returns only once the pipes close too, which a
+    child left behind can delay until the timeout.
+    """
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:  # already exited and reaped
+        exited.set()
+        return exited, lambda: None
+    loop.add_reader(fd, exited.set)
+
+    def unwatch() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+    return exited, unwatch
+
+
+async def _settle(proc: asyncio.subprocess.Process, readers: list[asyncio.Task[Any]]) -> None:
+    """Reap the leader and finish reading, each for a moment at most, then stop reading."""
+    waiter = asyncio.ensure_future(proc.wait())
+    await asyncio.wait([waiter, *readers], timeout=_DRAIN_S)
+    # Only a process that left our group (setsid) can still hold the pipes now.
+    for task in (waiter, *readers):
+        task.cancel()
 
 
 def kill_group(pgid: int) -> None:
@@ -141,7 +169,8 @@ class ExecCheck:
             return cannot_run(spec.command[0], exc)
         if done.timed_out:
             return Outcome(Status.FAIL, f"exec: timeout after {spec.timeout_s:.1f} s")
-        assert done.exit_code is not None
+        if done.exit_code is None:
+            return Outcome(Status.UNKNOWN, f"exec: {spec.command[0]} exited, status not known")
         said = nagios.parse(done.exit_code, done.stdout)
         reason = said.reason or _first_line(done.stderr) or f"exit {done.exit_code}, no output"
         if said.status is Status.UNKNOWN and done.exit_code != 3:

@@ -110,7 +110,7 @@ class HttpCheck:
         now = self._clock.time() if self._clock else 0.0
         found = conditions.evaluate(doc, conds, now)
         if not found:
-            return Outcome(PASS, f"http: status ok, {len(conds)} conditions hold")
+            return Outcome(PASS, f"http: status ok, body as expected ({len(conds)} conditions)")
         words = "; ".join(f.words for f in found)
         return Outcome(worst([f.status for f in found]), f"http: {words}")
 

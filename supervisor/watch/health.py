@@ -47,13 +47,14 @@ class ProbeTrack:
     failing: bool = False
     last: ProbeResult | None = None
     level: Status | None = None  # the settled level; None until one is known
+    settled: ProbeResult | None = None  # the result that set it (its words explain it)
 
     def record(self, result: ProbeResult) -> None:
         """Count one result and flip `failing` when a threshold is reached."""
         self.last = result
         status = result.status
         if status is Status.UNKNOWN:
-            self.level = Status.UNKNOWN
+            self.level, self.settled = Status.UNKNOWN, result
             return
         if status is Status.FAIL:
             self.consecutive_failures += 1
@@ -65,17 +66,15 @@ class ProbeTrack:
             self.consecutive_failures = 0
             if self.failing and self.consecutive_successes >= self.success_threshold:
                 self.failing = False
-        if self.failing:
-            self.level = Status.FAIL
-        elif status is not Status.FAIL:
-            self.level = status
+        if self.failing or status is not Status.FAIL:
+            self.level, self.settled = (Status.FAIL if self.failing else status), result
         # else: an unconfirmed failure keeps the level it had (one blip changes nothing)
 
     def reset(self) -> None:
         """Forget everything (a new process of the unit)."""
         self.consecutive_failures = self.consecutive_successes = 0
         self.failing = False
-        self.last = None
+        self.last = self.settled = None
         self.level = None
 
     @property
@@ -263,7 +262,7 @@ class HealthModel:
     def _judge(target: _Target) -> tuple[Status, str]:
         unit = target.unit
         if target.spec.unit is None:  # a host target: its probes are all there is
-            said = [t.last.output for _k, t in target.probes.values() if t.last]
+            said = [t.settled.output for _k, t in target.probes.values() if t.settled]
             status, output = Status.PASS, "; ".join(said) or "no probe has run yet"
         elif unit is None:
             return target.status, target.output
@@ -274,7 +273,9 @@ class HealthModel:
         # The worst settled probe level decides; a warning never hides a failure.
         for level in (Status.FAIL, Status.WARN, Status.UNKNOWN):
             words = [
-                t.last.output for _k, t in target.probes.values() if t.level is level and t.last
+                t.settled.output
+                for _k, t in target.probes.values()
+                if t.level is level and t.settled
             ]
             if words:
                 return level, "; ".join(words)
