@@ -27,6 +27,7 @@ CORE = {
     "supervisor.model",
     "supervisor.errors",
     "supervisor.config",
+    "supervisor.procfs",
     "supervisor.watch.health",
     "supervisor.probing.schedule",
     "supervisor.recovery.policy",
@@ -50,11 +51,18 @@ ADAPTERS = {
     "supervisor.runtime.state",
 }
 JOINERS = {
+    "supervisor.watch.link",
+    "supervisor.probing.runner",
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
+    "supervisor.guard.sentry",
 }
 COMPOSITION = {
     "supervisor.app.daemon",
+    "supervisor.app.build",
+    "supervisor.app.fleet",
+    "supervisor.app.persist",
+    "supervisor.app.supervision",
     "supervisor.cli",
     "supervisor.__main__",
 }
