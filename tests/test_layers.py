@@ -30,6 +30,7 @@ CORE = {
     "supervisor.config.base",
     "supervisor.config.probes",
     "supervisor.config.targets",
+    "supervisor.procfs",
     "supervisor.watch.health",
     "supervisor.probing.schedule",
     "supervisor.probing.outcome",
@@ -58,11 +59,18 @@ ADAPTERS = {
 }
 JOINERS = {
     "supervisor.probing.probes",  # every check type: its own, plus command's and host's
+    "supervisor.watch.link",
+    "supervisor.probing.runner",
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
+    "supervisor.guard.sentry",
 }
 COMPOSITION = {
     "supervisor.app.daemon",
+    "supervisor.app.build",
+    "supervisor.app.fleet",
+    "supervisor.app.persist",
+    "supervisor.app.supervision",
     "supervisor.cli",
     "supervisor.__main__",
 }
