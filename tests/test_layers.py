@@ -45,6 +45,7 @@ CORE = {
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
+    "supervisor.probing.probes",
     "supervisor.probing.command",
     "supervisor.probing.host",
     "supervisor.probing.resources",
@@ -58,7 +59,6 @@ ADAPTERS = {
     "supervisor.runtime.state",
 }
 JOINERS = {
-    "supervisor.probing.probes",  # every check type: its own, plus command's and host's
     "supervisor.watch.link",
     "supervisor.probing.runner",
     "supervisor.recovery.executor",

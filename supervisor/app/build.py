@@ -99,7 +99,7 @@ def round_s(config: Config) -> dict[str, float]:
 def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) -> Parts:
     """Every part, wired; nothing runs and nothing is read until the daemon starts."""
     now = Current(config, Breaker(config.breaker, config.budget))
-    systemd = Systemd(bus_address(env), [t.unit for t in config.targets])
+    systemd = Systemd(bus_address(env), config.units())
     sampler = SelfSampler(clock)
     metrics = Metrics(now.snapshot, lambda: sampler.latest, clock)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
@@ -112,6 +112,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         paused=lambda: now.breaker.open,
         observe=metrics.observe_probe,
         wake=hooks.wake.set,
+        environ=env,
     )
     outbox = Outbox()
     alerts = AlertService(

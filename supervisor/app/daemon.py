@@ -181,7 +181,7 @@ class Daemon:
             now.breaker = Breaker(new.breaker, new.budget)
         p.policy.configure(new.alerts, round_s(new))
         now.fleet = p.fleet_for(new, previous=old)
-        p.systemd.watch(t.unit for t in new.targets)
+        p.systemd.watch(new.units())
         for state in p.systemd.known_states():
             self.unit_changed(state)
         self._start_probes()

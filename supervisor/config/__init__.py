@@ -204,6 +204,10 @@ class Config(BaseSettings):
         # The environment wins over the file, so a unit's Environment= can override a key.
         return (env_settings, init_settings)
 
+    def units(self) -> list[str]:
+        """The systemd units watched (host targets have none)."""
+        return [t.unit for t in self.targets if t.unit is not None]
+
     def target(self, name: str) -> TargetConfig | None:
         """The named target, or None."""
         return next((t for t in self.targets if t.name == name), None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import signal
@@ -22,7 +21,7 @@ from typing import Any
 from supervisor.config import ExecProbe
 from supervisor.model import Status
 from supervisor.probing import nagios
-from supervisor.probing.outcome import Outcome
+from supervisor.probing.outcome import OUR_ERRNOS, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,6 @@ PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_ON = ("HOME", "USER", "LOGNAME", "TZ", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")
 _CHUNK = 64 * 1024
 _DRAIN_S = 0.5  # after the command exits, how long its output may take to arrive
-# Errors that are ours (out of descriptors, memory, processes): the check is unknown.
-_OURS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.ENOBUFS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +179,7 @@ def cannot_run(program: str, exc: OSError) -> Outcome:
     """A command that could not start: unknown, never a failure of the target."""
     where = f" in {exc.filename}" if exc.filename and exc.filename != program else ""
     why = exc.strerror or str(exc)
-    if exc.errno in _OURS:
+    if exc.errno in OUR_ERRNOS:
         return Outcome(Status.UNKNOWN, f"exec: cannot start {program}: {why} (our own limit)")
     return Outcome(Status.UNKNOWN, f"exec: cannot run {program}: {why}{where}")
 

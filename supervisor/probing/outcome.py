@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Protocol
 
 from supervisor.model import PerfDatum, Status
 
+# Errors that are ours (out of descriptors, memory, processes), not the target's: a check
+# that meets one is unknown, never a failure.
+OUR_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EAGAIN})
 _SEVERITY = {Status.PASS: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.FAIL: 3}
 
 

@@ -2,47 +2,31 @@
 
 Each check answers one question about the world and says why in words. `run` puts every
 check under a hard timeout and turns any error into a result (a failure, or unknown where the
-fault is ours), so one bad target never stalls the others or the daemon. `build` picks the
-check for a probe's config, here or in `command` (exec) and `host` (disk, memory, load).
+fault is ours), so one bad target never stalls the others or the daemon. The runner's
+`build` picks the check for a probe: these, or `command`'s (exec) and `host`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import aiohttp
 
-from supervisor.config import (
-    DiskProbe,
-    ExecProbe,
-    HeartbeatProbe,
-    HttpProbe,
-    LoadProbe,
-    MemoryProbe,
-    ProbeConfig,
-    ResourcesProbe,
-    TcpProbe,
-)
+from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProbe
 from supervisor.errors import BusError
 from supervisor.model import Clock, ProbeResult, Status, UnitResources
 from supervisor.probing import conditions
-from supervisor.probing.command import ExecCheck
-from supervisor.probing.host import DiskCheck, LoadCheck, MemoryCheck
-from supervisor.probing.outcome import Check, Outcome, passed, worst
+from supervisor.probing.outcome import OUR_ERRNOS, Check, Outcome, passed, worst
 
 __all__ = ["Check", "Outcome"]
 
 MIB = 1024 * 1024
 _MAX_BODY = 256 * 1024
-# Errors that are ours, not the target's: the result is unknown, never a failure.
-_OUR_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 FAIL, PASS = Status.FAIL, Status.PASS
 
 
@@ -235,34 +219,6 @@ def _why(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-def build(
-    spec: ProbeConfig,
-    *,
-    clock: Clock,
-    session: Callable[[], aiohttp.ClientSession],
-    read_unit: ReadUnit,
-    reader: ProcessTree,
-    environ: Mapping[str, str] | None = None,
-    proc: Path = Path("/proc"),
-) -> Check:
-    """The check for a probe's config (`environ`: ours, what exec passes on of it)."""
-    if isinstance(spec, HttpProbe):
-        return HttpCheck(spec, session, clock)
-    if isinstance(spec, TcpProbe):
-        return TcpCheck(spec)
-    if isinstance(spec, HeartbeatProbe):
-        return HeartbeatCheck(spec, clock)
-    if isinstance(spec, ExecProbe):
-        return ExecCheck(spec, os.environ if environ is None else environ)
-    if isinstance(spec, DiskProbe):
-        return DiskCheck(spec)
-    if isinstance(spec, MemoryProbe):
-        return MemoryCheck(spec, proc)
-    if isinstance(spec, LoadProbe):
-        return LoadCheck(spec, proc)
-    return ResourcesCheck(spec, read_unit, reader, clock)
-
-
 async def run(target: str, probe: str, check: Check, timeout_s: float, clock: Clock) -> ProbeResult:
     """Run a check under a hard timeout; every failure becomes a result, never an exception."""
     started = clock.monotonic()
@@ -292,7 +248,7 @@ def _blame(exc: Exception) -> Status:
     """Unknown when the fault is ours (bus lost, out of descriptors or memory), else fail."""
     if isinstance(exc, BusError):
         return Status.UNKNOWN
-    if isinstance(exc, OSError) and exc.errno in _OUR_ERRNOS:
+    if isinstance(exc, OSError) and exc.errno in OUR_ERRNOS:
         return Status.UNKNOWN
     return FAIL
 

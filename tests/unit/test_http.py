@@ -153,7 +153,8 @@ async def test_warn_and_perfdata_in_health_and_metrics(
     client: TestClient[Any, Any], model: HealthModel
 ) -> None:
     model.add_probe("dashboard", "disk", "exec", ProbeTrack())
-    perf = (PerfDatum("/", 11334 * 1024.0**2, "bytes"), PerfDatum("time", 0.015, "seconds"))
+    perf: tuple[PerfDatum, ...] = (PerfDatum("/", 11334 * 1024.0**2, "bytes"),)
+    perf += (PerfDatum("time", 0.015, "seconds"),)
     perf += (PerfDatum("used", 0.85, "ratio"), PerfDatum("rows", 42.0))
     warned = "DISK WARNING - free space: / 3326 MiB (22% inode=91%);"
     model.apply_probe(

@@ -185,3 +185,30 @@ def test_export_restore_keeps_attempts_and_give_up_across_a_restart(clock: FakeC
     broken = Recovery(RecoveryConfig(), later)
     broken.restore({"attempts": "nonsense"})
     assert not broken.gave_up
+
+
+def test_a_warning_never_triggers_recovery(clock: FakeClock) -> None:
+    r = policy(clock)
+    assert r.decide(health(clock, status=Status.WARN)).action is Action.NONE
+
+
+def test_a_host_target_runs_its_command_counted_like_restarts(clock: FakeClock) -> None:
+    r = policy(clock, actions=["run"], run=["/usr/sbin/logrotate", "-f"], max_attempts=2)
+    host = replace(health(clock), unit=None, unit_state=None, output="disk: / 95% used")
+    d = r.decide(host)
+    assert (d.action, d.attempt, d.reason) == (Action.RUN, 1, "disk: / 95% used")
+    r.begin()
+    assert r.describe() == "running the cure (attempt 1/2)"
+    r.end()
+    clock.advance(10)
+    assert r.decide(host).action is Action.RUN  # after the 10 s backoff
+    r.begin()
+    r.end()
+    assert r.decide(host).action is Action.GIVE_UP
+
+
+def test_a_unit_target_whose_cure_is_a_command_still_waits_for_systemd(clock: FakeClock) -> None:
+    r = policy(clock, actions=["run"], run=["/bin/true"])
+    starting = health(clock, active=ActiveState.ACTIVATING, sub="auto-restart")
+    assert r.decide(starting).action is Action.WAIT
+    assert r.decide(health(clock, active=ActiveState.ACTIVE, sub="running")).action is Action.RUN
