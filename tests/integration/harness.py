@@ -154,7 +154,7 @@ async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIt
         if task.done():
             task.result()
         if settle:
-            names = [t.name for t in cfg.targets]
+            names = [t.name for t in cfg.targets if t.unit]  # host targets have none
             await until(
                 lambda: all(run.target(n).unit_state is not None for n in names),
                 10,
