@@ -34,6 +34,13 @@ def test_example_config_is_valid() -> None:
         "trader.service",
         "dashboard.service",
         "position-monitor.service",
+        None,  # the host: disk checks on the home filesystem and on state_dir
+    ]
+    disk = cfg.target("disk")
+    assert disk is not None
+    assert [p.path for p in disk.probes if isinstance(p, config.DiskProbe)] == [
+        Path.home(),
+        Path.home() / ".local" / "state" / "sidecar-supervisor",
     ]
     assert cfg.http.host == "127.0.0.1"
     assert cfg.http.port == 5051
@@ -112,7 +119,8 @@ def test_check_config_cli_ok() -> None:
     result = run_cli("check-config", "--config", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
     assert "dashboard.service" in result.stdout
-    assert "watching 3 targets" in result.stdout
+    assert "watching 4 targets" in result.stdout
+    assert "disk                 (the host): home, state" in result.stdout
 
 
 def test_check_config_cli_broken_file_exits_78_naming_file_and_field(tmp_path: Path) -> None:
