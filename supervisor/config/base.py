@@ -46,6 +46,14 @@ def check_command(argv: list[str]) -> list[str]:
     return [program, *argv[1:]]
 
 
+def check_absolute(path: Path) -> Path:
+    """A path with `~` expanded, which must then be absolute."""
+    path = path.expanduser()
+    if not path.is_absolute():
+        raise ValueError(f"must be an absolute path (got {str(path)!r})")
+    return path
+
+
 def check_env(env: dict[str, str]) -> dict[str, str]:
     """Variable names a process can be given."""
     for name in env:

@@ -16,6 +16,7 @@ from supervisor.config.base import (
     Port,
     Seconds,
     Strict,
+    check_absolute,
     check_command,
     check_env,
 )
@@ -164,10 +165,7 @@ class ExecProbe(_Probe):
     @field_validator("cwd")
     @classmethod
     def _cwd(cls, value: Path) -> Path:
-        value = value.expanduser()
-        if not value.is_absolute():
-            raise ValueError(f"must be an absolute path (got {str(value)!r})")
-        return value
+        return check_absolute(value)
 
 
 class _Levels(_Probe):
@@ -193,10 +191,7 @@ class DiskProbe(_Levels):
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
-        value = value.expanduser()
-        if not value.is_absolute():
-            raise ValueError(f"must be an absolute path (got {str(value)!r})")
-        return value
+        return check_absolute(value)
 
 
 class MemoryProbe(_Levels):

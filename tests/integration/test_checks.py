@@ -26,6 +26,11 @@ def sample(run: Running, name: str, labels: dict[str, str]) -> float | None:
     return run.daemon.parts.metrics.registry.get_sample_value(name, labels)
 
 
+def recoveries(run: Running, target: str, action: str, result: str = "done") -> float | None:
+    labels = {"target": target, "action": action, "result": result}
+    return sample(run, "supervisor_recovery_actions_total", labels)
+
+
 def runs(run: Running, target: str, kind: str) -> float:
     return sample(run, "supervisor_probe_runs_total", {"target": target, "type": kind}) or 0.0
 
@@ -173,12 +178,7 @@ async def test_a_silent_feed_fails_through_max_age_and_recovery_restarts_it(
             lambda: sandbox.main_pid("dashboard.service") not in (0, pid), 15, "restart", step=0.1
         )
         await until(lambda: run.status("dashboard") is Status.PASS, 15, "a fresh feed again")
-        done = sample(
-            run,
-            "supervisor_recovery_actions_total",
-            {"target": "dashboard", "action": "restart", "result": "done"},
-        )
-        assert done == 1.0
+        assert recoveries(run, "dashboard", "restart") == 1.0
 
 
 @pytest.fixture
@@ -240,10 +240,5 @@ async def test_a_host_target_is_cured_by_its_run_command(sandbox: Sandbox, tmpfs
         fill(tmpfs, "cache-1", 900)
         await until(lambda: not (tmpfs / "cache-1").exists(), 10, "the cure to run")
         await until(lambda: run.status("disk") is Status.PASS, 10, "pass again")
-        done = sample(
-            run,
-            "supervisor_recovery_actions_total",
-            {"target": "disk", "action": "run", "result": "done"},
-        )
-        assert done == 1.0
+        assert recoveries(run, "disk", "run") == 1.0
         assert run.target("disk").recovery == "attempt 1/3"
