@@ -30,7 +30,7 @@ from supervisor.model import Clock, Snapshot
 from supervisor.probing import probes, runner
 from supervisor.probing.resources import ProcReader
 from supervisor.runtime.notify import Notifier
-from supervisor.runtime.state import StateStore
+from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.link import BusLink
 from supervisor.watch.systemd import Listener, Systemd, bus_address
 
@@ -71,6 +71,7 @@ class Parts:
     probing: runner.ProbeContext
     alerts: AlertService
     keeper: StateKeeper
+    lock: InstanceLock
     sentry: Sentry
     link: BusLink
     supervision: Supervision
@@ -171,7 +172,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     server = HttpServer(app.build(), HttpSettings(http.host, http.port, http.access_log))
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
-        sentry, link, supervision, server, random.Random(),
+        InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts

@@ -37,6 +37,7 @@ class Daemon:
         self._load_config = load_config
         self._wake, self._halt = asyncio.Event(), asyncio.Event()
         self.exit_code = EXIT_OK
+        self.reloads = 0  # reloads handled, applied or rejected (tests wait on it)
         self.parts: Parts = build(
             config, clock or SystemClock(), env, Hooks(self, self._wake, self.halt)
         )
@@ -109,10 +110,13 @@ class Daemon:
     async def startup(self) -> None:
         """Bind HTTP first (a taken port fails fast), then resume from the state file."""
         p = self.parts
+        p.lock.acquire()  # first: a second instance must change nothing, bind nothing
         await p.http.start()
         log.info("serving /health and /metrics on http://%s:%d", self.config.http.host, p.http.port)
         p.sampler.start()
         p.keeper.restore()
+        # Before READY=1 and on the loop, once: a crash from here on is noticed next time.
+        p.keeper.save_now(running=True)
 
     async def serve(self, stop: asyncio.Event, reload: asyncio.Event) -> None:
         """Each room's loop in one TaskGroup; READY=1 once the bus was tried."""
@@ -124,9 +128,9 @@ class Daemon:
                 group.create_task(p.supervision.run()),
                 group.create_task(p.sentry.run(lambda: p.now.breaker, lambda: self.config.budget)),
                 group.create_task(p.alerts.run()),
+                group.create_task(p.keeper.run()),
             ]
             self._start_probes()
-            p.keeper.save()
             await p.link.tried.wait()
             p.notifier.ready()
             log.info("ready: watching %d targets", len(self.config.targets))
@@ -141,13 +145,13 @@ class Daemon:
     async def shutdown(self) -> None:
         """Save (a halt is not a clean stop) and close every connection."""
         p = self.parts
-        p.keeper.changed()
-        p.keeper.save(running=self.exit_code != EXIT_OK)
+        p.keeper.save_now(running=self.exit_code != EXIT_OK)
         await self.fleet.repairer.close()
         await p.probing.session().close()
         await p.http.stop()
         p.systemd.close()
         p.notifier.close()
+        p.lock.release()
 
     def _start_probes(self) -> None:
         assert self._group is not None
@@ -168,6 +172,7 @@ class Daemon:
         else:
             await self._apply(new)
         self.parts.notifier.ready()
+        self.reloads += 1
 
     async def _apply(self, new: Config) -> None:
         p, now = self.parts, self.parts.now
@@ -178,7 +183,9 @@ class Daemon:
         await asyncio.gather(*self._probe_tasks, return_exceptions=True)
         old, now.config = now.fleet, new
         if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
-            now.breaker = Breaker(new.breaker, new.budget)
+            breaker, now.breaker = Breaker(new.breaker, new.budget), now.breaker
+            breaker.carry_over(now.breaker)
+            now.breaker = breaker
         p.policy.configure(new.alerts, round_s(new))
         now.fleet = p.fleet_for(new, previous=old)
         p.systemd.watch(t.unit for t in new.targets)
