@@ -353,6 +353,8 @@ class Systemd:
     def close(self) -> None:
         """Drop the connection (idempotent); state is forgotten so a reconnect re-reads it."""
         bus, self._bus = self._bus, None
+        for task in self._background:
+            task.cancel()
         for waiter in self._jobs.values():
             if not waiter.done():
                 waiter.set_exception(BusError("bus connection lost while waiting for the job"))

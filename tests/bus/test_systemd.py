@@ -306,14 +306,10 @@ async def test_losing_the_bus_is_noticed_and_fails_what_waits(
     assert watching.known_states() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: the front end keeps systemd's unique name from connect; after "
-    "daemon-reexec the manager has a new one and every signal from it is dropped",
-)
 async def test_after_a_reexec_signals_from_the_new_manager_still_count(
     watching: Systemd, systemd: FakeSystemd, heard: Heard
 ) -> None:
+    # Issue 11: systemd takes its name again under a new unique name; we follow it.
     before = systemd.unique_name
     after = await systemd.reexec()
     assert after != before
