@@ -91,6 +91,18 @@ class Parts:
             previous=previous,
         )
 
+    def reconfigure(self, new: Config) -> None:
+        """Put `new` in force, keeping what the old config's parts knew (a reload)."""
+        now = self.now
+        now.config = new
+        if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
+            breaker = Breaker(new.breaker, new.budget)
+            breaker.carry_over(now.breaker)
+            now.breaker = breaker
+        self.policy.configure(new.alerts, round_s(new))
+        now.fleet = self.fleet_for(new, previous=now.fleet)
+        self.systemd.watch(t.unit for t in new.targets)
+
 
 def round_s(config: Config) -> dict[str, float]:
     """How long one failed round lasts per target: its shortest probe period."""

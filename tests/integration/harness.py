@@ -141,10 +141,11 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
 
 async def passes(run: Running, n: int) -> None:
     """Let the supervision loop complete `n` more passes (woken, not slept for)."""
+    supervision = run.daemon.parts.supervision
     for _ in range(n):
-        done = run.daemon.passes
+        done = supervision.passes
         run.daemon.wake()
-        await until(lambda d=done: run.daemon.passes > d, 10, "a supervision pass")  # type: ignore[misc]
+        await until(lambda d=done: supervision.passes > d, 10, "a supervision pass")  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager
