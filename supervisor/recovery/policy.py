@@ -76,6 +76,10 @@ class Recovery:
             return Decision(Action.WAIT, "systemd is restarting it (Restart=)")
         if unit.active_state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
             return Decision(Action.WAIT, f"unit is {unit.active_state.value}")
+        if unit.job_id:
+            # Between auto-restart and start, systemd's own restart job passes through
+            # inactive (dead): a restart of ours now would replace its job and fight it.
+            return Decision(Action.WAIT, f"systemd has job {unit.job_id} queued for it")
         if self._gave_up_until is not None:
             if now < self._gave_up_until:
                 return Decision(Action.NONE, "gave up")

@@ -196,3 +196,12 @@ def test_export_is_stable_while_nothing_happens(clock: FakeClock) -> None:
     clock.advance(5)
     clock.step_wall(0.0003)
     assert r.export() == first
+
+
+def test_a_unit_with_a_job_queued_is_left_to_systemd(clock: FakeClock) -> None:
+    h = health(clock)
+    assert h.unit_state is not None
+    between = replace(h.unit_state, active_state=ActiveState.INACTIVE, sub_state="dead", job_id=7)
+    d = policy(clock).decide(replace(h, unit_state=between))
+    assert d.action is Action.WAIT
+    assert "job 7" in d.reason
