@@ -99,7 +99,12 @@ def _watch_exit(pid: int) -> tuple[asyncio.Event, Callable[[], None]]:
     except ProcessLookupError:  # already exited and reaped
         exited.set()
         return exited, lambda: None
-    loop.add_reader(fd, exited.set)
+
+    def on_exit() -> None:
+        loop.remove_reader(fd)  # a pidfd stays readable: once is enough
+        exited.set()
+
+    loop.add_reader(fd, on_exit)
 
     def unwatch() -> None:
         loop.remove_reader(fd)
