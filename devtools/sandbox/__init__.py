@@ -46,7 +46,7 @@ and is neither PID 1 nor ourselves. A ``systemd --user`` started by hand *outsid
 would share /app.slice on such a host: do not run one next to a sandbox.
 """
 
-from devtools.sandbox.host import Heartbeat
+from devtools.sandbox.host import Heartbeat, free_port
 from devtools.sandbox.manager import (
     DEFAULT_ROOT,
     HEARTBEAT_FRESH_S,
@@ -77,6 +77,7 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "SandboxUnavailable",
+    "free_port",
     "lock_owner",
     "send_signal",
     "terminate",

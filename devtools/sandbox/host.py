@@ -1,5 +1,6 @@
 """What the sandbox needs from the host: preflight checks, its state file, unit-file quoting,
-and the manager's own words from the kernel log when it fails to start."""
+the manager's own words from the kernel log when it fails to start, log tails and a free
+port."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import errno
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,8 +158,17 @@ def _kmsg_lines(pid: int, limit: int = 15) -> list[str]:
     return lines[-limit:]
 
 
-def _tail(path: Path, lines: int = 15) -> list[str]:
+def tail(path: Path, lines: int = 15) -> list[str]:
+    """The last `lines` lines of a log file; none when it cannot be read."""
     try:
         return path.read_text(errors="replace").splitlines()[-lines:]
     except OSError:
         return []
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

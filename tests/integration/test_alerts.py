@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools.sandbox import Sandbox
+from devtools.sandbox import Sandbox, free_port
 from supervisor.model import Status
 from tests.fakes.telegram_api import FakeBotApi
-from tests.integration.conftest import free_port
 from tests.integration.harness import (
     Running,
     config,

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.sandbox import Sandbox
+from devtools.sandbox import Sandbox, free_port
 from supervisor.model import Status
-from tests.integration.conftest import free_port
 from tests.integration.harness import (
     Running,
     config,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import free_port
+from devtools.sandbox import free_port
 from tests.integration.harness import get_json
 
 CONFIG = """
