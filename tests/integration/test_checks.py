@@ -3,7 +3,6 @@ plugin API, the warn level end to end, JSON freshness, and host checks with thei
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.model import ActiveState, Status
-from tests.integration.harness import Running, config, running, target_toml, until
+from tests.integration.harness import Running, config, running, target_toml, tmpfs, until
 from tests.unit.test_command import all_gone
 
 pytestmark = pytest.mark.sandbox
@@ -182,22 +181,10 @@ async def test_a_silent_feed_fails_through_max_age_and_recovery_restarts_it(
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
+def small(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs mounted for the test (root only)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tmpfs(tmp_path / "small", "1m") as mount:
+        yield mount
 
 
 def fill(mnt: Path, name: str, kib: int) -> None:
@@ -213,32 +200,32 @@ def disk_target(mnt: Path, recovery: str = "") -> str:
 
 
 async def test_disk_probe_on_a_small_tmpfs_goes_warn_then_fail_and_back(
-    sandbox: Sandbox, tmpfs: Path
+    sandbox: Sandbox, small: Path
 ) -> None:
-    cfg = config(sandbox, disk_target(tmpfs))
+    cfg = config(sandbox, disk_target(small))
     async with running(sandbox, cfg) as run:
         await until(lambda: run.status("disk") is Status.PASS, 10, "pass")
-        fill(tmpfs, "a", 600)
+        fill(small, "a", 600)
         await until(lambda: run.status("disk") is Status.WARN, 10, "warn")
         assert "used (warn at 50%)" in run.target("disk").output
-        fill(tmpfs, "b", 300)
+        fill(small, "b", 300)
         await until(lambda: run.status("disk") is Status.FAIL, 10, "fail")
         status, doc = await run.get("/health/disk")
         entry = doc["checks"]["disk"][0]
         assert (status, entry["componentType"], entry["unit"]) == (503, "host", None)
         assert "used (fail at 80%)" in entry["output"]
         for name in ("a", "b"):
-            (tmpfs / name).unlink()
+            (small / name).unlink()
         await until(lambda: run.status("disk") is Status.PASS, 10, "pass again")
 
 
-async def test_a_host_target_is_cured_by_its_run_command(sandbox: Sandbox, tmpfs: Path) -> None:
-    cure = f'[targets.recovery]\nrun = ["/bin/sh", "-c", "rm -f {tmpfs}/cache-*; echo cleared"]\n'
-    cfg = config(sandbox, disk_target(tmpfs, cure))
+async def test_a_host_target_is_cured_by_its_run_command(sandbox: Sandbox, small: Path) -> None:
+    cure = f'[targets.recovery]\nrun = ["/bin/sh", "-c", "rm -f {small}/cache-*; echo cleared"]\n'
+    cfg = config(sandbox, disk_target(small, cure))
     async with running(sandbox, cfg) as run:
         await until(lambda: run.status("disk") is Status.PASS, 10, "pass")
-        fill(tmpfs, "cache-1", 900)
-        await until(lambda: not (tmpfs / "cache-1").exists(), 10, "the cure to run")
+        fill(small, "cache-1", 900)
+        await until(lambda: not (small / "cache-1").exists(), 10, "the cure to run")
         await until(lambda: run.status("disk") is Status.PASS, 10, "pass again")
         assert recoveries(run, "disk", "run") == 1.0
         assert run.target("disk").recovery == "attempt 1/3"
