@@ -19,7 +19,7 @@ from supervisor.alerts.delivery import AlertService, Commands
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
-from supervisor.api.metrics import Metrics
+from supervisor.api.metrics import DaemonFacts, Metrics
 from supervisor.api.server import HealthApp, HttpServer, HttpSettings
 from supervisor.config import Config, TargetConfig, probe_ids
 from supervisor.errors import EXIT_MEMORY_HARD_LIMIT, EXIT_OK, BusError, ConfigError
@@ -102,7 +102,9 @@ class Daemon:
         self.systemd = Systemd(bus_address(env), [t.unit for t in config.targets])
         self.sampler = SelfSampler(self.clock)
         self.breaker = Breaker(config.breaker, config.budget)
-        self.metrics = Metrics(self.snapshot, lambda: self.sampler.latest, self.clock)
+        self.metrics = Metrics(
+            self.snapshot, lambda: self.sampler.latest, self.clock, facts=self._facts
+        )
         self.notifier = Notifier(env)
         self.policy = AlertPolicy(config.alerts, self.clock, _round_s(config))
         self.fleet = Fleet(config, self)
@@ -175,6 +177,17 @@ class Daemon:
     def snapshot(self) -> Snapshot:
         """The current picture."""
         return self.fleet.model.snapshot()
+
+    def _facts(self) -> DaemonFacts:
+        """What /metrics shows beyond the snapshot (read at scrape time, from memory)."""
+        repairer, head = self.fleet.repairer, self.outbox.head()
+        return DaemonFacts(
+            gave_up=frozenset(name for name in repairer.policies if repairer.gave_up(name)),
+            outbox_messages=len(self.outbox),
+            outbox_oldest=head.created if head else None,
+            outbox_dropped=self.outbox.dropped,
+            budget=self.config.budget,
+        )
 
     def wake(self) -> None:
         """Run a supervision pass soon."""

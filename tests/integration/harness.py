@@ -93,8 +93,13 @@ def fleet_toml(sandbox: Sandbox, *, recovery: str = "enabled = false") -> str:
 class Running:
     """A daemon running in this event loop."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, reload: asyncio.Event | None = None) -> None:
         self.daemon = daemon
+        self._reload = reload or asyncio.Event()
+
+    def reload(self) -> None:
+        """What SIGHUP does: the daemon re-reads its config (`reload_to` of `running`)."""
+        self._reload.set()
 
     @property
     def url(self) -> str:
@@ -139,12 +144,18 @@ async def passes(run: Running, n: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIterator[Running]:
-    """Start the daemon against the sandbox's bus; stop it cleanly afterwards."""
-    daemon = Daemon(cfg, env=sandbox.env())
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    run = Running(daemon)
+async def running(
+    sandbox: Sandbox, cfg: Config, settle: bool = True, *, reload_to: Config | None = None
+) -> AsyncIterator[Running]:
+    """Start the daemon against the sandbox's bus; stop it cleanly afterwards.
+
+    `reload_to` is the config a reload (`Running.reload()`) reads.
+    """
+    load = None if reload_to is None else (lambda: reload_to)
+    daemon = Daemon(cfg, env=sandbox.env(), load_config=load)
+    stop, reload = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop, reload))
+    run = Running(daemon, reload)
     try:
         await until(
             lambda: (daemon.http.port != 0 and daemon.systemd.connected) or task.done(),
