@@ -1,40 +1,37 @@
-"""The fleet layer against the real thing: the daemon's live /metrics under promtool, and a real
-Prometheus server scraping it with the shipped rules (contrib/prometheus, docs/FLEET.md).
+"""The fleet layer against the real thing: the daemon's live /metrics under promtool, a real
+Prometheus server scraping it with the shipped rules, and a real Alertmanager routing what
+they raise to a fake Telegram (contrib/, docs/FLEET.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
 
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
+from tests.fakes.telegram_api import FakeBotApi
 from tests.fleet.contrib import (
     JOB,
-    PROMETHEUS_CONFIG,
     SYNTHETIC,
     dashboard_exprs,
     grafana_to_promql,
-    load_yaml,
     metric_names,
     recorded,
     rules,
     run,
     tool,
 )
+from tests.fleet.servers import Alertmanager, Prometheus
 from tests.integration.conftest import free_port
 from tests.integration.harness import (
+    Running,
     config,
     fleet_toml,
     heartbeat_probe,
@@ -167,100 +164,9 @@ def test_every_name_in_the_rules_and_the_dashboard_is_exported(live_metrics: str
 # --- a real Prometheus server ---------------------------------------------------------------
 
 
-class Prometheus:
-    """Debian's prometheus with the shipped scrape config and rules, every `for:` at 1 s."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.targets = root / "targets"
-        self.log = root / "prometheus.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _write_config(self) -> Path:
-        fast = {"groups": load_yaml(PROMETHEUS_CONFIG.parent / "rules.yml")["groups"]}
-        for group in fast["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule:
-                    rule["for"] = "1s"
-        rules_file = self.root / "rules.yml"
-        rules_file.write_text(yaml.safe_dump(fast, sort_keys=False))
-        conf = load_yaml(PROMETHEUS_CONFIG)
-        conf["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-        del conf["alerting"]  # no Alertmanager here: alerts are read from Prometheus' API
-        conf["rule_files"] = [str(rules_file)]
-        (job,) = conf["scrape_configs"]
-        job.update(scrape_interval="1s", scrape_timeout="1s")
-        job["file_sd_configs"] = [
-            {"files": [str(self.targets / "*.yml")], "refresh_interval": "1s"}
-        ]
-        path = self.root / "prometheus.yml"
-        path.write_text(yaml.safe_dump(conf, sort_keys=False))
-        return path
-
-    def start(self, binary: str) -> None:
-        self.targets.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            binary,
-            f"--config.file={self._write_config()}",
-            f"--storage.tsdb.path={self.root / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-        ]
-        with self.log.open("wb") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def discover(self, port: int, host: str) -> None:
-        """File-based discovery: one box, written whole (Prometheus watches the directory)."""
-        entry = [{"targets": [f"127.0.0.1:{port}"], "labels": {"host": host}}]
-        tmp = self.root / "box.yml.tmp"
-        tmp.write_text(yaml.safe_dump(entry))
-        tmp.rename(self.targets / "box.yml")
-
-    def ready(self) -> bool:
-        assert self._proc is not None
-        if self._proc.poll() is not None:
-            raise AssertionError(f"prometheus exited:\n{self.log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
-    def api(self, path: str, **params: str) -> Any:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=5) as resp:
-            body = json.loads(resp.read())
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
-        return result
-
-    def alerts(self, name: str, **labels: str) -> list[dict[str, Any]]:
-        """Active (pending or firing) alerts of that name whose labels include `labels`."""
-        return [
-            a
-            for a in self.api("alerts")["alerts"]
-            if a["labels"]["alertname"] == name and labels.items() <= a["labels"].items()
-        ]
-
-
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
-    server = Prometheus(tmp_path)
+    server = Prometheus(tmp_path / "prometheus")
     server.start(tool("prometheus"))
     try:
         yield server
@@ -283,28 +189,41 @@ async def eventually(
         await asyncio.sleep(0.2)
 
 
+# A budget the test process (the daemon runs in it) cannot exceed: no budget alert joins in.
+BIG_BUDGET = "[budget]\ncpu_percent = 400\nmemory_mb = 100000\nmemory_hard_mb = 100000\n"
+
+
+async def scraped(prometheus: Prometheus, run: Running) -> None:
+    """The daemon found through file-based discovery and scraped, the trader passing."""
+    await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
+    prometheus.discover(run.daemon.http.port, host="sandbox")
+    passing = 'supervisor_target_status{job="%s",host="sandbox",target="trader",status="pass"}'
+    await eventually(
+        lambda: prometheus.query(passing % JOB),
+        lambda r: r and r[0]["value"][1] == "1",
+        30,
+        "the trader scraped as passing",
+    )
+
+
+def firing(alerts: list[dict[str, Any]]) -> bool:
+    return bool(alerts) and alerts[0]["state"] == "firing"
+
+
 async def test_real_prometheus_fires_and_resolves_target_failing(
     sandbox: Sandbox, prometheus: Prometheus
 ) -> None:
     await eventually(prometheus.ready, bool, 30, "prometheus ready")
-    cfg = config(sandbox, fleet_toml(sandbox))  # recovery off: a dead unit stays dead
+    cfg = config(sandbox, fleet_toml(sandbox), extra=BIG_BUDGET)  # recovery off
     async with running(sandbox, cfg) as run:
-        await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
-        prometheus.discover(run.daemon.http.port, host="sandbox")
-        passing = 'supervisor_target_status{job="%s",host="sandbox",target="trader",status="pass"}'
-        await eventually(
-            lambda: prometheus.query(passing % JOB),
-            lambda r: r and r[0]["value"][1] == "1",
-            30,
-            "the trader scraped as passing",
-        )
+        await scraped(prometheus, run)
         failing = {"target": "trader", "host": "sandbox"}
         assert prometheus.alerts("SupervisorTargetFailing", **failing) == []
 
         os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
         (alert,) = await eventually(
             lambda: prometheus.alerts("SupervisorTargetFailing", **failing),
-            lambda alerts: alerts and alerts[0]["state"] == "firing",
+            firing,
             30,
             "SupervisorTargetFailing firing for the trader",
         )
@@ -314,7 +233,7 @@ async def test_real_prometheus_fires_and_resolves_target_failing(
         assert "trader on sandbox has been failing" in alert["annotations"]["summary"]
         critical = await eventually(
             lambda: prometheus.alerts("SupervisorCriticalTargetFailing", **failing),
-            lambda alerts: alerts and alerts[0]["state"] == "firing",
+            firing,
             30,
             "SupervisorCriticalTargetFailing firing for the trader",
         )
@@ -350,8 +269,49 @@ async def test_real_prometheus_fires_and_resolves_target_failing(
     # The daemon is gone: only the central side can say so.
     down = await eventually(
         lambda: prometheus.alerts("SupervisorDown", host="sandbox"),
-        lambda alerts: alerts and alerts[0]["state"] == "firing",
+        firing,
         30,
         "SupervisorDown firing",
     )
     assert down[0]["labels"]["notified_by"] == "alertmanager"
+
+
+async def test_alertmanager_sends_only_what_the_box_cannot_say(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    async with FakeBotApi() as bot:
+        alertmanager = Alertmanager(tmp_path / "alertmanager", bot.url, bot.token)
+        prometheus = Prometheus(tmp_path / "prometheus", alertmanager=alertmanager.address)
+        alertmanager.start(tool("prometheus-alertmanager"))
+        prometheus.start(tool("prometheus"))
+        try:
+            await eventually(alertmanager.ready, bool, 30, "alertmanager ready")
+            await eventually(prometheus.ready, bool, 30, "prometheus ready")
+            cfg = config(sandbox, fleet_toml(sandbox), extra=BIG_BUDGET)
+            async with running(sandbox, cfg) as run:
+                await scraped(prometheus, run)
+                os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
+                # The box tells of its own incident: Alertmanager holds it and sends nothing.
+                (held,) = await eventually(
+                    lambda: alertmanager.alerts("SupervisorCriticalTargetFailing"),
+                    lambda alerts: bool(alerts) and alerts[0]["status"]["state"] == "active",
+                    30,
+                    "SupervisorCriticalTargetFailing in Alertmanager",
+                )
+                assert held["receivers"] == [{"name": "box-sends-it"}]
+                assert held["labels"]["host"] == "sandbox"
+            # The box is gone: Alertmanager says so, on Telegram, in the shipped template.
+            await eventually(
+                lambda: [m for m in bot.sent if "cannot be scraped" in m["text"]],
+                bool,
+                30,
+                "SupervisorDown on Telegram",
+            )
+        finally:
+            prometheus.stop()
+            alertmanager.stop()
+    (down,) = [m for m in bot.sent if "cannot be scraped" in m["text"]]
+    assert down["parse_mode"] == "HTML"
+    assert down["text"].startswith("🔴 <b>sandbox</b>: 1 firing")
+    assert "critical: sandbox: the supervisor cannot be scraped" in down["text"]
+    assert not [m for m in bot.sent if "trader" in m["text"]], bot.sent
