@@ -16,7 +16,7 @@ from supervisor.alerts.delivery import AlertService, Commands
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
-from supervisor.api.metrics import Metrics
+from supervisor.api.metrics import DaemonFacts, Metrics
 from supervisor.api.server import HealthApp, HttpServer, HttpSettings
 from supervisor.app.fleet import Fleet, build_fleet
 from supervisor.app.persist import StateKeeper
@@ -114,7 +114,20 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     now = Current(config, Breaker(config.breaker, config.budget))
     systemd = Systemd(bus_address(env), config.units())
     sampler = SelfSampler(clock)
-    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock)
+    outbox = Outbox()
+
+    def facts() -> DaemonFacts:
+        """What /metrics shows beyond the snapshot (read at scrape time, from memory)."""
+        repairer, head = now.fleet.repairer, outbox.head()
+        return DaemonFacts(
+            gave_up=frozenset(name for name in repairer.policies if repairer.gave_up(name)),
+            outbox_messages=len(outbox),
+            outbox_oldest=head.created if head else None,
+            outbox_dropped=outbox.dropped,
+            budget=now.config.budget,
+        )
+
+    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
     probing = runner.ProbeContext(
         clock=clock,
@@ -127,7 +140,6 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         wake=hooks.wake.set,
         environ=env,
     )
-    outbox = Outbox()
     alerts = AlertService(
         config.alerts,
         clock=clock,
