@@ -12,7 +12,8 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from supervisor.alerts.delivery import AlertService, Commands
+from supervisor.alerts.commands import Commands
+from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render

@@ -180,6 +180,7 @@ class Daemon:
         if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
             now.breaker = Breaker(new.breaker, new.budget)
         p.policy.configure(new.alerts, round_s(new))
+        p.alerts.configure(new.alerts)  # rebuilds delivery and command rights if [alerts] changed
         now.fleet = p.fleet_for(new, previous=old)
         p.systemd.watch(t.unit for t in new.targets)
         for state in p.systemd.known_states():
