@@ -135,10 +135,15 @@ class Outbox:
         restored = []
         for raw in data.get("messages", []):
             try:
-                restored.append(Message(**raw))
+                msg = Message(**raw)
             except TypeError:
                 continue
-        next_id = max([int(data.get("next_id", 1)), *(m.id + 1 for m in restored)])
+            if isinstance(msg.id, int) and isinstance(msg.chat_id, int):  # else: unsendable
+                restored.append(msg)
+        saved_next = data.get("next_id", 1)
+        next_id = max(
+            [saved_next if isinstance(saved_next, int) else 1, *(m.id + 1 for m in restored)]
+        )
         queued = sorted((m for q in self._queues.values() for m in q), key=lambda m: m.id)
         for msg in queued:  # queued before the restore: renumber after the old ones
             msg.id, next_id = next_id, next_id + 1

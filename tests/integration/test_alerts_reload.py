@@ -60,6 +60,7 @@ async def test_a_chat_removed_on_reload_loses_its_command_rights(
         write(path, fake, [KEPT])
         reload.set()
         await fake.wait_for_request("getMe", 2, 10)  # delivery and polling rebuilt
+        assert daemon.reloads == 1
         assert isinstance(daemon.config, Config) and daemon.config.alerts.telegram is not None
         assert daemon.config.alerts.telegram.chat_ids == [KEPT]
         fake.queue_message(REMOVED, "/status")
@@ -67,9 +68,8 @@ async def test_a_chat_removed_on_reload_loses_its_command_rights(
         await until(lambda: replies(fake, KEPT), 10, "the kept chat answered")
         assert len(replies(fake, REMOVED)) == 1  # nothing new for the removed chat
         write(path, fake, [KEPT])  # unchanged [alerts]: delivery is left running
-        passes = daemon.passes
         reload.set()
-        await until(lambda: daemon.passes > passes, 10, "a pass after the second reload")
+        await until(lambda: daemon.reloads == 2, 10, "the second reload applied")
         fake.queue_message(KEPT, "/status")
         await until(lambda: len(replies(fake, KEPT)) == 2, 10, "the kept chat answered again")
         assert len(fake.calls("getMe")) == 2

@@ -142,3 +142,12 @@ def test_bounded_per_chat_drops_that_chats_oldest_and_counts() -> None:
     assert box.dropped == 1
     assert drain(box, 1) == ["1", "2"]
     assert drain(box, 2) == ["other"]
+
+
+def test_restore_skips_what_is_wrongly_shaped() -> None:
+    box = Outbox()
+    box.restore({"next_id": "seven", "messages": [{"id": "x", "chat_id": 1, "text": "a",
+                 "created": 0.0}, {"bogus": 1}, "text", {"id": 2, "chat_id": 1, "text": "b",
+                 "created": 0.0}]})  # fmt: skip
+    assert drain(box, 1) == ["b"]
+    assert box.add(1, "c", now=0).id == 3
