@@ -83,7 +83,8 @@ class AlertService:
 
     def publish(self, alerts: list[Alert]) -> None:
         """Log each alert and queue it for every configured chat."""
-        telegram = self._cfg.telegram
+        # With alerts off nothing would ever deliver them: log only, queue nothing.
+        telegram = self._cfg.telegram if self._cfg.enabled else None
         now = self._clock.time()
         for alert in alerts:
             log.log(

@@ -263,3 +263,13 @@ async def test_changed_settings_rebuild_delivery_and_command_rights(fake: FakeBo
         await until(lambda: len(texts(fake, CHAT_A)) == 4, 5, "chat A's alerts and reply")
         assert len(texts(fake, CHAT_B)) == 1  # only what came before the reload
         assert "<pre>trader  pass</pre>" in texts(fake, CHAT_A)
+
+
+async def test_with_alerts_off_nothing_is_queued_that_nothing_would_send(
+    fake: FakeBotApi,
+) -> None:
+    # Queued but never delivered, they looked like a delivery failure to Prometheus.
+    config = alerts_config(fake, [111]).model_copy(update={"enabled": False})
+    async with serving(config) as rig:
+        rig.service.publish([alert(rig.clock, "trader")])
+        assert len(rig.service.outbox) == 0
