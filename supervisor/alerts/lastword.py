@@ -55,7 +55,7 @@ _STATUS_WORDS = {
     EXIT_ALREADY_RUNNING: "another instance holds the state directory",
 }
 _RESULT_WORDS = {
-    "start-limit-hit": "it kept failing and systemd gave up restarting it (start limit hit)",
+    "start-limit-hit": "systemd gave up restarting it (start limit hit)",
     "watchdog": "it stopped answering systemd's watchdog and was killed",
     "timeout": "it timed out starting or stopping",
     "oom-kill": "the kernel killed it for memory",
@@ -176,13 +176,19 @@ def last_exit(props: Mapping[str, str]) -> str:
 
 
 def reason(props: Mapping[str, str]) -> str:
-    """What happened, in words, from the unit's Result and exit."""
-    result = props.get("Result", "")
+    """What happened, in words, from the unit's Result, exit and restarts."""
+    result, restarts = props.get("Result", ""), props.get("NRestarts", "")
     if result == "exit-code" and props.get("ExecMainStatus") == str(EXIT_CONFIG):
         return "its config is invalid (exit 78), so systemd does not restart it"
     if result == "exit-code" and props.get("ExecMainCode") == _EXITED:
-        return f"it exited with {last_exit(props)}"
-    return _RESULT_WORDS.get(result, f"it failed ({result or 'systemd could not be asked'})")
+        what = f"it exited with {last_exit(props)}"
+    else:
+        what = _RESULT_WORDS.get(result, f"it failed ({result or 'systemd could not be asked'})")
+    # When the start limit stops an automatic restart, systemd keeps the last run's Result
+    # (exit-code, signal, watchdog): failed after restarts is how that case shows.
+    if result not in ("start-limit-hit", "success") and restarts.isdigit() and int(restarts):
+        what += f"; systemd gave up restarting it after {restarts} restarts (start limit)"
+    return what
 
 
 def message(props: Mapping[str, str], host: str, unit: str, targets: Sequence[str]) -> str:

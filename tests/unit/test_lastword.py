@@ -19,8 +19,9 @@ def words(**props: str) -> str:
 
 
 def test_start_limit_after_crashes_names_host_reason_restarts_and_where_to_look() -> None:
+    # What systemd 252 shows once the start limit stops a crash loop: the last run's Result.
     text = words(
-        Result="start-limit-hit",
+        Result="exit-code",
         ExecMainCode="1",
         ExecMainStatus="1",
         NRestarts="9",
@@ -28,10 +29,10 @@ def test_start_limit_after_crashes_names_host_reason_restarts_and_where_to_look(
     )
     head, systemd, targets, look, again, when = text.splitlines()
     assert head == (
-        "🔴 <b>CRITICAL</b> sidecar-supervisor on box-1 has stopped for good: "
-        "it kept failing and systemd gave up restarting it (start limit hit)"
+        "🔴 <b>CRITICAL</b> sidecar-supervisor on box-1 has stopped for good: it exited with "
+        "status 1; systemd gave up restarting it after 9 restarts (start limit)"
     )
-    assert systemd == "systemd: result start-limit-hit, last exit status 1, 9 automatic restarts"
+    assert systemd == "systemd: result exit-code, last exit status 1, 9 automatic restarts"
     assert targets == "not watched now: trader, dashboard"
     assert look == "look: <code>journalctl --user -u sidecar-supervisor</code>"
     assert "systemctl --user reset-failed sidecar-supervisor" in again
@@ -45,6 +46,21 @@ def test_exit_78_says_the_config_is_invalid() -> None:
     )
     assert lastword.last_exit(props) == "status 78 (bad config)"
     assert "last exit status 78 (bad config), 0 automatic restarts" in words(**props, NRestarts="0")
+
+
+def test_a_start_limit_result_or_a_hand_run_adds_no_restart_words() -> None:
+    hit = {"Result": "start-limit-hit", "NRestarts": "4"}
+    assert lastword.reason(hit) == "systemd gave up restarting it (start limit hit)"
+    by_hand = {"Result": "success", "NRestarts": "2"}
+    assert lastword.reason(by_hand) == "systemd reports no failure (was this run by hand?)"
+
+
+def test_watchdog_kills_until_the_limit() -> None:
+    props = {"Result": "watchdog", "ExecMainCode": "2", "ExecMainStatus": "6", "NRestarts": "3"}
+    assert lastword.reason(props) == (
+        "it stopped answering systemd's watchdog and was killed; "
+        "systemd gave up restarting it after 3 restarts (start limit)"
+    )
 
 
 def test_other_exit_statuses_and_signals() -> None:
