@@ -41,6 +41,9 @@ CORE = {
     "supervisor.alerts.policy",
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
+    "supervisor.alerts.commands",
+    "supervisor.alerts.text",
+    "supervisor.redaction",
     "supervisor.api.render",
 }
 ADAPTERS = {

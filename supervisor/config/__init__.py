@@ -116,6 +116,9 @@ class TelegramConfig(_Strict):
     token: SecretStr | None = None  # or token_file, or SUPERVISOR_ALERTS__TELEGRAM__TOKEN
     token_file: Path | None = None
     chat_ids: list[int] = Field(min_length=1)  # alerts go to these; commands only from these
+    # When set, commands (and confirmation buttons) are taken only from these users, in the
+    # chats above: in a group, not everyone who can read the alerts may restart the trader.
+    allowed_user_ids: list[int] | None = Field(None, min_length=1)
     api_url: str = Field("https://api.telegram.org", pattern=r"^https?://[^\s]+$")
     commands: bool = True
     timeout_s: Seconds = 10.0
