@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor import config
-from supervisor.alerts.policy import escape_html
+from supervisor.alerts.text import bounded, escape_html
 from supervisor.config import Config, TelegramConfig
 from supervisor.errors import (
     EXIT_ALREADY_RUNNING,
@@ -48,6 +48,7 @@ UNIT = "sidecar-supervisor.service"
 PROPERTIES = ("Result", "ExecMainCode", "ExecMainStatus", "NRestarts", "StateChangeTimestamp")
 WITHIN_S = 45.0  # every attempt ends by then: the oneshot's TimeoutStartSec is 60
 _RETRY_S = (1.0, 2.0, 4.0, 8.0)
+_TARGETS_BUDGET = 1000  # characters of the message for the list of targets
 _EXITED, _KILLED, _DUMPED = "1", "2", "3"  # ExecMainCode: CLD_* from waitid(2)
 _STATUS_WORDS = {
     EXIT_CONFIG: "bad config",
@@ -200,8 +201,8 @@ def message(props: Mapping[str, str], host: str, unit: str, targets: Sequence[st
         f"systemd: result {e(props.get('Result') or 'unknown')}, last exit "
         f"{e(last_exit(props))}, {e(props.get('NRestarts') or '?')} automatic restarts",
     ]
-    if targets:
-        lines.append(f"not watched now: {e(', '.join(targets))}")
+    if targets:  # a long list is cut ("… and 40 more"): the rest of the message matters more
+        lines.append(f"not watched now: {bounded(targets, _TARGETS_BUDGET, ', ')}")
     lines.append(f"look: <code>journalctl --user -u {e(name)}</code>")
     lines.append(
         f"start it again: <code>systemctl --user reset-failed {e(name)}; "

@@ -87,6 +87,15 @@ def test_when_systemd_could_not_be_asked_it_still_says_what_it_knows() -> None:
     assert "journalctl --user -u sidecar-supervisor" in text
 
 
+def test_a_long_fleet_is_cut_so_the_message_stays_whole() -> None:
+    text = lastword.message({}, "box-1", UNIT, [f"target-{i:03d}" for i in range(500)])
+    (line,) = [line for line in text.splitlines() if line.startswith("not watched now:")]
+    assert line.startswith("not watched now: target-000, target-001, ")
+    assert line.endswith(" more")
+    assert len(line) < 1100
+    assert text.endswith("systemctl --user start sidecar-supervisor</code>")
+
+
 def test_everything_from_outside_is_escaped() -> None:
     text = lastword.message({"Result": "<b>odd</b>"}, "box<&>", UNIT, ["a&b"])
     assert "box&lt;&amp;&gt;" in text
