@@ -66,6 +66,7 @@ JOINERS = {
     "supervisor.probing.runner",
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
+    "supervisor.alerts.lastword",
     "supervisor.guard.sentry",
 }
 COMPOSITION = {
