@@ -35,6 +35,10 @@ CORE = {
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
     "supervisor.api.render",
+    "supervisor.history.events",
+    "supervisor.history.uptime",
+    "supervisor.history.ring",
+    "supervisor.history.report",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
@@ -48,10 +52,15 @@ ADAPTERS = {
     "supervisor.runtime.notify",
     "supervisor.runtime.logs",
     "supervisor.runtime.state",
+    "supervisor.history.store",
+    "supervisor.api.history",
+    "supervisor.api.stream",
+    "supervisor.api.page",
 }
 JOINERS = {
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
+    "supervisor.history.recorder",
 }
 COMPOSITION = {
     "supervisor.app.daemon",

@@ -56,6 +56,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "MemoryCurrent": ("memory_bytes", _u64),
     "CPUUsageNSec": ("cpu_nsec", _u64),
     "ControlGroup": ("control_group", str),
+    "ExecMainCode": ("exit_code", int),
+    "ExecMainStatus": ("exit_status", int),
 }
 
 

@@ -1,0 +1,150 @@
+"""The recorder: one object every part reports to, and the API reads from.
+
+It turns what happens into events (status and unit changes from what it observes, actions
+and alerts from the parts that act), keeps the last few hundred in memory (for the stream
+and for when the store is unavailable), hands them to the store, and tells listeners (the
+event stream) at once. Everything on the supervision side is O(1) and never blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from supervisor.history import events, report
+from supervisor.history.events import Event, EventClock, EventQuery, HistoryUnavailableError, Kind
+from supervisor.history.ring import ProbeRing
+from supervisor.history.store import HistoryStore
+from supervisor.history.uptime import DAY_S, WINDOWS, Span
+from supervisor.model import Clock, ProbeResult, Snapshot, Status, UnitState
+
+log = logging.getLogger(__name__)
+RECENT = 500  # events kept in memory
+_OFF = "history is turned off ([history] enabled = false)"
+
+
+class Recorder:
+    """Records events and status spans; answers the API (an `EventSink` and `HistorySource`)."""
+
+    def __init__(
+        self, store: HistoryStore | None, clock: Clock, targets: Callable[[], list[str]]
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._targets = targets
+        self._ids = EventClock(clock)
+        self._recent: deque[Event] = deque(maxlen=RECENT)
+        self._listeners: list[Callable[[Event], None]] = []
+        self._statuses: dict[str, Status] = {}
+        self._units: dict[str, UnitState] = {}
+        self.ring = ProbeRing()
+
+    def start(self) -> None:
+        """Open the store (in its own thread)."""
+        if self._store is not None:
+            self._store.start()
+
+    def close(self) -> None:
+        """End the status spans now and write what is queued (clean stop)."""
+        if self._store is not None:
+            self._store.close(self._clock.time())
+        self._statuses.clear()
+
+    # -- what happened -----------------------------------------------------------------------
+
+    def record(self, kind: Kind, summary: str, target: str | None = None, **data: Any) -> None:
+        """Note one event."""
+        self._emit(events.note(self._ids, kind, summary, target, **data))
+
+    def observe(self, snap: Snapshot) -> None:
+        """Record every target whose status changed since the last look."""
+        for t in snap.targets:
+            before = self._statuses.get(t.name)
+            if before is t.status:
+                continue
+            self._statuses[t.name] = t.status
+            self._emit(events.status_changed(self._ids, t, before))
+            if self._store is not None:
+                self._store.status(t.name, t.status.value, t.output, t.since)
+
+    def unit(self, name: str, state: UnitState) -> None:
+        """Record a unit's move (active/running -> failed, a new MainPID, ...)."""
+        before = self._units.get(name)
+        self._units[name] = state
+        if events.unit_moved(before, state):
+            self._emit(events.unit_changed(self._ids, name, before, state))
+
+    def probe(self, result: ProbeResult) -> None:
+        """Keep a probe result in the ring."""
+        self.ring.add(result, self._clock.time())
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop what is kept of targets no longer configured (after a reload)."""
+        self.ring.keep_only(keep)
+        for name in [n for n in self._units if n not in keep]:
+            del self._units[name]
+
+    def _emit(self, event: Event) -> None:
+        self._recent.append(event)
+        if self._store is not None:
+            self._store.add(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener's trouble must never reach supervision
+                log.exception("history listener failed on %s", event.kind.value)
+
+    # -- the API's side ----------------------------------------------------------------------
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the store cannot be used now, or None."""
+        return _OFF if self._store is None else self._store.unavailable
+
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Hear every new event; returns how to stop."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def events(self, query: EventQuery) -> tuple[list[Event], bool]:
+        """From the store; from memory (the last few hundred) while it is unavailable."""
+        if self._store is not None and self._store.unavailable is None:
+            try:
+                return self._store.events(query), True
+            except HistoryUnavailableError:
+                pass
+        found = [e for e in reversed(self._recent) if query.matches(e)]
+        return found[: query.limit], False
+
+    def target(self, name: str) -> dict[str, Any] | None:
+        """/history/{target}."""
+        if name not in self._targets():
+            return None
+        now = self._clock.time()
+        spans, why = self._spans(name, now - WINDOWS["30d"], now)
+        doc = report.target_document(
+            name, spans, self.ring.recent(name), now, name in self._statuses
+        )
+        if why is not None:
+            doc["unavailable"] = why
+        return doc
+
+    def summary(self) -> dict[str, Any]:
+        """Every target for the status page."""
+        now = self._clock.time()
+        targets: dict[str, Any] = {}
+        for name in self._targets():
+            spans, _why = self._spans(name, now - 7 * DAY_S, now)
+            last = self.ring.last_at(name)
+            targets[name] = report.summary_entry(name, spans, last, now, name in self._statuses)
+        return {"unavailable": self.unavailable, "targets": targets}
+
+    def _spans(self, name: str, since: float, now: float) -> tuple[list[Span], str | None]:
+        if self._store is None:
+            return [], _OFF
+        try:
+            return self._store.spans(name, since, now), None
+        except HistoryUnavailableError as exc:
+            return [], str(exc)
