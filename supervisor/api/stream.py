@@ -117,4 +117,3 @@ class EventStream:
             except TimeoutError:
                 self._drop(client, "stopped reading")
                 return
-

@@ -20,6 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = "history.sqlite3"
 MAX_PENDING = 10_000  # queued items; beyond it new ones are dropped (and counted)
+BACKLOG = 1_000  # events kept while unavailable, written when it is back; older ones are lost
 _BATCH = 1_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -97,6 +99,7 @@ class HistoryStore:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._open: dict[str, _Open] = {}  # the writer's view
+        self._backlog: deque[Event] = deque()
         self._live: dict[str, tuple[str, float]] = {}  # the loop's view: status, since
         self._local = threading.local()
         self._failed_at: float | None = None  # when it last became unavailable
@@ -152,6 +155,8 @@ class HistoryStore:
             if self._conn is None:
                 self._remember(items)
             else:
+                items = [*self._backlog, *items]
+                self._backlog.clear()
                 try:
                     self._write(items, now)
                     if now >= extend_at or stop:
@@ -162,7 +167,7 @@ class HistoryStore:
                         prune_at = now + self._prune_every_s
                 except (sqlite3.Error, OSError) as exc:
                     self._failed(exc)
-                    self._remember(items)  # the batch was rolled back
+                    self._remember(items)  # the batch was rolled back: keep it
                     retry_at = time.time() + self._retry_s
             if stop:
                 self._disconnect()
@@ -182,10 +187,13 @@ class HistoryStore:
         return items
 
     def _remember(self, items: list[object]) -> None:
-        """While unavailable: events are lost (counted), statuses kept for when it is back."""
+        """While unavailable: the last events and every status are kept for when it is back."""
         for item in items:
             if isinstance(item, Event):
-                self.dropped += 1
+                if len(self._backlog) >= BACKLOG:
+                    self._backlog.popleft()
+                    self.dropped += 1
+                self._backlog.append(item)
             elif isinstance(item, _StatusOp):
                 self._open[item.target] = _Open(item.status, item.at, item.reason)
             elif isinstance(item, _CloseOp):
@@ -335,10 +343,11 @@ class HistoryStore:
                     (drop,),
                 )
             log.info(
-                "history: over %d MB, pruned the %d oldest events", self._max_bytes >> 20, drop
+                "history: over %.1f MB, pruned the %d oldest events", self._max_bytes / 2**20, drop
             )
-        conn.execute("PRAGMA incremental_vacuum")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # executescript steps it to the end; execute() would free a single page.
+        conn.executescript("PRAGMA incremental_vacuum;")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # -- reads (any thread) ----------------------------------------------------------------
 
@@ -380,6 +389,8 @@ class HistoryStore:
         return [s for s in clipped if s.end > s.start] + [Span(status, at, now, reason)]
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        if self.unavailable is None and not self.path.exists():
+            return []  # the writer has not created it yet: nothing recorded
         try:
             return self._reader().execute(sql, args).fetchall()
         except sqlite3.Error as exc:
