@@ -52,7 +52,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         resp = _json({"error": exc.reason, "path": request.path}, exc.status)
         resp.headers.update(headers)
         return resp

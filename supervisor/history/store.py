@@ -108,6 +108,11 @@ class HistoryStore:
         self.dropped = 0  # items lost to a full queue or an unavailable store
         self.written = 0  # events written
 
+    @property
+    def ready(self) -> bool:
+        """True while the file is open for writing."""
+        return self._conn is not None
+
     # -- the supervision side: never blocks --------------------------------------------------
 
     def start(self) -> None:
@@ -389,8 +394,8 @@ class HistoryStore:
         return [s for s in clipped if s.end > s.start] + [Span(status, at, now, reason)]
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        if self.unavailable is None and not self.path.exists():
-            return []  # the writer has not created it yet: nothing recorded
+        if self.unavailable is None and not self.ready:
+            return []  # the writer has not opened it yet (or has closed it): nothing to read
         try:
             return self._reader().execute(sql, args).fetchall()
         except sqlite3.Error as exc:

@@ -87,7 +87,7 @@ def test_status_spans_survive_a_restart_and_the_live_one_runs_to_now(stores: Sto
     store.close(now)
     stores.opened.remove(store)
     again = stores.open()
-    wait_for(lambda: again.unavailable is None and again.path.exists(), what="reopened")
+    wait_for(lambda: again.ready, what="reopened")
     got = again.spans("trader", t0 - 1, now + 100)
     assert [(s.status, s.start, s.end) for s in got] == [
         ("pass", t0, t0 + 30),
@@ -157,7 +157,7 @@ def test_retention_drops_old_events_and_spans(stores: Stores) -> None:
     store.close(time.time())
     stores.opened.remove(store)
     pruned = stores.open(retention_days=30)
-    wait_for(lambda: pruned.unavailable is None, what="reopened")
+    wait_for(lambda: pruned.ready, what="reopened")
     wait_for(lambda: len(pruned.events(EventQuery())) == 2, what="old events pruned")
 
 
