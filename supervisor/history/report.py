@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from supervisor.alerts.policy import duration
@@ -100,3 +101,28 @@ def about(version: str, stats: SelfStats, budget: BudgetConfig) -> dict[str, Any
         "rssBytes": stats.rss_bytes,
         "budget": {"cpuPercent": budget.cpu_percent, "memoryMb": budget.memory_mb},
     }
+
+
+def event_line(doc: Mapping[str, Any]) -> str:
+    """One event as a line of `supervisor events`: local time, kind, summary."""
+    stamp = str(doc.get("time", ""))
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone()
+        shown = when.strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        shown = stamp
+    return f"{shown}  {doc.get('kind', '?'):<10}  {doc.get('summary', '')}"
+
+
+def uptime_table(summary: Mapping[str, Any]) -> str:
+    """Each target's 24 h uptime and last incident (the second table of `supervisor status`)."""
+    rows = [("TARGET", "UPTIME 24H", "LAST INCIDENT")]
+    for name, entry in (summary.get("targets") or {}).items():
+        value = entry.get("uptime24h")
+        shown = "no data" if value is None else f"{value:.2f} %"
+        rows.append((name, shown, last_incident(entry)))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}" for r in rows]
+    if summary.get("unavailable"):
+        lines.append(f"(history unavailable: {summary['unavailable']})")
+    return "\n".join(lines)
