@@ -180,3 +180,8 @@ class Incoming:
     callback_id: str = ""
     callback_data: str = ""
     sender: str = ""
+
+
+def backoff(delays: tuple[float, ...] | list[float], attempt: int) -> float:
+    """The delay for the `attempt`-th retry (0-based): the schedule's last entry repeats."""
+    return delays[min(max(attempt, 0), len(delays) - 1)]

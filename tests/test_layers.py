@@ -27,6 +27,7 @@ CORE = {
     "supervisor.model",
     "supervisor.errors",
     "supervisor.config",
+    "supervisor.procfs",
     "supervisor.watch.health",
     "supervisor.probing.schedule",
     "supervisor.recovery.policy",
@@ -58,12 +59,19 @@ ADAPTERS = {
     "supervisor.api.page",
 }
 JOINERS = {
+    "supervisor.watch.link",
+    "supervisor.probing.runner",
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
+    "supervisor.guard.sentry",
     "supervisor.history.recorder",
 }
 COMPOSITION = {
     "supervisor.app.daemon",
+    "supervisor.app.build",
+    "supervisor.app.fleet",
+    "supervisor.app.persist",
+    "supervisor.app.supervision",
     "supervisor.cli",
     "supervisor.__main__",
 }

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import FrameType
 
 from supervisor.errors import SupervisorError
+from supervisor.recovery.ports import signal_pinned
 
 PROGRAMS = ("trader", "dashboard", "position-monitor")
 HEARTBEAT_PROGRAMS = ("trader", "position-monitor")
@@ -132,18 +133,10 @@ def _signal_main_pid(program: str, signum: int, main_pid: Callable[[], int]) -> 
     pid = main_pid()
     if pid <= 0:
         raise FaultError(f"{program}.service has no MainPID: is it running?")
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError as exc:
-        raise FaultError(f"{program}: MainPID {pid} is gone") from exc
-    try:
-        # The pidfd pins the process we opened; if MainPID still names it, we signal the
-        # right one even if the PID were reused a moment later.
-        if main_pid() != pid:
-            raise FaultError(f"{program}: MainPID changed while delivering the fault")
-        signal.pidfd_send_signal(pidfd, signum)
-    finally:
-        os.close(pidfd)
+    # Pinned by a pidfd: if MainPID still names it, we signal the right one even if the PID
+    # were reused a moment later.
+    if not signal_pinned(pid, signum, lambda: main_pid() == pid):
+        raise FaultError(f"{program}: MainPID {pid} is gone or changed while delivering the fault")
 
 
 def exit_if_crash_on_start(program: str, state_dir: Path) -> None:

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 from devtools.demo.faults import FaultState, exit_if_crash_on_start
+from supervisor.runtime.state import write_atomic
 
 
 def write_heartbeat(path: Path) -> None:
     """Write one beat: temporary file, then rename over the old one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "time": time.time()}) + "\n")
-    os.replace(tmp, path)
+    beat = json.dumps({"pid": os.getpid(), "time": time.time()}) + "\n"
+    write_atomic(path, beat.encode(), mode=0o644, durable=False)
 
 
 def run(program: str, heartbeat: Path, state_dir: Path, interval: float) -> int:

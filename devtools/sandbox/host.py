@@ -18,6 +18,7 @@ from devtools.sandbox.procs import (
     SandboxUnavailable,
     _pid1_is_systemd,
 )
+from supervisor.runtime.state import write_atomic
 
 SYSTEMD = Path("/usr/lib/systemd/systemd")
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -43,9 +44,8 @@ class _State:
         return self.manager is not None and self.manager.alive()
 
     def dump(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)  # atomic: a crash never leaves half a state file
+        # Atomic: a crash never leaves half a state file.
+        write_atomic(path, (json.dumps(asdict(self), indent=2) + "\n").encode(), durable=False)
 
     @classmethod
     def load(cls, path: Path) -> _State | None:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from supervisor.errors import SupervisorError
+from supervisor.procfs import ProcStat, parse_cgroup, parse_stat
+from supervisor.recovery.ports import signal_pinned
 
 LOCK_PATH = Path("/tmp/sidecar-supervisor-sandbox.lock")
 # Where the manager puts unit processes, relative to the parent of its own init.scope.
@@ -37,26 +39,22 @@ class SandboxUnavailable(SandboxError):  # noqa: N818 - the name callers already
 # --- processes, named by PID and start time -------------------------------------------------
 
 
-def _proc_stat_fields(pid: int) -> list[str] | None:
+def _proc_stat(pid: int) -> ProcStat | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, ValueError):
         return None
-    # comm (field 2) may hold spaces and parentheses: the fields start after the last ')'.
-    return text[text.rindex(")") + 2 :].split()
 
 
 def proc_start_time(pid: int) -> int | None:
     """Start time of `pid` in clock ticks since boot; None if gone or a zombie."""
-    fields = _proc_stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])  # field 22 of /proc/PID/stat, counted after comm
+    stat = _proc_stat(pid)
+    return None if stat is None or stat.zombie else stat.start_ticks
 
 
 def _parent_pid(pid: int) -> int | None:
-    fields = _proc_stat_fields(pid)
-    return None if fields is None else int(fields[1])
+    stat = _proc_stat(pid)
+    return None if stat is None else stat.ppid
 
 
 @dataclass(frozen=True)
@@ -79,24 +77,8 @@ class ProcId:
 
 
 def send_signal(proc: ProcId, signum: int) -> bool:
-    """Signal `proc` if it is still the process we recorded; False when it is gone.
-
-    The pidfd pins whatever process had the PID when opened; the start-time check then proves
-    it is ours, and a signal through the pidfd cannot reach a successor that reuses the PID.
-    """
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except ProcessLookupError:
-        return False
-    try:
-        if proc_start_time(proc.pid) != proc.start:
-            return False
-        signal.pidfd_send_signal(pidfd, signum)
-        return True
-    except ProcessLookupError:
-        return False
-    finally:
-        os.close(pidfd)
+    """Signal `proc` if it is still the process we recorded (its start time); False if gone."""
+    return signal_pinned(proc.pid, signum, proc.alive)
 
 
 def wait_for(
@@ -134,11 +116,9 @@ def terminate(procs: Iterable[ProcId], timeout: float = 5.0) -> None:
 def _systemd_cgroup(pid: int) -> str | None:
     """The cgroup systemd tracks `pid` in: the name=systemd hierarchy on v1, else the v2 one."""
     try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        return parse_cgroup(Path(f"/proc/{pid}/cgroup").read_text()) or None
     except OSError:
         return None
-    paths = dict(line.split(":", 2)[1:] for line in lines if line.count(":") >= 2)
-    return paths.get("name=systemd", paths.get(""))
 
 
 def _cgroup_base(manager_pid: int) -> str | None:

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from supervisor.alerts import chat
 from supervisor.alerts.outbox import Outbox
-from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
+from supervisor.alerts.policy import Alert, AlertPolicy, Severity, escape_html, format_html
 from supervisor.config import AlertsConfig
 from supervisor.errors import (
     ChannelUnavailableError,
     MessageRejectedError,
     TokenRejectedError,
 )
-from supervisor.model import Clock, Incoming
+from supervisor.model import Clock, Incoming, backoff
 from supervisor.runtime import logs
 
 if TYPE_CHECKING:
@@ -38,11 +38,6 @@ _LEVEL = {
     Severity.RESOLVED: logging.INFO,
     Severity.INFO: logging.INFO,
 }
-
-
-def _e(text: str) -> str:
-    """Escape for Telegram's HTML mode (quotes need no escaping in text)."""
-    return html.escape(text, quote=False)
 
 
 class Commands:
@@ -69,20 +64,20 @@ class Commands:
     async def run(self, cmd: chat.Command, chat_id: int) -> chat.Reply:
         """Answer one command from an allowed chat."""
         if cmd.name == "status":
-            return chat.Reply(f"<pre>{_e(self._status())}</pre>")
+            return chat.Reply(f"<pre>{escape_html(self._status())}</pre>")
         if cmd.name in ("start", "help"):
-            return chat.Reply(_e(chat.HELP))
+            return chat.Reply(escape_html(chat.HELP))
         arity = 2 if cmd.name == "silence" else 1
         if cmd.name not in ("restart", "silence", "unsilence", "reset"):
-            return chat.Reply(f"unknown command /{_e(cmd.name)}\n{_e(chat.HELP)}")
+            return chat.Reply(f"unknown command /{escape_html(cmd.name)}\n{escape_html(chat.HELP)}")
         problem = chat.check_target(cmd, self._targets(), arity)
         if problem is not None:
-            return chat.Reply(_e(problem))
+            return chat.Reply(escape_html(problem))
         name = cmd.args[0]
         if cmd.name == "restart":
             self._pending[(chat_id, name)] = self._clock.time() + _CONFIRM_S
             return chat.Reply(
-                f"Restart <b>{_e(name)}</b>? Press the button within "
+                f"Restart <b>{escape_html(name)}</b>? Press the button within "
                 f"{_CONFIRM_S:.0f} s to confirm.",
                 (f"Restart {name}", f"{chat.CONFIRM_PREFIX}{name}"),
             )
@@ -91,12 +86,14 @@ class Commands:
             if mins is None:
                 return chat.Reply("minutes must be a number from 1 to 10080")
             self._policy.silence(name, mins)
-            return chat.Reply(f"{_e(name)}: silenced for {mins:g} min")
+            return chat.Reply(f"{escape_html(name)}: silenced for {mins:g} min")
         if cmd.name == "unsilence":
             had = self._policy.unsilence(name)
-            return chat.Reply(f"{_e(name)}: " + ("alerts on again" if had else "was not silenced"))
+            return chat.Reply(
+                f"{escape_html(name)}: " + ("alerts on again" if had else "was not silenced")
+            )
         self._reset(name)
-        return chat.Reply(f"{_e(name)}: recovery reset, it will be retried at once")
+        return chat.Reply(f"{escape_html(name)}: recovery reset, it will be retried at once")
 
     async def button(self, data: str, chat_id: int) -> chat.Reply:
         """A confirmation button was pressed."""
@@ -105,8 +102,8 @@ class Commands:
         name = data[len(chat.CONFIRM_PREFIX) :]
         deadline = self._pending.pop((chat_id, name), None)
         if deadline is None or deadline < self._clock.time():
-            return chat.Reply(f"no pending restart of {_e(name)} (send /restart again)")
-        return chat.Reply(_e(await self._restart(name)))
+            return chat.Reply(f"no pending restart of {escape_html(name)} (send /restart again)")
+        return chat.Reply(escape_html(await self._restart(name)))
 
 
 class AlertService:
@@ -149,8 +146,14 @@ class AlertService:
             )
             if telegram is not None:
                 text = format_html(alert, self._host)
+                dropped = self.outbox.dropped
                 for chat_id in telegram.chat_ids:
                     self.outbox.add(chat_id, text, now)
+                if self.outbox.dropped > dropped:
+                    log.warning(
+                        "alert outbox full: dropped the %d oldest undelivered messages",
+                        self.outbox.dropped - dropped,
+                    )
         if alerts:
             self._kick.set()
             self._changed()
@@ -196,7 +199,7 @@ class AlertService:
                 return False
             except (ChannelUnavailableError, MessageRejectedError) as exc:
                 self._unreachable(str(exc))
-                await asyncio.sleep(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                await asyncio.sleep(backoff(_RETRY_S, attempt))
                 attempt += 1
                 continue
             log.info("alerts go to Telegram as @%s", name)
@@ -254,7 +257,7 @@ class AlertService:
                 items = await self._channel.updates(self.offset)
             except (ChannelUnavailableError, MessageRejectedError) as exc:
                 log.debug("polling Telegram: %s", exc)
-                await asyncio.sleep(_RETRY_S[min(attempt, len(_RETRY_S) - 1)])
+                await asyncio.sleep(backoff(_RETRY_S, attempt))
                 attempt += 1
                 continue
             except TokenRejectedError:

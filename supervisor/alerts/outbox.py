@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from supervisor.model import backoff
+
 _BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -33,7 +35,7 @@ class Outbox:
     def __init__(self, limit: int = 1000) -> None:
         self._queue: deque[Message] = deque()
         self._next_id = 1
-        self._limit = limit  # bounded: a very long outage drops the oldest, and says so
+        self._limit = limit  # bounded: a very long outage drops the oldest, counted in `dropped`
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -63,9 +65,7 @@ class Outbox:
         msg.attempts += 1
         msg.last_error = error
         delay = (
-            retry_after_s
-            if retry_after_s is not None
-            else (_BACKOFF_S[min(msg.attempts - 1, len(_BACKOFF_S) - 1)])
+            retry_after_s if retry_after_s is not None else backoff(_BACKOFF_S, msg.attempts - 1)
         )
         msg.next_at = now + delay
         return msg.next_at

@@ -301,12 +301,14 @@ _ICON = {
 }
 
 
+def escape_html(text: str) -> str:
+    """Escape for Telegram's HTML parse mode (quotes need no escaping in text)."""
+    return html.escape(text, quote=False)
+
+
 def format_html(alert: Alert, host: str) -> str:
     """A short Telegram message (HTML parse mode, everything escaped)."""
-
-    def e(text: str) -> str:
-        return html.escape(text, quote=False)
-
+    e = escape_html
     head = (
         f"{_ICON[alert.severity]} <b>{e(alert.severity.value.upper())}</b> "
         f"{e(alert.target)} on {e(host)}: {e(alert.summary)}"

@@ -18,18 +18,29 @@ class SelfSampler:
 
     def __init__(self, clock: Clock, pid: int | None = None) -> None:
         self._clock = clock
-        self._process = psutil.Process(pid)
+        self._pid = pid
+        self._process: psutil.Process | None = None  # opened by start(): no I/O here
         self._started = clock.monotonic()
-        self._last_cpu = self._cpu()
+        self._last_cpu = 0.0
         self._last_at = self._started
         self.latest = SelfStats()
 
+    def start(self) -> None:
+        """Open our process and take the CPU reading later samples are measured from."""
+        self._process = psutil.Process(self._pid)
+        self._last_cpu = self._cpu()
+        self._last_at = self._clock.monotonic()
+
     def _cpu(self) -> float:
+        assert self._process is not None
         times = self._process.cpu_times()
         return float(times.user + times.system)
 
     def sample(self) -> SelfStats:
         """Take a new sample and keep it as `latest`."""
+        if self._process is None:
+            self.start()
+        assert self._process is not None
         now = self._clock.monotonic()
         cpu = self._cpu()
         elapsed = now - self._last_at

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from supervisor.procfs import parse_stat
+
 
 class ProcReader:
     """Reads processes of a cgroup and their CPU and memory."""
@@ -43,12 +45,9 @@ class ProcReader:
         total = 0
         for pid in pids:
             try:
-                stat = (self._proc / str(pid) / "stat").read_text()
+                total += parse_stat((self._proc / str(pid) / "stat").read_text()).cpu_ticks
             except OSError:
                 continue  # exited since we listed it
-            # Fields after the command name, which may itself contain spaces and ')'.
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
         return total / self._ticks
 
     def rss_bytes(self, pids: Iterable[int]) -> int:

@@ -58,10 +58,6 @@ class Repairer:
         self._manual_at: dict[str, float] = {}
         self._clock = clock
 
-    def dry_run(self, on: bool) -> None:
-        """Decide and log, act on nothing."""
-        self._dry_run = on
-
     def step(self) -> float | None:
         """Decide for every target; start actions; return seconds until a backoff ends."""
         soonest: float | None = None
@@ -175,7 +171,7 @@ class Repairer:
             result = "bus-error"
             log.error("%s %s failed: %s", action, target.name, exc)
         finally:
-            policy.end(result)
+            policy.end()
             self._metrics.observe_recovery(target.name, action, result)
             self._model.set_recovery(target.name, policy.describe())
             self._wake()

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from supervisor.config import RecoveryConfig
-from supervisor.model import ActiveState, Clock, Status, TargetHealth
+from supervisor.model import ActiveState, Clock, Status, TargetHealth, backoff
 
 
 class Action(StrEnum):
@@ -49,7 +49,6 @@ class Recovery:
         self._gave_up_until: float | None = None  # monotonic
         self._gave_up_wall: float | None = None
         self._slow_retry = False  # after a give-up expires: one attempt, then give up again
-        self.last_result = ""
 
     @property
     def config(self) -> RecoveryConfig:
@@ -89,7 +88,7 @@ class Recovery:
                 used,
                 cfg.max_attempts,
             )
-        delay = cfg.backoff_s[min(used, len(cfg.backoff_s) - 1)]
+        delay = backoff(cfg.backoff_s, used)
         start = self._attempts[-1] if self._attempts else now - (self._clock.time() - health.since)
         remaining = start + delay - now
         if remaining > 0:
@@ -104,10 +103,9 @@ class Recovery:
         self._attempts.append(self._clock.monotonic())
         self._busy = True
 
-    def end(self, result: str) -> None:
-        """The attempt finished with `result` ("done", "failed", "timeout", ...)."""
+    def end(self) -> None:
+        """The attempt finished (its result is counted in metrics and logged by the executor)."""
         self._busy = False
-        self.last_result = result
 
     def give_up(self) -> None:
         """Stop automatic recovery until the slow retry is due."""

@@ -13,9 +13,11 @@ import os
 import pwd
 import select
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from supervisor.procfs import parse_cgroup, parse_stat
 
 log = logging.getLogger(__name__)
 _LISTEN = "0A"  # TCP state in /proc/net/tcp
@@ -99,20 +101,34 @@ def _describe(pid_dir: Path, port: int) -> Holder | None:
 
 def start_ticks(pid_dir: Path) -> int:
     """The process's start time in clock ticks since boot."""
-    stat = (pid_dir / "stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
+    return parse_stat((pid_dir / "stat").read_text()).start_ticks
 
 
 def cgroup_of(pid_dir: Path) -> str:
     """The unified (0::) cgroup path, else systemd's own v1 hierarchy."""
-    fallback = ""
-    for line in (pid_dir / "cgroup").read_text().splitlines():
-        hierarchy, _, path = line.partition(":")[2].partition(":")
-        if line.startswith("0::") and path not in ("", "/"):
-            return path
-        if hierarchy == "name=systemd":
-            fallback = path
-    return fallback
+    return parse_cgroup((pid_dir / "cgroup").read_text())
+
+
+def signal_pinned(pid: int, signum: int, same: Callable[[], bool]) -> bool:
+    """Signal `pid` only if `same()` still holds once it is pinned; False if gone or not same.
+
+    The pidfd pins whatever process had the PID when opened; `same()` (a start time or a
+    MainPID read again) then proves it is the one meant, and a signal through the pidfd can
+    never reach a successor that reuses the PID.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if not same():
+            return False
+        signal.pidfd_send_signal(pidfd, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
 
 
 def judge(

@@ -20,23 +20,23 @@ class Notifier:
 
     def __init__(self, env: Mapping[str, str] = os.environ) -> None:
         self._address = _address(env.get("NOTIFY_SOCKET", ""))
-        self._sock: socket.socket | None = None
-        if self._address:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.setblocking(False)
+        self._sock: socket.socket | None = None  # opened at the first message
         self.watchdog_interval_s = _watchdog_interval(env)
         self._status = ""
 
     @property
     def enabled(self) -> bool:
         """True when a manager listens."""
-        return self._sock is not None
+        return bool(self._address)
 
     def send(self, message: str) -> bool:
         """Send one message; False if there is no manager or it could not be sent."""
-        if self._sock is None:
+        if not self._address:
             return False
         try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.setblocking(False)
             self._sock.sendto(message.encode(), self._address)
         except OSError as exc:
             log.debug("sd_notify %r failed: %s", message.split("=", 1)[0], exc)
@@ -70,6 +70,7 @@ class Notifier:
     def close(self) -> None:
         """Release the socket (idempotent)."""
         sock, self._sock = self._sock, None
+        self._address = ""  # closed for good: nothing reopens it
         if sock is not None:
             sock.close()
 

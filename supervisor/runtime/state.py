@@ -7,6 +7,7 @@ A corrupt or unreadable file is moved aside with a warning (never a crash); a fa
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -16,6 +17,38 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 VERSION = 1
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
+    """Replace `path` with `data` whole or not at all; raises OSError, leaving `path` as it was.
+
+    Temp file beside it, every byte written (os.write may write less than asked, as on a
+    nearly full disk) and its size checked, fsync, rename, fsync the directory (`durable`).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+            if os.fstat(fd).st_size != len(data):
+                raise OSError(errno.EIO, f"{tmp} holds fewer bytes than were written")
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 class StateStore:
@@ -46,22 +79,10 @@ class StateStore:
 
     def save(self, data: dict[str, Any]) -> bool:
         """Write atomically (temp file, fsync, rename, fsync the directory); False on failure."""
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         body = json.dumps({**data, "version": VERSION}, separators=(",", ":")).encode()
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, body)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomic(self.path, body)
         except OSError as exc:
             if self.healthy:
                 log.warning(
@@ -70,8 +91,6 @@ class StateStore:
                     exc.strerror,
                 )
             self.healthy = False
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             return False
         if not self.healthy:
             log.info("state saved to %s again", self.path)

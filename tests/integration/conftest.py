@@ -8,25 +8,17 @@ parallel workers.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from devtools.net import free_port
 from devtools.sandbox import Sandbox, SandboxError, SandboxUnavailable
 
 # Another checkout's test run may hold the machine's one sandbox: wait for it this long
 # (SANDBOX_WAIT_S=0 fails at once, as before).
 WAIT_S = float(os.environ.get("SANDBOX_WAIT_S", "1800"))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

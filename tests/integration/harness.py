@@ -98,7 +98,7 @@ class Running:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.daemon.http.port}"
+        return f"http://127.0.0.1:{self.daemon.parts.http.port}"
 
     def status(self, name: str) -> Status:
         target = self.daemon.snapshot().target(name)
@@ -147,7 +147,7 @@ async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIt
     run = Running(daemon)
     try:
         await until(
-            lambda: (daemon.http.port != 0 and daemon.systemd.connected) or task.done(),
+            lambda: (daemon.parts.http.port != 0 and daemon.parts.systemd.connected) or task.done(),
             10,
             "the daemon to connect",
         )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.net import free_port
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from tests.integration.conftest import free_port
 from tests.integration.harness import (
     Running,
     config,
@@ -186,7 +186,7 @@ HOG = "while True: pass\n"
 
 
 def probe_runs(run: Running, target: str) -> float:
-    value = run.daemon.metrics.registry.get_sample_value(
+    value = run.daemon.parts.metrics.registry.get_sample_value(
         "supervisor_probe_runs_total", {"target": target, "type": "heartbeat"}
     )
     return float(value or 0)
@@ -209,7 +209,7 @@ async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox
             hogs = [
                 subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 2)
             ]
-            await until(lambda: run.daemon.breaker.open, 20, "the breaker to trip")
+            await until(lambda: run.daemon.parts.now.breaker.open, 20, "the breaker to trip")
             _code, doc = await run.get("/health")
             assert doc["status"] == "warn"
             assert "breaker open: host CPU" in doc["output"]
@@ -226,7 +226,7 @@ async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox
             for hog in hogs:
                 hog.kill()
                 hog.wait()
-        await until(lambda: not run.daemon.breaker.open, 30, "the breaker to close")
+        await until(lambda: not run.daemon.parts.now.breaker.open, 30, "the breaker to close")
         resumed = probe_runs(run, "trader")
         await until(lambda: probe_runs(run, "trader") > resumed + 2, 10, "probes resuming")
 
@@ -252,7 +252,7 @@ async def test_bus_loss_reconnects_and_rereads_state(sandbox: Sandbox) -> None:
         assert "D-Bus" in doc["output"]
         # The bus comes back (socket-activated) and the manager rejoins it; so must we.
         await until(
-            lambda: run.daemon.systemd.connected and run.status("trader") is Status.PASS,
+            lambda: run.daemon.parts.systemd.connected and run.status("trader") is Status.PASS,
             30,
             "reconnected with trader pass",
             step=0.05,

@@ -33,9 +33,9 @@ def unit_state(sandbox: Sandbox, unit: str) -> tuple[str, str]:
 
 def next_probe_in(run: Running, target: str) -> float:
     """Seconds until the target's first probe is due (from the daemon's schedule)."""
-    for t, _pid, _check, sched, _timeout in run.daemon.fleet.runs:
-        if t.name == target:
-            return float(sched.next_at - run.daemon.clock.monotonic())
+    for probe in run.daemon.fleet.runs:
+        if probe.target.name == target:
+            return float(probe.schedule.next_at - run.daemon.parts.clock.monotonic())
     raise AssertionError(f"no probe for {target}")
 
 
@@ -191,7 +191,7 @@ async def test_twenty_hanging_targets_do_not_delay_others(
 
 def trader_runs(run: Running) -> float:
     """How many heartbeat probes the trader has had (from the daemon's own registry)."""
-    value = run.daemon.metrics.registry.get_sample_value(
+    value = run.daemon.parts.metrics.registry.get_sample_value(
         "supervisor_probe_runs_total", {"target": "trader", "type": "heartbeat"}
     )
     return float(value or 0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import free_port
+from devtools.net import free_port
 from tests.integration.harness import get_json
 
 CONFIG = """
@@ -105,7 +105,7 @@ def test_log_lines_under_journal_stream_carry_priority(proc: Proc) -> None:
     assert lines, "no log lines"
     assert all(line[:3] in ("<3>", "<4>", "<6>", "<7>", "<2>") for line in lines), lines
     assert any(line.startswith("<6>supervisor.app.daemon: serving") for line in lines)
-    assert any(line.startswith("<4>supervisor.app.daemon: D-Bus: ") for line in lines)
+    assert any(line.startswith("<4>supervisor.watch.link: D-Bus: ") for line in lines)
     assert not any(line[3:7].isdigit() for line in lines)  # no timestamps: journald adds them
 
 

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from devtools.net import free_port
 from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProbe
 from supervisor.model import UnitResources
 from supervisor.probing import probes
@@ -99,12 +100,6 @@ async def test_http_hang_times_out_hard(server: tuple[str, Any], session: Any) -
     assert not r.ok
     assert r.output == "http: timeout after 0.3 s"
     assert loop.time() - started < 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_http_refused(session: Any) -> None:

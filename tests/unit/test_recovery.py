@@ -58,7 +58,7 @@ def attempt(r: Recovery, clock: FakeClock) -> None:
     d = r.decide(health(clock))
     assert d.action is Action.RESTART, d
     r.begin()
-    r.end("done")
+    r.end()
 
 
 def test_healthy_target_needs_nothing(clock: FakeClock) -> None:
@@ -77,7 +77,7 @@ def test_first_restart_is_immediate_then_backoff(clock: FakeClock) -> None:
     r.begin()
     assert r.decide(health(clock)).action is Action.NONE  # one action at a time
     assert r.describe() == "restarting (attempt 1/3)"
-    r.end("done")
+    r.end()
     clock.advance(4)
     d = r.decide(health(clock))
     assert (d.action, d.wait_s) == (Action.WAIT, 6.0)
@@ -104,7 +104,7 @@ def test_gives_up_after_max_attempts_in_window_then_slow_retry(clock: FakeClock)
     clock.advance(1)
     assert r.decide(health(clock)).action is Action.RESTART  # one slow retry
     r.begin()
-    r.end("done")
+    r.end()
     assert r.decide(health(clock)).action is Action.GIVE_UP  # still failing: give up again
 
 

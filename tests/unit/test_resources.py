@@ -14,7 +14,8 @@ def fake_proc(root: Path, pid: int, utime: int, stime: int, rss_pages: int) -> N
     d.mkdir(parents=True)
     # The command name holds spaces and a ')' to prove fields are found from the last ')'.
     fields = ["S", "1", "1", "1", "0", "-1", "0", "0", "0", "0", "0", str(utime), str(stime)]
-    (d / "stat").write_text(f"{pid} (evil ) name) " + " ".join(fields) + " 0 0 20 0\n")
+    rest = " 0 0 20 0 1 0 4242" + " 0" * 32  # ... num_threads, itrealvalue, starttime, ...
+    (d / "stat").write_text(f"{pid} (evil ) name) " + " ".join(fields) + rest + "\n")
     (d / "statm").write_text(f"1000 {rss_pages} 10 1 0 50 0\n")
 
 

@@ -1,0 +1,177 @@
+"""Building: every part of the supervisor from the config and the environment, with no I/O.
+
+What a reload replaces (the config, the breaker, the fleet) lives in one `Current`; the
+parts read it through small callables, so a reload never has to rewire them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from supervisor.alerts.delivery import AlertService, Commands
+from supervisor.alerts.outbox import Outbox
+from supervisor.alerts.policy import AlertPolicy
+from supervisor.api import render
+from supervisor.api.metrics import Metrics
+from supervisor.api.server import HealthApp, HttpServer, HttpSettings
+from supervisor.app.fleet import Fleet, build_fleet
+from supervisor.app.persist import StateKeeper
+from supervisor.app.supervision import Supervision
+from supervisor.config import Config
+from supervisor.errors import EXIT_MEMORY_HARD_LIMIT
+from supervisor.guard.breaker import Breaker
+from supervisor.guard.load import HostLoad, SelfSampler
+from supervisor.guard.sentry import GuardHooks, Sentry
+from supervisor.model import Clock, Snapshot
+from supervisor.probing import probes, runner
+from supervisor.probing.resources import ProcReader
+from supervisor.runtime.notify import Notifier
+from supervisor.runtime.state import StateStore
+from supervisor.watch.link import BusLink
+from supervisor.watch.systemd import Listener, Systemd, bus_address
+
+
+@dataclass
+class Current:
+    """What a reload replaces. `fleet` is set by `build` right after the parts exist."""
+
+    config: Config
+    breaker: Breaker
+    fleet: Fleet = field(init=False)
+
+    def snapshot(self) -> Snapshot:
+        """The current picture."""
+        return self.fleet.model.snapshot()
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the parts report to the daemon."""
+
+    listener: Listener  # unit state changes and bus loss
+    wake: asyncio.Event  # run a supervision pass soon
+    halt: Callable[[int], None]  # stop with this exit code
+
+
+@dataclass
+class Parts:
+    """Everything the daemon runs."""
+
+    now: Current
+    clock: Clock
+    systemd: Systemd
+    sampler: SelfSampler
+    metrics: Metrics
+    notifier: Notifier
+    policy: AlertPolicy
+    probing: runner.ProbeContext
+    alerts: AlertService
+    keeper: StateKeeper
+    sentry: Sentry
+    link: BusLink
+    supervision: Supervision
+    http: HttpServer
+    rng: random.Random
+
+    def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
+        """The fleet for `config`, keeping what `previous` knew."""
+        return build_fleet(
+            config,
+            clock=self.clock,
+            systemd=self.systemd,
+            metrics=self.metrics,
+            probing=self.probing,
+            rng=self.rng,
+            on_action=self.policy.note_action,
+            previous=previous,
+        )
+
+
+def round_s(config: Config) -> dict[str, float]:
+    """How long one failed round lasts per target: its shortest probe period."""
+    return {t.name: min([t.period_s, *(p.period_s for p in t.probes)]) for t in config.targets}
+
+
+def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) -> Parts:
+    """Every part, wired; nothing runs and nothing is read until the daemon starts."""
+    now = Current(config, Breaker(config.breaker, config.budget))
+    systemd = Systemd(bus_address(env), [t.unit for t in config.targets])
+    sampler = SelfSampler(clock)
+    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock)
+    policy = AlertPolicy(config.alerts, clock, round_s(config))
+    probing = runner.ProbeContext(
+        clock=clock,
+        session=probes.session_factory(),
+        reader=ProcReader(),
+        read_unit=lambda unit: lambda: systemd.resources(unit),
+        unit_state=systemd.state,
+        paused=lambda: now.breaker.open,
+        observe=metrics.observe_probe,
+        wake=hooks.wake.set,
+    )
+    outbox = Outbox()
+    alerts = AlertService(
+        config.alerts,
+        clock=clock,
+        outbox=outbox,
+        host=socket.gethostname(),
+        changed=hooks.wake.set,  # the pass saves the state when it differs from the file
+        set_note=lambda text: now.fleet.model.set_note("alerts", text),
+        commands=Commands(
+            clock=clock,
+            policy=policy,
+            targets=lambda: [t.name for t in now.config.targets],
+            status=lambda: render.table(render.health_document(now.snapshot())),
+            # Late-bound on purpose: a reload replaces the fleet.
+            restart=lambda name: now.fleet.repairer.manual_restart(name),  # noqa: PLW0108
+            reset=lambda name: now.fleet.repairer.reset(name),  # noqa: PLW0108
+        ),
+    )
+    keeper = StateKeeper(
+        StateStore(config.state_dir),
+        policy=policy,
+        outbox=outbox,
+        alerts=alerts,
+        repairer=lambda: now.fleet.repairer,
+    )
+
+    def observe_load(host: HostLoad) -> None:
+        metrics.observe_load(host.cpu_percent, host.memory_percent)
+
+    def breaker_changed(breaker: Breaker) -> None:
+        metrics.observe_breaker(breaker.open, breaker.trips)
+        now.fleet.model.set_note("breaker", breaker.describe() if breaker.open else None)
+        alerts.publish(policy.observe_breaker(breaker.open, breaker.reason))
+        hooks.wake.set()
+
+    def over_limit() -> None:
+        hooks.halt(EXIT_MEMORY_HARD_LIMIT)
+
+    sentry = Sentry(clock, sampler, GuardHooks(observe_load, breaker_changed, over_limit))
+    link = BusLink(systemd, hooks.listener, lambda: now.fleet.model.set_note("bus", None))
+    notifier = Notifier(env)
+    supervision = Supervision(
+        fleet=lambda: now.fleet,
+        breaker=lambda: now.breaker,
+        systemd=systemd,
+        policy=policy,
+        alerts=alerts,
+        keeper=keeper,
+        notifier=notifier,
+        wake=hooks.wake,
+    )
+    http = config.http
+    key = http.api_key.get_secret_value() if http.api_key else None
+    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
+    app = HealthApp(now.snapshot, metrics.render, reset=reset, api_key=key)
+    server = HttpServer(app.build(), HttpSettings(http.host, http.port, http.access_log))
+    parts = Parts(
+        now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
+        sentry, link, supervision, server, random.Random(),
+    )  # fmt: skip
+    now.fleet = parts.fleet_for(config)
+    return parts

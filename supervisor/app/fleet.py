@@ -1,0 +1,53 @@
+"""What the target list defines: the health model, the probe runs and recovery.
+
+Rebuilt on reload; a `previous` fleet hands over what must survive it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from supervisor.api.metrics import Metrics
+from supervisor.config import Config
+from supervisor.model import Clock
+from supervisor.probing import runner
+from supervisor.recovery.executor import Repairer
+from supervisor.watch.health import HealthModel, TargetSpec
+from supervisor.watch.systemd import Systemd
+
+
+@dataclass
+class Fleet:
+    """The model every part reads, its probe runs and its repairer."""
+
+    model: HealthModel
+    runs: list[runner.ProbeRun]
+    repairer: Repairer
+
+
+def build_fleet(
+    config: Config,
+    *,
+    clock: Clock,
+    systemd: Systemd,
+    metrics: Metrics,
+    probing: runner.ProbeContext,
+    rng: random.Random,
+    on_action: Callable[[str, str], None],
+    previous: Fleet | None = None,
+) -> Fleet:
+    """Build the fleet for `config` (no I/O: nothing runs until the daemon starts it)."""
+    model = HealthModel([TargetSpec(t.name, t.unit, t.critical) for t in config.targets], clock)
+    repairer = Repairer(
+        config,
+        clock=clock,
+        model=model,
+        systemd=systemd,
+        metrics=metrics,
+        wake=probing.wake,
+        previous=previous.repairer if previous else None,
+        on_action=on_action,
+    )
+    return Fleet(model, runner.plan(config, model, probing, rng), repairer)

@@ -1,0 +1,103 @@
+"""The supervision pass: recovery, the log of status changes, alerts, state, STATUS=, watchdog.
+
+One pass per wake-up (a unit or probe changed a status, an action ended) or at least every
+interval. The watchdog is pinged only after a completed pass: a stuck loop stops the pings
+and systemd restarts us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from supervisor.alerts.delivery import AlertService
+from supervisor.alerts.policy import AlertPolicy
+from supervisor.api import render
+from supervisor.app.fleet import Fleet
+from supervisor.app.persist import StateKeeper
+from supervisor.guard.breaker import Breaker
+from supervisor.model import Snapshot, Status
+from supervisor.runtime.notify import Notifier
+from supervisor.watch.systemd import Systemd
+
+log = logging.getLogger(__name__)
+
+PASS_INTERVAL_S = 5.0  # the longest sleep when nothing wakes the loop
+
+
+@dataclass
+class Supervision:
+    """The loop and what it reads; `passes` counts completed passes (tests wait on it)."""
+
+    fleet: Callable[[], Fleet]
+    breaker: Callable[[], Breaker]
+    systemd: Systemd
+    policy: AlertPolicy
+    alerts: AlertService
+    keeper: StateKeeper
+    notifier: Notifier
+    wake: asyncio.Event
+    passes: int = 0
+
+    def __post_init__(self) -> None:
+        self._statuses: dict[str, Status] = {}
+
+    def forget_statuses(self) -> None:
+        """Log every target's status again at the next pass (after a reload)."""
+        self._statuses.clear()
+
+    async def run(self) -> None:
+        """Forever; one bad pass is logged and the next one runs."""
+        interval = PASS_INTERVAL_S
+        if self.notifier.watchdog_interval_s is not None:
+            interval = min(interval, self.notifier.watchdog_interval_s)
+        wait = interval
+        while True:
+            try:
+                async with asyncio.timeout(wait):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            wait = interval
+            try:
+                backoff_ends = self.step()
+                if backoff_ends is not None:
+                    wait = min(wait, backoff_ends)
+            except Exception:  # one bad pass must never stop supervision
+                log.exception("supervision pass failed")
+            self.notifier.watchdog()
+            self.passes += 1
+
+    def step(self) -> float | None:
+        """One pass; returns seconds until a recovery backoff ends, if one is running."""
+        fleet = self.fleet()
+        backoff_ends = fleet.repairer.step() if self.systemd.connected else None
+        snap = fleet.model.snapshot()
+        self._report(snap)
+        self._alert(snap, fleet)
+        self.keeper.save()
+        return backoff_ends
+
+    def _alert(self, snap: Snapshot, fleet: Fleet) -> None:
+        if not self.systemd.connected:
+            return  # unknown is not failing: no alerts while we cannot see
+        for t in snap.targets:
+            self.alerts.publish(self.policy.observe(t, fleet.repairer.gave_up(t.name)))
+        self.alerts.publish(self.policy.flush())
+
+    def _report(self, snap: Snapshot) -> None:
+        for t in snap.targets:
+            if self._statuses.get(t.name) is not t.status:
+                self._statuses[t.name] = t.status
+                level = logging.INFO if t.status is Status.PASS else logging.WARNING
+                if t.status is Status.UNKNOWN:  # the output already says "unknown: why"
+                    log.log(level, "%s (%s): %s", t.name, t.unit, t.output)
+                else:
+                    log.log(level, "%s (%s) is %s: %s", t.name, t.unit, t.status.value, t.output)
+        line = render.status_line(snap)
+        if not self.breaker().open:
+            line += "; breaker closed"
+        self.notifier.status(line)

@@ -1,0 +1,75 @@
+"""The load loop: sample the host's and our own load, feed the breaker, keep our budget.
+
+A joiner of the guard room: the readings (adapter) go to the breaker (pure); what follows
+(notes, alerts, metrics, exiting over the hard memory limit) goes out through callables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from supervisor.config import BudgetConfig
+from supervisor.guard.breaker import Breaker, LoadSample
+from supervisor.guard.load import HostLoad, SelfSampler, host_load, shed_memory
+from supervisor.model import Clock
+
+log = logging.getLogger(__name__)
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GuardHooks:
+    """Where the guard's findings go."""
+
+    observe_load: Callable[[HostLoad], None]  # every sample (metrics)
+    breaker_changed: Callable[[Breaker], None]  # opened or closed
+    over_hard_limit: Callable[[], None]  # our RSS is past memory_hard_mb: stop
+
+
+class Sentry:
+    """Samples every `interval_s`; `samples` counts completed samples (tests wait on it)."""
+
+    def __init__(self, clock: Clock, sampler: SelfSampler, hooks: GuardHooks) -> None:
+        self._clock = clock
+        self._sampler = sampler
+        self._hooks = hooks
+        self.samples = 0
+
+    async def run(self, breaker: Callable[[], Breaker], budget: Callable[[], BudgetConfig]) -> None:
+        """Forever; the breaker and budget are read each time, so a reload takes effect."""
+        host_load()  # prime psutil's CPU counter: the first reading is since this call
+        while True:
+            await asyncio.sleep(breaker().config.sample_interval_s)
+            try:
+                self.sample(breaker(), budget())
+            except Exception:  # sampling must never stop supervision
+                log.exception("sampling load failed")
+            self.samples += 1
+
+    def sample(self, breaker: Breaker, budget: BudgetConfig) -> None:
+        """One sample: guard our memory, then let the breaker judge the load."""
+        stats = self._sampler.sample()
+        host = host_load()
+        rss_mb = stats.rss_bytes / _MIB
+        if rss_mb > budget.memory_hard_mb:
+            log.critical(
+                "own memory %.0f MB is over the hard limit %g MB: exiting so systemd restarts us",
+                rss_mb,
+                budget.memory_hard_mb,
+            )
+            self._hooks.over_hard_limit()
+            return
+        if rss_mb > budget.memory_mb:
+            shed_memory()
+        now = self._clock.monotonic()
+        sample = LoadSample(now, host.cpu_percent, host.memory_percent, stats.cpu_percent, rss_mb)
+        self._hooks.observe_load(host)
+        if breaker.observe(sample):
+            if breaker.open:
+                log.warning("%s", breaker.describe())
+            else:
+                log.info("breaker closed: host load back under the resume thresholds")
+            self._hooks.breaker_changed(breaker)

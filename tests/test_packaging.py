@@ -1,0 +1,25 @@
+"""The wheel ships the daemon and nothing else: no sandbox, demo fleet or benchmark."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_holds_only_the_daemon(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+         "-q", "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"supervisor"}
+    assert "supervisor/app/daemon.py" in names
+    assert not [n for n in names if "sandbox" in n or "demo" in n or "bench" in n]
