@@ -22,6 +22,7 @@ from supervisor.errors import (
     MessageRejectedError,
     TokenRejectedError,
 )
+from supervisor.history.events import Discard, EventSink, Kind
 from supervisor.model import Clock, Incoming, backoff
 from supervisor.runtime import logs
 
@@ -119,8 +120,10 @@ class AlertService:
         host: str,
         changed: Callable[[], None],
         set_note: Callable[[str | None], None],
+        events: EventSink | None = None,
     ) -> None:
         self._cfg = config
+        self._events: EventSink = events or Discard()
         self._clock = clock
         self.outbox = outbox
         self._commands = commands
@@ -143,6 +146,16 @@ class AlertService:
                 alert.target,
                 alert.summary,
                 f" ({alert.reason})" if alert.reason else "",
+            )
+            self._events.record(
+                Kind.ALERT,
+                f"alert {alert.severity.value}{' (reminder)' if alert.reminder else ''}: "
+                f"{alert.summary}",
+                alert.target,
+                severity=alert.severity.value,
+                reminder=alert.reminder,
+                reason=alert.reason,
+                recovery=alert.recovery,
             )
             if telegram is not None:
                 text = format_html(alert, self._host)
@@ -186,6 +199,7 @@ class AlertService:
 
     def _disable(self, why: str) -> None:
         log.error("alerts disabled: %s", why)
+        self._events.record(Kind.ALERT, f"alerts disabled: {why}")
         self._set_note(f"alerts disabled: {why}")
 
     async def _connect(self) -> bool:
@@ -235,14 +249,26 @@ class AlertService:
                     retry_at - self._clock.time(),
                 )
                 self._unreachable(str(exc))
+                self._events.record(
+                    Kind.ALERT,
+                    f"alert delivery to chat {head.chat_id} failed "
+                    f"(attempt {head.attempts}): {exc}",
+                    result="failed",
+                )
             except MessageRejectedError as exc:
                 log.error("dropping an alert Telegram refused for chat %d: %s", head.chat_id, exc)
                 self.outbox.drop(head)
+                self._events.record(
+                    Kind.ALERT, f"alert refused by Telegram: {exc}", result="refused"
+                )
             except TokenRejectedError:
                 self._disable("Telegram rejected the bot token (check token_file)")
                 return
             else:
                 self.outbox.sent(head)
+                self._events.record(
+                    Kind.ALERT, f"alert delivered to chat {head.chat_id}", result="delivered"
+                )
                 if not len(self.outbox):
                     self._set_note(None)
             self._changed()
@@ -299,6 +325,14 @@ class AlertService:
             if cmd is None:
                 return
             log.info("command /%s from chat %d (%s)", cmd.name, item.chat_id, item.sender)
+            self._events.record(
+                Kind.CHAT,
+                f"/{' '.join([cmd.name, *cmd.args])} from chat {item.chat_id} "
+                f"({item.sender or 'unknown'})",
+                command=cmd.name,
+                chat=item.chat_id,
+                sender=item.sender,
+            )
             reply = await self._commands.run(cmd, item.chat_id)
         await self._quietly(self._channel.send(item.chat_id, reply.text, reply.button))
 

@@ -30,7 +30,7 @@ _HEADERS = {
 
 
 class StatusPage:
-    """The page's files, read once from the package (`start`), then served from memory."""
+    """The page's files, read once from the package, then served from memory."""
 
     def __init__(self) -> None:
         self._bodies: dict[str, tuple[bytes, str]] = {}
@@ -42,13 +42,13 @@ class StatusPage:
             self._bodies[path] = ((folder / name).read_bytes(), content_type)
 
     def add_to(self, app: web.Application) -> None:
-        """Register the routes (reads the files if not read yet)."""
-        if not self._bodies:
-            self.load()
+        """Register the routes (the files are read at the first request)."""
         for path in _FILES:
             app.router.add_get(path, self.serve)
 
     async def serve(self, request: web.Request) -> web.Response:
         """One of the files, with the security headers."""
+        if not self._bodies:
+            self.load()
         body, content_type = self._bodies[request.path]
         return web.Response(body=body, headers={**_HEADERS, "Content-Type": content_type})

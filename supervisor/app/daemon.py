@@ -12,11 +12,13 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
+from supervisor import __version__
 from supervisor.app.build import Hooks, Parts, build, round_s
 from supervisor.app.fleet import Fleet
 from supervisor.config import Config
 from supervisor.errors import EXIT_OK, BusError, ConfigError
 from supervisor.guard.breaker import Breaker
+from supervisor.history.events import Kind
 from supervisor.model import Clock, Snapshot, SystemClock, UnitState
 from supervisor.probing import runner
 
@@ -84,12 +86,14 @@ class Daemon:
         name = model.name_for_unit(state.unit)
         if name is not None:
             model.apply_unit(name, state)
+            self.parts.history.unit(name, state)
             self._wake.set()
 
     def bus_lost(self, reason: str) -> None:
         """Everything is unknown until we are back on the bus."""
         self.fleet.model.set_unknown(reason)
         self.fleet.model.set_note("bus", f"D-Bus: {reason}; reconnecting")
+        self.parts.history.record(Kind.BUS, f"lost the user bus: {reason}", reason=reason)
         self._wake.set()
 
     # -- running ----------------------------------------------------------------------------
@@ -112,7 +116,12 @@ class Daemon:
         await p.http.start()
         log.info("serving /health and /metrics on http://%s:%d", self.config.http.host, p.http.port)
         p.sampler.start()
-        p.keeper.restore()
+        p.history.start()
+        unclean = p.keeper.restore()
+        how = "after an unclean stop" if unclean else "cleanly"
+        p.history.record(
+            Kind.SUPERVISOR, f"supervisor {__version__} started ({how})", unclean=unclean
+        )
 
     async def serve(self, stop: asyncio.Event, reload: asyncio.Event) -> None:
         """Each room's loop in one TaskGroup; READY=1 once the bus was tried."""
@@ -143,11 +152,14 @@ class Daemon:
         p = self.parts
         p.keeper.changed()
         p.keeper.save(running=self.exit_code != EXIT_OK)
+        p.history.record(Kind.SUPERVISOR, f"supervisor stopped (exit {self.exit_code})")
+        p.stream.close()  # streams end now, not at the server's shutdown timeout
         await self.fleet.repairer.close()
         await p.probing.session().close()
         await p.http.stop()
         p.systemd.close()
         p.notifier.close()
+        await asyncio.to_thread(p.history.close)  # the last events and spans reach the file
 
     def _start_probes(self) -> None:
         assert self._group is not None
@@ -165,6 +177,7 @@ class Daemon:
             new = self._load_config()
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config: %s", exc)
+            self.parts.history.record(Kind.SUPERVISOR, f"reload rejected: {exc}")
         else:
             await self._apply(new)
         self.parts.notifier.ready()
@@ -191,7 +204,9 @@ class Daemon:
             except BusError as exc:
                 log.warning("reading units after reload failed: %s", exc)
         p.supervision.forget_statuses()
+        p.history.forget({t.name for t in new.targets})
         log.info("reloaded: watching %d targets", len(new.targets))
+        p.history.record(Kind.SUPERVISOR, f"reloaded: watching {len(new.targets)} targets")
         self.wake()
 
 

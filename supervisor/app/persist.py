@@ -38,8 +38,8 @@ class StateKeeper:
         self._saved: dict[str, Any] = {}
         self._dirty = True
 
-    def restore(self) -> None:
-        """Resume from the state file; say so when the last run did not stop cleanly."""
+    def restore(self) -> bool:
+        """Resume from the state file; True (and an alert) if the last run did not stop cleanly."""
         saved = self._store.load()
         self._policy.restore(saved.get("alerts", {}))
         self._outbox.restore(saved.get("outbox", {}))
@@ -50,6 +50,8 @@ class StateKeeper:
             how = "the previous run ended without a clean stop (crash, watchdog or kill)"
             log.warning("supervisor restarted: %s", how)
             self._alerts.publish(self._policy.supervisor_restarted(how))
+            return True
+        return False
 
     def changed(self) -> None:
         """Something worth saving changed."""

@@ -217,3 +217,10 @@ class HistorySource(Protocol):
 
     def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         """Hear every new event at once (on the loop); returns how to stop hearing."""
+
+
+class Discard:
+    """An EventSink that keeps nothing (history turned off, or a part built alone in a test)."""
+
+    def record(self, kind: Kind, summary: str, target: str | None = None, **data: Any) -> None:
+        """Drop the event."""

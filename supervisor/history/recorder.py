@@ -8,6 +8,7 @@ event stream) at once. Everything on the supervision side is O(1) and never bloc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -29,9 +30,14 @@ class Recorder:
     """Records events and status spans; answers the API (an `EventSink` and `HistorySource`)."""
 
     def __init__(
-        self, store: HistoryStore | None, clock: Clock, targets: Callable[[], list[str]]
+        self,
+        store: HistoryStore | None,
+        clock: Clock,
+        targets: Callable[[], list[str]],
+        on_note: Callable[[str | None], None] = lambda _text: None,
     ) -> None:
         self._store = store
+        self._on_note = on_note  # "history unavailable: why" for /health, or None
         self._clock = clock
         self._targets = targets
         self._ids = EventClock(clock)
@@ -42,9 +48,21 @@ class Recorder:
         self.ring = ProbeRing()
 
     def start(self) -> None:
-        """Open the store (in its own thread)."""
+        """Open the store (in its own thread); call it on the event loop."""
         if self._store is not None:
+            loop = asyncio.get_running_loop()
+
+            def from_writer(why: str | None) -> None:  # the writer thread: hop to the loop
+                loop.call_soon_threadsafe(self._store_state, why)
+
+            self._store.on_state = from_writer
             self._store.start()
+
+    def _store_state(self, why: str | None) -> None:
+        """The store became unavailable or came back: a note in /health and an event."""
+        text = None if why is None else f"history unavailable: {why}"
+        self._on_note(text)
+        self.record(Kind.HISTORY, text or "history available again", available=why is None)
 
     def close(self) -> None:
         """End the status spans now and write what is queued (clean stop)."""

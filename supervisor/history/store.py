@@ -94,7 +94,7 @@ class HistoryStore:
         self._retry_s = retry_s
         self._extend_s = extend_s
         self._prune_every_s = prune_every_s
-        self._on_state = on_state or (lambda _why: None)
+        self.on_state = on_state or (lambda _why: None)  # called from the writer thread
         self._queue: queue.Queue[object] = queue.Queue(MAX_PENDING)
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -302,7 +302,7 @@ class HistoryStore:
         if why != self.unavailable:
             self.unavailable = why
             try:
-                self._on_state(why)
+                self.on_state(why)
             except Exception:  # the listener's trouble must not stop the writer
                 log.exception("history: state listener failed")
 
