@@ -174,13 +174,17 @@ def unit_changed(ids: EventClock, name: str, before: UnitState | None, after: Un
 
 
 def unit_moved(before: UnitState | None, after: UnitState) -> bool:
-    """True when a person would call it a change (not just a counter ticking)."""
+    """True when a person would call it a change: the state moved, not just a property.
+
+    systemd sends a unit's properties in pieces (MainPID and Result on the Service
+    interface, ActiveState on the Unit interface): compared with the state last recorded,
+    the pieces of one move make one event.
+    """
     if before is None:
         return True
-    return (before.active_state, before.sub_state, before.main_pid, before.load_state) != (
+    return (before.active_state, before.sub_state, before.load_state) != (
         after.active_state,
         after.sub_state,
-        after.main_pid,
         after.load_state,
     )
 

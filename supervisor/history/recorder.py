@@ -89,9 +89,9 @@ class Recorder:
 
     def unit(self, name: str, state: UnitState) -> None:
         """Record a unit's move (active/running -> failed, a new MainPID, ...)."""
-        before = self._units.get(name)
-        self._units[name] = state
+        before = self._units.get(name)  # as last recorded
         if events.unit_moved(before, state):
+            self._units[name] = state
             self._emit(events.unit_changed(self._ids, name, before, state))
 
     def probe(self, result: ProbeResult) -> None:

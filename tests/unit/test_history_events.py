@@ -55,7 +55,9 @@ def test_only_real_moves_are_unit_events() -> None:
     running = _unit(ActiveState.ACTIVE, "running", 41)
     assert events.unit_moved(None, running)
     assert not events.unit_moved(running, _unit(ActiveState.ACTIVE, "running", 41, n_restarts=3))
-    assert events.unit_moved(running, _unit(ActiveState.ACTIVE, "running", 42))
+    # MainPID comes before ActiveState: that piece alone is not a move yet.
+    assert not events.unit_moved(running, _unit(ActiveState.ACTIVE, "running", 0))
+    assert events.unit_moved(running, _unit(ActiveState.FAILED, "failed", 0))
 
 
 def test_status_change_and_document() -> None:
