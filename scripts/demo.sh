@@ -37,6 +37,8 @@ eval "$("$py" -m devtools.sandbox env --root "$root")"
 config="$root/config.toml"
 cat > "$config" <<TOML
 # Written by scripts/demo.sh: the example config, with the sandbox's paths.
+state_dir = "$root/state"   # the history (history.sqlite3) and the state file live here
+
 [http]
 port = $http_port
 
@@ -101,13 +103,16 @@ echo
 "$py" -m supervisor status --url "http://127.0.0.1:$http_port/health" || true
 cat <<TXT
 
+The status page: http://127.0.0.1:$http_port/   (live; open it and break something below)
 /health:  http://127.0.0.1:$http_port/health    /metrics: http://127.0.0.1:$http_port/metrics
+/events:  http://127.0.0.1:$http_port/events    /history: http://127.0.0.1:$http_port/history/trader
 Things to try in another shell (first: eval "\$(scripts/sandbox.sh env)"):
   kill -9 \$(systemctl --user show -p MainPID --value trader.service)    # dead: restarted at once
   kill -STOP \$(systemctl --user show -p MainPID --value dashboard.service) # hung: http probe, restart
   .venv/bin/python -m devtools.demo fault trader stall-heartbeat --root $root  # stale heartbeat
   .venv/bin/python -m devtools.demo fault trader grow-memory --root $root      # +64 MiB each
   .venv/bin/supervisor status --url http://127.0.0.1:$http_port/health
+  .venv/bin/supervisor events --url http://127.0.0.1:$http_port --follow       # the timeline, live
   tail -f $root/supervisor.log
 TXT
 

@@ -210,6 +210,10 @@ class HistorySource(Protocol):
     def unavailable(self) -> str | None:
         """Why the store cannot be used now, or None."""
 
+    @property
+    def version(self) -> object:
+        """Changes whenever what `events` would answer may have changed."""
+
     def events(self, query: EventQuery) -> tuple[list[Event], bool]:
         """A page of events, newest first, and whether it came from the store (else memory)."""
 

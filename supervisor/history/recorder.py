@@ -121,6 +121,13 @@ class Recorder:
         """Why the store cannot be used now, or None."""
         return _OFF if self._store is None else self._store.unavailable
 
+    @property
+    def version(self) -> object:
+        """The last event and how far the store has written (a page cache's key)."""
+        last = self._recent[-1].id if self._recent else 0
+        store = self._store
+        return (last, store.written if store else 0, store.unavailable if store else None)
+
     def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
         """Hear every new event; returns how to stop."""
         self._listeners.append(listener)

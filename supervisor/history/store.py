@@ -409,7 +409,7 @@ class HistoryStore:
                 conn.close()
             uri = self.path.resolve().as_uri() + "?mode=ro"
             conn = sqlite3.connect(uri, uri=True, timeout=1.0)
-            conn.execute("PRAGMA cache_size = -512")
+            conn.execute("PRAGMA cache_size = -128")  # KiB: index lookups, a small working set
             self._local.conn, self._local.generation = conn, self._generation
         return conn
 
@@ -422,7 +422,7 @@ def _prepare(conn: sqlite3.Connection) -> None:
     if str(mode).lower() != "wal":
         raise sqlite3.OperationalError(f"journal_mode is {mode}, not wal")
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
-    conn.execute("PRAGMA cache_size = -1024")
+    conn.execute("PRAGMA cache_size = -256")  # KiB
     conn.execute("PRAGMA journal_size_limit = 4194304")
     conn.executescript(_SCHEMA)
     (check,) = conn.execute("PRAGMA quick_check(1)").fetchone()
