@@ -45,6 +45,11 @@ class StatusPage:
         """Register the routes (the files are read at the first request)."""
         for path in _FILES:
             app.router.add_get(path, self.serve)
+        app.router.add_get("/favicon.ico", self.no_icon)
+
+    async def no_icon(self, request: web.Request) -> web.Response:
+        """Browsers ask for one; there is none (and a 404 would fill their console)."""
+        return web.Response(status=204, headers=_HEADERS)
 
     async def serve(self, request: web.Request) -> web.Response:
         """One of the files, with the security headers."""

@@ -84,13 +84,14 @@
     node.dataset.status = check.state === "unknown" ? "unknown" : check.status;
     const head = el("div", "target-head");
     head.appendChild(el("h3", "name", name));
+    head.appendChild(el("span", "unit-name", check.unit || ""));
     if (check.critical) head.appendChild(el("span", "tag", "critical"));
     head.appendChild(el("span", "status", check.state === "unknown" ? "unknown" : check.status));
     node.appendChild(head);
     node.appendChild(el("p", "output", check.output));
     const fields = el("div", "fields");
     const unitState = check.activeState ? check.activeState + "/" + check.subState : "unknown";
-    fields.appendChild(field("unit", (check.unit || "") + " " + unitState));
+    fields.appendChild(field("state", unitState));
     fields.appendChild(field("PID", check.mainPid || "none"));
     fields.appendChild(field("restarts", check.nRestarts === undefined ? "?" : check.nRestarts));
     fields.appendChild(field("recovery", check.recovery));
