@@ -6,8 +6,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 # Debian packages the integration tests use (a real systemd user manager and its bus; headless
-# Chromium and its driver for the status page's browser test), and the tools scripts/bench.py
-# compares against and loads with (monit, wrk).
+# Chromium and its driver for the status page's browser test), and the tools the benchmark
+# (python -m devtools.bench) compares against and loads with (monit, wrk).
 need=()
 for pkg in systemd dbus-user-session dbus-daemon procps monit wrk chromium chromium-driver; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")

@@ -78,6 +78,7 @@ class UnitState:
     control_group: str = ""
     exit_code: int = 0  # ExecMainCode: a CLD_* code (1 exited, 2 killed, 3 dumped); 0 none yet
     exit_status: int = 0  # ExecMainStatus: the exit status or the signal number
+    job_id: int = 0  # a job systemd has queued for the unit (its own Restart=, or ours)
 
     @property
     def found(self) -> bool:

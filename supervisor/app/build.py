@@ -38,7 +38,7 @@ from supervisor.model import Clock, ProbeResult, Snapshot
 from supervisor.probing import probes, runner
 from supervisor.probing.resources import ProcReader
 from supervisor.runtime.notify import Notifier
-from supervisor.runtime.state import StateStore
+from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.link import BusLink
 from supervisor.watch.systemd import Listener, Systemd, bus_address
 
@@ -79,6 +79,7 @@ class Parts:
     probing: runner.ProbeContext
     alerts: AlertService
     keeper: StateKeeper
+    lock: InstanceLock
     sentry: Sentry
     link: BusLink
     supervision: Supervision
@@ -100,6 +101,18 @@ class Parts:
             events=self.history,
             previous=previous,
         )
+
+    def reconfigure(self, new: Config) -> None:
+        """Put `new` in force, keeping what the old config's parts knew (a reload)."""
+        now = self.now
+        now.config = new
+        if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
+            breaker = Breaker(new.breaker, new.budget)
+            breaker.carry_over(now.breaker)
+            now.breaker = breaker
+        self.policy.configure(new.alerts, round_s(new))
+        now.fleet = self.fleet_for(new, previous=now.fleet)
+        self.systemd.watch(t.unit for t in new.targets)
 
 
 def round_s(config: Config) -> dict[str, float]:
@@ -203,7 +216,8 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     server = HttpServer(app.build(), HttpSettings(http.host, http.port, http.access_log))
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
-        sentry, link, supervision, server, random.Random(), history, stream,
+        InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
+        history, stream,
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts

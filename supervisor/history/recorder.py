@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from supervisor import __version__
 from supervisor.history import events, report
 from supervisor.history.events import Event, EventClock, EventQuery, HistoryUnavailableError, Kind
 from supervisor.history.ring import ProbeRing
@@ -98,11 +99,22 @@ class Recorder:
         """Keep a probe result in the ring."""
         self.ring.add(result, self._clock.time())
 
-    def forget(self, keep: set[str]) -> None:
-        """Drop what is kept of targets no longer configured (after a reload)."""
+    def started(self, unclean: bool) -> None:
+        """The supervisor started (after a clean stop or not)."""
+        how = "after an unclean stop" if unclean else "cleanly"
+        self.record(Kind.SUPERVISOR, f"supervisor {__version__} started ({how})", unclean=unclean)
+
+    def stopped(self, exit_code: int) -> None:
+        """The supervisor is stopping."""
+        self.record(Kind.SUPERVISOR, f"supervisor stopped (exit {exit_code})", exitCode=exit_code)
+
+    def reloaded(self, targets: list[str]) -> None:
+        """A reload put a new target list in force: forget the others' rings."""
+        keep = set(targets)
         self.ring.keep_only(keep)
         for name in [n for n in self._units if n not in keep]:
             del self._units[name]
+        self.record(Kind.SUPERVISOR, f"reloaded: watching {len(targets)} targets")
 
     def _emit(self, event: Event) -> None:
         self._recent.append(event)
