@@ -96,8 +96,8 @@ class EventStream:
             await resp.prepare(request)
             await resp.write(f"retry: {_RETRY_MS}\n: connected\n\n".encode())
             await self._pump(client, resp)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the client left
         finally:
             self._clients.discard(client)
         return resp

@@ -91,3 +91,29 @@ def test_target_document_has_windows_strip_incidents_and_ring() -> None:
     }
     assert report.last_incident(doc).startswith("open since ")
     assert report.last_incident({"incidents": []}) == "none"
+
+
+def test_cli_lines_and_the_uptime_table() -> None:
+    line = report.event_line(
+        {"time": "2027-01-15T08:00:00.000Z", "kind": "unit", "summary": "trader: unit seen"}
+    )
+    assert line.endswith("  unit        trader: unit seen")
+    assert line[:10].startswith("2027-01-1")  # local time: the date may differ by a day
+    summary = {
+        "unavailable": "disk full",
+        "targets": {
+            "trader": {
+                "uptime24h": 99.5,
+                "incidents": [
+                    {"start": "2027-01-15T08:00:00.000Z", "durationS": 42, "open": False}
+                ],
+            },
+            "dashboard": {"uptime24h": None, "incidents": []},
+        },
+    }
+    assert report.uptime_table(summary).splitlines() == [
+        "TARGET     UPTIME 24H  LAST INCIDENT",
+        "trader     99.50 %     08:00:00Z, 42s",
+        "dashboard  no data     none",
+        "(history unavailable: disk full)",
+    ]
