@@ -84,6 +84,8 @@ class Recorder:
             if before is t.status:
                 continue
             self._statuses[t.name] = t.status
+            if before is None and t.status is Status.UNKNOWN:
+                continue  # "waiting for the first read": nothing has happened yet
             self._emit(events.status_changed(self._ids, t, before))
             if self._store is not None:
                 self._store.status(t.name, t.status.value, t.output, t.since)

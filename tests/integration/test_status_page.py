@@ -198,13 +198,19 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
                 lambda d: "trader" in d.find_element(By.ID, "incidents").text,
                 "the trader's incident",
             )
+            await page_shows(
+                browser,
+                lambda d: "never" not in d.find_element(By.ID, "targets").text,
+                "a probe run for every target",
+            )
             await asyncio.to_thread(save_screenshot, browser)
     assert SCREENSHOT.stat().st_size > 10_000
 
 
 def save_screenshot(driver: Any) -> None:
     """The whole page, at a laptop's width."""
+    driver.set_window_size(1280, 2400)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(int(height) + 40, 2400))
+    driver.set_window_size(1280, min(int(height) + 20, 2400))
     SCREENSHOT.parent.mkdir(exist_ok=True)
     driver.save_screenshot(str(SCREENSHOT))
