@@ -8,10 +8,9 @@ import contextlib
 import errno
 import os
 import signal
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,33 +104,17 @@ async def test_a_kill_is_in_the_timeline_in_order_and_survives_a_restart(
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs, filled to the last byte; unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "full"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+def full_disk(tiny_tmpfs: Path) -> Path:
+    """The tiny tmpfs, filled to the last byte."""
+    fd = os.open(tiny_tmpfs / "filler", os.O_WRONLY | os.O_CREAT)
     try:
-        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while True:
-                os.write(fd, b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
-        yield mount
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
     finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=False)
+        os.close(fd)
+    return tiny_tmpfs
 
 
 async def test_a_full_disk_leaves_supervision_running(sandbox: Sandbox, full_disk: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -87,27 +86,6 @@ def test_only_the_last_few_bad_files_are_kept(tmp_path: Path) -> None:
         store.path.write_text(f"not json {n}")
         assert store.load() == {}
     assert len(list(tmp_path.glob("state.json.corrupt-*"))) == 3
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs: a real filesystem that fills up (needs root; skips otherwise)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_never_destroys_the_saved_state(tiny_tmpfs: Path) -> None:
