@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,10 @@ class StateKeeper:
         self._repairer = repairer
         self._saved: dict[str, Any] | None = None  # what the file holds (None: unknown)
         self._kick = asyncio.Event()
+        # The writer's thread may still be writing when shutdown saves: the last word must be
+        # shutdown's, or a clean stop would read as a crash at the next start.
+        self._write_lock = threading.Lock()
+        self._final = False
 
     def restore(self) -> bool:
         """Resume from the state file; True (and an alert) if the last run did not stop cleanly."""
@@ -117,11 +122,18 @@ class StateKeeper:
             state = self.state()
             if state == self._saved:
                 continue
-            if await asyncio.to_thread(self.store.save, state):
+            if await asyncio.to_thread(self._save, state):
                 self._saved = state
+
+    def _save(self, state: dict[str, Any]) -> bool:
+        with self._write_lock:
+            return not self._final and self.store.save(state)
 
     def save_now(self, running: bool) -> None:
         """At shutdown, on the loop: there is nothing left to keep waiting."""
         state = self.state(running)
-        if self.store.save(state):
+        with self._write_lock:
+            self._final = True
+            saved = self.store.save(state)
+        if saved:
             self._saved = state

@@ -131,6 +131,11 @@ class Recorder:
     # -- the API's side ----------------------------------------------------------------------
 
     @property
+    def ready(self) -> bool:
+        """True while the store's file is open for writing."""
+        return self._store is not None and self._store.ready
+
+    @property
     def unavailable(self) -> str | None:
         """Why the store cannot be used now, or None."""
         return _OFF if self._store is None else self._store.unavailable

@@ -7,6 +7,7 @@ parallel workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -58,15 +59,15 @@ def _restore_sandbox_fleet(request: pytest.FixtureRequest) -> Iterator[None]:
         box.restore_fleet()
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs: a real filesystem that fills up (needs root; skips otherwise)."""
-    mount = tmp_path / "full"
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `mount`: a real filesystem that fills up (needs root;
+    skips otherwise); unmounted afterwards."""
     mount.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("no mount command")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount)],
         capture_output=True,
         text=True,
         check=False,
@@ -77,3 +78,17 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs."""
+    with tmpfs(tmp_path / "full", "64k") as mount:
+        yield mount
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: room to start in, quick to fill."""
+    with tmpfs(tmp_path / "small", "1m") as mount:
+        yield mount

@@ -202,6 +202,7 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
                 browser,
                 lambda d: "never" not in d.find_element(By.ID, "targets").text,
                 "a probe run for every target",
+                limit=30,  # figures that change without an event are polled every 10 s
             )
             await asyncio.to_thread(save_screenshot, browser)
     assert SCREENSHOT.stat().st_size > 10_000

@@ -4,7 +4,7 @@
 
 (function () {
   const POLL_MS = 5000; // fallback polling while the stream is down
-  const LIVE_REFRESH_MS = 30000; // figures that change without events (ages, own CPU)
+  const LIVE_REFRESH_MS = 10000; // figures that change without events (last probe, own CPU)
   const TIMELINE_MAX = 100;
   const state = { health: null, history: null, events: [], lastOk: null, live: false };
   let pollTimer = null;
