@@ -98,6 +98,10 @@ class HistoryRoutes:
         app.router.add_get("/events", self.events)
         app.router.add_get("/history", self.summary)
         app.router.add_get("/history/{target}", self.target)
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, app: web.Application) -> None:
+        self._reads.shutdown(wait=False, cancel_futures=True)
 
     async def events(self, request: web.Request) -> web.Response:
         """A page of the timeline, newest first; `next` links the following page."""
