@@ -211,7 +211,7 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
 def save_screenshot(driver: Any) -> None:
     """The whole page, at a laptop's width."""
     driver.set_window_size(1280, 2400)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, min(int(height) + 20, 2400))
+    bottom = driver.execute_script("return document.body.getBoundingClientRect().bottom")
+    driver.set_window_size(1280, min(int(bottom) + 24, 2400))
     SCREENSHOT.parent.mkdir(exist_ok=True)
     driver.save_screenshot(str(SCREENSHOT))
