@@ -150,7 +150,7 @@ class AlertService:
             self._events.record(
                 Kind.ALERT,
                 f"alert {alert.severity.value}{' (reminder)' if alert.reminder else ''}: "
-                f"{alert.summary}",
+                f"{alert.target} {alert.summary}",
                 alert.target,
                 severity=alert.severity.value,
                 reminder=alert.reminder,

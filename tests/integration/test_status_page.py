@@ -211,7 +211,11 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
 def save_screenshot(driver: Any) -> None:
     """The whole page, at a laptop's width."""
     driver.set_window_size(1280, 2400)
-    bottom = driver.execute_script("return document.body.getBoundingClientRect().bottom")
+    # The window's height includes the browser's own bars: add them to the page's height.
+    bottom = driver.execute_script(
+        "return document.body.getBoundingClientRect().bottom + window.outerHeight"
+        " - window.innerHeight"
+    )
     driver.set_window_size(1280, min(int(bottom) + 24, 2400))
     SCREENSHOT.parent.mkdir(exist_ok=True)
     driver.save_screenshot(str(SCREENSHOT))
