@@ -45,6 +45,10 @@ CORE = {
     "supervisor.alerts.text",
     "supervisor.redaction",
     "supervisor.api.render",
+    "supervisor.history.events",
+    "supervisor.history.uptime",
+    "supervisor.history.ring",
+    "supervisor.history.report",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
@@ -60,6 +64,10 @@ ADAPTERS = {
     "supervisor.runtime.notify",
     "supervisor.runtime.logs",
     "supervisor.runtime.state",
+    "supervisor.history.store",
+    "supervisor.api.history",
+    "supervisor.api.stream",
+    "supervisor.api.page",
 }
 JOINERS = {
     "supervisor.watch.link",
@@ -68,6 +76,7 @@ JOINERS = {
     "supervisor.alerts.delivery",
     "supervisor.alerts.lastword",
     "supervisor.guard.sentry",
+    "supervisor.history.recorder",
 }
 COMPOSITION = {
     "supervisor.app.daemon",

@@ -1,4 +1,5 @@
-"""The HTTP adapter: /health, /health/{target} and /metrics on 127.0.0.1 by default.
+"""The HTTP adapter: /health, /health/{target} and /metrics on 127.0.0.1 by default (and
+the routes given to it: history, the event stream, the status page).
 
 Every answer is rendered from memory; a request never runs a check, so it cannot be used
 to load the host. Rendered health documents are cached per snapshot version.
@@ -10,9 +11,9 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -43,13 +44,15 @@ def _json(doc: dict[str, Any], status: int, content_type: str = "application/jso
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error is JSON with a reason; no traceback ever reaches a client."""
+    # A stream (a route named "...-stream") lives as long as its client: no handler timeout.
+    name = request.match_info.route.name or ""
     try:
-        async with asyncio.timeout(_HANDLER_TIMEOUT_S):
+        async with asyncio.timeout(None if name.endswith("-stream") else _HANDLER_TIMEOUT_S):
             return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         resp = _json({"error": exc.reason, "path": request.path}, exc.status)
         resp.headers.update(headers)
         return resp
@@ -59,6 +62,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("request %s %s failed", request.method, request.path)
         return _json({"error": "internal error"}, 500)
+
+
+class Routes(Protocol):
+    """More routes on the same app (history, the event stream, the status page)."""
+
+    def add_to(self, app: web.Application) -> None:
+        """Register them."""
 
 
 class HealthApp:
@@ -71,7 +81,9 @@ class HealthApp:
         *,
         reset: Callable[[str], bool] | None = None,
         api_key: str | None = None,
+        routes: Sequence[Routes] = (),
     ) -> None:
+        self._routes = routes
         self._snapshot = snapshot
         self._metrics = metrics
         self._reset = reset
@@ -85,6 +97,8 @@ class HealthApp:
         app.router.add_get("/health/{target}", self.health_target)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/targets/{target}/reset", self.reset)
+        for routes in self._routes:
+            routes.add_to(app)
         return app
 
     async def health(self, request: web.Request) -> web.Response:

@@ -154,6 +154,14 @@ class AlertsConfig(_Strict):
     telegram: TelegramConfig | None = None
 
 
+class HistoryConfig(_Strict):
+    """The event history (SQLite in state_dir) behind /events, /history and the page."""
+
+    enabled: bool = True
+    retention_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+    max_mb: Annotated[float, Field(ge=1, le=10_000)] = 50.0  # the file is pruned under this
+
+
 def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
     """`$XDG_STATE_HOME/sidecar-supervisor` (XDG default ~/.local/state)."""
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -178,6 +186,7 @@ class Config(BaseSettings):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     state_dir: Path = Field(default_factory=default_state_dir)  # incidents, outbox, attempts
     dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)

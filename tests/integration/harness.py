@@ -42,11 +42,16 @@ NO_BREAKER = "[breaker]\nenabled = false\n"
 
 
 def config(
-    sandbox: Sandbox, targets_toml: str, extra: str = "", breaker: str = NO_BREAKER
+    sandbox: Sandbox,
+    targets_toml: str,
+    extra: str = "",
+    breaker: str = NO_BREAKER,
+    state_dir: Path | None = None,
 ) -> Config:
     """A config on a free HTTP port with the given [[targets]] (and other) TOML."""
-    # Each daemon its own state: attempts and give-ups must not leak from test to test.
-    state = tempfile.mkdtemp(prefix="sidecar-state-", dir=sandbox.root)
+    # Each daemon its own state (unless a test means to share it): attempts and give-ups
+    # must not leak from test to test.
+    state = state_dir or tempfile.mkdtemp(prefix="sidecar-state-", dir=sandbox.root)
     text = (
         f'state_dir = "{state}"\n{extra}\n{breaker}\n[http]\nhost = "127.0.0.1"\n'
         f"port = 0\n{targets_toml}"
