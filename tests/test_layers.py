@@ -49,6 +49,7 @@ CORE = {
     "supervisor.history.uptime",
     "supervisor.history.ring",
     "supervisor.history.report",
+    "supervisor.history.sql",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
@@ -84,6 +85,7 @@ COMPOSITION = {
     "supervisor.app.fleet",
     "supervisor.app.persist",
     "supervisor.app.supervision",
+    "supervisor.app.waiting",
     "supervisor.cli",
     "supervisor.__main__",
 }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 from supervisor.app.build import Hooks, Parts, build
 from supervisor.app.fleet import Fleet
+from supervisor.app.waiting import first_of
 from supervisor.config import Config
 from supervisor.errors import EXIT_OK, BusError, ConfigError
 from supervisor.history.events import Kind
@@ -130,7 +131,7 @@ class Daemon:
             await p.link.tried.wait()
             p.notifier.ready()
             log.info("ready: watching %d targets", len(self.config.targets))
-            while await _first(stop, self._halt, reload) is reload:
+            while await first_of(stop, self._halt, reload) is reload:
                 reload.clear()
                 await self._reload()
             log.info("stopping")
@@ -194,14 +195,3 @@ class Daemon:
         log.info("reloaded: watching %d targets", len(new.targets))
         p.history.reloaded([t.name for t in new.targets])
         self.wake()
-
-
-async def _first(*events: asyncio.Event) -> asyncio.Event:
-    """Wait until one of the events is set; return it."""
-    waiters = {asyncio.ensure_future(e.wait()): e for e in events}
-    try:
-        done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return waiters[next(iter(done))]

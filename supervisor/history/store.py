@@ -14,7 +14,6 @@ WAL lets them read while the writer writes.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import sqlite3
@@ -26,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor.history.events import Event, EventQuery, HistoryUnavailableError, Kind
+from supervisor.history import sql
+from supervisor.history.events import Event, EventQuery, HistoryUnavailableError
 from supervisor.history.uptime import Span
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,6 @@ FILE_NAME = "history.sqlite3"
 MAX_PENDING = 10_000  # queued items; beyond it new ones are dropped (and counted)
 BACKLOG = 1_000  # events kept while unavailable, written when it is back; older ones are lost
 _BATCH = 1_000
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,  -- microseconds since the epoch
-    kind TEXT NOT NULL, target TEXT, summary TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_target ON events (target, id);
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, id);
-CREATE TABLE IF NOT EXISTS spans (
-    id INTEGER PRIMARY KEY, target TEXT NOT NULL, status TEXT NOT NULL,
-    start REAL NOT NULL, end REAL NOT NULL, reason TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS spans_by_target ON spans (target, end);
-"""
 # sqlite3 result codes that decide what we do (sqlite3.h)
 _BUSY, _LOCKED, _CORRUPT, _FULL, _NOTADB = 5, 6, 11, 13, 26
 _STOP = object()
@@ -213,7 +202,7 @@ class HistoryStore:
                 if isinstance(item, Event):
                     conn.execute(
                         "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)",
-                        (item.id, item.kind.value, item.target, item.summary, _dump(item.data)),
+                        sql.event_row(item),
                     )
                     events += 1
                 elif isinstance(item, _StatusOp):
@@ -358,40 +347,11 @@ class HistoryStore:
 
     def events(self, q: EventQuery) -> list[Event]:
         """A page of events, newest first."""
-        where, args = ["1"], []
-        for clause, value in (
-            ("target = ?", q.target),
-            ("kind = ?", q.kind),
-            ("id >= ?", None if q.since is None else int(q.since * 1_000_000)),
-            ("id < ?", None if q.until is None else int(q.until * 1_000_000)),
-            ("id < ?", q.before),
-        ):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        sql = (
-            f"SELECT id, kind, target, summary, data FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?"
-        )
-        rows = self._read(sql, (*args, q.limit))
-        return [Event(r[0], Kind(r[1]), r[3], r[2], json.loads(r[4])) for r in rows if _known(r[1])]
+        return sql.events_from(self._read(*sql.events_query(q)))
 
     def spans(self, target: str, since: float, now: float) -> list[Span]:
         """The target's status spans overlapping [since, now], the current one up to now."""
-        rows = self._read(
-            "SELECT status, start, end, reason FROM spans WHERE target = ? AND end >= ? "
-            "ORDER BY start",
-            (target, since),
-        )
-        spans = [Span(r[0], r[1], r[2], r[3]) for r in rows]
-        live = self._live.get(target)
-        if live is None:
-            return spans
-        status, at = live
-        # The writer may lag a little: what the loop knows now wins from `at` on.
-        clipped = [Span(s.status, s.start, min(s.end, at), s.reason) for s in spans]
-        reason = next((s.reason for s in reversed(spans) if s.start == at), "")
-        return [s for s in clipped if s.end > s.start] + [Span(status, at, now, reason)]
+        return sql.live_spans(self._read(sql.SPANS, (target, since)), self._live.get(target), now)
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if self.unavailable is None and not self.ready:
@@ -424,7 +384,7 @@ def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
     conn.execute("PRAGMA cache_size = -256")  # KiB
     conn.execute("PRAGMA journal_size_limit = 4194304")
-    conn.executescript(_SCHEMA)
+    conn.executescript(sql.SCHEMA)
     (check,) = conn.execute("PRAGMA quick_check(1)").fetchone()
     if check != "ok":
         exc = sqlite3.DatabaseError(f"quick_check: {check}")
@@ -437,11 +397,3 @@ def _used_bytes(conn: sqlite3.Connection) -> int:
     (free,) = conn.execute("PRAGMA freelist_count").fetchone()
     (size,) = conn.execute("PRAGMA page_size").fetchone()
     return int((pages - free) * size)
-
-
-def _dump(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str)
-
-
-def _known(kind: str) -> bool:
-    return kind in Kind._value2member_map_
