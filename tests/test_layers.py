@@ -32,10 +32,13 @@ CORE = {
     "supervisor.probing.schedule",
     "supervisor.recovery.policy",
     "supervisor.guard.breaker",
+    "supervisor.guard.throttle",
     "supervisor.alerts.policy",
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
     "supervisor.api.render",
+    "supervisor.api.attempts",
+    "supervisor.risks",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
@@ -45,10 +48,12 @@ ADAPTERS = {
     "supervisor.alerts.telegram",
     "supervisor.guard.load",
     "supervisor.api.server",
+    "supervisor.api.transport",
     "supervisor.api.metrics",
     "supervisor.runtime.notify",
     "supervisor.runtime.logs",
     "supervisor.runtime.state",
+    "supervisor.runtime.limits",
 }
 JOINERS = {
     "supervisor.watch.link",
@@ -82,6 +87,7 @@ IO_LIBS = {
     "ctypes",
     "sqlite3",
     "shutil",
+    "resource",
 }
 
 

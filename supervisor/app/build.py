@@ -17,7 +17,8 @@ from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
 from supervisor.api.metrics import Metrics
-from supervisor.api.server import HealthApp, HttpServer, HttpSettings
+from supervisor.api.server import HealthApp, served_hosts
+from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.app.fleet import Fleet, build_fleet
 from supervisor.app.persist import StateKeeper
 from supervisor.app.supervision import Supervision
@@ -26,6 +27,7 @@ from supervisor.errors import EXIT_MEMORY_HARD_LIMIT
 from supervisor.guard.breaker import Breaker
 from supervisor.guard.load import HostLoad, SelfSampler
 from supervisor.guard.sentry import GuardHooks, Sentry
+from supervisor.guard.throttle import Throttle
 from supervisor.model import Clock, Snapshot
 from supervisor.probing import probes, runner
 from supervisor.probing.resources import ProcReader
@@ -151,7 +153,12 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     def over_limit() -> None:
         hooks.halt(EXIT_MEMORY_HARD_LIMIT)
 
-    sentry = Sentry(clock, sampler, GuardHooks(observe_load, breaker_changed, over_limit))
+    def throttle_changed(note: str | None) -> None:
+        now.fleet.model.set_note("http", note)
+
+    throttle = Throttle()
+    guard = GuardHooks(observe_load, breaker_changed, over_limit, throttle_changed)
+    sentry = Sentry(clock, sampler, throttle, guard)
     link = BusLink(systemd, hooks.listener, lambda: now.fleet.model.set_note("bus", None))
     notifier = Notifier(env)
     supervision = Supervision(
@@ -164,14 +171,30 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         notifier=notifier,
         wake=hooks.wake,
     )
-    http = config.http
-    key = http.api_key.get_secret_value() if http.api_key else None
-    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
-    app = HealthApp(now.snapshot, metrics.render, reset=reset, api_key=key)
-    server = HttpServer(app.build(), HttpSettings(http.host, http.port, http.access_log))
+    server = http_server(config, now, metrics, clock, throttle)
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
         sentry, link, supervision, server, random.Random(),
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
+
+
+def http_server(
+    config: Config, now: Current, metrics: Metrics, clock: Clock, throttle: Throttle
+) -> HttpServer:
+    """The HTTP server: the app (throttled, Host-checked, key-guarded) on a capped site."""
+    http = config.http
+    key = http.api_key.get_secret_value() if http.api_key else None
+    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
+    app = HealthApp(
+        now.snapshot,
+        metrics.render,
+        clock=clock,
+        throttle=throttle,
+        hosts=served_hosts(http.host, http.port, http.allowed_hosts),
+        reset=reset,
+        api_key=key,
+    )
+    settings = HttpSettings(http.host, http.port, http.access_log, http.max_connections)
+    return HttpServer(app.build(), settings, activity=throttle.seen)
