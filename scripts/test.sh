@@ -6,7 +6,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 # Debian packages the integration tests use (a real systemd user manager and its bus), and
-# the tools scripts/bench.py compares against and loads with (monit, wrk).
+# the tools the benchmark (python -m devtools.bench) compares against and loads with (monit,
+# wrk).
 need=()
 for pkg in systemd dbus-user-session dbus-daemon procps monit wrk; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")

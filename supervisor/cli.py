@@ -21,7 +21,7 @@ from typing import Any
 from supervisor import __version__, config, risks
 from supervisor.api import render
 from supervisor.config import API_KEY_HEADER
-from supervisor.errors import EXIT_CONFIG, ConfigError
+from supervisor.errors import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunningError, ConfigError
 from supervisor.runtime import limits, logs
 
 log = logging.getLogger("supervisor")
@@ -186,6 +186,9 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
         daemon = Daemon(cfg, load_config=lambda: _reloaded(path, dry_run))
         try:
             return await daemon.run(stop, reload)
+        except AlreadyRunningError as exc:
+            log.error("%s", exc)
+            return EXIT_ALREADY_RUNNING
         except OSError as exc:
             log.error("cannot serve on %s:%d: %s", cfg.http.host, cfg.http.port, exc.strerror)
             return 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_CONFIG = 78
 EXIT_MEMORY_HARD_LIMIT = 75  # EX_TEMPFAIL: restart us, we were over our own hard memory limit
+EXIT_ALREADY_RUNNING = 73  # EX_CANTCREAT: another instance holds the state directory's lock
 
 
 class SupervisorError(Exception):
@@ -20,6 +21,18 @@ class ConfigError(SupervisorError):
         self.path = path
         self.problems = problems
         super().__init__(f"{path}: " + "; ".join(problems))
+
+
+class AlreadyRunningError(SupervisorError):
+    """Another supervisor holds the state directory."""
+
+    def __init__(self, directory: str, pid: str) -> None:
+        self.directory = directory
+        self.pid = pid
+        super().__init__(
+            f"another supervisor (PID {pid or 'unknown'}) is running on the state directory "
+            f"{directory}: one instance per state directory"
+        )
 
 
 class BusError(SupervisorError):

@@ -76,6 +76,7 @@ class UnitState:
     memory_bytes: int | None = None  # MemoryCurrent; None where systemd leaves it unset
     cpu_nsec: int | None = None  # CPUUsageNSec; None where unset (cgroup v1)
     control_group: str = ""
+    job_id: int = 0  # a job systemd has queued for the unit (its own Restart=, or ours)
 
     @property
     def found(self) -> bool:

@@ -19,3 +19,7 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self._mono += seconds
         self._wall += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """The wall clock alone moves (NTP slews it; reading it and monotonic time jitters)."""
+        self._wall += seconds

@@ -32,7 +32,7 @@ from supervisor.model import Clock, Snapshot
 from supervisor.probing import probes, runner
 from supervisor.probing.resources import ProcReader
 from supervisor.runtime.notify import Notifier
-from supervisor.runtime.state import StateStore
+from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.link import BusLink
 from supervisor.watch.systemd import Listener, Systemd, bus_address
 
@@ -73,6 +73,7 @@ class Parts:
     probing: runner.ProbeContext
     alerts: AlertService
     keeper: StateKeeper
+    lock: InstanceLock
     sentry: Sentry
     link: BusLink
     supervision: Supervision
@@ -91,6 +92,18 @@ class Parts:
             on_action=self.policy.note_action,
             previous=previous,
         )
+
+    def reconfigure(self, new: Config) -> None:
+        """Put `new` in force, keeping what the old config's parts knew (a reload)."""
+        now = self.now
+        now.config = new
+        if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
+            breaker = Breaker(new.breaker, new.budget)
+            breaker.carry_over(now.breaker)
+            now.breaker = breaker
+        self.policy.configure(new.alerts, round_s(new))
+        now.fleet = self.fleet_for(new, previous=now.fleet)
+        self.systemd.watch(t.unit for t in new.targets)
 
 
 def round_s(config: Config) -> dict[str, float]:
@@ -174,7 +187,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     server = http_server(config, now, metrics, clock, throttle)
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
-        sentry, link, supervision, server, random.Random(),
+        InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts

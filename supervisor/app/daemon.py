@@ -12,11 +12,10 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
-from supervisor.app.build import Hooks, Parts, build, round_s
+from supervisor.app.build import Hooks, Parts, build
 from supervisor.app.fleet import Fleet
 from supervisor.config import Config
 from supervisor.errors import EXIT_OK, BusError, ConfigError
-from supervisor.guard.breaker import Breaker
 from supervisor.model import Clock, Snapshot, SystemClock, UnitState
 from supervisor.probing import runner
 
@@ -37,6 +36,7 @@ class Daemon:
         self._load_config = load_config
         self._wake, self._halt = asyncio.Event(), asyncio.Event()
         self.exit_code = EXIT_OK
+        self.reloads = 0  # reloads handled, applied or rejected (tests wait on it)
         self.parts: Parts = build(
             config, clock or SystemClock(), env, Hooks(self, self._wake, self.halt)
         )
@@ -52,16 +52,6 @@ class Daemon:
     def fleet(self) -> Fleet:
         """The current fleet (a reload replaces it)."""
         return self.parts.now.fleet
-
-    @property
-    def passes(self) -> int:
-        """Completed supervision passes (tests wait on it instead of sleeping)."""
-        return self.parts.supervision.passes
-
-    @property
-    def load_samples(self) -> int:
-        """Completed load samples (likewise)."""
-        return self.parts.sentry.samples
 
     def snapshot(self) -> Snapshot:
         """The current picture."""
@@ -109,10 +99,13 @@ class Daemon:
     async def startup(self) -> None:
         """Bind HTTP first (a taken port fails fast), then resume from the state file."""
         p = self.parts
+        p.lock.acquire()  # first: a second instance must change nothing, bind nothing
         await p.http.start()
         log.info("serving /health and /metrics on http://%s:%d", self.config.http.host, p.http.port)
         p.sampler.start()
         p.keeper.restore()
+        # Before READY=1 and on the loop, once: a crash from here on is noticed next time.
+        p.keeper.save_now(running=True)
 
     async def serve(self, stop: asyncio.Event, reload: asyncio.Event) -> None:
         """Each room's loop in one TaskGroup; READY=1 once the bus was tried."""
@@ -124,9 +117,9 @@ class Daemon:
                 group.create_task(p.supervision.run()),
                 group.create_task(p.sentry.run(lambda: p.now.breaker, lambda: self.config.budget)),
                 group.create_task(p.alerts.run()),
+                group.create_task(p.keeper.run()),
             ]
             self._start_probes()
-            p.keeper.save()
             await p.link.tried.wait()
             p.notifier.ready()
             log.info("ready: watching %d targets", len(self.config.targets))
@@ -141,20 +134,19 @@ class Daemon:
     async def shutdown(self) -> None:
         """Save (a halt is not a clean stop) and close every connection."""
         p = self.parts
-        p.keeper.changed()
-        p.keeper.save(running=self.exit_code != EXIT_OK)
+        p.keeper.save_now(running=self.exit_code != EXIT_OK)
         await self.fleet.repairer.close()
         await p.probing.session().close()
         await p.http.stop()
         p.systemd.close()
         p.notifier.close()
+        p.lock.release()
 
     def _start_probes(self) -> None:
         assert self._group is not None
         model, ctx = self.fleet.model, self.parts.probing
-        self._probe_tasks = [
-            self._group.create_task(runner.loop(run, model, ctx)) for run in self.fleet.runs
-        ]
+        loops = [runner.loop(run, model, ctx) for run in self.fleet.runs]
+        self._probe_tasks = [self._group.create_task(loop) for loop in loops]
 
     async def _reload(self) -> None:
         """Re-read the config; a bad one is rejected and the running one stays in force."""
@@ -168,20 +160,16 @@ class Daemon:
         else:
             await self._apply(new)
         self.parts.notifier.ready()
+        self.reloads += 1
 
     async def _apply(self, new: Config) -> None:
-        p, now = self.parts, self.parts.now
-        if new.http != now.config.http:
+        p = self.parts
+        if new.http != p.now.config.http:
             log.warning("[http] changes take effect at the next restart")
         for task in self._probe_tasks:
             task.cancel()
         await asyncio.gather(*self._probe_tasks, return_exceptions=True)
-        old, now.config = now.fleet, new
-        if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
-            now.breaker = Breaker(new.breaker, new.budget)
-        p.policy.configure(new.alerts, round_s(new))
-        now.fleet = p.fleet_for(new, previous=old)
-        p.systemd.watch(t.unit for t in new.targets)
+        p.reconfigure(new)
         for state in p.systemd.known_states():
             self.unit_changed(state)
         self._start_probes()

@@ -40,6 +40,8 @@ def build_fleet(
 ) -> Fleet:
     """Build the fleet for `config` (no I/O: nothing runs until the daemon starts it)."""
     model = HealthModel([TargetSpec(t.name, t.unit, t.critical) for t in config.targets], clock)
+    if previous is not None:
+        model.carry_over(previous.model)
     repairer = Repairer(
         config,
         clock=clock,
@@ -50,4 +52,5 @@ def build_fleet(
         previous=previous.repairer if previous else None,
         on_action=on_action,
     )
-    return Fleet(model, runner.plan(config, model, probing, rng), repairer)
+    runs = runner.plan(config, model, probing, rng, previous.runs if previous else ())
+    return Fleet(model, runs, repairer)

@@ -1,13 +1,20 @@
 """What survives a restart: incidents, silences, outbox, recovery attempts, Telegram offset.
 
 The composition layer's bridge between the parts that hold this state and the state file.
+Writes never happen on the event loop: the supervision pass only says what the state is
+now; a writer task saves it in a thread, coalescing changes that come while one write is
+under way, and writing nothing when nothing changed. A file of the wrong shape (valid JSON,
+wrong types) is moved aside like a corrupt one, never a crash at start-up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
@@ -16,6 +23,34 @@ from supervisor.recovery.executor import Repairer
 from supervisor.runtime.state import StateStore
 
 log = logging.getLogger(__name__)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Alerts(_Section):
+    incidents: list[dict[str, Any]] = []
+    silences: dict[str, float] = {}
+    sent: list[float] = []
+    held: list[dict[str, Any]] = []
+
+
+class _Recovery(_Section):
+    attempts: list[float] = []
+    gave_up_until: float | None = None
+    slow_retry: bool = False
+
+
+class SavedState(_Section):
+    """The state file's shape; anything else is moved aside."""
+
+    version: int
+    running: bool = False
+    alerts: _Alerts = _Alerts()
+    outbox: dict[str, Any] = {}
+    recovery: dict[str, _Recovery] = {}
+    telegram_offset: int | None = None
 
 
 class StateKeeper:
@@ -30,41 +65,61 @@ class StateKeeper:
         alerts: AlertService,
         repairer: Callable[[], Repairer],  # the current fleet's (a reload replaces it)
     ) -> None:
-        self._store = store
+        self.store = store
         self._policy = policy
         self._outbox = outbox
         self._alerts = alerts
         self._repairer = repairer
-        self._saved: dict[str, Any] = {}
-        self._dirty = True
+        self._saved: dict[str, Any] | None = None  # what the file holds (None: unknown)
+        self._kick = asyncio.Event()
 
     def restore(self) -> None:
         """Resume from the state file; say so when the last run did not stop cleanly."""
-        saved = self._store.load()
-        self._policy.restore(saved.get("alerts", {}))
-        self._outbox.restore(saved.get("outbox", {}))
-        self._repairer().restore(saved.get("recovery", {}))
-        offset = saved.get("telegram_offset")
-        self._alerts.offset = offset if isinstance(offset, int) else None
-        if saved.get("running"):
+        raw = self.store.load()
+        if not raw:
+            return
+        try:
+            saved = SavedState.model_validate(raw)
+        except ValidationError as exc:
+            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+            self.store.move_aside(f"wrong shape at {where}: {exc.errors()[0]['msg']}")
+            return
+        self._policy.restore(saved.alerts.model_dump())
+        self._outbox.restore(saved.outbox)
+        self._repairer().restore({k: v.model_dump() for k, v in saved.recovery.items()})
+        self._alerts.offset = saved.telegram_offset
+        if saved.running:
             how = "the previous run ended without a clean stop (crash, watchdog or kill)"
             log.warning("supervisor restarted: %s", how)
             self._alerts.publish(self._policy.supervisor_restarted(how))
 
-    def changed(self) -> None:
-        """Something worth saving changed."""
-        self._dirty = True
-
-    def save(self, running: bool = True) -> None:
-        """Write the state file if anything in it changed (atomic; failures only logged)."""
-        state = {
+    def state(self, running: bool = True) -> dict[str, Any]:
+        """Everything worth keeping, as it stands now."""
+        return {
             "running": running,
             "alerts": self._policy.export(),
             "outbox": self._outbox.export(),
             "recovery": self._repairer().export(),
             "telegram_offset": self._alerts.offset,
         }
-        if not self._dirty and state == self._saved:
-            return
-        if self._store.save(state):
-            self._saved, self._dirty = state, False
+
+    def save_soon(self) -> None:
+        """Called after each pass: the writer saves if the state differs from the file."""
+        self._kick.set()
+
+    async def run(self) -> None:
+        """The writer: one write at a time, in a thread, of the latest state."""
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            state = self.state()
+            if state == self._saved:
+                continue
+            if await asyncio.to_thread(self.store.save, state):
+                self._saved = state
+
+    def save_now(self, running: bool) -> None:
+        """At shutdown, on the loop: there is nothing left to keep waiting."""
+        state = self.state(running)
+        if self.store.save(state):
+            self._saved = state

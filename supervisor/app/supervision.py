@@ -78,7 +78,7 @@ class Supervision:
         snap = fleet.model.snapshot()
         self._report(snap)
         self._alert(snap, fleet)
-        self.keeper.save()
+        self.keeper.save_soon()
         return backoff_ends
 
     def _alert(self, snap: Snapshot, fleet: Fleet) -> None:

@@ -58,6 +58,11 @@ class Breaker:
         self._over_since = None
         return True
 
+    def carry_over(self, previous: Breaker) -> None:
+        """After a reload with new settings: an open breaker stays open, trips keep counting."""
+        self.open, self.reason, self.trips = previous.open, previous.reason, previous.trips
+        self._over_since, self._opened_at = previous._over_since, previous._opened_at
+
     def describe(self) -> str:
         """ "breaker closed" or "breaker open: <why>" for STATUS= and /health."""
         return f"breaker open: {self.reason}; probes paused" if self.open else "breaker closed"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import aiohttp
 
-from supervisor.config import Config, TargetConfig, probe_ids
+from supervisor.config import Config, ProbeConfig, TargetConfig, probe_ids
 from supervisor.model import ActiveState, Clock, ProbeResult, UnitState
 from supervisor.probing import probes
 from supervisor.probing.schedule import ProbeSchedule
@@ -27,6 +27,7 @@ class ProbeRun:
 
     target: TargetConfig
     probe: str
+    spec: ProbeConfig
     check: probes.Check
     schedule: ProbeSchedule
     timeout_s: float
@@ -47,14 +48,27 @@ class ProbeContext:
 
 
 def plan(
-    config: Config, model: HealthModel, ctx: ProbeContext, rng: random.Random
+    config: Config,
+    model: HealthModel,
+    ctx: ProbeContext,
+    rng: random.Random,
+    previous: Iterable[ProbeRun] = (),
 ) -> list[ProbeRun]:
-    """A run per probe, registered with the model; first runs spread over one period."""
+    """A run per probe, registered with the model; first runs spread over one period.
+
+    A probe whose target unit and settings are unchanged since `previous` (a reload) keeps
+    its track: its counts of failures and its last result carry over.
+    """
+    kept = {(r.target.name, r.target.unit, r.probe): r for r in previous}
     runs = []
     now = ctx.clock.monotonic()
     for target in config.targets:
         for pid, spec in zip(probe_ids(target), target.probes, strict=True):
-            track = ProbeTrack(spec.failure_threshold, spec.success_threshold)
+            old = kept.get((target.name, target.unit, pid))
+            if old is not None and old.spec == spec:
+                track = old.schedule.track
+            else:
+                track = ProbeTrack(spec.failure_threshold, spec.success_threshold)
             model.add_probe(target.name, pid, spec.type, track)
             check = probes.build(
                 spec,
@@ -66,7 +80,7 @@ def plan(
             # A random first offset so many targets' probes do not fire together.
             first = now + rng.uniform(0, spec.period_s)
             sched = ProbeSchedule(track, spec.period_s, spec.confirm_interval_s, first)
-            runs.append(ProbeRun(target, pid, check, sched, spec.timeout_s))
+            runs.append(ProbeRun(target, pid, spec, check, sched, spec.timeout_s))
     return runs
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from supervisor.api.metrics import Metrics
@@ -170,6 +170,9 @@ class Repairer:
         except BusError as exc:
             result = "bus-error"
             log.error("%s %s failed: %s", action, target.name, exc)
+        except Exception:  # recorded as what it is, never as a dry run; supervision goes on
+            result = "error"
+            log.exception("%s %s failed unexpectedly", action, target.name)
         finally:
             policy.end()
             self._metrics.observe_recovery(target.name, action, result)
@@ -184,20 +187,13 @@ class Repairer:
 
     async def _free_ports(self, target: TargetConfig) -> bool:
         """Kill orphans holding the target's ports; True if a safety rule forbade one."""
-        others = [t.unit for t in self._config.targets if t.name != target.name]
         forbidden = []
         for port in target.ports:
             holders = await asyncio.to_thread(ports.find_holders, port)
             for holder in holders:
-                reason = ports.judge(
-                    holder,
-                    own_unit=target.unit,
-                    other_units=others,
-                    our_pid=os.getpid(),
-                    our_uid=os.getuid(),
-                )
+                reason = self._judge(holder, target)
                 if reason is None:
-                    outcome = await ports.terminate(holder)
+                    outcome = await ports.terminate(holder, self._recheck(holder, target, port))
                     log.warning(
                         "freed port %d for %s: %s: %s",
                         port,
@@ -211,3 +207,27 @@ class Repairer:
                     forbidden.append(f"port {port} held by {reason}")
         self._model.set_blocker(target.name, "; ".join(forbidden) or None)
         return bool(forbidden)
+
+    def _judge(self, holder: ports.Holder, target: TargetConfig) -> str | None:
+        others = [t.unit for t in self._config.targets if t.name != target.name]
+        return ports.judge(
+            holder,
+            own_unit=target.unit,
+            other_units=others,
+            our_pid=os.getpid(),
+            our_uid=os.getuid(),
+        )
+
+    def _recheck(
+        self, holder: ports.Holder, target: TargetConfig, port: int
+    ) -> Callable[[], Awaitable[str | None]]:
+        """Before each signal: is it still on the port, and does it still pass every rule?"""
+
+        async def recheck() -> str | None:
+            now = await asyncio.to_thread(ports.find_holders, port)
+            same = [h for h in now if (h.pid, h.start_ticks) == (holder.pid, holder.start_ticks)]
+            if not same:
+                return f"{holder.describe()} no longer listens on port {port}"
+            return self._judge(same[0], target)
+
+        return recheck

@@ -45,6 +45,9 @@ class Recovery:
         self._cfg = config
         self._clock = clock
         self._attempts: deque[float] = deque()  # monotonic start times within the window
+        # The same attempts' wall-clock times, taken once: recomputing them from monotonic
+        # time at every export jitters, which made the state file look changed every pass.
+        self._walls: deque[float] = deque()
         self._busy = False
         self._gave_up_until: float | None = None  # monotonic
         self._gave_up_wall: float | None = None
@@ -73,11 +76,16 @@ class Recovery:
             return Decision(Action.WAIT, "systemd is restarting it (Restart=)")
         if unit.active_state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
             return Decision(Action.WAIT, f"unit is {unit.active_state.value}")
+        if unit.job_id:
+            # Between auto-restart and start, systemd's own restart job passes through
+            # inactive (dead): a restart of ours now would replace its job and fight it.
+            return Decision(Action.WAIT, f"systemd has job {unit.job_id} queued for it")
         if self._gave_up_until is not None:
             if now < self._gave_up_until:
                 return Decision(Action.NONE, "gave up")
             self._gave_up_until = self._gave_up_wall = None
             self._attempts.clear()
+            self._walls.clear()
             self._slow_retry = True
         self._prune(now)
         used = len(self._attempts)
@@ -101,6 +109,7 @@ class Recovery:
     def begin(self) -> None:
         """An attempt starts now (counted even if it fails)."""
         self._attempts.append(self._clock.monotonic())
+        self._walls.append(self._clock.time())
         self._busy = True
 
     def end(self) -> None:
@@ -117,6 +126,7 @@ class Recovery:
     def reset(self) -> None:
         """Manual override: forget attempts and give-up, so the next pass may act at once."""
         self._attempts.clear()
+        self._walls.clear()
         self._gave_up_until = self._gave_up_wall = None
         self._slow_retry = False
 
@@ -142,9 +152,8 @@ class Recovery:
 
     def export(self) -> dict[str, Any]:
         """Attempts and give-up as wall-clock times (monotonic time does not survive a reboot)."""
-        mono, wall = self._clock.monotonic(), self._clock.time()
         return {
-            "attempts": [wall - (mono - a) for a in self._attempts],
+            "attempts": list(self._walls),
             "gave_up_until": self._gave_up_wall,
             "slow_retry": self._slow_retry,
         }
@@ -153,7 +162,8 @@ class Recovery:
         """Take back what `export()` gave, so a restart neither forgets nor resets give-ups."""
         mono, wall = self._clock.monotonic(), self._clock.time()
         try:
-            self._attempts = deque(sorted(mono - (wall - float(a)) for a in data["attempts"]))
+            self._walls = deque(sorted(float(a) for a in data["attempts"]))
+            self._attempts = deque(mono - (wall - a) for a in self._walls)
             until = data.get("gave_up_until")
             if until is not None:
                 self._gave_up_wall = float(until)
@@ -166,3 +176,4 @@ class Recovery:
     def _prune(self, now: float) -> None:
         while self._attempts and self._attempts[0] <= now - self._cfg.window_s:
             self._attempts.popleft()
+            self._walls.popleft()

@@ -13,7 +13,7 @@ import os
 import pwd
 import select
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,21 +158,35 @@ def judge(
     return None
 
 
-async def terminate(holder: Holder, grace_s: float = 3.0, proc: Path = Path("/proc")) -> str:
-    """SIGTERM, wait up to `grace_s`, then SIGKILL; returns what happened, in words."""
+async def terminate(
+    holder: Holder,
+    recheck: Callable[[], Awaitable[str | None]],
+    grace_s: float = 3.0,
+    proc: Path = Path("/proc"),
+) -> str:
+    """SIGTERM, wait up to `grace_s`, then SIGKILL; returns what happened, in words.
+
+    Right before each signal, with the process pinned by a pidfd, it must still be the same
+    process (start time) and `recheck()` must still find it listening on the port and
+    passing every rule (None); otherwise it is not signalled.
+    """
     try:
         pidfd = os.pidfd_open(holder.pid)
     except ProcessLookupError:
         return "already gone"
     try:
-        if not _same_process(holder, proc):
-            return "already gone (PID reused by another process: not signalled)"
-        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
-        if await _exited(pidfd, grace_s):
-            return "terminated (SIGTERM)"
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)  # pidfd pins the same process
-        if await _exited(pidfd, grace_s):
-            return "killed (SIGKILL)"
+        for signum, words in (
+            (signal.SIGTERM, "terminated (SIGTERM)"),
+            (signal.SIGKILL, "killed (SIGKILL)"),
+        ):
+            if not _same_process(holder, proc):
+                return "already gone (PID reused by another process: not signalled)"
+            refused = await recheck()
+            if refused is not None:
+                return f"not signalled: {refused}"
+            signal.pidfd_send_signal(pidfd, signum)
+            if await _exited(pidfd, grace_s):
+                return words
         return "did not exit after SIGKILL"
     except ProcessLookupError:
         return "terminated (SIGTERM)"

@@ -1,13 +1,16 @@
-"""Persisted state: one JSON file in the state directory, written atomically.
+"""Persisted state: one JSON file in the state directory, written whole or not at all.
 
-A corrupt or unreadable file is moved aside with a warning (never a crash); a failed write
-(disk full, read-only) is logged and retried at the next save, the state staying in memory.
+A corrupt or unreadable file is moved aside with a warning (never a crash; only the last
+few are kept); a failed write (disk full, read-only) is logged and retried at the next
+save, the state staying in memory and the good file on disk untouched. One instance per
+state directory: `InstanceLock` holds an flock on `<dir>/lock` for the process's life.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -15,8 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from supervisor.errors import AlreadyRunningError
+
 log = logging.getLogger(__name__)
 VERSION = 1
+KEEP_ASIDE = 3  # corrupt state files kept for a person to look at; older ones are removed
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
@@ -51,6 +57,46 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = 
             os.close(dir_fd)
 
 
+def private_dir(directory: Path) -> None:
+    """Create `directory` (0700), or tighten an existing one that others can read."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = directory.stat().st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(directory, 0o700)
+        log.warning(
+            "state directory %s was mode %o: tightened to %o", directory, mode, mode & 0o700
+        )
+
+
+class InstanceLock:
+    """An exclusive flock on `<dir>/lock` holding our PID; released when the process ends."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise AlreadyRunningError naming the holder's PID."""
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise AlreadyRunningError(str(self.path.parent), holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let a next instance start (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.close(fd)
+
+
 class StateStore:
     """`<dir>/state.json`: load once at start, save after changes."""
 
@@ -58,6 +104,7 @@ class StateStore:
         self.directory = directory
         self.path = directory / "state.json"
         self.healthy = True  # False after a failed write, until one succeeds
+        self.writes = 0  # files written (tests and the benchmark count them)
 
     def load(self) -> dict[str, Any]:
         """The saved state, or {} when there is none or it cannot be used."""
@@ -73,7 +120,7 @@ class StateStore:
             if not isinstance(data, dict) or data.get("version") != VERSION:
                 raise ValueError("not a state file of this version")
         except ValueError as exc:
-            self._move_aside(str(exc))
+            self.move_aside(str(exc))
             return {}
         return data
 
@@ -81,7 +128,7 @@ class StateStore:
         """Write atomically (temp file, fsync, rename, fsync the directory); False on failure."""
         body = json.dumps({**data, "version": VERSION}, separators=(",", ":")).encode()
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.directory)
             write_atomic(self.path, body)
         except OSError as exc:
             if self.healthy:
@@ -95,10 +142,13 @@ class StateStore:
         if not self.healthy:
             log.info("state saved to %s again", self.path)
         self.healthy = True
+        self.writes += 1
         return True
 
-    def _move_aside(self, why: str) -> None:
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+    def move_aside(self, why: str) -> None:
+        """Keep an unusable file for a person to look at, and start fresh."""
+        self._prune_aside(KEEP_ASIDE - 1)
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.time_ns()}")
         try:
             os.replace(self.path, aside)
         except OSError as exc:
@@ -112,3 +162,16 @@ class StateStore:
         log.warning(
             "state %s is unusable (%s): moved aside to %s; starting fresh", self.path, why, aside
         )
+
+    def _prune_aside(self, keep: int) -> None:
+        old = sorted(self.directory.glob(f"{self.path.name}.corrupt-*"), key=_aside_age)
+        for path in old[: max(0, len(old) - keep)]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _aside_age(path: Path) -> int:
+    try:
+        return int(path.name.rsplit("-", 1)[1])
+    except ValueError:
+        return 0

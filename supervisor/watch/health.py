@@ -204,6 +204,26 @@ class HealthModel:
             target.blocker = reason
             self._evaluate(target)
 
+    def carry_over(self, previous: HealthModel) -> None:
+        """After a reload: keep what was known of every target whose unit is unchanged.
+
+        Status, `since`, last success, the unit's state, recovery words and fleet notes
+        carry over, so a reload never turns a failing target `pass` (and then falsely
+        "resolved"). Probe tracks are carried by the caller, per unchanged probe.
+        """
+        self._notes.update(previous._notes)
+        # Versions keep counting: a cached rendering of the old model is never reused.
+        self._version = previous._version
+        for name, target in self._targets.items():
+            old = previous._targets.get(name)
+            if old is None or old.spec.unit != target.spec.unit:
+                continue
+            target.status, target.output, target.since = old.status, old.output, old.since
+            target.consecutive_failures = old.consecutive_failures
+            target.last_success, target.unit = old.last_success, old.unit
+            target.recovery, target.blocker = old.recovery, old.blocker
+        self._changed()
+
     def target(self, name: str) -> TargetHealth:
         """One target as it stands now."""
         return self._view(self._targets[name])

@@ -3,6 +3,10 @@
 Callers see `UnitState` and our own errors, never library types. State is event-driven:
 we `Subscribe()`, match `PropertiesChanged` from systemd only, and re-read everything with
 `GetAll` after every (re)connect because signals may have been missed while away.
+
+"From systemd only" means from the unique name that owns `org.freedesktop.systemd1` now:
+a `daemon-reexec` (Debian's systemd upgrades run it) hands the name to a new connection, so
+we follow `NameOwnerChanged`, take the new owner's name, subscribe again and re-read all.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -28,6 +32,7 @@ MANAGER = "org.freedesktop.systemd1.Manager"
 UNIT = "org.freedesktop.systemd1.Unit"
 SERVICE = "org.freedesktop.systemd1.Service"
 PROPERTIES = "org.freedesktop.DBus.Properties"
+BUS_DAEMON = "org.freedesktop.DBus"
 UNIT_PATHS = "/org/freedesktop/systemd1/unit"
 _UNSET_U64 = 2**64 - 1  # systemd's "not set" for MemoryCurrent, CPUUsageNSec
 
@@ -56,6 +61,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "MemoryCurrent": ("memory_bytes", _u64),
     "CPUUsageNSec": ("cpu_nsec", _u64),
     "ControlGroup": ("control_group", str),
+    "Job": ("job_id", lambda job: int(job[0])),  # (id, path); id 0: no job queued
 }
 
 
@@ -94,11 +100,17 @@ class Systemd:
         self._listener: Listener | None = None
         self._jobs: dict[str, asyncio.Future[str]] = {}  # job path -> result
         self._early: dict[str, str] = {}  # JobRemoved seen before our call returned
+        self._background: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
 
     @property
     def connected(self) -> bool:
         """True while the bus connection is up."""
         return self._bus is not None and self._bus.connected
+
+    @property
+    def owner(self) -> str:
+        """The unique bus name systemd answers under (it changes with daemon-reexec)."""
+        return self._owner
 
     def watch(self, units: Iterable[str]) -> None:
         """Change the watched units (reload); call refresh_all() to read new ones."""
@@ -146,9 +158,31 @@ class Systemd:
         await self._call(_dbus("AddMatch", "s", rule))
         manager_rule = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}'"
         await self._call(_dbus("AddMatch", "s", manager_rule))
+        owner_rule = (
+            f"type='signal',sender='{BUS_DAEMON}',interface='{BUS_DAEMON}',"
+            f"member='NameOwnerChanged',arg0='{SYSTEMD}'"
+        )
+        await self._call(_dbus("AddMatch", "s", owner_rule))
         self._owner = str((await self._call(_dbus("GetNameOwner", "s", SYSTEMD)))[0])
+        await self._manager_subscribe()
+
+    async def _manager_subscribe(self) -> None:
         # Without Subscribe() systemd only emits signals while some client is subscribed.
-        await self._call(_manager("Subscribe", ""))
+        try:
+            await self._call(_manager("Subscribe", ""))
+        except BusError as exc:
+            # A re-executed manager keeps its subscribers: it says so, and that is fine.
+            if "AlreadySubscribed" not in str(exc):
+                raise
+
+    async def _follow_owner(self, owner: str) -> None:
+        """systemd took its name again under a new unique name (daemon-reexec): catch up."""
+        log.warning("systemd re-executed: following its new bus name %s", owner)
+        try:
+            await self._manager_subscribe()
+            await self.refresh_all()
+        except BusError as exc:
+            log.warning("catching up with the re-executed systemd failed: %s", exc)
 
     async def refresh_all(self) -> None:
         """Re-read every watched unit (after connect, reload, or a missed signal)."""
@@ -206,7 +240,12 @@ class Systemd:
             self._listener.unit_changed(state)
 
     def _on_message(self, msg: Message) -> None:
-        if msg.message_type is not MessageType.SIGNAL or msg.sender != self._owner:
+        if msg.message_type is not MessageType.SIGNAL:
+            return
+        if msg.sender == BUS_DAEMON and msg.member == "NameOwnerChanged":
+            self._owner_changed(msg.body)
+            return
+        if msg.sender != self._owner:
             return
         if msg.member == "PropertiesChanged" and msg.path in self._paths:
             self._on_properties(self._paths[msg.path], msg.body)
@@ -214,7 +253,23 @@ class Systemd:
             self._job_removed(str(msg.body[1]), str(msg.body[3]))
         elif msg.member == "Reloading" and msg.body and msg.body[0] is False:
             # A daemon-reload may have created or changed unit files: read everything again.
-            asyncio.get_running_loop().create_task(self._refresh_quietly())
+            self._spawn(self._refresh_quietly())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _owner_changed(self, body: list[Any]) -> None:
+        if len(body) != 3 or body[0] != SYSTEMD:
+            return
+        new = str(body[2])
+        if not new:  # systemd left the bus (mid re-exec): it takes the name again soon
+            log.info("systemd released its bus name; waiting for it to come back")
+            return
+        if new != self._owner:
+            self._owner = new
+            self._spawn(self._follow_owner(new))
 
     def _on_properties(self, unit: str, body: list[Any]) -> None:
         interface, changed, invalidated = body
@@ -223,7 +278,7 @@ class Systemd:
         current = self._states.get(unit, UnitState(unit=unit))
         self._publish(merge(current, changed))
         if any(name in _FIELDS for name in invalidated):
-            asyncio.get_running_loop().create_task(self._refresh_quietly(unit))
+            self._spawn(self._refresh_quietly(unit))
 
     def _job_removed(self, path: str, result: str) -> None:
         waiter = self._jobs.pop(path, None)
@@ -299,6 +354,8 @@ class Systemd:
     def close(self) -> None:
         """Drop the connection (idempotent); state is forgotten so a reconnect re-reads it."""
         bus, self._bus = self._bus, None
+        for task in self._background:
+            task.cancel()
         for waiter in self._jobs.values():
             if not waiter.done():
                 waiter.set_exception(BusError("bus connection lost while waiting for the job"))

@@ -94,8 +94,17 @@ def fleet_toml(sandbox: Sandbox, *, recovery: str = "enabled = false") -> str:
 class Running:
     """A daemon running in this event loop."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, reload: asyncio.Event, configs: list[Config]) -> None:
         self.daemon = daemon
+        self._reload = reload
+        self._configs = configs
+
+    async def reload(self, cfg: Config) -> None:
+        """SIGHUP's path: the daemon re-reads its config (this one) and applies it."""
+        done = self.daemon.reloads
+        self._configs.append(cfg)
+        self._reload.set()
+        await until(lambda: self.daemon.reloads > done, 10, "the reload to be applied")
 
     @property
     def url(self) -> str:
@@ -133,19 +142,21 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
 
 async def passes(run: Running, n: int) -> None:
     """Let the supervision loop complete `n` more passes (woken, not slept for)."""
+    supervision = run.daemon.parts.supervision
     for _ in range(n):
-        done = run.daemon.passes
+        done = supervision.passes
         run.daemon.wake()
-        await until(lambda d=done: run.daemon.passes > d, 10, "a supervision pass")  # type: ignore[misc]
+        await until(lambda d=done: supervision.passes > d, 10, "a supervision pass")  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager
 async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIterator[Running]:
     """Start the daemon against the sandbox's bus; stop it cleanly afterwards."""
-    daemon = Daemon(cfg, env=sandbox.env())
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    run = Running(daemon)
+    configs = [cfg]
+    daemon = Daemon(cfg, env=sandbox.env(), load_config=lambda: configs[-1])
+    stop, reload = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop, reload))
+    run = Running(daemon, reload, configs)
     try:
         await until(
             lambda: (daemon.parts.http.port != 0 and daemon.parts.systemd.connected) or task.done(),

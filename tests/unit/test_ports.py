@@ -66,17 +66,21 @@ def test_no_holder_on_a_free_port() -> None:
     assert ports.find_holders(port) == []
 
 
+async def still_fine() -> str | None:
+    return None
+
+
 async def test_terminate_polite_with_sigterm(polite: tuple[subprocess.Popen[str], int]) -> None:
     proc, port = polite
     [holder] = ports.find_holders(port)
-    assert await ports.terminate(holder, grace_s=5) == "terminated (SIGTERM)"
+    assert await ports.terminate(holder, still_fine, grace_s=5) == "terminated (SIGTERM)"
     assert proc.wait(timeout=5) == -15
 
 
 async def test_terminate_stubborn_with_sigkill(stubborn: tuple[subprocess.Popen[str], int]) -> None:
     proc, port = stubborn
     [holder] = ports.find_holders(port)
-    assert await ports.terminate(holder, grace_s=0.3) == "killed (SIGKILL)"
+    assert await ports.terminate(holder, still_fine, grace_s=0.3) == "killed (SIGKILL)"
     assert proc.wait(timeout=5) == -9
 
 
@@ -92,8 +96,26 @@ async def test_a_reused_pid_is_never_signalled(polite: tuple[subprocess.Popen[st
         holder.start_ticks + 1,
         port,
     )
-    assert (await ports.terminate(impostor)).startswith("already gone (PID reused")
+    assert (await ports.terminate(impostor, still_fine)).startswith("already gone (PID reused")
     assert proc.poll() is None  # still alive
+
+
+async def test_a_holder_that_fails_the_recheck_is_never_signalled(
+    stubborn: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, port = stubborn
+    [holder] = ports.find_holders(port)
+    checks = []
+
+    async def recheck() -> str | None:
+        # First look: still the orphan. Second (before SIGKILL): it joined a service.
+        checks.append(1)
+        return None if len(checks) == 1 else "it now belongs to dashboard.service"
+
+    words = await ports.terminate(holder, recheck, grace_s=0.3)
+    assert words == "not signalled: it now belongs to dashboard.service"
+    assert len(checks) == 2
+    assert proc.poll() is None  # SIGTERM was ignored, and SIGKILL never sent
 
 
 def holder(**kw: object) -> ports.Holder:

@@ -185,3 +185,23 @@ def test_export_restore_keeps_attempts_and_give_up_across_a_restart(clock: FakeC
     broken = Recovery(RecoveryConfig(), later)
     broken.restore({"attempts": "nonsense"})
     assert not broken.gave_up
+
+
+def test_export_is_stable_while_nothing_happens(clock: FakeClock) -> None:
+    # The state file is rewritten only when its content changes: an export recomputed from
+    # two clocks read at slightly different moments changed at every pass.
+    r = policy(clock)
+    attempt(r, clock)
+    first = r.export()
+    clock.advance(5)
+    clock.step_wall(0.0003)
+    assert r.export() == first
+
+
+def test_a_unit_with_a_job_queued_is_left_to_systemd(clock: FakeClock) -> None:
+    h = health(clock)
+    assert h.unit_state is not None
+    between = replace(h.unit_state, active_state=ActiveState.INACTIVE, sub_state="dead", job_id=7)
+    d = policy(clock).decide(replace(h, unit_state=between))
+    assert d.action is Action.WAIT
+    assert "job 7" in d.reason

@@ -1,0 +1,191 @@
+"""The whole daemon on a fake systemd: detection to action, reload, losing the bus, chat.
+
+The same paths as tests/integration, without a user manager: fast, and free to break the
+bus or systemd in ways the real one will not on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tomllib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from supervisor.app.daemon import Daemon
+from supervisor.config import Config
+from supervisor.model import Status
+from tests.fakes.dbus_daemon import BusDaemon
+from tests.fakes.systemd_bus import FakeSystemd
+from tests.fakes.telegram_api import FakeBotApi
+from tests.integration.harness import until
+
+CHAT = 111
+STRANGER = 999
+FAST = "[targets.recovery]\nbackoff_s = [0]\n"
+NO_RECOVERY = "[targets.recovery]\nenabled = false\n"
+
+
+def config(state_dir: Path, targets: str, extra: str = "") -> Config:
+    """Breaker off (in-process, "our own CPU" is pytest's), HTTP on a free port."""
+    text = (
+        f'state_dir = "{state_dir}"\n{extra}\n[breaker]\nenabled = false\n'
+        f'[http]\nhost = "127.0.0.1"\nport = 0\n{targets}'
+    )
+    return Config(**tomllib.loads(text))
+
+
+def target(name: str, body: str = "") -> str:
+    return f'[[targets]]\nname = "{name}"\nunit = "{name}.service"\n{body}'
+
+
+class Running:
+    """A daemon running in this event loop, on the fake's bus."""
+
+    def __init__(self, daemon: Daemon, reload: asyncio.Event) -> None:
+        self.daemon = daemon
+        self.reload = reload
+
+    def status(self, name: str) -> Status:
+        found = self.daemon.snapshot().target(name)
+        assert found is not None, name
+        return found.status
+
+    def restarts(self, name: str, result: str) -> float:
+        value = self.daemon.parts.metrics.registry.get_sample_value(
+            "supervisor_recovery_actions_total",
+            {"target": name, "action": "restart", "result": result},
+        )
+        return value or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(
+    bus: BusDaemon, cfg: Config, *, reloaded: Config | None = None
+) -> AsyncIterator[Running]:
+    """Run the daemon until the block ends; it must connect, and stop cleanly."""
+    daemon = Daemon(
+        cfg,
+        env={"DBUS_SESSION_BUS_ADDRESS": bus.address},
+        load_config=(lambda: reloaded) if reloaded else None,
+    )
+    stop, reload = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop, reload))
+    try:
+        await until(
+            lambda: daemon.parts.systemd.connected or task.done(), 5, "the daemon on the bus"
+        )
+        if task.done():
+            task.result()
+        names = [t.name for t in cfg.targets]
+        await until(
+            lambda: all(daemon.snapshot().target(n).unit_state for n in names),  # type: ignore[union-attr]
+            5,
+            "every unit read",
+        )
+        yield Running(daemon, reload)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_dead_unit_is_seen_restarted_and_passes_again(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    async with running(bus, config(tmp_path, target("trader", FAST))) as run:
+        assert run.status("trader") is Status.PASS
+        systemd.set_unit(
+            "trader.service", ActiveState="failed", SubState="failed", Result="signal", MainPID=0
+        )
+        await systemd.wait_job()
+        await until(lambda: run.status("trader") is Status.PASS, 2, "trader pass again")
+        assert [c.args for c in systemd.calls_to("RestartUnit")] == [("trader.service", "replace")]
+        await until(lambda: run.restarts("trader", "done") == 1, 2, "the restart counted")
+
+
+async def test_reload_watches_the_new_target_list(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    names = ("trader", "dashboard", "position-monitor")
+    trader, dashboard, monitor = (target(n, NO_RECOVERY) for n in names)
+    before = config(tmp_path, trader + dashboard)
+    after = config(tmp_path, trader + monitor)
+    async with running(bus, before, reloaded=after) as run:
+        run.reload.set()
+        await until(
+            lambda: run.daemon.snapshot().target("position-monitor") is not None,
+            2,
+            "the new target list",
+        )
+        await until(lambda: run.status("position-monitor") is Status.PASS, 2, "new target read")
+        assert run.daemon.snapshot().target("dashboard") is None
+        assert run.status("trader") is Status.PASS
+        # The dropped unit is no longer watched: its failure changes nothing.
+        systemd.set_unit("dashboard.service", ActiveState="failed", SubState="failed")
+        systemd.set_unit("position-monitor.service", ActiveState="failed", SubState="failed")
+        await until(lambda: run.status("position-monitor") is Status.FAIL, 2, "monitor fail")
+        assert run.daemon.parts.systemd.state("dashboard.service") is None
+
+
+async def test_losing_the_bus_makes_everything_unknown_until_it_is_back(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    async with running(bus, config(tmp_path, target("trader", FAST))) as run:
+        bus.stop()
+        await until(lambda: run.status("trader") is Status.UNKNOWN, 2, "trader unknown")
+        snap = run.daemon.snapshot()
+        assert snap.status is Status.WARN  # unknown is not failing: no alert, no restart
+        assert any(n.startswith("D-Bus: bus connection") for n in snap.notes), snap.notes
+        await systemd.close()
+        bus.start()  # the same address again, and a systemd on it
+        back = FakeSystemd(bus.address)
+        back.add_unit("trader.service")
+        await back.start()
+        try:
+            await until(lambda: run.status("trader") is Status.PASS, 3, "reconnected")
+            assert run.daemon.snapshot().notes == ()
+            assert back.calls_to("Subscribe")
+            assert systemd.calls_to("RestartUnit") == back.calls_to("RestartUnit") == []
+        finally:
+            await back.close()
+
+
+def alerts_toml(fake: FakeBotApi) -> str:
+    return (
+        f'[alerts.telegram]\ntoken = "{fake.token}"\nchat_ids = [{CHAT}]\n'
+        f'api_url = "{fake.url}"\ncommands = true\ntimeout_s = 3\n'
+    )
+
+
+def texts(fake: FakeBotApi, chat_id: int = CHAT) -> list[str]:
+    return [str(m["text"]) for m in fake.sent if m["chat_id"] == chat_id]
+
+
+async def test_restart_by_chat_command_only_from_allowed_chats(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    async with FakeBotApi() as fake:
+        cfg = config(
+            tmp_path,
+            target("dashboard", NO_RECOVERY),
+            alerts_toml(fake),
+        )
+        async with running(bus, cfg):
+            await fake.wait_for_request("getUpdates")
+            fake.queue_message(STRANGER, "/restart dashboard")
+            fake.queue_message(CHAT, "/restart sshd")
+            await fake.wait_for_messages(1, 5)
+            assert "'sshd' is not a configured target" in texts(fake)[0]
+            fake.queue_message(CHAT, "/restart dashboard")
+            await fake.wait_for_messages(2, 5)
+            confirm = fake.sent[1]
+            assert "Press the button" in str(confirm["text"])
+            assert systemd.calls_to("RestartUnit") == []  # not before the button is pressed
+            fake.queue_callback(STRANGER, "restart:dashboard", int(confirm["message_id"]))
+            fake.queue_callback(CHAT, "restart:dashboard", int(confirm["message_id"]))
+            await fake.wait_for_messages(3, 5)
+            assert texts(fake)[2] == "restart dashboard: done"
+            assert [c.args for c in systemd.calls_to("RestartUnit")] == [
+                ("dashboard.service", "replace")
+            ]
+            assert texts(fake, STRANGER) == []
