@@ -5,11 +5,11 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-# Debian packages the integration tests use (a real systemd user manager and its bus), and
-# the tools the benchmark (python -m devtools.bench) compares against and loads with (monit,
-# wrk).
+# Debian packages the integration tests use (a real systemd user manager and its bus; the
+# Nagios plugins that exec probes run as they are), and the tools the benchmark
+# (python -m devtools.bench) compares against and loads with (monit, wrk).
 need=()
-for pkg in systemd dbus-user-session dbus-daemon procps monit wrk; do
+for pkg in systemd dbus-user-session dbus-daemon procps monitoring-plugins-basic monit wrk; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

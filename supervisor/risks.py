@@ -31,7 +31,7 @@ def warnings(cfg: Config, env: Mapping[str, str], token_mode: int | None = None)
     if cfg.dry_run:
         found.append(("dry_run", "true: recovery is decided and logged, never carried out"))
     for i, t in enumerate(cfg.targets):
-        if not t.recovery.enabled:
+        if t.unit is not None and not t.recovery.enabled:  # a host target has nothing to restart
             path = f"targets[{i}]({t.name}).recovery.enabled"
             found.append((path, f"false: {t.name} is never restarted"))
     if not cfg.alerts.enabled:

@@ -78,6 +78,7 @@ class SnapshotCollector(Collector):
         for s in _STATUSES:
             overall.add_metric([s.value], 1.0 if snap.status is s else 0.0)
         yield overall
+        yield from _probe_metrics(snap)
         yield from self._self_metrics()
 
     def _self_metrics(self) -> Iterator[Metric]:
@@ -95,6 +96,37 @@ class SnapshotCollector(Collector):
         yield CounterMetricFamily(
             "supervisor_cpu_seconds", "the supervisor's own CPU time", value=stats.cpu_seconds
         )
+
+
+# Performance data (exec probes' plugins, host checks) by base unit: one family per unit.
+_PERFDATA = {
+    "": ("supervisor_probe_perfdata", "a figure a check reported (no unit, or a count)"),
+    "seconds": ("supervisor_probe_perfdata_seconds", "a time a check reported"),
+    "bytes": ("supervisor_probe_perfdata_bytes", "a size a check reported"),
+    "ratio": ("supervisor_probe_perfdata_ratio", "a percentage a check reported, as 0..1"),
+}
+
+
+def _probe_metrics(snap: Snapshot) -> Iterator[Metric]:
+    """Each probe's level, and the performance data of its last run in base units."""
+    labels = ["target", "probe"]
+    status = GaugeMetricFamily(
+        "supervisor_probe_status", "1 for the probe's current level", labels=[*labels, "status"]
+    )
+    perf = {
+        unit: GaugeMetricFamily(name, words, labels=[*labels, "label"])
+        for unit, (name, words) in _PERFDATA.items()
+    }
+    for t in snap.targets:
+        for p in t.probes:
+            for s in _STATUSES:
+                status.add_metric([t.name, p.probe, s.value], 1.0 if p.status is s else 0.0)
+            for datum in p.perfdata:
+                perf[datum.unit if datum.unit in perf else ""].add_metric(
+                    [t.name, p.probe, datum.label], datum.value
+                )
+    yield status
+    yield from perf.values()
 
 
 class Metrics:

@@ -103,7 +103,7 @@ class Parts:
             now.breaker = breaker
         self.policy.configure(new.alerts, round_s(new))
         now.fleet = self.fleet_for(new, previous=now.fleet)
-        self.systemd.watch(t.unit for t in new.targets)
+        self.systemd.watch(new.units())
 
 
 def round_s(config: Config) -> dict[str, float]:
@@ -114,7 +114,7 @@ def round_s(config: Config) -> dict[str, float]:
 def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) -> Parts:
     """Every part, wired; nothing runs and nothing is read until the daemon starts."""
     now = Current(config, Breaker(config.breaker, config.budget))
-    systemd = Systemd(bus_address(env), [t.unit for t in config.targets])
+    systemd = Systemd(bus_address(env), config.units())
     sampler = SelfSampler(clock)
     metrics = Metrics(now.snapshot, lambda: sampler.latest, clock)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
@@ -127,6 +127,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         paused=lambda: now.breaker.open,
         observe=metrics.observe_probe,
         wake=hooks.wake.set,
+        environ=env,
     )
     outbox = Outbox()
     alerts = AlertService(

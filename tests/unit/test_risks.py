@@ -30,6 +30,13 @@ def test_a_careful_config_has_nothing_to_say(tmp_path: Path) -> None:
     assert risks.warnings(cfg, {}, token_mode=0o100600) == []
 
 
+def test_a_host_target_has_nothing_to_restart(tmp_path: Path) -> None:
+    host = '[[targets]]\nname = "host"\n[[targets.probes]]\ntype = "disk"\npath = "/"\n'
+    cfg = load(tmp_path, TARGETS + host + TELEGRAM.format(token="t"))
+    assert cfg.targets[1].unit is None
+    assert risks.warnings(cfg, {}) == []
+
+
 def test_every_risk_is_named_with_its_path(tmp_path: Path) -> None:
     text = (
         'dry_run = true\n[http]\nhost = "0.0.0.0"\n'
