@@ -85,11 +85,15 @@ class Sentry:
             self._hooks.breaker_changed(breaker)
 
     def _throttle_http(self, cpu: float, budget: BudgetConfig, now: float, interval: float) -> bool:
-        """Throttle HTTP while our CPU is over budget; True if serving was busy."""
+        """Throttle HTTP while our CPU is over budget; True if serving was busy.
+
+        Said (log, /health note) only while clients are actually refused: a lone sample
+        over budget with nobody turned away is nothing a user needs to hear about.
+        """
         throttle = self._throttle
-        was = throttle.limited
+        was = throttle.refusing
         busy = throttle.observe(cpu > budget.cpu_percent, now, interval)
-        if throttle.limited and not was:
+        if throttle.refusing and not was:
             log.warning(
                 "own CPU %.1f%% is over budget %g%%: throttling HTTP (429 beyond %g requests/s)",
                 cpu,
@@ -98,7 +102,7 @@ class Sentry:
             )
             note = f"HTTP throttled: own CPU over budget {budget.cpu_percent:g}%"
             self._hooks.throttle_changed(note)
-        elif was and not throttle.limited:
-            log.info("own CPU %.1f%% is back under budget: HTTP no longer throttled", cpu)
+        elif was and not throttle.refusing:
+            log.info("HTTP no longer throttled (own CPU %.1f%%)", cpu)
             self._hooks.throttle_changed(None)
         return busy

@@ -25,6 +25,8 @@ class Throttle:
         self.retry_after_s = 1  # what a refused client is told: the next sample, in seconds
         self.activity = 0  # connections and chunks received since the last sample
         self.refused = 0  # requests refused since start
+        self._refused_before = 0  # ... as of the last sample
+        self.refusing = False  # still limited, and clients were refused since the last sample
 
     def seen(self) -> None:
         """A client did something (connected, sent bytes): serving costs CPU."""
@@ -55,6 +57,8 @@ class Throttle:
         if over_budget and not self.limited:
             self._tokens, self._filled_at = self._burst, now
         self.limited = over_budget
+        self.refusing = over_budget and self.refused > self._refused_before
+        self._refused_before = self.refused
         self.retry_after_s = max(1, math.ceil(interval_s))
         self.activity = 0
         return busy

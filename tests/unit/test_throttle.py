@@ -60,3 +60,20 @@ def test_a_flood_while_throttled_is_to_blame() -> None:
         t.seen()
     assert t.observe(True, 2.0, 2.0) is True
     assert t.observe(True, 4.0, 2.0) is False  # counted per interval: the flood stopped
+
+
+def test_refusing_is_said_only_while_clients_are_turned_away() -> None:
+    t = Throttle(rate_per_s=1, burst=1)
+    t.observe(True, 0.0, 2.0)
+    assert t.limited and not t.refusing  # over budget, but nobody refused yet
+    t.admit(0.0)
+    t.admit(0.0)
+    t.observe(True, 2.0, 2.0)
+    assert t.refusing
+    t.observe(True, 4.0, 2.0)
+    assert not t.refusing  # still limited, the clients went away
+    t.admit(4.0)
+    t.admit(4.0)
+    t.admit(4.0)
+    t.observe(False, 6.0, 2.0)
+    assert not t.refusing  # back under budget: open again
