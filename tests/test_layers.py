@@ -42,6 +42,9 @@ CORE = {
     "supervisor.alerts.policy",
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
+    "supervisor.alerts.commands",
+    "supervisor.alerts.text",
+    "supervisor.redaction",
     "supervisor.api.render",
     "supervisor.api.attempts",
     "supervisor.risks",
@@ -68,6 +71,7 @@ JOINERS = {
     "supervisor.probing.runner",
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
+    "supervisor.alerts.lastword",
     "supervisor.guard.sentry",
 }
 COMPOSITION = {

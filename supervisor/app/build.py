@@ -12,11 +12,12 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from supervisor.alerts.delivery import AlertService, Commands
+from supervisor.alerts.commands import Commands
+from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
-from supervisor.api.metrics import Metrics
+from supervisor.api.metrics import DaemonFacts, Metrics
 from supervisor.api.server import HealthApp, served_hosts
 from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.app.fleet import Fleet, build_fleet
@@ -102,6 +103,7 @@ class Parts:
             breaker.carry_over(now.breaker)
             now.breaker = breaker
         self.policy.configure(new.alerts, round_s(new))
+        self.alerts.configure(new.alerts)  # rebuilds delivery and command rights if changed
         now.fleet = self.fleet_for(new, previous=now.fleet)
         self.systemd.watch(new.units())
 
@@ -116,7 +118,20 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     now = Current(config, Breaker(config.breaker, config.budget))
     systemd = Systemd(bus_address(env), config.units())
     sampler = SelfSampler(clock)
-    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock)
+    outbox = Outbox()
+
+    def facts() -> DaemonFacts:
+        """What /metrics shows beyond the snapshot (read at scrape time, from memory)."""
+        repairer, head = now.fleet.repairer, outbox.oldest()
+        return DaemonFacts(
+            gave_up=frozenset(name for name in repairer.policies if repairer.gave_up(name)),
+            outbox_messages=len(outbox),
+            outbox_oldest=head.created if head else None,
+            outbox_dropped=outbox.dropped,
+            budget=now.config.budget,
+        )
+
+    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
     probing = runner.ProbeContext(
         clock=clock,
@@ -129,7 +144,6 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         wake=hooks.wake.set,
         environ=env,
     )
-    outbox = Outbox()
     alerts = AlertService(
         config.alerts,
         clock=clock,
