@@ -21,8 +21,9 @@ from pathlib import Path
 
 from supervisor.api.history import HistoryRoutes
 from supervisor.api.page import StatusPage
-from supervisor.api.server import HealthApp, HttpServer, HttpSettings, Routes
+from supervisor.api.server import HealthApp, Routes
 from supervisor.api.stream import EventStream
+from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.history.events import EventClock, Kind, note
 from supervisor.history.recorder import Recorder
 from supervisor.history.store import HistoryStore

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -16,13 +18,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from supervisor import __version__, config
+from supervisor import __version__, config, risks
 from supervisor.alerts import lastword
 from supervisor.api import render
 from supervisor.config import API_KEY_HEADER, probe_ids
 from supervisor.errors import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunningError, ConfigError
 from supervisor.history import report
-from supervisor.runtime import logs
+from supervisor.runtime import limits, logs
 
 log = logging.getLogger("supervisor")
 
@@ -119,7 +121,23 @@ def _check_config(path: Path | None) -> int:
         suffix = f" ({'; '.join(extras)})" if extras else ""
         probes = ", ".join(probe_ids(t))
         print(f"  {t.name:<20} {t.unit or '(the host)'}{suffix}{f': {probes}' if probes else ''}")
+    names = risks.overrides(os.environ).values()
+    if names:
+        print("environment overrides: " + ", ".join(names))
+    for line in _risks(cfg):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
+
+
+def _risks(cfg: config.Config) -> list[str]:
+    """What check-config warns about (and `run` logs at start)."""
+    telegram = cfg.alerts.telegram
+    mode = None
+    if telegram is not None and telegram.token_file is not None:
+        # A missing file is reported where it is read (--online, alert-test, run).
+        with contextlib.suppress(OSError):
+            mode = telegram.token_file.stat().st_mode
+    return risks.warnings(cfg, os.environ, mode)
 
 
 def _online(path: Path | None, send: bool) -> int:
@@ -179,6 +197,9 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
         return EXIT_CONFIG
     if dry_run:
         cfg = cfg.model_copy(update={"dry_run": True})
+    for line in _risks(cfg):
+        log.warning("config: %s", line)
+    limits.raise_nofile()  # probes, D-Bus and HTTP share our descriptors: take all we may
     from supervisor.app.daemon import Daemon  # imported late: check-config stays fast
 
     async def serve() -> int:
@@ -304,6 +325,11 @@ def _fetch(url: str) -> dict[str, Any]:
         with urllib.request.urlopen(url, timeout=5) as resp:
             body = resp.read()
     except urllib.error.HTTPError as exc:
+        if exc.code != 503:  # 429 (throttled), 421 (Host not served): an error, said plainly
+            reason = exc.headers.get("Retry-After")
+            raise OSError(
+                f"HTTP {exc.code} {exc.reason}" + (f", retry after {reason} s" if reason else "")
+            ) from None
         body = exc.read()  # 503 still carries the health document
     doc = json.loads(body)
     if not isinstance(doc, dict):

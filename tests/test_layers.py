@@ -38,6 +38,7 @@ CORE = {
     "supervisor.probing.conditions",
     "supervisor.recovery.policy",
     "supervisor.guard.breaker",
+    "supervisor.guard.throttle",
     "supervisor.alerts.policy",
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
@@ -50,6 +51,8 @@ CORE = {
     "supervisor.history.ring",
     "supervisor.history.report",
     "supervisor.history.sql",
+    "supervisor.api.attempts",
+    "supervisor.risks",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
@@ -61,6 +64,7 @@ ADAPTERS = {
     "supervisor.alerts.telegram",
     "supervisor.guard.load",
     "supervisor.api.server",
+    "supervisor.api.transport",
     "supervisor.api.metrics",
     "supervisor.runtime.notify",
     "supervisor.runtime.logs",
@@ -69,6 +73,7 @@ ADAPTERS = {
     "supervisor.api.history",
     "supervisor.api.stream",
     "supervisor.api.page",
+    "supervisor.runtime.limits",
 }
 JOINERS = {
     "supervisor.watch.link",
@@ -105,6 +110,7 @@ IO_LIBS = {
     "ctypes",
     "sqlite3",
     "shutil",
+    "resource",
 }
 
 

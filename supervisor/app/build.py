@@ -21,8 +21,9 @@ from supervisor.api import render
 from supervisor.api.history import HistoryRoutes
 from supervisor.api.metrics import DaemonFacts, Metrics
 from supervisor.api.page import StatusPage
-from supervisor.api.server import HealthApp, HttpServer, HttpSettings, Routes
+from supervisor.api.server import HealthApp, Routes, served_hosts
 from supervisor.api.stream import EventStream
+from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.app.fleet import Fleet, build_fleet
 from supervisor.app.persist import StateKeeper
 from supervisor.app.supervision import Supervision
@@ -31,6 +32,7 @@ from supervisor.errors import EXIT_MEMORY_HARD_LIMIT
 from supervisor.guard.breaker import Breaker
 from supervisor.guard.load import HostLoad, SelfSampler
 from supervisor.guard.sentry import GuardHooks, Sentry
+from supervisor.guard.throttle import Throttle
 from supervisor.history import report
 from supervisor.history.events import Kind
 from supervisor.history.recorder import Recorder
@@ -201,7 +203,12 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     def over_limit() -> None:
         hooks.halt(EXIT_MEMORY_HARD_LIMIT)
 
-    sentry = Sentry(clock, sampler, GuardHooks(observe_load, breaker_changed, over_limit))
+    def throttle_changed(note: str | None) -> None:
+        now.fleet.model.set_note("http", note)
+
+    throttle = Throttle()
+    guard = GuardHooks(observe_load, breaker_changed, over_limit, throttle_changed)
+    sentry = Sentry(clock, sampler, throttle, guard)
 
     def bus_back() -> None:
         now.fleet.model.set_note("bus", None)
@@ -220,15 +227,11 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         wake=hooks.wake,
         history=history,
     )
-    http = config.http
-    key = http.api_key.get_secret_value() if http.api_key else None
-    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
     stream = EventStream()
     history.subscribe(lambda event: stream.publish(event.id, event.document()))
     about = lambda: report.about(__version__, sampler.latest, now.config.budget)  # noqa: E731
     routes: list[Routes] = [HistoryRoutes(history, about), stream, StatusPage()]
-    app = HealthApp(now.snapshot, metrics.render, reset=reset, api_key=key, routes=routes)
-    server = HttpServer(app.build(), HttpSettings(http.host, http.port, http.access_log))
+    server = http_server(config, now, metrics, clock, throttle, routes=routes)
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
         InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
@@ -252,3 +255,30 @@ def _history(config: Config, clock: Clock, now: Current) -> Recorder:
         targets=lambda: [t.name for t in now.config.targets],
         on_note=lambda text: now.fleet.model.set_note("history", text),
     )
+
+
+def http_server(
+    config: Config,
+    now: Current,
+    metrics: Metrics,
+    clock: Clock,
+    throttle: Throttle,
+    *,
+    routes: list[Routes],
+) -> HttpServer:
+    """The HTTP server: the app (throttled, Host-checked, key-guarded) on a capped site."""
+    http = config.http
+    key = http.api_key.get_secret_value() if http.api_key else None
+    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
+    app = HealthApp(
+        now.snapshot,
+        metrics.render,
+        clock=clock,
+        throttle=throttle,
+        hosts=served_hosts(http.host, http.port, http.allowed_hosts),
+        reset=reset,
+        api_key=key,
+        routes=routes,
+    )
+    settings = HttpSettings(http.host, http.port, http.access_log, http.max_connections)
+    return HttpServer(app.build(), settings, activity=throttle.seen)

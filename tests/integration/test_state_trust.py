@@ -15,7 +15,8 @@ import pytest
 
 from supervisor.errors import EXIT_ALREADY_RUNNING
 from supervisor.runtime.state import StateStore
-from tests.integration.test_process import CONFIG, Proc
+from tests.integration.proc import Proc
+from tests.integration.test_process import CONFIG
 
 
 def state_file(tmp: Path) -> Path:
