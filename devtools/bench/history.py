@@ -134,9 +134,16 @@ def bench_latency(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
     levels = []
     with supervisor(box, work, "history-load", build, watchdog_usec=WATCHDOG_USEC) as sup:
         sup.wait_pass()
-        page = sup.client.json("/events?limit=100")
-        if page.get("source") != "store" or len(page["events"]) != 100:
-            raise BenchError(f"/events does not read the filled store: {str(page)[:300]}")
+        seen: list[dict[str, Any]] = []
+
+        def from_store() -> bool:  # the store opens in its own thread, soon after start
+            seen[:] = [sup.client.json("/events?limit=100")]
+            return seen[0].get("source") == "store" and len(seen[0]["events"]) == 100
+
+        try:
+            wait_for(from_store, SETTLE_TIMEOUT_S, "/events to read the filled store")
+        except TimeoutError as exc:
+            raise BenchError(f"{exc}; last page: {str(seen)[:300]}") from None
         for name, lua in runs:
             level = wrk_level(sup, CLIENTS, s.wrk_s, name.split(" ")[0], lua)
             level["path"] = name
