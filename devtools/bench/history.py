@@ -38,12 +38,18 @@ KINDS = (Kind.RECOVERY, Kind.ALERT, Kind.STATUS, Kind.UNIT)
 CLIENTS = 10
 SPREAD_S = 29 * 86_400  # inside the 30-day retention: the supervisor prunes none of them
 LEAD_S = 0.001  # a burst starts this long before a ping is due: the ping waits for it
-# Every request a new query string (`before` in the year 2100, counting down): no cached page,
-# each one reads the newest 100 events from SQLite.
-UNCACHED_LUA = """counter = 0
+# Every request a new query string (`before` in the year 2100, counting down, apart per wrk
+# thread; "%.0f" as Lua's numbers are doubles): no cached page, each reads SQLite's newest 100.
+UNCACHED_LUA = """threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format("GET", "/events?limit=100&before=" .. (4102444800000000 - counter))
+  local before = string.format("%.0f", 4102444800000000 - counter * 16 - id)
+  return wrk.format("GET", "/events?limit=100&before=" .. before)
 end
 """
 

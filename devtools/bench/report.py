@@ -131,7 +131,7 @@ def history_targets(h: dict[str, Any] | None) -> list[dict[str, str]]:
         rows.append(
             judged(
                 f"GET {level['path']} at {level['connections']} clients, {events:,} events stored",
-                f"p99 {p99:.2f} ms",
+                f"p99 {p99:.2f} ms" + (", with errors" if level["non_2xx"] else ""),
                 "p99 < 20 ms",
                 ok,
             )
