@@ -74,7 +74,7 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
             "< 0.2 %",
             cpu3 < 0.2,
         )
-        add("RSS, 3 targets", f"{rss3:.1f} MB", "< 50 MB", rss3 < 50)
+        add("RSS, 3 targets, with history", f"{rss3:.1f} MB", "< 50 MB", rss3 < 50)
         add("idle CPU, 100 targets", f"{cpu100:.3f} %", "< 2 %", cpu100 < 2)
     load = r.get("load")
     if load:
