@@ -153,6 +153,7 @@ class FakeBotApi:
         self.max_poll_timeout = max_poll_timeout
         self.requests: list[ApiCall] = []
         self.sent: list[JsonDict] = []
+        self.sent_at: list[float] = []  # time.time() of each entry of `sent`
         self.edited: list[JsonDict] = []
         self.callback_answers: list[JsonDict] = []
         self.commands: list[JsonDict] = []
@@ -328,6 +329,10 @@ class FakeBotApi:
     def _inject(self, method: str, n: int, error: ApiError) -> None:
         self._faults.setdefault(method.lower(), deque()).extend([error] * n)
 
+    def pending_faults(self, method: str = "sendMessage") -> int:
+        """How many injected errors of `method` have not been answered yet."""
+        return len(self._faults.get(method.lower(), ()))
+
     # A timeout parameter on purpose: tests want a clear AssertionError, not a bare TimeoutError.
     async def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[JsonDict]:  # noqa: ASYNC109
         """Wait until at least `n` messages were sent; return all sent so far."""
@@ -409,6 +414,7 @@ class FakeBotApi:
         message = self._new_message(chat_id, text, self.bot_user)
         _set_markup(message, _inline_markup(params.get("reply_markup")))
         self.sent.append({**params, "message_id": message["message_id"]})
+        self.sent_at.append(time.time())
         self._changed.fire()
         return message
 

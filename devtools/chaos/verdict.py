@@ -1,0 +1,357 @@
+"""The checks of a chaos run, from its `Record` alone. Pure: the same record, the same verdict."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from devtools.chaos.alerts import judge_alerts
+from devtools.chaos.plan import SPECS, Kind
+from devtools.chaos.record import Fault, Life, ProcSample, Record
+
+HEALTH_LIMIT_S = 0.100  # /health must answer within this while the supervisor runs
+KILL_MARGIN_S = 0.5  # a request sent just before the run kills the supervisor may be cut
+RSS_DRIFT_LIMIT = 2 * 2**20
+RESTART_SLACK_S = 1.0  # a restart this long after a fault ended still belongs to it
+MEASURE_WINDOW = 3  # footprint: samples taken together at each end
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the verdict."""
+
+    name: str
+    ok: bool
+    detail: str
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KindRow:
+    """Per kind: how many, how many detected and repaired, and how fast."""
+
+    kind: Kind
+    injected: int
+    skipped: int
+    detected: str  # "5/5" or "-" where detection is not asked of the supervisor
+    repaired: str
+    detect_s: list[float]
+    repair_s: list[float]
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """One life's RSS and descriptors, first and last measured."""
+
+    life: int
+    span_s: float
+    rss_start: int
+    rss_end: int
+    fds_start: int
+    fds_end: int
+
+
+@dataclass
+class Verdict:
+    """Everything the report prints."""
+
+    kinds: list[KindRow] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    footprints: list[Footprint] = field(default_factory=list)
+    cpu_percent: float = 0.0
+    cpu_s: float = 0.0
+    health: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(c.ok for c in self.checks)
+
+
+def judge(record: Record) -> Verdict:
+    """Every check, and the figures the table shows."""
+    v = Verdict(kinds=_kinds(record))
+    injected = [f for f in record.faults if f.start is not None]
+    v.checks.append(_detected(injected))
+    v.checks.append(_repaired(injected))
+    v.checks.append(_false_restarts(record))
+    v.checks += _alert_checks(record)
+    v.checks.append(_health(record, v))
+    v.checks.append(_watchdog(record))
+    v.checks.append(_footprint(record, v))
+    v.checks.append(_own_serving(record))
+    v.checks.append(_log(record))
+    v.checks.append(_run(record))
+    return v
+
+
+def _kinds(record: Record) -> list[KindRow]:
+    rows = []
+    for kind, spec in SPECS.items():
+        faults = [f for f in record.faults if f.kind is kind]
+        if not faults:
+            continue
+        done = [f for f in faults if f.start is not None]
+        detected = [f for f in done if f.detected is not None]
+        repaired = [f for f in done if f.repaired is not None]
+        rows.append(
+            KindRow(
+                kind,
+                len(done),
+                len(faults) - len(done),
+                f"{len(detected)}/{len(done)}" if spec.detect else "-",
+                f"{len(repaired)}/{len(done)}" if spec.repair else "-",
+                [f.detected - f.start for f in detected if f.start is not None and f.detected],
+                [_repair_time(f) for f in repaired],
+            )
+        )
+    return rows
+
+
+def _repair_time(fault: Fault) -> float:
+    """From the start, or from when its held cause was taken away (nothing to repair before)."""
+    assert fault.start is not None and fault.repaired is not None
+    held = fault.plan.hold_s > 0 or fault.kind is Kind.TELEGRAM_429
+    since = fault.lifted if held and fault.lifted is not None else fault.start
+    return max(0.0, fault.repaired - since)
+
+
+def _name(fault: Fault) -> str:
+    return f"fault {fault.plan.n} {fault.kind}{' ' + fault.target if fault.target else ''}"
+
+
+def _detected(faults: list[Fault]) -> Check:
+    missed = [_name(f) for f in faults if SPECS[f.kind].detect and f.detected is None]
+    asked = sum(1 for f in faults if SPECS[f.kind].detect)
+    return Check(
+        "every fault detected", not missed, f"{asked - len(missed)}/{asked}", tuple(missed)
+    )
+
+
+def _repaired(faults: list[Fault]) -> Check:
+    missed = [
+        f"{_name(f)}: {'; '.join(f.notes) or 'not repaired'}"
+        for f in faults
+        if SPECS[f.kind].repair and f.repaired is None
+    ]
+    asked = sum(1 for f in faults if SPECS[f.kind].repair)
+    return Check(
+        "every fault repaired", not missed, f"{asked - len(missed)}/{asked}", tuple(missed)
+    )
+
+
+def _false_restarts(record: Record) -> Check:
+    """A unit restarted (new main process, or a recovery action) with no fault on it."""
+    problems = []
+    for inc in record.incarnations:
+        if inc.started < record.began or (record.finished and inc.started > record.finished):
+            continue
+        if not any(
+            f.target == inc.target and f.active(inc.started, RESTART_SLACK_S) for f in record.faults
+        ):
+            problems.append(f"{inc.target}: new main process {inc.pid} at {_clock(inc.started)}")
+    for act in record.actions:
+        if act.action == "give-up":
+            continue
+        if not any(
+            _overlaps(f, act.since, act.at) for f in record.faults if f.target == act.target
+        ):
+            problems.append(
+                f"{act.target}: {act.action} ({act.result}) between {_clock(act.since)} "
+                f"and {_clock(act.at)}"
+            )
+    systemd = {t: n for t, n in record.n_restarts.items() if n}
+    if systemd:
+        problems.append(f"systemd restarted units by itself (NRestarts): {systemd}")
+    return Check("false restarts: 0", not problems, str(len(problems)), tuple(problems))
+
+
+def _overlaps(fault: Fault, since: float, at: float) -> bool:
+    if fault.start is None:
+        return False
+    end = fault.ended if fault.ended is not None else float("inf")
+    return fault.start - RESTART_SLACK_S <= at and since <= end + RESTART_SLACK_S
+
+
+def _alert_checks(record: Record) -> list[Check]:
+    found = judge_alerts(record)
+    n = sum(1 for i in found.incidents if i.chat == record.chats[0]) if record.chats else 0
+    kills = len(record.lives) - 1  # every life but the last ended without a clean stop
+    wrong = {c: k for c, k in found.restart_notices.items() if k != kills}
+    notices = [
+        f"chat {c}: {k} 'supervisor restarted' notices for {kills} kills" for c, k in wrong.items()
+    ]
+    return [
+        Check(
+            "alerts: one alert + one resolved per incident",
+            not found.per_incident,
+            f"{n} incidents",
+            tuple(found.per_incident),
+        ),
+        Check("alerts: none lost", not found.lost, str(len(found.lost)), tuple(found.lost)),
+        Check(
+            "alerts: none duplicated",
+            not found.duplicated,
+            str(len(found.duplicated)),
+            tuple(found.duplicated),
+        ),
+        Check(
+            "alerts: none false",
+            not found.false,
+            str(len(found.false)),
+            tuple(found.false + found.other),
+        ),
+        Check(
+            "alerts: one 'supervisor restarted' per kill",
+            not notices,
+            f"{kills} kills",
+            tuple(notices),
+        ),
+    ]
+
+
+def _up_windows(lives: list[Life]) -> list[tuple[float, float]]:
+    windows = []
+    for life in lives:
+        if life.ready is None:
+            continue
+        end = life.exited if life.exited is not None else float("inf")
+        if life.killed:
+            end -= KILL_MARGIN_S
+        windows.append((life.ready, end))
+    return windows
+
+
+def _health(record: Record, v: Verdict) -> Check:
+    windows = _up_windows(record.lives)
+    up = [
+        s
+        for s in record.health
+        if any(a <= s.at <= b for a, b in windows) and s.at <= (record.finished or float("inf"))
+    ]
+    times = sorted(s.latency_s for s in up if s.latency_s is not None)
+    slow = [s for s in up if s.latency_s is None or s.latency_s > HEALTH_LIMIT_S]
+    if times:
+        v.health = {
+            "n": len(up),
+            "p50_ms": 1000 * statistics.median(times),
+            "p99_ms": 1000 * times[min(len(times) - 1, int(len(times) * 0.99))],
+            "max_ms": 1000 * times[-1],
+        }
+    problems = [
+        f"{_clock(s.at)}: "
+        + ("no answer" if s.latency_s is None else f"{1000 * s.latency_s:.0f} ms")
+        for s in slow
+    ]
+    detail = f"{len(up) - len(slow)}/{len(up)} in time"
+    return Check(
+        f"/health within {HEALTH_LIMIT_S * 1000:.0f} ms while up",
+        not slow and bool(up),
+        detail,
+        tuple(problems[:20]),
+    )
+
+
+def _watchdog(record: Record) -> Check:
+    gaps = []
+    for life in record.lives:
+        if life.ready is None:
+            continue
+        pings = [life.ready, *life.watchdog]
+        end = life.exited if life.exited is not None else pings[-1]
+        steps = [b - a for a, b in zip(pings, [*pings[1:], end], strict=True)]
+        gaps.append((max(steps), life.n))
+    worst = max(gaps, default=(0.0, 0))
+    late = [f"life {n}: {g:.1f} s without WATCHDOG=1" for g, n in gaps if g > record.watchdog_s]
+    return Check("watchdog pinged in time", not late, f"longest gap {worst[0]:.1f} s", tuple(late))
+
+
+def _footprint(record: Record, v: Verdict) -> Check:
+    for life in record.lives:
+        fp = _life_footprint(record, life)
+        if fp is not None:
+            v.footprints.append(fp)
+    _cpu(record, v)
+    if not v.footprints:
+        return Check(
+            "footprint drift (RSS < 2 MiB, descriptors 0)",
+            False,
+            "no life lived long enough to measure",
+        )
+    longest = max(v.footprints, key=lambda f: f.span_s)
+    rss, fds = longest.rss_end - longest.rss_start, longest.fds_end - longest.fds_start
+    ok = rss < RSS_DRIFT_LIMIT and fds <= 0
+    detail = (
+        f"life {longest.life} over {longest.span_s:.0f} s: RSS {rss / 2**20:+.2f} MiB, "
+        f"descriptors {fds:+d}"
+    )
+    return Check("footprint drift (RSS < 2 MiB, descriptors 0)", ok, detail)
+
+
+def _life_footprint(record: Record, life: Life) -> Footprint | None:
+    """From the first quiet samples after the life repaired a fault, to its last quiet ones."""
+    if life.ready is None:
+        return None
+    repairs = [
+        f.repaired
+        for f in record.faults
+        if f.repaired and f.target and f.start and f.start >= life.ready
+    ]
+    if not repairs:
+        return None
+    warm = min(repairs)
+    quiet = [s for s in record.proc if s.life == life.n and s.quiet and s.at > warm]
+    if len(quiet) < 2 * MEASURE_WINDOW:
+        return None
+    first, last = quiet[:MEASURE_WINDOW], quiet[-MEASURE_WINDOW:]
+    return Footprint(
+        life.n,
+        last[-1].at - first[0].at,
+        int(statistics.median(s.rss_bytes for s in first)),
+        int(statistics.median(s.rss_bytes for s in last)),
+        min(s.fds for s in first),
+        min(s.fds for s in last),
+    )
+
+
+def _cpu(record: Record, v: Verdict) -> None:
+    last: dict[int, ProcSample] = {}
+    for sample in record.proc:
+        last[sample.life] = sample
+    lives = {life.n: life for life in record.lives}
+    v.cpu_s = sum(s.cpu_s for s in last.values())
+    up = sum(s.at - lives[n].spawned for n, s in last.items() if n in lives)
+    v.cpu_percent = 100 * v.cpu_s / up if up > 0 else 0.0
+
+
+def _own_serving(record: Record) -> Check:
+    """Issue 11: serving HTTP must never pause probing (the breaker opening on our own CPU)."""
+    loads = [f for f in record.faults if f.kind is Kind.LOAD and f.start is not None]
+    paused = [
+        s
+        for s in record.health
+        if "breaker open: own CPU" in s.notes and any(f.active(s.at, 15.0) for f in loads)
+    ]
+    problems = tuple(f"{_clock(s.at)}: {s.notes}" for s in paused[:5])
+    detail = f"{len(loads)} bursts, {sum(r.requests for r in record.loads)} requests"
+    return Check("probes never paused by our own serving", not paused, detail, problems)
+
+
+def _log(record: Record) -> Check:
+    tracebacks = [e for e in record.log if e.what == "traceback"]
+    return Check("no traceback in the supervisor's log", not tracebacks, str(len(tracebacks)))
+
+
+def _run(record: Record) -> Check:
+    return Check(
+        "the run itself: no errors",
+        not record.errors,
+        str(len(record.errors)),
+        tuple(record.errors),
+    )
+
+
+def _clock(at: float) -> str:
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 10)}"
