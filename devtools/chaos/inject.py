@@ -241,6 +241,10 @@ class Injector:
                 self._demo(fault, "no-crash-on-start")
             elif fault.kind is Kind.TELEGRAM_DOWN:
                 self.bot.up()
+            elif fault.kind is Kind.TELEGRAM_429:
+                self.bot.clear_429()
+                # Nothing was sent while it lasted: there was nothing to repair.
+                fault.start, fault.skipped = None, "no message was due while it lasted"
         fault.lifted = time.time()
 
     def forget(self, fault: Fault) -> None:

@@ -62,7 +62,7 @@ class Feed:
     incarnations: list[Incarnation] = field(default_factory=list)
     actions: list[ActionDelta] = field(default_factory=list)
     events: list[LogEvent] = field(default_factory=list)
-    latest: HealthSample | None = None  # the last answered /health
+    latest: HealthSample | None = None  # the last /health that answered with a document
     main_pid: dict[str, int] = field(default_factory=dict)
     outbox: int | None = None  # messages waiting in the state file (None: unreadable)
 
@@ -72,8 +72,8 @@ class Feed:
             getattr(self.record, name).append(item)
             if hasattr(self, name):
                 getattr(self, name).append(item)
-            if isinstance(item, HealthSample) and item.latency_s is not None:
-                self.latest = item
+            if isinstance(item, HealthSample) and item.statuses:
+                self.latest = item  # a health document (not a 429 or a refused connection)
 
     def drain(
         self,

@@ -56,6 +56,10 @@ class BotThread:
         """Injected 429s not answered yet."""
         return self._call(lambda: self.fake.pending_faults("sendMessage"))
 
+    def clear_429(self) -> None:
+        """Forget the injected 429s nobody met."""
+        self._call(self.fake.clear_faults)
+
     def messages(self) -> list[Message]:
         """Every message accepted so far, in order."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from devtools.chaos.alerts import judge_alerts
 from devtools.chaos.plan import SPECS, Kind
-from devtools.chaos.record import Fault, Life, ProcSample, Record
+from devtools.chaos.record import Fault, HealthSample, Life, ProcSample, Record
 
 HEALTH_LIMIT_S = 0.100  # /health must answer within this while the supervisor runs
 KILL_MARGIN_S = 0.5  # a request sent just before the run kills the supervisor may be cut
@@ -230,7 +230,7 @@ def _health(record: Record, v: Verdict) -> Check:
         if any(a <= s.at <= b for a, b in windows) and s.at <= (record.finished or float("inf"))
     ]
     times = sorted(s.latency_s for s in up if s.latency_s is not None)
-    slow = [s for s in up if s.latency_s is None or s.latency_s > HEALTH_LIMIT_S]
+    slow = [s for s in up if not _in_time(s)]
     if times:
         v.health = {
             "n": len(up),
@@ -250,6 +250,18 @@ def _health(record: Record, v: Verdict) -> Check:
         detail,
         tuple(problems[:20]),
     )
+
+
+def _in_time(sample: HealthSample) -> bool:
+    """Answered in time with a health document (or 429: throttled, which is an answer)."""
+    latency = sample.latency_s
+    return latency is not None and latency <= HEALTH_LIMIT_S and sample.code in (200, 503, 429)
+
+
+def _answer(sample: HealthSample) -> str:
+    if sample.latency_s is None:
+        return "no answer"
+    return f"HTTP {sample.code} in {1000 * sample.latency_s:.0f} ms"
 
 
 def _watchdog(record: Record) -> Check:

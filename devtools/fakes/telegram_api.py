@@ -333,6 +333,10 @@ class FakeBotApi:
         """How many injected errors of `method` have not been answered yet."""
         return len(self._faults.get(method.lower(), ()))
 
+    def clear_faults(self) -> None:
+        """Forget every injected error not answered yet."""
+        self._faults.clear()
+
     # A timeout parameter on purpose: tests want a clear AssertionError, not a bare TimeoutError.
     async def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[JsonDict]:  # noqa: ASYNC109
         """Wait until at least `n` messages were sent; return all sent so far."""
