@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chaos run not done: {exc}", file=sys.stderr)
         return EXIT_BROKEN
     finally:
+        # A second Ctrl-C must not leave the sandbox half torn down.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         box.down()
 
 

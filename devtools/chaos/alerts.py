@@ -9,12 +9,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from devtools.chaos.plan import SPECS, Alerts
 from devtools.chaos.record import Fault, Message, Record
 
 # The stamp in an alert has whole seconds; a decision and our record of a fault are each
 # a poll apart. Beyond this, a fault and an alert do not belong together.
 SLACK_S = 2.0
+STEADY_S = 0.3
+ROUND_MARGIN_S = 0.5  # the policy counts rounds at its passes, not at our samples
 _HEAD = re.compile(r"^\S+ <b>(?P<severity>[A-Z]+)</b> (?P<target>\S+) on \S+: (?P<summary>.*)$")
 _STAMP = re.compile(r"<i>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC</i>")
 
@@ -92,7 +93,7 @@ def judge_alerts(record: Record) -> AlertFindings:
             _sequence(chat, target, [a for a in alerts if a.target == target], record, found)
         _supervisor(chat, [a for a in alerts if a.target == "supervisor"], found)
     _chats_agree(by_chat, found)
-    _every_must_alerted(record, found)
+    _every_due_alerted(record, found)
     found.false += _false_alerts(found.incidents, record.faults)
     return found
 
@@ -160,10 +161,13 @@ def _chats_agree(by_chat: dict[int, list[Message]], found: AlertFindings) -> Non
             found.lost.append(f"chat {chats[0]} never got: {text.splitlines()[0]}")
 
 
-def _every_must_alerted(record: Record, found: AlertFindings) -> None:
-    """A fault that fails its target past the threshold must have opened an incident."""
+def _every_due_alerted(record: Record, found: AlertFindings) -> None:
+    """A fault during which the supervisor's own policy called for an incident must have one."""
     for fault in record.faults:
-        if fault.start is None or SPECS[fault.kind].alerts is not Alerts.MUST:
+        if fault.start is None or fault.target is None:
+            continue
+        why = alert_due(record, fault)
+        if why is None:
             continue
         for chat in record.chats:
             if not any(
@@ -172,8 +176,37 @@ def _every_must_alerted(record: Record, found: AlertFindings) -> None:
             ):
                 found.lost.append(
                     f"chat {chat}: no alert for fault {fault.plan.n} ({fault.kind} "
-                    f"{fault.target} at {_clock(fault.start)})"
+                    f"{fault.target} at {_clock(fault.start)}), due since {why}"
                 )
+
+
+def alert_due(record: Record, fault: Fault) -> str | None:
+    """When, during `fault`, an incident was due by the documented policy (None: never).
+
+    Due when the supervisor gave up on the target, or when its /health showed the target
+    failing `failure_threshold` evaluations in a row, or for `failure_threshold` rounds (by
+    its `since`), in two samples at least STEADY_S apart (the pass that decides runs on the
+    next wake-up: a state seen for one instant may never reach it).
+    """
+    assert fault.start is not None and fault.target is not None
+    target, end = fault.target, fault.ended or float("inf")
+    for event in record.log:
+        mine = event.what == "give-up" and f"giving up on {target} " in event.line
+        if mine and fault.start <= event.at <= end:
+            return f"recovery gave up at {_clock(event.at)}"
+    first: dict[float, float] = {}  # since -> the first sample that met the rule
+    rounds_s = (record.alert_threshold - 1) * record.round_s + ROUND_MARGIN_S
+    for sample in record.health:
+        if not fault.start <= sample.at <= end or sample.statuses.get(target) != "fail":
+            continue
+        since = sample.since.get(target, sample.at)
+        failures = sample.failures.get(target, 0)
+        if failures < record.alert_threshold and sample.at - since < rounds_s:
+            continue
+        seen = first.setdefault(since, sample.at)
+        if sample.at - seen >= STEADY_S:
+            return f"{_clock(seen)} ({failures} failures, failing since {_clock(since)})"
+    return None
 
 
 def _belongs(alert: Alert, fault: Fault) -> bool:

@@ -76,7 +76,10 @@ class Controller:
         life = self.sup.life
         pid = life.pid if life is not None and self.sup.ready() else 0
         with self.feed.lock:
-            return Now(now, self.feed.latest, dict(self.feed.main_pid), pid, self.feed.outbox)
+            feed = self.feed
+            return Now(
+                now, feed.latest, dict(feed.main_pid), dict(feed.main_started), pid, feed.outbox
+            )
 
     # --- the supervisor, as systemd would run it --------------------------------------------
 
@@ -181,9 +184,11 @@ class Controller:
         self.pending.remove(fault)
         try:
             self.injector.start(fault)
-        except Skip as exc:
+        except Exception as exc:  # a fault the run could not make must not end the run
             self.injector.forget(fault)
             fault.start = fault.lifted = None
+            if not isinstance(exc, Skip):
+                self._error(f"injecting fault {fault.plan.n} ({fault.kind}) failed: {exc!r}")
             self._skip(fault, str(exc), listed=True)
             return
         self.active.append(fault)

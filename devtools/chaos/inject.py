@@ -34,7 +34,7 @@ request = function()
   i = i + 1
   return wrk.format("GET", paths[(i % 2) + 1])
 end
-delay = function() return %d end
+delay = function() return DELAY_MS end
 """
 
 
@@ -171,7 +171,8 @@ class Injector:
         if wrk is None:
             raise Skip("wrk is not installed (scripts/test.sh installs it)")
         script = self.work / "load.lua"
-        script.write_text(_WRK_SCRIPT % (1000 * LOAD_CONNECTIONS // LOAD_RATE_PER_S))
+        delay_ms = 1000 * LOAD_CONNECTIONS // LOAD_RATE_PER_S  # per connection, between requests
+        script.write_text(_WRK_SCRIPT.replace("DELAY_MS", str(delay_ms)))
         seconds = max(1, round(fault.plan.hold_s))
         url = f"http://127.0.0.1:{self.http_port}"  # loopback only, whatever the config says
         cmd = [wrk, "-t1", f"-c{LOAD_CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url]

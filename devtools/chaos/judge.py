@@ -34,6 +34,7 @@ class Now:
     at: float
     health: HealthSample | None  # the last /health that answered
     main_pid: Mapping[str, int]  # what systemd says each unit's main process is
+    main_started: Mapping[str, float]  # and when that process started
     supervisor_pid: int  # the supervisor's PID once it said READY=1 (0: down or starting)
     outbox: int | None  # messages waiting in the supervisor's state file
 
@@ -82,8 +83,10 @@ def is_repaired(fault: Fault, now: Now, cause_gone: bool) -> bool:
     if health is None or health.at <= fault.lifted or now.supervisor_pid == 0:
         return False
     if SPECS[kind].scope is Scope.TARGET and fault.target is not None:
-        pid = now.main_pid.get(fault.target, 0)
-        return health.statuses.get(fault.target) == "pass" and pid not in (0, fault.victim)
+        # A new main process, and a pass said about it (not a pass from before it died).
+        pid, started = now.main_pid.get(fault.target, 0), now.main_started.get(fault.target, 0.0)
+        new = pid not in (0, fault.victim) and health.at > started
+        return new and health.statuses.get(fault.target) == "pass"
     if kind is Kind.BUS_KILL:
         return fault.detected is not None and not _blind(health)
     if kind is Kind.SUPERVISOR_KILL:

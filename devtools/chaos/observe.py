@@ -7,6 +7,7 @@ Every poller adds to the shared `Record` and to a `Feed` the controller drains e
 
 from __future__ import annotations
 
+import calendar
 import http.client
 import json
 import os
@@ -46,6 +47,7 @@ LOG_EVENTS = {
     "delivery-failed": re.compile(r"alert delivery to chat -?\d+ failed"),
     "restarted": re.compile(r"supervisor restarted: "),
     "traceback": re.compile(r"^Traceback \(most recent call last\)"),
+    "give-up": re.compile(r"giving up on \S+ \("),
 }
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 _ACTION = re.compile(r"^supervisor_recovery_actions_total\{([^}]*)\} (\S+)$", re.M)
@@ -64,6 +66,7 @@ class Feed:
     events: list[LogEvent] = field(default_factory=list)
     latest: HealthSample | None = None  # the last /health that answered with a document
     main_pid: dict[str, int] = field(default_factory=dict)
+    main_started: dict[str, float] = field(default_factory=dict)  # when that process started
     outbox: int | None = None  # messages waiting in the state file (None: unreadable)
 
     def add(self, name: str, item: Any) -> None:
@@ -128,14 +131,34 @@ def http_get(port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> tuple[int
     return response.status, body, time.perf_counter() - started
 
 
-def parse_health(doc: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], str]:
-    """Statuses (unknown where `state` says so), outputs, and the document's notes."""
-    statuses, outputs = {}, {}
+@dataclass(frozen=True)
+class Health:
+    """What a health document says of each target, and its notes."""
+
+    statuses: dict[str, str] = field(default_factory=dict)  # unknown where `state` says so
+    outputs: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    since: dict[str, float] = field(default_factory=dict)
+    notes: str = ""
+
+
+def parse_health(doc: dict[str, Any]) -> Health:
+    """Read a /health document."""
+    health = Health(notes=str(doc.get("output", "")))
     for name, entries in doc.get("checks", {}).items():
         entry = entries[0]
-        statuses[name] = entry.get("state", entry.get("status", "?"))
-        outputs[name] = str(entry.get("output", ""))
-    return statuses, outputs, str(doc.get("output", ""))
+        health.statuses[name] = entry.get("state", entry.get("status", "?"))
+        health.outputs[name] = str(entry.get("output", ""))
+        health.failures[name] = int(entry.get("consecutiveFailures", 0))
+        if entry.get("since"):
+            health.since[name] = parse_time(entry["since"])
+    return health
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 UTC with milliseconds, as /health writes it, to seconds since the epoch."""
+    whole = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    return whole + float("0" + text[19:].rstrip("Z") or 0)
 
 
 class HealthPoller(Poller):
@@ -154,12 +177,11 @@ class HealthPoller(Poller):
         except (OSError, http.client.HTTPException):
             self.feed.add("health", HealthSample(at, None, 0, {}, {}, "", life))
             return
-        statuses: dict[str, str] = {}
-        outputs: dict[str, str] = {}
-        notes = ""
-        if code in (200, 503):
-            statuses, outputs, notes = parse_health(json.loads(body))
-        self.feed.add("health", HealthSample(at, took, code, statuses, outputs, notes, life))
+        h = parse_health(json.loads(body)) if code in (200, 503) else Health()
+        sample = HealthSample(
+            at, took, code, h.statuses, h.outputs, h.notes, life, h.failures, h.since
+        )
+        self.feed.add("health", sample)
 
 
 def parse_actions(text: str) -> dict[tuple[str, str, str], float]:
@@ -231,10 +253,14 @@ class UnitPoller(Poller):
 
     def _incarnation(self, target: str, pid: int) -> None:
         start = proc_start_time(pid) if pid else None
-        if start is None or (pid, start) in self._seen:
+        if start is None:
             return
-        self._seen.add((pid, start))
-        self.feed.add("incarnations", Incarnation(target, pid, self._boot + start / self._tick))
+        started = self._boot + start / self._tick
+        with self.feed.lock:
+            self.feed.main_started[target] = started
+        if (pid, start) not in self._seen:
+            self._seen.add((pid, start))
+            self.feed.add("incarnations", Incarnation(target, pid, started))
 
 
 def parse_log_line(line: str, last_at: float) -> tuple[float, str | None]:

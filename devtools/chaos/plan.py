@@ -44,14 +44,6 @@ class Scope(StrEnum):
     TELEGRAM = "telegram"
 
 
-class Alerts(StrEnum):
-    """Whether a fault must open an incident (one alert, then one resolved notice)."""
-
-    MUST = "must"  # it lasts past the failure threshold: an incident must open
-    MAY = "may"  # usually repaired before the threshold; if an incident opens, it pairs
-    NONE = "none"  # no target fails
-
-
 @dataclass(frozen=True)
 class KindSpec:
     """How a kind of fault is planned and judged."""
@@ -60,26 +52,27 @@ class KindSpec:
     scope: Scope
     detect: bool  # the supervisor must notice it
     repair: bool  # recovery applies: it must be repaired
-    alerts: Alerts
     hold_s: tuple[float, float] = (0.0, 0.0)  # how long its cause is kept (0: instant)
     weight: int = 1
+    scaled: bool = True  # the short run holds its cause for less time
 
 
 SPECS: dict[Kind, KindSpec] = {
-    Kind.KILL: KindSpec(TARGETS, Scope.TARGET, True, True, Alerts.MAY, weight=4),
-    Kind.SIGSTOP: KindSpec(TARGETS, Scope.TARGET, True, True, Alerts.MUST, weight=2),
-    Kind.HANG: KindSpec(TARGETS, Scope.TARGET, True, True, Alerts.MUST, weight=2),
-    Kind.STALL: KindSpec(HEARTBEAT_TARGETS, Scope.TARGET, True, True, Alerts.MUST, weight=2),
-    Kind.MEMORY: KindSpec(TARGETS, Scope.TARGET, True, True, Alerts.MUST, weight=2),
-    Kind.CRASH_LOOP: KindSpec(TARGETS, Scope.TARGET, True, True, Alerts.MAY, (8.0, 25.0)),
-    Kind.ORPHAN: KindSpec(("dashboard",), Scope.TARGET, True, True, Alerts.MAY),
-    Kind.BUS_KILL: KindSpec((), Scope.SUPERVISOR, True, True, Alerts.NONE),
-    Kind.REEXEC: KindSpec((), Scope.SUPERVISOR, True, False, Alerts.NONE),
-    Kind.RELOAD: KindSpec((), Scope.SUPERVISOR, True, False, Alerts.NONE, weight=2),
-    Kind.SUPERVISOR_KILL: KindSpec((), Scope.SUPERVISOR, False, True, Alerts.NONE),
-    Kind.LOAD: KindSpec((), Scope.LOAD, False, False, Alerts.NONE, (5.0, 15.0)),
-    Kind.TELEGRAM_DOWN: KindSpec((), Scope.TELEGRAM, False, True, Alerts.NONE, (10.0, 40.0)),
-    Kind.TELEGRAM_429: KindSpec((), Scope.TELEGRAM, False, True, Alerts.NONE),
+    Kind.KILL: KindSpec(TARGETS, Scope.TARGET, True, True, weight=4),
+    Kind.SIGSTOP: KindSpec(TARGETS, Scope.TARGET, True, True, weight=2),
+    Kind.HANG: KindSpec(TARGETS, Scope.TARGET, True, True, weight=2),
+    Kind.STALL: KindSpec(HEARTBEAT_TARGETS, Scope.TARGET, True, True, weight=2),
+    Kind.MEMORY: KindSpec(TARGETS, Scope.TARGET, True, True, weight=2),
+    # Long enough for recovery to give up (4 attempts, backoff 0, 2, 5 s): an alert is due.
+    Kind.CRASH_LOOP: KindSpec(TARGETS, Scope.TARGET, True, True, (15.0, 30.0), scaled=False),
+    Kind.ORPHAN: KindSpec(("dashboard",), Scope.TARGET, True, True),
+    Kind.BUS_KILL: KindSpec((), Scope.SUPERVISOR, True, True),
+    Kind.REEXEC: KindSpec((), Scope.SUPERVISOR, True, False),
+    Kind.RELOAD: KindSpec((), Scope.SUPERVISOR, True, False, weight=2),
+    Kind.SUPERVISOR_KILL: KindSpec((), Scope.SUPERVISOR, False, True),
+    Kind.LOAD: KindSpec((), Scope.LOAD, False, False, (5.0, 15.0)),
+    Kind.TELEGRAM_DOWN: KindSpec((), Scope.TELEGRAM, False, True, (10.0, 40.0)),
+    Kind.TELEGRAM_429: KindSpec((), Scope.TELEGRAM, False, True),
 }
 # The short run (the test suite's): fewer kinds, chosen to overlap in two minutes.
 SHORT_KINDS = (
@@ -87,15 +80,17 @@ SHORT_KINDS = (
     Kind.SIGSTOP,
     Kind.HANG,
     Kind.STALL,
+    Kind.CRASH_LOOP,
     Kind.RELOAD,
     Kind.REEXEC,
     Kind.SUPERVISOR_KILL,
     Kind.LOAD,
     Kind.TELEGRAM_DOWN,
 )
-# Faults that certainly open an incident: what a Telegram fault is paired with, so that
+# Faults that certainly make the supervisor send something (a "supervisor restarted" notice;
+# an incident once recovery gives up): what a Telegram fault is paired with, so that
 # something is waiting to be delivered while Telegram is away.
-ALERTING = (Kind.HANG, Kind.STALL, Kind.SIGSTOP)
+ALERTING = (Kind.SUPERVISOR_KILL, Kind.CRASH_LOOP)
 
 
 @dataclass(frozen=True)
@@ -143,7 +138,8 @@ def _planned(
     spec = SPECS[kind]
     target = rng.choice(spec.targets) if spec.targets else None
     low, high = spec.hold_s
-    hold = round(rng.uniform(low, high) * shape.hold_scale, 1) if high else 0.0
+    scale = shape.hold_scale if spec.scaled else 1.0
+    hold = round(rng.uniform(low, high) * scale, 1) if high else 0.0
     return Planned(n, round(at, 2), kind, target, hold, rng.randrange(1000), follows)
 
 
@@ -152,7 +148,7 @@ def _companions(rng: random.Random, first: Planned, n: int, shape: Shape) -> lis
     kind = first.kind
     if kind in (Kind.TELEGRAM_DOWN, Kind.TELEGRAM_429):
         # Something must be waiting to be sent while Telegram is away or answering 429.
-        alerting = [k for k in ALERTING if k in shape.kinds] or [Kind.HANG]
+        alerting = [k for k in ALERTING if k in shape.kinds] or [Kind.SUPERVISOR_KILL]
         return [_planned(rng, n, first.at_s + 1.0, rng.choice(alerting), shape, follows=first.n)]
     if kind in (Kind.REEXEC, Kind.BUS_KILL):
         # After a new bus name or a new bus, a dead unit must still be seen and restarted.

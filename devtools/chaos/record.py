@@ -61,6 +61,8 @@ class HealthSample:
     outputs: dict[str, str]
     notes: str
     life: int  # which run of the supervisor was asked
+    failures: dict[str, int] = field(default_factory=dict)  # consecutiveFailures
+    since: dict[str, float] = field(default_factory=dict)  # when the status last changed
 
 
 @dataclass(frozen=True)
@@ -160,4 +162,6 @@ class Record:
     chats: tuple[int, ...] = ()
     watchdog_s: float = 30.0
     alert_cooldown_s: float = 900.0
+    alert_threshold: int = 3  # [alerts] failure_threshold: failed rounds before an incident
+    round_s: float = 5.0  # one round: the targets' probe period
     errors: list[str] = field(default_factory=list)  # what went wrong in the run itself

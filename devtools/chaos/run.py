@@ -100,7 +100,7 @@ def _started(
         sup = SupervisorProcess(config, work / "supervisor.log", {**_env(box)}, unit)
         stack.callback(sup.close)
         record.chats, record.watchdog_s = CHATS, unit.watchdog_s
-        record.alert_cooldown_s = BASE_COOLDOWN_S
+        record.alert_cooldown_s, record.round_s = BASE_COOLDOWN_S, settings.period_s
         record.lives = sup.lives
 
         def reconfigure(variant: int) -> None:
@@ -122,7 +122,11 @@ def _started(
 
 
 def _env(box: Sandbox) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPERVISOR_", "WATCHDOG"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SUPERVISOR_", "WATCHDOG", "JOURNAL_", "NOTIFY_"))
+    }
     return {**env, **box.env(), "PYTHONUNBUFFERED": "1"}
 
 

@@ -74,6 +74,7 @@ class BotThread:
         if not self._thread.is_alive():
             return
         self._run(self.fake.stop)
+        self._run(_cancel_the_rest)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_CALL_TIMEOUT_S)
         self._loop.close()
@@ -92,3 +93,11 @@ class BotThread:
             return fn()
 
         return self._run(wrapped)
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel and await what the server left running (handlers of cut connections)."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)

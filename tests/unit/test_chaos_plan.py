@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import parse_actions, parse_health, parse_log_line
-from devtools.chaos.plan import SHORT_KINDS, SPECS, Kind, Planned, Scope, Shape, make_plan
+from devtools.chaos.plan import ALERTING, SHORT_KINDS, SPECS, Kind, Planned, Shape, make_plan
 from devtools.chaos.record import ActionDelta, Fault, HealthSample, Incarnation, LogEvent
 
 LONG = Shape(600.0, (3.0, 12.0), tuple(SPECS))
@@ -24,7 +24,7 @@ def test_the_plan_fits_its_shape() -> None:
     for p in plan:
         spec = SPECS[p.kind]
         assert (p.target in spec.targets) if spec.targets else p.target is None
-        assert p.hold_s <= spec.hold_s[1] * SHORT.hold_scale
+        assert p.hold_s <= spec.hold_s[1] * (SHORT.hold_scale if spec.scaled else 1.0)
 
 
 def test_a_long_plan_uses_every_kind() -> None:
@@ -36,10 +36,12 @@ def test_telegram_faults_and_bus_changes_come_with_a_fault_to_notice() -> None:
     for seed in range(20):
         steps = make_plan(seed, LONG)
         for i, p in enumerate(steps):
-            if p.kind in (Kind.TELEGRAM_DOWN, Kind.TELEGRAM_429, Kind.REEXEC, Kind.BUS_KILL):
-                companion = steps[i + 1]
-                assert companion.follows == p.n
-                assert SPECS[companion.kind].scope is Scope.TARGET
+            if p.kind in (Kind.TELEGRAM_DOWN, Kind.TELEGRAM_429):
+                assert steps[i + 1].follows == p.n
+                assert steps[i + 1].kind in ALERTING  # something to deliver while it lasts
+            if p.kind in (Kind.REEXEC, Kind.BUS_KILL):
+                assert steps[i + 1].follows == p.n
+                assert steps[i + 1].kind is Kind.KILL
 
 
 def fault(kind: Kind, target: str | None, start: float = 100.0, victim: int = 10) -> Fault:
@@ -77,7 +79,7 @@ def test_supervisor_level_faults_are_detected_from_its_log_and_notes() -> None:
 
 
 def now(at: float, health: HealthSample | None, pid: int = 11, outbox: int | None = 0) -> Now:
-    return Now(at, health, {"trader": pid}, 999, outbox)
+    return Now(at, health, {"trader": pid}, {"trader": 104.0}, 999, outbox)
 
 
 def test_repaired_means_passing_again_with_a_new_main_process() -> None:
@@ -87,6 +89,8 @@ def test_repaired_means_passing_again_with_a_new_main_process() -> None:
     assert not is_repaired(f, now(105.0, passing, pid=10), cause_gone=True)
     assert not is_repaired(f, now(105.0, sample(105.0, {"trader": "fail"})), cause_gone=True)
     assert not is_repaired(f, now(105.0, sample(99.0, {"trader": "pass"})), cause_gone=True)
+    # Said before the new main process started (at 104): not about it.
+    assert not is_repaired(f, now(105.0, sample(103.0, {"trader": "pass"})), cause_gone=True)
     assert is_repaired(f, now(105.0, passing), cause_gone=True)
 
 
@@ -102,13 +106,22 @@ def test_the_supervisors_outputs_are_read() -> None:
         "output": "breaker open: host CPU 95% > 90%; probes paused",
         "checks": {
             "trader": [{"status": "warn", "state": "unknown", "output": "unknown: bus"}],
-            "dashboard": [{"status": "fail", "output": "http: timed out"}],
+            "dashboard": [
+                {
+                    "status": "fail",
+                    "output": "http: timed out",
+                    "consecutiveFailures": 4,
+                    "since": "2023-11-14T22:13:20.250Z",
+                }
+            ],
         },
     }
-    statuses, outputs, notes = parse_health(doc)
-    assert statuses == {"trader": "unknown", "dashboard": "fail"}
-    assert outputs["dashboard"] == "http: timed out"
-    assert notes.startswith("breaker open")
+    health = parse_health(doc)
+    assert health.statuses == {"trader": "unknown", "dashboard": "fail"}
+    assert health.outputs["dashboard"] == "http: timed out"
+    assert health.failures["dashboard"] == 4
+    assert health.since["dashboard"] == 1_700_000_000.25
+    assert health.notes.startswith("breaker open")
     metrics = (
         "# TYPE supervisor_recovery_actions_total counter\n"
         'supervisor_recovery_actions_total{action="restart",result="done",target="trader"} 2.0\n'

@@ -10,6 +10,7 @@ from devtools.chaos.record import (
     HealthSample,
     Incarnation,
     Life,
+    LogEvent,
     Message,
     ProcSample,
     Record,
@@ -89,9 +90,36 @@ def test_an_alert_without_a_fault_and_a_resolved_during_the_fault_are_false() ->
     assert any("trader" in p and "no fault" in p for p in found.false)
 
 
-def test_a_fault_that_must_alert_and_did_not_is_a_lost_alert() -> None:
-    found = judge_alerts(record([hang(1, "trader", T0 + 10, T0 + 25)], []))
-    assert len([p for p in found.lost if "no alert for fault 1" in p]) == 2
+def failing(at: float, failures: int, since: float) -> HealthSample:
+    return HealthSample(
+        at, 0.002, 200, {"trader": "fail"}, {}, "", 1, {"trader": failures}, {"trader": since}
+    )
+
+
+def test_an_alert_is_due_when_the_supervisor_itself_said_so() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], [])
+    # A restart at once: two failures, then passing; the policy wants three.
+    rec.health = [failing(T0 + 15, 1, T0 + 15), failing(T0 + 15.5, 2, T0 + 15)]
+    assert not judge_alerts(rec).lost
+    # Three in a row, seen once: the pass that decides may never have seen it.
+    rec.health.append(failing(T0 + 15.6, 3, T0 + 15))
+    assert not judge_alerts(rec).lost
+    rec.health.append(failing(T0 + 16.0, 3, T0 + 15))
+    lost = judge_alerts(rec).lost
+    assert len([p for p in lost if "no alert for fault 1" in p]) == 2
+
+
+def test_an_alert_is_due_after_enough_rounds_or_a_give_up() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], [])
+    rec.health = [failing(T0 + 11 + i, 1, T0 + 11) for i in range(13)]  # > 2 rounds of 5 s
+    assert len(judge_alerts(rec).lost) == 2
+    rec.health = []
+    line = "2026-01-01 00:00:00,000 ERROR supervisor.recovery.executor: giving up on trader (x)"
+    rec.log = [LogEvent(T0 + 20, "give-up", line)]
+    assert len(judge_alerts(rec).lost) == 2
+    assert not judge_alerts(
+        record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 20, T0 + 25))
+    ).lost
 
 
 def test_false_restarts_are_restarts_of_a_unit_with_no_fault() -> None:
