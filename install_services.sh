@@ -86,7 +86,14 @@ install_config() {
     else
         say "config: writing the default $config (edit it, then: systemctl --user reload sidecar-supervisor)"
         run mkdir -p "$config_dir"
-        run cp "$repo/units/config.example.toml" "$config"
+        # The example's disk check on state_dir names the default; point it at the real one.
+        local state_dir="${XDG_STATE_HOME:-$HOME/.local/state}/sidecar-supervisor"
+        if [ "$dry_run" = 1 ]; then
+            say "would write $config from units/config.example.toml (state_dir $state_dir)"
+        else
+            sed -e "s|\"~/.local/state/sidecar-supervisor\"|\"$state_dir\"|" \
+                "$repo/units/config.example.toml" > "$config"
+        fi
     fi
     if [ "$dry_run" = 0 ] && ! "$venv/bin/supervisor" check-config --config "$config" >/dev/null; then
         "$venv/bin/supervisor" check-config --config "$config" || true

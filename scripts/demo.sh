@@ -35,8 +35,16 @@ echo "== starting a systemd user manager and the demo fleet under $root"
 eval "$("$py" -m devtools.sandbox env --root "$root")"
 
 config="$root/config.toml"
+state="$root/state"
+mkdir -p "$state"
+# The exec probe runs Debian's check_tcp as it is; without monitoring-plugins-basic, a tiny
+# script in the repository that follows the same plugin API stands in for it.
+check_tcp=/usr/lib/nagios/plugins/check_tcp
+[ -x "$check_tcp" ] || check_tcp="$repo/devtools/demo/check_tcp.sh"
 cat > "$config" <<TOML
 # Written by scripts/demo.sh: the example config, with the sandbox's paths.
+state_dir = "$state"
+
 [http]
 port = $http_port
 
@@ -60,6 +68,19 @@ ports = [5050]
   type = "http"
   url = "http://127.0.0.1:5050/health"
   expect_json = { status = "ok" }
+  [[targets.probes]]
+  type = "http"               # the market feed: connected AND recently heard from
+  name = "feed"
+  url = "http://127.0.0.1:5050/feed"
+  json = [
+    { path = "feed.connected", equals = true },
+    { path = "feed.last_message_at", max_age_s = 10 },
+    { path = "balance", min = 100, warn_below = 500 },
+  ]
+  [[targets.probes]]
+  type = "exec"               # a Nagios plugin: exit 0 pass, 1 warn, 2 fail, 3 unknown
+  name = "port"
+  command = ["$check_tcp", "-H", "127.0.0.1", "-p", "5050"]
   [targets.recovery]
   actions = ["restart", "free-port"]
 
@@ -70,13 +91,30 @@ unit = "position-monitor.service"
   type = "heartbeat"
   path = "$root/home/trading/position-monitor.heartbeat"
   max_age_s = 5
+
+[[targets]]
+name = "host"                 # the box itself: no unit, nothing to restart
+  [[targets.probes]]
+  type = "disk"
+  name = "home"
+  path = "$root/home"
+  warn_percent = 80           # used space and inodes, in percent
+  fail_percent = 90
+  [[targets.probes]]
+  type = "disk"
+  name = "state"
+  path = "$state"
+  [[targets.probes]]
+  type = "memory"
+  [[targets.probes]]
+  type = "load"
 TOML
 
 echo "== starting the supervisor (log: $root/supervisor.log)"
 "$py" -m supervisor run --config "$config" > "$root/supervisor.log" 2>&1 &
 supervisor_pid=$!
 
-# Wait (with a deadline) until every target passes, then show the picture.
+# Wait (with a deadline) until every target is known and none fails, then show the picture.
 if ! "$py" - "$http_port" <<'PY'
 import json, sys, time, urllib.request, urllib.error
 url = f"http://127.0.0.1:{sys.argv[1]}/health"
@@ -84,15 +122,18 @@ deadline = time.monotonic() + 30
 while time.monotonic() < deadline:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
-            if json.load(resp).get("status") == "pass":
-                sys.exit(0)
+            doc = json.load(resp)
+        # Ready: every target read at least once, and none failing (a full disk may warn).
+        entries = [e[0] for e in doc["checks"].values()]
+        if all(e["status"] != "fail" and e.get("state") != "unknown" for e in entries):
+            sys.exit(0)
     except (OSError, ValueError):
         pass
     time.sleep(0.2)
 sys.exit(1)
 PY
 then
-    echo "the supervisor did not report pass within 30 s; its log:" >&2
+    echo "the supervisor did not report every target healthy within 30 s; its log:" >&2
     tail -n 30 "$root/supervisor.log" >&2
     exit 1
 fi
@@ -107,6 +148,8 @@ Things to try in another shell (first: eval "\$(scripts/sandbox.sh env)"):
   kill -STOP \$(systemctl --user show -p MainPID --value dashboard.service) # hung: http probe, restart
   .venv/bin/python -m devtools.demo fault trader stall-heartbeat --root $root  # stale heartbeat
   .venv/bin/python -m devtools.demo fault trader grow-memory --root $root      # +64 MiB each
+  .venv/bin/python -m devtools.demo fault dashboard stall-feed --root $root   # silent feed
+  curl -s http://127.0.0.1:5050/feed                                          # what it says
   .venv/bin/supervisor status --url http://127.0.0.1:$http_port/health
   tail -f $root/supervisor.log
 TXT

@@ -5,17 +5,21 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-# Debian packages the integration tests use (a real systemd user manager and its bus), and
-# the tools scripts/bench.py compares against and loads with (monit, wrk).
+# Debian packages the integration tests use (a real systemd user manager and its bus; the
+# Nagios plugins that exec probes run as they are), the tools the benchmark
+# (python -m devtools.bench) compares against and loads with (monit, wrk), and the fleet
+# tools the contrib/ files are tested with (promtool and a real Prometheus server; amtool).
 need=()
-for pkg in systemd dbus-user-session dbus-daemon procps monit wrk; do
+for pkg in systemd dbus-user-session dbus-daemon procps monitoring-plugins-basic monit wrk \
+           prometheus prometheus-alertmanager; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
         echo "installing Debian packages: ${need[*]}"
         # No service may start as a side effect of installing (monit's package would start
-        # a system-wide monit): policy-rc.d exit 101 tells invoke-rc.d to start nothing.
+        # a system-wide monit, prometheus' a Prometheus and a node exporter): policy-rc.d
+        # exit 101 tells invoke-rc.d to start nothing.
         made_policy=0
         if [ ! -e /usr/sbin/policy-rc.d ]; then
             printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d

@@ -18,7 +18,7 @@ from typing import Any
 
 from supervisor import __version__, config
 from supervisor.api import render
-from supervisor.config import API_KEY_HEADER
+from supervisor.config import API_KEY_HEADER, probe_ids
 from supervisor.errors import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunningError, ConfigError
 from supervisor.runtime import logs
 
@@ -94,7 +94,8 @@ def _check_config(path: Path | None) -> int:
         if t.ports:
             extras.append("ports " + ",".join(str(p) for p in t.ports))
         suffix = f" ({'; '.join(extras)})" if extras else ""
-        print(f"  {t.name:<20} {t.unit}{suffix}")
+        probes = ", ".join(probe_ids(t))
+        print(f"  {t.name:<20} {t.unit or '(the host)'}{suffix}{f': {probes}' if probes else ''}")
     return 0
 
 

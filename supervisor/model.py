@@ -76,6 +76,7 @@ class UnitState:
     memory_bytes: int | None = None  # MemoryCurrent; None where systemd leaves it unset
     cpu_nsec: int | None = None  # CPUUsageNSec; None where unset (cgroup v1)
     control_group: str = ""
+    job_id: int = 0  # a job systemd has queued for the unit (its own Restart=, or ours)
 
     @property
     def found(self) -> bool:
@@ -84,19 +85,34 @@ class UnitState:
 
 
 @dataclass(frozen=True, slots=True)
+class PerfDatum:
+    """One figure a check reported (Nagios performance data), in base units."""
+
+    label: str
+    value: float
+    unit: str = ""  # "seconds", "bytes", "ratio" (from %), or "" (a count, or no unit)
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """One probe run: passed or not, and why, in words a person can act on."""
+    """One probe run: its level (pass, warn, fail, unknown) and why, in words to act on."""
 
     target: str
     probe: str  # probe id within the target, e.g. "http" or "heartbeat#2"
-    kind: str  # http | tcp | heartbeat | resources
-    ok: bool
+    kind: str  # http | tcp | heartbeat | resources | exec | disk | memory | load
+    status: Status  # unknown: the check could not tell (never counted as a failure)
     output: str
     duration_s: float
     observed_value: float | None = None
     observed_unit: str | None = None
     source: str | None = None  # where a resource figure came from: "cgroup" or "proc"
     samples: tuple[tuple[str, float], ...] = ()  # extra figures for /metrics (memory, CPU)
+    perfdata: tuple[PerfDatum, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the probe passed outright."""
+        return self.status is Status.PASS
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +127,7 @@ class ProbeView:
     observed_value: float | None = None
     observed_unit: str | None = None
     source: str | None = None
+    perfdata: tuple[PerfDatum, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +135,7 @@ class TargetHealth:
     """A target's health at one moment: everything /health and the policies need."""
 
     name: str
-    unit: str
+    unit: str | None  # None: a host target
     critical: bool
     status: Status
     output: str

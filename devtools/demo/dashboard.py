@@ -1,5 +1,11 @@
 """dashboard: answers ``GET /health`` with ``{"status": "ok", "pid": ...}`` on 127.0.0.1:<port>.
 
+``GET /feed`` reports its market feed as a trading dashboard would: ``{"feed": {"connected":
+true, "last_message_at": "<ISO-8601 UTC>", "messages": N}, "balance": 2500.0, "pid": ...}``.
+A message "arrives" every second; the ``stall-feed`` fault stops them while the feed still
+says connected (the trading documents' warning: a WebSocket can look connected and be
+silent).
+
 When the port is taken (say, by an orphaned process) it exits 1 with a message saying so,
 which makes its unit fail to start.
 """
@@ -11,19 +17,50 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from devtools.demo.faults import FaultState, exit_if_crash_on_start
 
+BALANCE = 2500.0  # the demo account's balance (USDT)
+MESSAGE_EVERY_S = 1.0
+
+
+class Feed:
+    """A market feed that receives a message every second unless the fault stalls it."""
+
+    def __init__(self, faults: FaultState) -> None:
+        self._faults = faults
+        self.last_message_at = time.time()
+        self.messages = 0
+
+    def receive_forever(self) -> None:
+        """Count a message per second while not stalled (runs in a daemon thread)."""
+        while True:
+            if not (self._faults.feed_stalled or self._faults.hung):
+                self.last_message_at = time.time()
+                self.messages += 1
+            # The pace of the pretend exchange; a fault wakes it, so resume-feed is at once.
+            self._faults.wake.wait(MESSAGE_EVERY_S)
+            self._faults.wake.clear()
+
+    def document(self) -> dict[str, Any]:
+        """What GET /feed answers."""
+        at = self.last_message_at
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+        feed = {"connected": True, "last_message_at": stamp, "messages": self.messages}
+        return {"feed": feed, "balance": BALANCE, "pid": os.getpid()}
+
 
 class _Server(ThreadingHTTPServer):
     # Request threads must not keep a crashing or stopping process alive.
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], faults: FaultState) -> None:
+    def __init__(self, address: tuple[str, int], faults: FaultState, feed: Feed) -> None:
         self.faults = faults
+        self.feed = feed
         super().__init__(address, _Handler)
 
 
@@ -34,10 +71,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.faults.hung:
             # Hang: the connection was accepted (the port is open) but no answer ever comes.
             threading.Event().wait()
-        if self.path != "/health":
+        if self.path == "/health":
+            doc: dict[str, Any] = {"status": "ok", "pid": os.getpid()}
+        elif self.path == "/feed":
+            doc = self.server.feed.document()
+        else:
             self.send_error(404)
             return
-        body = json.dumps({"status": "ok", "pid": os.getpid()}).encode()
+        body = json.dumps(doc).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -53,8 +94,9 @@ def run(port: int, state_dir: Path, host: str = "127.0.0.1") -> int:
     exit_if_crash_on_start("dashboard", state_dir)
     faults = FaultState("dashboard")
     faults.install()
+    feed = Feed(faults)
     try:
-        server = _Server((host, port), faults)
+        server = _Server((host, port), faults, feed)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
@@ -65,7 +107,8 @@ def run(port: int, state_dir: Path, host: str = "127.0.0.1") -> int:
             flush=True,
         )
         return 1
+    threading.Thread(target=feed.receive_forever, name="feed", daemon=True).start()
     with server:
-        print(f"dashboard: pid {os.getpid()}, http://{host}:{port}/health", flush=True)
+        print(f"dashboard: pid {os.getpid()}, http://{host}:{port}/health and /feed", flush=True)
         server.serve_forever(poll_interval=0.5)
     return 0

@@ -17,6 +17,9 @@ crash-on-start     creates the flag file       every later start exits 1 at once
                    <state-dir>/<program>
                    .crash-on-start
 no-crash-on-start  removes that flag file      starts work again
+stall-feed         SIGRTMIN+4 to the MainPID   dashboard: its market feed stays "connected" but
+                                               no message arrives (last_message_at stops)
+resume-feed        SIGRTMIN+5 to the MainPID   dashboard: messages arrive again, at once
 =================  ==========================  ===================================================
 
 Faults without a program named apply to all three programs.
@@ -58,20 +61,27 @@ class Fault:
     name: str
     signal_name: str | None
     summary: str
-    heartbeat_only: bool = False
+    programs: tuple[str, ...] = PROGRAMS  # the programs it applies to
 
 
 FAULTS: dict[str, Fault] = {
     fault.name: fault
     for fault in (
-        Fault("stall-heartbeat", "SIGUSR1", "stay alive, stop writing the heartbeat", True),
-        Fault("resume-heartbeat", "SIGUSR2", "write the heartbeat again", True),
+        Fault(
+            "stall-heartbeat",
+            "SIGUSR1",
+            "stay alive, stop writing the heartbeat",
+            HEARTBEAT_PROGRAMS,
+        ),
+        Fault("resume-heartbeat", "SIGUSR2", "write the heartbeat again", HEARTBEAT_PROGRAMS),
         Fault("grow-memory", "SIGRTMIN", "allocate and touch 64 MiB more, keep it"),
         Fault("shrink-memory", "SIGRTMIN+1", "release the grown memory"),
         Fault("hang", "SIGRTMIN+2", "stay alive, stop working (port stays open)"),
         Fault("crash", "SIGRTMIN+3", "exit 1 at once"),
         Fault("crash-on-start", None, "<program>.crash-on-start: later starts exit 1 at once"),
         Fault("no-crash-on-start", None, "remove <program>.crash-on-start again"),
+        Fault("stall-feed", "SIGRTMIN+4", "feed connected but silent", ("dashboard",)),
+        Fault("resume-feed", "SIGRTMIN+5", "feed messages arrive again", ("dashboard",)),
     )
 }
 
@@ -92,7 +102,7 @@ def help_table() -> str:
     rows = []
     for fault in FAULTS.values():
         how = fault.signal_name or "flag file"
-        who = "trader, position-monitor" if fault.heartbeat_only else "all programs"
+        who = "all programs" if fault.programs == PROGRAMS else ", ".join(fault.programs)
         rows.append(f"  {fault.name:<18} {how:<12} {fault.summary} ({who})")
     return "\n".join(rows)
 
@@ -104,8 +114,8 @@ def check(program: str, name: str) -> Fault:
     fault = FAULTS.get(name)
     if fault is None:
         raise FaultError(f"unknown fault {name!r}; expected one of {', '.join(FAULTS)}")
-    if fault.heartbeat_only and program not in HEARTBEAT_PROGRAMS:
-        raise FaultError(f"{program} writes no heartbeat, so {name} does not apply to it")
+    if program not in fault.programs:
+        raise FaultError(f"{name} applies to {', '.join(fault.programs)} only, not to {program}")
     return fault
 
 
@@ -153,6 +163,7 @@ class FaultState:
     def __init__(self, program: str) -> None:
         self.program = program
         self.stalled = False
+        self.feed_stalled = False
         self.hung = False
         # Set whenever a fault arrives, so a waiting work loop reacts at once.
         self.wake = threading.Event()
@@ -183,6 +194,9 @@ class FaultState:
         else:
             self.stalled = {"stall-heartbeat": True, "resume-heartbeat": False}.get(
                 name, self.stalled
+            )
+            self.feed_stalled = {"stall-feed": True, "resume-feed": False}.get(
+                name, self.feed_stalled
             )
             self.hung = self.hung or name == "hang"
         self.wake.set()

@@ -1,5 +1,6 @@
 """What the sandbox needs from the host: preflight checks, its state file, unit-file quoting,
-and the manager's own words from the kernel log when it fails to start."""
+the manager's own words from the kernel log when it fails to start, log tails and a free
+port."""
 
 from __future__ import annotations
 
@@ -156,7 +157,8 @@ def _kmsg_lines(pid: int, limit: int = 15) -> list[str]:
     return lines[-limit:]
 
 
-def _tail(path: Path, lines: int = 15) -> list[str]:
+def tail(path: Path, lines: int = 15) -> list[str]:
+    """The last `lines` lines of a log file; none when it cannot be read."""
     try:
         return path.read_text(errors="replace").splitlines()[-lines:]
     except OSError:

@@ -27,7 +27,7 @@ from devtools.sandbox.host import (
     _kmsg_lines,
     _preflight,
     _State,
-    _tail,
+    tail,
 )
 from devtools.sandbox.procs import (
     LOCK_PATH,
@@ -278,7 +278,7 @@ class Sandbox:
 
     def _unit_report(self, program: str) -> str:
         props = self.show(program, "ActiveState", "SubState", "Result", "ExecMainStatus")
-        log = "\n".join(_tail(self.logs_dir / f"{program}.log", 5))
+        log = "\n".join(tail(self.logs_dir / f"{program}.log", 5))
         return f"{program}.service: {props}\n{program}.log:\n{log}"
 
     def _write_unit(self, program: str) -> bool:
@@ -436,7 +436,7 @@ class Sandbox:
         return f"{head}\n{self._manager_logs(pid)}"
 
     def _manager_logs(self, pid: int | None) -> str:
-        log = _tail(self.manager_log)
+        log = tail(self.manager_log)
         kmsg = _kmsg_lines(pid) if pid else []
         return "\n".join(
             [f"{self.manager_log} (tail):", *log, "manager's kernel log lines:", *kmsg]

@@ -27,12 +27,14 @@ class Severity(StrEnum):
     """How loud an alert is."""
 
     INFO = "info"
+    NOTICE = "notice"  # a target in warn (only with on_warn): below any failure
     WARNING = "warning"
     CRITICAL = "critical"
     RESOLVED = "resolved"
 
 
-_RANK = {Severity.WARNING: 1, Severity.CRITICAL: 2}
+_RANK = {Severity.NOTICE: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+_WHAT = {"health": "failing", "warn": "warn"}  # an incident's summary by its key's suffix
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +98,16 @@ class AlertPolicy:
 
     def observe(self, t: TargetHealth, gave_up: bool) -> list[Alert]:
         """A target's latest health; returns the alerts to send now."""
+        return self._gate(self._failure(t, gave_up) + self._warning(t))
+
+    def _failure(self, t: TargetHealth, gave_up: bool) -> list[Alert]:
         key = f"{t.name}:health"
         incident = self.incidents.get(key)
         now = self._clock.time()
         if t.status is not Status.FAIL:
-            if incident is None or t.status is not Status.PASS:
-                return []  # unknown/warn: neither a new failure nor a recovery
-            return self._gate([self._resolve(incident, now)])
+            if incident is None or t.status is Status.UNKNOWN:
+                return []  # unknown: neither a new failure nor a recovery
+            return [self._resolve(incident, now)]  # pass, or a warning: no longer failing
         if incident is None:
             if not gave_up and self._rounds(t, now) < self._cfg.failure_threshold:
                 return []
@@ -110,7 +115,29 @@ class AlertPolicy:
             self.incidents[key] = incident
         incident.reason = t.output
         incident.severity = self._severity(t, incident, gave_up, now).value
-        return self._gate(self._notices(incident, t.recovery, now))
+        return self._notices(incident, t.recovery, now)
+
+    def _warning(self, t: TargetHealth) -> list[Alert]:
+        """A warning is its own, lower incident, and only when the user asked (on_warn)."""
+        key = f"{t.name}:warn"
+        incident = self.incidents.get(key)
+        now = self._clock.time()
+        if t.status is Status.WARN and self._cfg.on_warn:
+            if incident is None:
+                if self._rounds(t, now) < self._cfg.failure_threshold:
+                    return []
+                severity = Severity.NOTICE.value
+                incident = Incident(key=key, target=t.name, opened_at=t.since, severity=severity)
+                self.incidents[key] = incident
+            incident.reason = t.output
+            return self._notices(incident, "", now)
+        if incident is None or t.status is Status.UNKNOWN:
+            return []
+        if t.status is Status.PASS:
+            return [self._resolve(incident, now)]
+        # Failing now (its own incident says so, louder), or on_warn was turned off.
+        del self.incidents[key]
+        return []
 
     def note_action(self, target: str, words: str) -> None:
         """Something recovery did ("restarted", "port 5050 freed"): told in the resolved notice."""
@@ -205,7 +232,7 @@ class AlertPolicy:
         if self.silenced(incident.target):
             return []
         incident.notified_at, incident.notified_severity = now, severity.value
-        what = "failing" if incident.key.endswith(":health") else "open"
+        what = _WHAT.get(incident.key.rpartition(":")[2], "open")
         return [
             Alert(
                 key=incident.key,
@@ -295,6 +322,7 @@ def _alert_from(raw: dict[str, Any]) -> Alert:
 
 _ICON = {
     Severity.INFO: "🔵",
+    Severity.NOTICE: "🟡",
     Severity.WARNING: "⚠️",
     Severity.CRITICAL: "🔴",
     Severity.RESOLVED: "✅",

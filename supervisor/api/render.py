@@ -34,7 +34,7 @@ def target_check(t: TargetHealth, now: float) -> dict[str, Any]:
     unit = t.unit_state
     entry: dict[str, Any] = {
         "componentId": t.name,
-        "componentType": "systemd-unit",
+        "componentType": "systemd-unit" if t.unit else "host",
         "status": _public(t.status),
         "time": iso(now),
         "output": t.output,
@@ -68,11 +68,15 @@ def _probe(p: Any) -> dict[str, Any]:
         "output": p.output,
         "consecutiveFailures": p.consecutive_failures,
     }
+    if p.status is Status.UNKNOWN:
+        out["state"] = "unknown"
     if p.observed_value is not None:
         out["observedValue"] = p.observed_value
         out["observedUnit"] = p.observed_unit
     if p.source is not None:
         out["source"] = p.source
+    if p.perfdata:
+        out["perfdata"] = [{"label": d.label, "value": d.value, "unit": d.unit} for d in p.perfdata]
     return out
 
 
@@ -122,12 +126,12 @@ def table(doc: dict[str, Any]) -> str:
     rows = [("TARGET", "STATUS", "UNIT", "STATE", "PID", "RESTARTS", "RECOVERY", "OUTPUT")]
     for name, entries in doc.get("checks", {}).items():
         e = entries[0]
-        state = f"{e.get('activeState', '?')}/{e.get('subState', '?')}"
+        state = f"{e.get('activeState', '?')}/{e.get('subState', '?')}" if e.get("unit") else "-"
         rows.append(
             (
                 name,
                 e.get("state", e["status"]),
-                e.get("unit", ""),
+                e.get("unit") or "(host)",
                 state,
                 str(e.get("mainPid", "")),
                 str(e.get("nRestarts", "")),

@@ -16,7 +16,7 @@ from supervisor.alerts.delivery import AlertService, Commands
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
-from supervisor.api.metrics import Metrics
+from supervisor.api.metrics import DaemonFacts, Metrics
 from supervisor.api.server import HealthApp, HttpServer, HttpSettings
 from supervisor.app.fleet import Fleet, build_fleet
 from supervisor.app.persist import StateKeeper
@@ -91,6 +91,18 @@ class Parts:
             previous=previous,
         )
 
+    def reconfigure(self, new: Config) -> None:
+        """Put `new` in force, keeping what the old config's parts knew (a reload)."""
+        now = self.now
+        now.config = new
+        if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
+            breaker = Breaker(new.breaker, new.budget)
+            breaker.carry_over(now.breaker)
+            now.breaker = breaker
+        self.policy.configure(new.alerts, round_s(new))
+        now.fleet = self.fleet_for(new, previous=now.fleet)
+        self.systemd.watch(new.units())
+
 
 def round_s(config: Config) -> dict[str, float]:
     """How long one failed round lasts per target: its shortest probe period."""
@@ -100,9 +112,22 @@ def round_s(config: Config) -> dict[str, float]:
 def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) -> Parts:
     """Every part, wired; nothing runs and nothing is read until the daemon starts."""
     now = Current(config, Breaker(config.breaker, config.budget))
-    systemd = Systemd(bus_address(env), [t.unit for t in config.targets])
+    systemd = Systemd(bus_address(env), config.units())
     sampler = SelfSampler(clock)
-    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock)
+    outbox = Outbox()
+
+    def facts() -> DaemonFacts:
+        """What /metrics shows beyond the snapshot (read at scrape time, from memory)."""
+        repairer, head = now.fleet.repairer, outbox.head()
+        return DaemonFacts(
+            gave_up=frozenset(name for name in repairer.policies if repairer.gave_up(name)),
+            outbox_messages=len(outbox),
+            outbox_oldest=head.created if head else None,
+            outbox_dropped=outbox.dropped,
+            budget=now.config.budget,
+        )
+
+    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
     probing = runner.ProbeContext(
         clock=clock,
@@ -113,8 +138,8 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         paused=lambda: now.breaker.open,
         observe=metrics.observe_probe,
         wake=hooks.wake.set,
+        environ=env,
     )
-    outbox = Outbox()
     alerts = AlertService(
         config.alerts,
         clock=clock,

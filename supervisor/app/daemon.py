@@ -12,11 +12,10 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
-from supervisor.app.build import Hooks, Parts, build, round_s
+from supervisor.app.build import Hooks, Parts, build
 from supervisor.app.fleet import Fleet
 from supervisor.config import Config
 from supervisor.errors import EXIT_OK, BusError, ConfigError
-from supervisor.guard.breaker import Breaker
 from supervisor.model import Clock, Snapshot, SystemClock, UnitState
 from supervisor.probing import runner
 
@@ -53,16 +52,6 @@ class Daemon:
     def fleet(self) -> Fleet:
         """The current fleet (a reload replaces it)."""
         return self.parts.now.fleet
-
-    @property
-    def passes(self) -> int:
-        """Completed supervision passes (tests wait on it instead of sleeping)."""
-        return self.parts.supervision.passes
-
-    @property
-    def load_samples(self) -> int:
-        """Completed load samples (likewise)."""
-        return self.parts.sentry.samples
 
     def snapshot(self) -> Snapshot:
         """The current picture."""
@@ -156,9 +145,8 @@ class Daemon:
     def _start_probes(self) -> None:
         assert self._group is not None
         model, ctx = self.fleet.model, self.parts.probing
-        self._probe_tasks = [
-            self._group.create_task(runner.loop(run, model, ctx)) for run in self.fleet.runs
-        ]
+        loops = [runner.loop(run, model, ctx) for run in self.fleet.runs]
+        self._probe_tasks = [self._group.create_task(loop) for loop in loops]
 
     async def _reload(self) -> None:
         """Re-read the config; a bad one is rejected and the running one stays in force."""
@@ -175,20 +163,13 @@ class Daemon:
         self.reloads += 1
 
     async def _apply(self, new: Config) -> None:
-        p, now = self.parts, self.parts.now
-        if new.http != now.config.http:
+        p = self.parts
+        if new.http != p.now.config.http:
             log.warning("[http] changes take effect at the next restart")
         for task in self._probe_tasks:
             task.cancel()
         await asyncio.gather(*self._probe_tasks, return_exceptions=True)
-        old, now.config = now.fleet, new
-        if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
-            breaker, now.breaker = Breaker(new.breaker, new.budget), now.breaker
-            breaker.carry_over(now.breaker)
-            now.breaker = breaker
-        p.policy.configure(new.alerts, round_s(new))
-        now.fleet = p.fleet_for(new, previous=old)
-        p.systemd.watch(t.unit for t in new.targets)
+        p.reconfigure(new)
         for state in p.systemd.known_states():
             self.unit_changed(state)
         self._start_probes()

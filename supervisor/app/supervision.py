@@ -93,10 +93,11 @@ class Supervision:
             if self._statuses.get(t.name) is not t.status:
                 self._statuses[t.name] = t.status
                 level = logging.INFO if t.status is Status.PASS else logging.WARNING
+                what = t.unit or "host"
                 if t.status is Status.UNKNOWN:  # the output already says "unknown: why"
-                    log.log(level, "%s (%s): %s", t.name, t.unit, t.output)
+                    log.log(level, "%s (%s): %s", t.name, what, t.output)
                 else:
-                    log.log(level, "%s (%s) is %s: %s", t.name, t.unit, t.status.value, t.output)
+                    log.log(level, "%s (%s) is %s: %s", t.name, what, t.status.value, t.output)
         line = render.status_line(snap)
         if not self.breaker().open:
             line += "; breaker closed"

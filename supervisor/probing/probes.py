@@ -1,8 +1,9 @@
-"""Active probes: catch what systemd cannot see (hung, stale, overgrown).
+"""Active probes: catch what systemd cannot see (hung, stale, overgrown, silent).
 
 Each check answers one question about the world and says why in words. `run` puts every
-check under a hard timeout and turns any error into a failed result, so one bad target never
-stalls the others or the daemon.
+check under a hard timeout and turns any error into a result (a failure, or unknown where the
+fault is ours), so one bad target never stalls the others or the daemon. The runner's
+`build` picks the check for a probe: these, or `command`'s (exec) and `host`'s.
 """
 
 from __future__ import annotations
@@ -12,28 +13,21 @@ import contextlib
 import json
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
 
-from supervisor.config import HeartbeatProbe, HttpProbe, ProbeConfig, ResourcesProbe, TcpProbe
-from supervisor.model import Clock, ProbeResult, UnitResources
+from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProbe
+from supervisor.errors import BusError
+from supervisor.model import Clock, ProbeResult, Status, UnitResources
+from supervisor.probing import conditions
+from supervisor.probing.outcome import OUR_ERRNOS, Check, Outcome, passed, worst
+
+__all__ = ["Check", "Outcome"]
 
 MIB = 1024 * 1024
-_MAX_BODY = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one check found."""
-
-    ok: bool
-    output: str
-    value: float | None = None
-    unit: str | None = None
-    source: str | None = None
-    samples: tuple[tuple[str, float], ...] = ()  # extra figures for /metrics
+_MAX_BODY = 256 * 1024
+FAIL, PASS = Status.FAIL, Status.PASS
 
 
 ReadUnit = Callable[[], Awaitable[UnitResources]]
@@ -52,49 +46,57 @@ class ProcessTree(Protocol):
         """Their resident memory."""
 
 
-class Check(Protocol):
-    """One probe's question."""
-
-    kind: str
-
-    async def check(self) -> Outcome:
-        """Ask it once."""
-
-
 class HttpCheck:
-    """GET; 2xx and 3xx pass (redirects are not followed), optional JSON fields."""
+    """GET; 2xx and 3xx pass (redirects are not followed), optional JSON conditions."""
 
     kind = "http"
 
-    def __init__(self, spec: HttpProbe, session: Callable[[], aiohttp.ClientSession]) -> None:
+    def __init__(
+        self,
+        spec: HttpProbe,
+        session: Callable[[], aiohttp.ClientSession],
+        clock: Clock | None = None,
+    ) -> None:
         self._spec = spec
         self._session = session
+        self._clock = clock
 
     async def check(self) -> Outcome:
         """Fetch the URL and judge status and body."""
+        spec = self._spec
         try:
-            async with self._session().get(self._spec.url, allow_redirects=False) as resp:
+            async with self._session().get(spec.url, allow_redirects=False) as resp:
                 if not 200 <= resp.status < 400:
-                    return Outcome(False, f"http: status {resp.status}", resp.status, "status")
-                if self._spec.expect_json is None:
-                    return Outcome(True, f"http: status {resp.status}", resp.status, "status")
-                body = await resp.content.read(_MAX_BODY)
+                    return Outcome(FAIL, f"http: status {resp.status}", resp.status, "status")
+                if spec.expect_json is None and not spec.conditions:
+                    return Outcome(PASS, f"http: status {resp.status}", resp.status, "status")
+                body = await resp.content.read(_MAX_BODY + 1)
         except aiohttp.ClientConnectorError as exc:
-            return Outcome(False, f"http: cannot connect: {_why(exc.os_error)}")
+            return Outcome(FAIL, f"http: cannot connect: {_why(exc.os_error)}")
         except aiohttp.ClientError as exc:
-            return Outcome(False, f"http: {type(exc).__name__}: {exc}")
+            return Outcome(FAIL, f"http: {type(exc).__name__}: {exc}")
+        if len(body) > _MAX_BODY:
+            return Outcome(FAIL, f"http: body over {_MAX_BODY // 1024} KiB, not read")
         return self._judge_body(body)
 
     def _judge_body(self, body: bytes) -> Outcome:
         try:
             doc = json.loads(body)
         except ValueError:
-            return Outcome(False, "http: body is not JSON")
+            return Outcome(FAIL, "http: body is not JSON")
         for key, want in (self._spec.expect_json or {}).items():
             got = doc.get(key) if isinstance(doc, dict) else None
             if got != want:
-                return Outcome(False, f"http: body field {key!r} is {got!r}, expected {want!r}")
-        return Outcome(True, "http: status ok, body as expected")
+                return Outcome(FAIL, f"http: body field {key!r} is {got!r}, expected {want!r}")
+        conds = self._spec.conditions
+        if not conds:
+            return Outcome(PASS, "http: status ok, body as expected")
+        now = self._clock.time() if self._clock else 0.0
+        found = conditions.evaluate(doc, conds, now)
+        if not found:
+            return Outcome(PASS, f"http: status ok, body as expected ({len(conds)} conditions)")
+        words = "; ".join(f.words for f in found)
+        return Outcome(worst([f.status for f in found]), f"http: {words}")
 
 
 class TcpCheck:
@@ -111,12 +113,12 @@ class TcpCheck:
         try:
             _reader, writer = await asyncio.open_connection(self._spec.host, self._spec.port)
         except OSError as exc:
-            return Outcome(False, f"tcp: {where}: {_why(exc)}")
+            return Outcome(FAIL, f"tcp: {where}: {_why(exc)}")
         writer.close()
         # A reset on close is fine: the connect itself succeeded, which is the question.
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        return Outcome(True, f"tcp: {where} accepts connections")
+        return Outcome(PASS, f"tcp: {where} accepts connections")
 
 
 class HeartbeatCheck:
@@ -133,14 +135,13 @@ class HeartbeatCheck:
         try:
             mtime = os.stat(self._spec.path).st_mtime
         except FileNotFoundError:
-            return Outcome(False, f"heartbeat: {self._spec.path} does not exist")
+            return Outcome(FAIL, f"heartbeat: {self._spec.path} does not exist")
         except OSError as exc:
-            return Outcome(False, f"heartbeat: cannot stat {self._spec.path}: {exc.strerror}")
+            return Outcome(FAIL, f"heartbeat: cannot stat {self._spec.path}: {exc.strerror}")
         age = max(0.0, self._clock.time() - mtime)
         limit = self._spec.max_age_s
-        ok = age <= limit
         words = f"heartbeat: {age:.0f} s old (max {limit:g} s)"
-        return Outcome(ok, words, round(age, 3), "s")
+        return Outcome(passed(age <= limit), words, round(age, 3), "s")
 
 
 class ResourcesCheck:
@@ -191,7 +192,7 @@ class ResourcesCheck:
         limit_mb, limit_cpu = self._spec.memory_max_mb, self._spec.cpu_max_percent
         if limit_mb is not None and mb > limit_mb:
             return Outcome(
-                False,
+                FAIL,
                 f"resources: {mb:.0f} MB > {limit_mb:g} MB",
                 round(mb, 1),
                 "MB",
@@ -200,7 +201,7 @@ class ResourcesCheck:
             )
         if limit_cpu is not None and cpu is not None and cpu > limit_cpu:
             return Outcome(
-                False,
+                FAIL,
                 f"resources: CPU {cpu:.0f} % > {limit_cpu:g} %",
                 round(cpu, 1),
                 "percent",
@@ -209,31 +210,13 @@ class ResourcesCheck:
             )
         cpu_words = f", CPU {cpu:.1f} %" if cpu is not None else ""
         return Outcome(
-            True, f"resources: {mb:.0f} MB{cpu_words}", round(mb, 1), "MB", source, tuple(samples)
+            PASS, f"resources: {mb:.0f} MB{cpu_words}", round(mb, 1), "MB", source, tuple(samples)
         )
 
 
 def _why(exc: OSError) -> str:
     """The errno's words ("Connection refused"), not asyncio's "Connect call failed (...)"."""
     return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-def build(
-    spec: ProbeConfig,
-    *,
-    clock: Clock,
-    session: Callable[[], aiohttp.ClientSession],
-    read_unit: ReadUnit,
-    reader: ProcessTree,
-) -> Check:
-    """The check for a probe's config."""
-    if isinstance(spec, HttpProbe):
-        return HttpCheck(spec, session)
-    if isinstance(spec, TcpProbe):
-        return TcpCheck(spec)
-    if isinstance(spec, HeartbeatProbe):
-        return HeartbeatCheck(spec, clock)
-    return ResourcesCheck(spec, read_unit, reader, clock)
 
 
 async def run(target: str, probe: str, check: Check, timeout_s: float, clock: Clock) -> ProbeResult:
@@ -243,21 +226,31 @@ async def run(target: str, probe: str, check: Check, timeout_s: float, clock: Cl
         async with asyncio.timeout(timeout_s):
             outcome = await check.check()
     except TimeoutError:
-        outcome = Outcome(False, f"{check.kind}: timeout after {timeout_s:.1f} s")
+        outcome = Outcome(FAIL, f"{check.kind}: timeout after {timeout_s:.1f} s")
     except Exception as exc:  # a probe must never take the daemon down
-        outcome = Outcome(False, f"{check.kind}: {type(exc).__name__}: {exc}")
+        outcome = Outcome(_blame(exc), f"{check.kind}: {type(exc).__name__}: {exc}")
     return ProbeResult(
         target=target,
         probe=probe,
         kind=check.kind,
-        ok=outcome.ok,
+        status=outcome.status,
         output=outcome.output,
         duration_s=clock.monotonic() - started,
         observed_value=outcome.value,
         observed_unit=outcome.unit,
         source=outcome.source,
         samples=outcome.samples,
+        perfdata=outcome.perfdata,
     )
+
+
+def _blame(exc: Exception) -> Status:
+    """Unknown when the fault is ours (bus lost, out of descriptors or memory), else fail."""
+    if isinstance(exc, BusError):
+        return Status.UNKNOWN
+    if isinstance(exc, OSError) and exc.errno in OUR_ERRNOS:
+        return Status.UNKNOWN
+    return FAIL
 
 
 def session_factory(limit: int = 32) -> Callable[[], aiohttp.ClientSession]:

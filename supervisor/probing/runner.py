@@ -8,15 +8,31 @@ nothing of the bus, the breaker or the daemon.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
-from supervisor.config import Config, ProbeConfig, TargetConfig, probe_ids
+from supervisor.config import (
+    Config,
+    DiskProbe,
+    ExecProbe,
+    HeartbeatProbe,
+    HttpProbe,
+    LoadProbe,
+    MemoryProbe,
+    ProbeConfig,
+    TargetConfig,
+    TcpProbe,
+    probe_ids,
+)
 from supervisor.model import ActiveState, Clock, ProbeResult, UnitState
 from supervisor.probing import probes
+from supervisor.probing.command import ExecCheck
+from supervisor.probing.host import DiskCheck, LoadCheck, MemoryCheck
 from supervisor.probing.schedule import ProbeSchedule
 from supervisor.watch.health import HealthModel, ProbeTrack
 
@@ -45,6 +61,7 @@ class ProbeContext:
     paused: Callable[[], bool]  # the breaker is open: probe nothing
     observe: Callable[[ProbeResult], None]  # every result, for metrics
     wake: Callable[[], None]  # a result changed a status
+    environ: Mapping[str, str] | None = None  # ours: what exec probes get of it (None: os's)
 
 
 def plan(
@@ -70,12 +87,13 @@ def plan(
             else:
                 track = ProbeTrack(spec.failure_threshold, spec.success_threshold)
             model.add_probe(target.name, pid, spec.type, track)
-            check = probes.build(
+            check = build(
                 spec,
                 clock=ctx.clock,
                 session=ctx.session,
-                read_unit=ctx.read_unit(target.unit),
+                read_unit=ctx.read_unit(target.unit or ""),  # host targets have no resources
                 reader=ctx.reader,
+                environ=ctx.environ,
             )
             # A random first offset so many targets' probes do not fire together.
             first = now + rng.uniform(0, spec.period_s)
@@ -84,12 +102,50 @@ def plan(
     return runs
 
 
+def build(
+    spec: ProbeConfig,
+    *,
+    clock: Clock,
+    session: Callable[[], aiohttp.ClientSession],
+    read_unit: probes.ReadUnit,
+    reader: probes.ProcessTree,
+    environ: Mapping[str, str] | None = None,
+    proc: Path = Path("/proc"),
+) -> probes.Check:
+    """The check for a probe's config (`environ`: ours, what exec passes on of it)."""
+    if isinstance(spec, HttpProbe):
+        return probes.HttpCheck(spec, session, clock)
+    if isinstance(spec, TcpProbe):
+        return probes.TcpCheck(spec)
+    if isinstance(spec, HeartbeatProbe):
+        return probes.HeartbeatCheck(spec, clock)
+    if isinstance(spec, ExecProbe):
+        return ExecCheck(spec, os.environ if environ is None else environ)
+    if isinstance(spec, DiskProbe):
+        return DiskCheck(spec)
+    if isinstance(spec, MemoryProbe):
+        return MemoryCheck(spec, proc)
+    if isinstance(spec, LoadProbe):
+        return LoadCheck(spec, proc)
+    return probes.ResourcesCheck(spec, read_unit, reader, clock)
+
+
 def _allowed(ctx: ProbeContext, target: TargetConfig) -> bool:
     """Probe only active units (an inactive one is known bad) and only with the breaker shut."""
     if ctx.paused():
         return False
+    if target.unit is None:
+        return True  # the host is always there
     unit = ctx.unit_state(target.unit)
     return unit is not None and unit.active_state is ActiveState.ACTIVE
+
+
+def _main_pid(ctx: ProbeContext, target: TargetConfig) -> int | None:
+    """The unit's MainPID (None: unknown); 0 for a host target, which has no process."""
+    if target.unit is None:
+        return 0
+    unit = ctx.unit_state(target.unit)
+    return None if unit is None else unit.main_pid
 
 
 async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
@@ -101,11 +157,11 @@ async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
         if not _allowed(ctx, target):
             sched.skipped(started)
             continue
-        before = ctx.unit_state(target.unit)
+        before = _main_pid(ctx, target)
         result = await probes.run(target.name, run.probe, run.check, run.timeout_s, clock)
         ctx.observe(result)
-        after = ctx.unit_state(target.unit)
-        if before is None or after is None or before.main_pid != after.main_pid:
+        after = _main_pid(ctx, target)
+        if before is None or after is None or before != after:
             sched.skipped(clock.monotonic())  # about a process that is gone: discard
             continue
         if model.apply_probe(result):

@@ -10,12 +10,14 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from supervisor.api.metrics import Metrics
-from supervisor.config import Config, TargetConfig
+from supervisor.config import OUTPUT_MAX_BYTES, Config, TargetConfig
 from supervisor.errors import BusError
 from supervisor.model import Clock
+from supervisor.probing.command import minimal_env, run_command
 from supervisor.recovery import ports
 from supervisor.recovery.policy import Action, Decision, Recovery
 from supervisor.watch.health import HealthModel
@@ -64,7 +66,7 @@ class Repairer:
         for target in self._config.targets:
             policy = self.policies[target.name]
             decision = policy.decide(self._model.target(target.name))
-            if decision.action in (Action.RESTART, Action.RESET_START):
+            if decision.action in (Action.RESTART, Action.RESET_START, Action.RUN):
                 self._start(target, policy, decision)
             elif decision.action is Action.GIVE_UP:
                 policy.give_up()
@@ -112,6 +114,8 @@ class Repairer:
         target = next((t for t in self._config.targets if t.name == name), None)
         if target is None:
             return f"{name} is not a configured target"
+        if target.unit is None:
+            return f"{name} watches the host: it has no unit to restart"
         now = self._clock.monotonic()
         last = self._manual_at.get(name)
         if last is not None and now - last < min_interval_s:
@@ -147,6 +151,12 @@ class Repairer:
             if self._dry_run:
                 log.warning("dry run: would %s %s: %s", action, where, decision.reason)
                 return
+            if "run" in target.recovery.actions:
+                log.warning("running the cure for %s: %s", where, decision.reason)
+                result = await self._run_cure(target)
+                if decision.action is Action.RUN:
+                    return
+                action = f"run+{action}"  # the restart follows whatever the command did
             if "free-port" in target.recovery.actions and target.ports:
                 blocked = await self._free_ports(target)
                 if blocked:
@@ -179,7 +189,34 @@ class Repairer:
             self._model.set_recovery(target.name, policy.describe())
             self._wake()
 
+    async def _run_cure(self, target: TargetConfig) -> str:
+        """Run the target's `run` command like an exec probe; "done" when it exits 0."""
+        cfg = target.recovery
+        assert cfg.run is not None  # the config requires it with the "run" action
+        program = cfg.run[0]
+        try:
+            done = await run_command(
+                cfg.run,
+                env=minimal_env(cfg.run_env, os.environ),
+                cwd=Path("/"),
+                timeout_s=cfg.job_timeout_s,
+                max_bytes=OUTPUT_MAX_BYTES,
+            )
+        except OSError as exc:
+            log.error("cannot run %s for %s: %s", program, target.name, exc.strerror or exc)
+            return "cannot-run"
+        said = " | ".join(line for line in (done.stdout + done.stderr).splitlines() if line)
+        if done.timed_out:
+            result = "timeout"
+        else:
+            result = "done" if done.exit_code == 0 else f"failed (exit {done.exit_code})"
+        level = logging.INFO if result == "done" else logging.ERROR
+        log.log(level, "ran %s for %s: %s; output: %s", program, target.name, result, said or "-")
+        self._on_action(target.name, f"ran {Path(program).name}: {result}")
+        return result
+
     async def _run_job(self, target: TargetConfig, decision: Decision) -> str:
+        assert target.unit is not None  # host targets only run commands
         timeout = target.recovery.job_timeout_s
         if decision.action is Action.RESET_START:
             return await self._systemd.reset_and_start(target.unit, timeout)
@@ -209,7 +246,8 @@ class Repairer:
         return bool(forbidden)
 
     def _judge(self, holder: ports.Holder, target: TargetConfig) -> str | None:
-        others = [t.unit for t in self._config.targets if t.name != target.name]
+        assert target.unit is not None  # host targets own no ports
+        others = [t.unit for t in self._config.targets if t.name != target.name and t.unit]
         return ports.judge(
             holder,
             own_unit=target.unit,

@@ -24,6 +24,7 @@ class Action(StrEnum):
     WAIT = "wait"  # failing, but not yet (backoff, or systemd is restarting it)
     RESTART = "restart"
     RESET_START = "reset-failed+start"  # systemd's start limit was hit
+    RUN = "run"  # run the configured command (a cure that is not a restart)
     GIVE_UP = "give-up"
 
 
@@ -70,12 +71,17 @@ class Recovery:
         if not cfg.enabled or self._busy or health.status is not Status.FAIL:
             return Decision(Action.NONE, "nothing to do")
         unit = health.unit_state
-        if unit is None or not unit.found:
-            return Decision(Action.NONE, "no such unit: restarting cannot help")
-        if unit.active_state is ActiveState.ACTIVATING and unit.sub_state == "auto-restart":
-            return Decision(Action.WAIT, "systemd is restarting it (Restart=)")
-        if unit.active_state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
-            return Decision(Action.WAIT, f"unit is {unit.active_state.value}")
+        if health.unit is not None:  # a host target has no unit to wait for
+            if unit is None or not unit.found:
+                return Decision(Action.NONE, "no such unit: restarting cannot help")
+            if unit.active_state is ActiveState.ACTIVATING and unit.sub_state == "auto-restart":
+                return Decision(Action.WAIT, "systemd is restarting it (Restart=)")
+            if unit.active_state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
+                return Decision(Action.WAIT, f"unit is {unit.active_state.value}")
+            if unit.job_id:
+                # Between auto-restart and start, systemd's own restart job passes through
+                # inactive (dead): a restart of ours now would replace its job and fight it.
+                return Decision(Action.WAIT, f"systemd has job {unit.job_id} queued for it")
         if self._gave_up_until is not None:
             if now < self._gave_up_until:
                 return Decision(Action.NONE, "gave up")
@@ -99,7 +105,9 @@ class Recovery:
             return Decision(
                 Action.WAIT, f"backoff {delay:g} s", used + 1, cfg.max_attempts, remaining
             )
-        action = Action.RESET_START if unit.result == "start-limit-hit" else Action.RESTART
+        action = Action.RUN
+        if "restart" in cfg.actions and unit is not None:
+            action = Action.RESET_START if unit.result == "start-limit-hit" else Action.RESTART
         return Decision(action, health.output, used + 1, cfg.max_attempts)
 
     def begin(self) -> None:
@@ -129,7 +137,8 @@ class Recovery:
     def describe(self, decision: Decision | None = None) -> str:
         """Words for /health: idle, waiting 8s, restarting, attempt 2/3, gave up until 14:05."""
         if self._busy:
-            return f"restarting (attempt {len(self._attempts)}/{self._cfg.max_attempts})"
+            doing = "restarting" if "restart" in self._cfg.actions else "running the cure"
+            return f"{doing} (attempt {len(self._attempts)}/{self._cfg.max_attempts})"
         if self._gave_up_wall is not None:
             return f"gave up until {time.strftime('%H:%M', time.localtime(self._gave_up_wall))}"
         if not self._cfg.enabled:

@@ -26,16 +26,18 @@ class TargetSpec:
     """What the health model needs to know about a target (taken from its config)."""
 
     name: str
-    unit: str
+    unit: str | None  # None: a host target, judged by its probes alone
     critical: bool = False
 
 
 @dataclass(slots=True)
 class ProbeTrack:
-    """Kubernetes' threshold semantics for one probe.
+    """Kubernetes' threshold semantics for one probe, plus a warning and an unknown level.
 
     A probe turns failing after `failure_threshold` consecutive failures and passing again
-    after `success_threshold` consecutive successes; one blip changes nothing.
+    after `success_threshold` consecutive non-failures; one blip changes nothing. A warning
+    answered, so it counts as a non-failure (it never leads to recovery) but shows as warn.
+    An unknown result (the check could not tell) counts neither way.
     """
 
     failure_threshold: int = 3
@@ -44,20 +46,36 @@ class ProbeTrack:
     consecutive_successes: int = 0
     failing: bool = False
     last: ProbeResult | None = None
+    level: Status | None = None  # the settled level; None until one is known
+    settled: ProbeResult | None = None  # the result that set it (its words explain it)
 
     def record(self, result: ProbeResult) -> None:
         """Count one result and flip `failing` when a threshold is reached."""
         self.last = result
-        if result.ok:
-            self.consecutive_successes += 1
-            self.consecutive_failures = 0
-            if self.failing and self.consecutive_successes >= self.success_threshold:
-                self.failing = False
-        else:
+        status = result.status
+        if status is Status.UNKNOWN:
+            self.level, self.settled = Status.UNKNOWN, result
+            return
+        if status is Status.FAIL:
             self.consecutive_failures += 1
             self.consecutive_successes = 0
             if self.consecutive_failures >= self.failure_threshold:
                 self.failing = True
+        else:
+            self.consecutive_successes += 1
+            self.consecutive_failures = 0
+            if self.failing and self.consecutive_successes >= self.success_threshold:
+                self.failing = False
+        if self.failing or status is not Status.FAIL:
+            self.level, self.settled = (Status.FAIL if self.failing else status), result
+        # else: an unconfirmed failure keeps the level it had (one blip changes nothing)
+
+    def reset(self) -> None:
+        """Forget everything (a new process of the unit)."""
+        self.consecutive_failures = self.consecutive_successes = 0
+        self.failing = False
+        self.last = self.settled = None
+        self.level = None
 
     @property
     def suspect(self) -> bool:
@@ -65,12 +83,12 @@ class ProbeTrack:
         return not self.failing and self.consecutive_failures > 0
 
     def view(self, probe: str, kind: str) -> ProbeView:
-        """The probe as a snapshot shows it."""
+        """The probe as a snapshot shows it (an unconfirmed failure shows as warn)."""
         last = self.last
         if last is None:
             status, output = Status.UNKNOWN, "not run yet"
         else:
-            status = Status.FAIL if self.failing else (Status.PASS if last.ok else Status.WARN)
+            status = Status.WARN if self.suspect else (self.level or Status.UNKNOWN)
             output = last.output
         return ProbeView(
             probe=probe,
@@ -81,6 +99,7 @@ class ProbeTrack:
             observed_value=last.observed_value if last else None,
             observed_unit=last.observed_unit if last else None,
             source=last.source if last else None,
+            perfdata=last.perfdata if last else (),
         )
 
 
@@ -134,7 +153,10 @@ class HealthModel:
         self._clock = clock
         now = clock.time()
         self._targets = {s.name: _Target(spec=s, since=now) for s in targets}
-        self._by_unit = {t.spec.unit: t for t in self._targets.values()}
+        for target in self._targets.values():
+            if target.spec.unit is None:
+                target.output = "waiting for the first probe"
+        self._by_unit = {t.spec.unit: t for t in self._targets.values() if t.spec.unit}
         self._notes: dict[str, str] = {}
         self._version = 0
         self._snapshot: Snapshot | None = None
@@ -162,9 +184,7 @@ class HealthModel:
         if previous is not None and previous.main_pid != unit.main_pid:
             # A new process deserves a clean slate: old failures were about the old one.
             for _kind, track in target.probes.values():
-                track.consecutive_failures = track.consecutive_successes = 0
-                track.failing = False
-                track.last = None
+                track.reset()
         return self._evaluate(target)
 
     def apply_probe(self, result: ProbeResult) -> bool:
@@ -186,6 +206,8 @@ class HealthModel:
     def set_unknown(self, reason: str) -> None:
         """We lost sight of systemd: every target is unknown until re-read."""
         for target in self._targets.values():
+            if target.spec.unit is None:
+                continue  # a host target does not depend on the bus
             target.unit = None
             self._set_status(target, Status.UNKNOWN, f"unknown: {reason}")
         self._changed()
@@ -246,9 +268,10 @@ class HealthModel:
         status, output = self._judge(target)
         if status is Status.FAIL:
             target.consecutive_failures += 1
-        elif status is Status.PASS:
-            target.consecutive_failures = 0
-            target.last_success = self._clock.time()
+        else:
+            target.consecutive_failures = 0  # warn and unknown are not failures either
+            if status is Status.PASS:
+                target.last_success = self._clock.time()
         if target.blocker and status is Status.FAIL:
             output = f"{output}; recovery blocked: {target.blocker}"
         changed = self._set_status(target, status, output)
@@ -258,14 +281,24 @@ class HealthModel:
     @staticmethod
     def _judge(target: _Target) -> tuple[Status, str]:
         unit = target.unit
-        if unit is None:
+        if target.spec.unit is None:  # a host target: its probes are all there is
+            said = [t.settled.output for _k, t in target.probes.values() if t.settled]
+            status, output = Status.PASS, "; ".join(said) or "no probe has run yet"
+        elif unit is None:
             return target.status, target.output
-        status, output = unit_verdict(unit)
+        else:
+            status, output = unit_verdict(unit)
         if status is not Status.PASS:
             return status, output
-        failing = [t.last.output for _k, t in target.probes.values() if t.failing and t.last]
-        if failing:
-            return Status.FAIL, "; ".join(failing)
+        # The worst settled probe level decides; a warning never hides a failure.
+        for level in (Status.FAIL, Status.WARN, Status.UNKNOWN):
+            words = [
+                t.settled.output
+                for _k, t in target.probes.values()
+                if t.level is level and t.settled
+            ]
+            if words:
+                return level, "; ".join(words)
         return Status.PASS, output
 
     def _set_status(self, target: _Target, status: Status, output: str) -> bool:

@@ -61,6 +61,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "MemoryCurrent": ("memory_bytes", _u64),
     "CPUUsageNSec": ("cpu_nsec", _u64),
     "ControlGroup": ("control_group", str),
+    "Job": ("job_id", lambda job: int(job[0])),  # (id, path); id 0: no job queued
 }
 
 

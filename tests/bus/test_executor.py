@@ -91,7 +91,7 @@ async def supervised(
     bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
 ) -> AsyncIterator[Supervised]:
     config = trader_config(tmp_path)
-    front = Systemd(bus.address, [t.unit for t in config.targets], call_timeout_s=2.0)
+    front = Systemd(bus.address, config.units(), call_timeout_s=2.0)
     parts = Supervised(config, front)
     await front.connect(parts)
     yield parts

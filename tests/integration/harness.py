@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
+import subprocess
 import tempfile
 import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.app.daemon import Daemon
@@ -141,10 +146,11 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
 
 async def passes(run: Running, n: int) -> None:
     """Let the supervision loop complete `n` more passes (woken, not slept for)."""
+    supervision = run.daemon.parts.supervision
     for _ in range(n):
-        done = run.daemon.passes
+        done = supervision.passes
         run.daemon.wake()
-        await until(lambda d=done: run.daemon.passes > d, 10, "a supervision pass")  # type: ignore[misc]
+        await until(lambda d=done: supervision.passes > d, 10, "a supervision pass")  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager
@@ -164,7 +170,7 @@ async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIt
         if task.done():
             task.result()
         if settle:
-            names = [t.name for t in cfg.targets]
+            names = [t.name for t in cfg.targets if t.unit]  # host targets have none
             await until(
                 lambda: all(run.target(n).unit_state is not None for n in names),
                 10,
@@ -176,3 +182,23 @@ async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIt
         started = time.monotonic()
         await asyncio.wait_for(task, 10)
         assert time.monotonic() - started < 5, "shutdown took too long"
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs mounted at `where`: a real filesystem that fills up (root; else skips)."""
+    where.mkdir(exist_ok=True)
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -233,8 +233,8 @@ async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox
 
 async def _load_samples(run: Running, n: int) -> None:
     """Wait for `n` more load samples (the breaker's own clock), not for a fixed time."""
-    start = run.daemon.load_samples
-    await until(lambda: run.daemon.load_samples >= start + n, 10, f"{n} load samples")
+    start = run.daemon.parts.sentry.samples
+    await until(lambda: run.daemon.parts.sentry.samples >= start + n, 10, f"{n} load samples")
 
 
 async def test_bus_loss_reconnects_and_rereads_state(sandbox: Sandbox) -> None:

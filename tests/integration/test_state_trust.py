@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 
 from supervisor.errors import EXIT_ALREADY_RUNNING
 from supervisor.runtime.state import StateStore
+from tests.integration.harness import tmpfs
 from tests.integration.test_process import CONFIG, Proc
 
 
@@ -92,22 +92,8 @@ def test_only_the_last_few_bad_files_are_kept(tmp_path: Path) -> None:
 @pytest.fixture
 def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: a real filesystem that fills up (needs root; skips otherwise)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "full", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_never_destroys_the_saved_state(tiny_tmpfs: Path) -> None:

@@ -192,3 +192,47 @@ def test_html_is_escaped_and_names_everything(clock: FakeClock) -> None:
 
 def test_duration_words() -> None:
     assert [duration(s) for s in (5, 65, 3725)] == ["5s", "1m 05s", "1h 02m"]
+
+
+def test_a_warning_alerts_only_when_asked(clock: FakeClock) -> None:
+    quiet = policy(clock)
+    since = clock.time()
+    for _ in range(5):
+        assert quiet.observe(target(clock, status=Status.WARN, since=since), gave_up=False) == []
+        clock.advance(5)
+    assert quiet.incidents == {}
+
+
+def test_on_warn_opens_a_lower_incident_then_resolves(clock: FakeClock) -> None:
+    p = policy(clock, on_warn=True, cooldown_s=900)
+    since = clock.time()
+    sent = []
+    for _ in range(4):
+        warn = replace(target(clock, status=Status.WARN, since=since), output="balance: 80 < 100")
+        sent += p.observe(warn, gave_up=False)
+        clock.advance(5)
+    [notice] = sent
+    assert (notice.severity, notice.summary, notice.reason) == (
+        Severity.NOTICE,
+        "warn",
+        "balance: 80 < 100",
+    )
+    assert "🟡 <b>NOTICE</b> dashboard on box: warn" in format_html(notice, "box")
+    [resolved] = p.observe(target(clock, status=Status.PASS), gave_up=False)
+    assert (resolved.severity, resolved.key) == (Severity.RESOLVED, "dashboard:warn")
+    assert p.incidents == {}
+
+
+def test_a_failure_supersedes_the_warning_and_a_warning_ends_the_failure(
+    clock: FakeClock,
+) -> None:
+    p = policy(clock, on_warn=True, failure_threshold=1)
+    assert p.observe(target(clock, status=Status.WARN), gave_up=False)[0].summary == "warn"
+    [failing] = p.observe(target(clock, status=Status.FAIL), gave_up=False)
+    assert (failing.severity, failing.summary) == (Severity.WARNING, "failing")
+    assert set(p.incidents) == {"dashboard:health"}  # the warning closed without a message
+    alerts = p.observe(target(clock, status=Status.WARN), gave_up=False)
+    assert [(a.key, a.severity) for a in alerts] == [
+        ("dashboard:health", Severity.RESOLVED),
+        ("dashboard:warn", Severity.NOTICE),
+    ]

@@ -34,6 +34,13 @@ def test_example_config_is_valid() -> None:
         "trader.service",
         "dashboard.service",
         "position-monitor.service",
+        None,  # the host: disk checks on the home filesystem and on state_dir
+    ]
+    disk = cfg.target("disk")
+    assert disk is not None
+    assert [p.path for p in disk.probes if isinstance(p, config.DiskProbe)] == [
+        Path.home(),
+        Path.home() / ".local" / "state" / "sidecar-supervisor",
     ]
     assert cfg.http.host == "127.0.0.1"
     assert cfg.http.port == 5051
@@ -112,7 +119,8 @@ def test_check_config_cli_ok() -> None:
     result = run_cli("check-config", "--config", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
     assert "dashboard.service" in result.stdout
-    assert "watching 3 targets" in result.stdout
+    assert "watching 4 targets" in result.stdout
+    assert "disk                 (the host): home, state" in result.stdout
 
 
 def test_check_config_cli_broken_file_exits_78_naming_file_and_field(tmp_path: Path) -> None:
@@ -135,3 +143,141 @@ def test_run_with_broken_config_exits_78(tmp_path: Path) -> None:
     result = run_cli("run", "--config", str(tmp_path / "missing.toml"))
     assert result.returncode == EXIT_CONFIG
     assert "missing.toml" in result.stderr
+
+
+CHECKS = """
+[[targets]]
+name = "dashboard"
+unit = "dashboard.service"
+  [[targets.probes]]
+  type = "exec"
+  command = ["/usr/lib/nagios/plugins/check_tcp", "-H", "127.0.0.1", "-p", "5050"]
+  env = { PGHOST = "127.0.0.1" }
+  [[targets.probes]]
+  type = "http"
+  url = "http://127.0.0.1:5050/feed"
+  json = [
+    { path = "feed.connected", equals = true },
+    { path = "feed.last_message_at", max_age_s = 60 },
+    { path = "balance", min = 100, warn_below = 500 },
+    { path = "mode", in = ["live", "paper"] },
+  ]
+  [targets.recovery]
+  actions = ["run", "restart"]
+  run = ["~/bin/clear-cache", "--all"]
+
+[[targets]]
+name = "disk"
+  [[targets.probes]]
+  type = "disk"
+  path = "/"
+  warn_percent = 80
+  fail_percent = 90
+  [[targets.probes]]
+  type = "memory"
+  [[targets.probes]]
+  type = "load"
+"""
+
+
+def test_the_issue_config_shape_loads(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, CHECKS))
+    dash, disk = cfg.targets
+    exec_probe, http_probe = dash.probes
+    assert isinstance(exec_probe, config.ExecProbe)
+    assert exec_probe.env == {"PGHOST": "127.0.0.1"}
+    assert isinstance(http_probe, config.HttpProbe)
+    assert [c.path for c in http_probe.conditions] == [
+        "feed.connected",
+        "feed.last_message_at",
+        "balance",
+        "mode",
+    ]
+    assert http_probe.conditions[3].one_of == ["live", "paper"]
+    assert dash.recovery.run == [str(Path.home() / "bin" / "clear-cache"), "--all"]
+    assert disk.unit is None
+    assert (disk.recovery.enabled, disk.recovery.actions) == (False, [])  # nothing to restart
+    assert config.probe_ids(disk) == ["disk", "memory", "load"]
+
+
+def test_check_config_rejects_bad_checks_with_dotted_paths(tmp_path: Path) -> None:
+    text = """
+[[targets]]
+name = "dashboard"
+unit = "dashboard.service"
+  [[targets.probes]]
+  type = "exec"
+  command = []
+  [[targets.probes]]
+  type = "exec"
+  name = "plugin"
+  command = ["check_disk", "-w", "20%"]
+  [[targets.probes]]
+  type = "http"
+  url = "http://127.0.0.1:5050/feed"
+  json = [{ path = "feed..last_message_at", max_age_s = 60 }, { path = "positions[x]", min = 1 }]
+
+[[targets]]
+name = "disk"
+  [[targets.probes]]
+  type = "disk"
+  path = "/"
+  [targets.recovery]
+  actions = ["restart"]
+"""
+    path = write(tmp_path, text)
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == EXIT_CONFIG
+    lines = result.stderr.splitlines()
+    want = [
+        "targets[0](dashboard).probes[0](exec).command: must name a program",
+        "targets[0](dashboard).probes[1](plugin)(exec).command: the program must be an absolute"
+        " path (got 'check_disk')",
+        "targets[0](dashboard).probes[2](http).json[0].path: 'feed..last_message_at' is not a"
+        " dotted path",
+        "targets[0](dashboard).probes[2](http).json[1].path: 'positions[x]' is not a dotted path",
+        "targets[1](disk).recovery.actions: a host target (no unit) has nothing to restart: only"
+        ' the "run" action can recover it',
+    ]
+    for line in want:
+        assert any(line in got for got in lines), (line, lines)
+    assert len(lines) == 1 + len(want)  # the heading, then one line per problem
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            '[[targets.probes]]\ntype = "resources"\nmemory_max_mb = 5\n',
+            "targets[0](host).probes[0]: a host target (no unit) cannot have a resources probe",
+        ),
+        ("ports = [5050]\n", "targets[0](host).ports: a host target (no unit) owns no ports"),
+        (
+            '[[targets.probes]]\ntype = "disk"\npath = "/"\nwarn_percent = 95\n',
+            "targets[0](host).probes[0](disk).warn_percent: must not be above fail_percent",
+        ),
+        (
+            "[targets.recovery]\nenabled = true\n",
+            "targets[0](host).recovery.actions: name at least one (restart, run), or set enabled"
+            " = false",
+        ),
+        (
+            '[targets.recovery]\nactions = ["run"]\n',
+            'targets[0](host).recovery.run: required when actions include "run": the command to'
+            " run",
+        ),
+        (
+            '[[targets.probes]]\ntype = "exec"\ncommand = ["/bin/true"]\nenv = { "A-B" = "1" }\n',
+            "targets[0](host).probes[0](exec).env: 'A-B' is not a valid environment variable name",
+        ),
+    ],
+)
+def test_host_and_action_rules(tmp_path: Path, body: str, problem: str) -> None:
+    got = problems(write(tmp_path, f'[[targets]]\nname = "host"\n{body}'))
+    assert got == [problem]
+
+
+def test_a_host_target_recovers_only_by_running_a_command(tmp_path: Path) -> None:
+    text = '[[targets]]\nname = "logs"\n[targets.recovery]\nrun = ["/usr/sbin/logrotate", "-f"]\n'
+    target = config.load(write(tmp_path, text)).targets[0]
+    assert (target.recovery.enabled, target.recovery.actions) == (True, ["run"])

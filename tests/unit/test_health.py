@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -37,9 +38,10 @@ def model(clock: FakeClock) -> HealthModel:
     )
 
 
-def probe(ok: bool, output: str = "http: 200", target: str = "dashboard") -> ProbeResult:
+def probe(ok: bool | Status, output: str = "http: 200", target: str = "dashboard") -> ProbeResult:
+    status = ok if isinstance(ok, Status) else (Status.PASS if ok else Status.FAIL)
     return ProbeResult(
-        target=target, probe="http", kind="http", ok=ok, output=output, duration_s=0.01
+        target=target, probe="http", kind="http", status=status, output=output, duration_s=0.01
     )
 
 
@@ -198,3 +200,72 @@ def test_probe_track_suspect_only_before_confirmation() -> None:
 def test_overall_with_notes_warns() -> None:
     assert overall((), ("breaker open",)) is Status.WARN
     assert overall(()) is Status.PASS
+
+
+def test_warning_shows_on_the_target_and_never_counts_as_a_failure(model: HealthModel) -> None:
+    model.add_probe("dashboard", "http", "http", ProbeTrack(failure_threshold=1))
+    model.apply_unit("dashboard", running("dashboard.service"))
+    model.apply_probe(probe(Status.WARN, "http: balance: 300 < 500 (warn)"))
+    t = model.target("dashboard")
+    assert (t.status, t.output, t.consecutive_failures) == (
+        Status.WARN,
+        "http: balance: 300 < 500 (warn)",
+        0,
+    )
+    assert t.probes[0].status is Status.WARN
+    assert model.snapshot().status is Status.WARN
+    model.apply_probe(probe(Status.FAIL, "http: balance: 80 < 100"))
+    assert model.target("dashboard").status is Status.FAIL
+    model.apply_probe(probe(Status.WARN, "http: balance: 300 < 500 (warn)"))
+    assert model.target("dashboard").status is Status.WARN  # no longer failing
+    model.apply_probe(probe(Status.PASS))
+    assert model.target("dashboard").status is Status.PASS
+
+
+def test_an_unconfirmed_failure_keeps_the_level_it_had(model: HealthModel) -> None:
+    model.add_probe("dashboard", "http", "http", ProbeTrack(failure_threshold=3))
+    model.apply_unit("dashboard", running("dashboard.service"))
+    model.apply_probe(probe(Status.WARN, "warned"))
+    model.apply_probe(probe(Status.FAIL, "blip"))
+    assert model.target("dashboard").status is Status.WARN
+    assert model.target("dashboard").output == "warned"
+
+
+def test_unknown_counts_neither_way_and_shows_unknown(model: HealthModel) -> None:
+    model.add_probe("dashboard", "http", "http", ProbeTrack(failure_threshold=2))
+    model.apply_unit("dashboard", running("dashboard.service"))
+    model.apply_probe(probe(Status.FAIL, "down"))
+    model.apply_probe(probe(Status.UNKNOWN, "exec: cannot run /x: No such file or directory"))
+    t = model.target("dashboard")
+    assert (t.status, t.consecutive_failures) == (Status.UNKNOWN, 0)
+    assert t.probes[0].consecutive_failures == 1  # the failure before it still counts
+    model.apply_probe(probe(Status.FAIL, "down"))
+    assert model.target("dashboard").status is Status.FAIL
+
+
+def test_a_failure_outranks_a_warning_of_another_probe(model: HealthModel) -> None:
+    model.add_probe("dashboard", "http", "http", ProbeTrack(failure_threshold=1))
+    model.add_probe("dashboard", "exec", "exec", ProbeTrack(failure_threshold=1))
+    model.apply_unit("dashboard", running("dashboard.service"))
+    model.apply_probe(probe(Status.WARN, "warned"))
+    model.apply_probe(replace(probe(Status.FAIL, "failed"), probe="exec", kind="exec"))
+    assert (model.target("dashboard").status, model.target("dashboard").output) == (
+        Status.FAIL,
+        "failed",
+    )
+
+
+def test_a_host_target_is_judged_by_its_probes_and_ignores_the_bus(clock: FakeClock) -> None:
+    model = HealthModel([TargetSpec("disk", None)], clock)
+    assert model.target("disk").output == "waiting for the first probe"
+    model.add_probe("disk", "http", "disk", ProbeTrack(failure_threshold=1))
+    model.apply_probe(probe(Status.PASS, "disk: / 40% used", target="disk"))
+    assert (model.target("disk").status, model.target("disk").output) == (
+        Status.PASS,
+        "disk: / 40% used",
+    )
+    model.set_unknown("bus connection lost")
+    assert model.target("disk").status is Status.PASS
+    model.apply_probe(probe(Status.WARN, "disk: / 85% used (warn at 80%)", target="disk"))
+    assert model.target("disk").status is Status.WARN
+    assert model.name_for_unit("disk") is None

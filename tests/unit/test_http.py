@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from supervisor.api.metrics import Metrics
 from supervisor.api.server import HealthApp, HttpServer, HttpSettings
-from supervisor.model import ActiveState, SelfStats, Status, UnitState
-from supervisor.watch.health import HealthModel, TargetSpec
+from supervisor.model import ActiveState, PerfDatum, ProbeResult, SelfStats, Status, UnitState
+from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec
 from tests.clock import FakeClock
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -147,6 +147,41 @@ async def test_metrics(client: TestClient[Any, Any], model: HealthModel) -> None
     assert "supervisor_cpu_seconds_total 0.5" in text
     assert "supervisor_uptime_seconds 12.0" in text
     assert 'supervisor_status{status="warn"} 1.0' in text
+
+
+async def test_warn_and_perfdata_in_health_and_metrics(
+    client: TestClient[Any, Any], model: HealthModel
+) -> None:
+    model.add_probe("dashboard", "disk", "exec", ProbeTrack())
+    perf: tuple[PerfDatum, ...] = (PerfDatum("/", 11334 * 1024.0**2, "bytes"),)
+    perf += (PerfDatum("time", 0.015, "seconds"),)
+    perf += (PerfDatum("used", 0.85, "ratio"), PerfDatum("rows", 42.0))
+    warned = "DISK WARNING - free space: / 3326 MiB (22% inode=91%);"
+    model.apply_probe(
+        ProbeResult(
+            target="dashboard",
+            probe="disk",
+            kind="exec",
+            status=Status.WARN,
+            output=warned,
+            duration_s=0.02,
+            perfdata=perf,
+        )
+    )
+    resp = await client.get("/health/dashboard")
+    assert resp.status == 200  # warn answers 200
+    doc = await resp.json()
+    assert (doc["status"], doc["output"]) == ("warn", warned)
+    probe = doc["checks"]["dashboard"][0]["probes"][0]
+    assert probe["perfdata"][0] == {"label": "/", "value": 11334 * 1024**2, "unit": "bytes"}
+    text = await (await client.get("/metrics")).text()
+    labels = 'label="{}",probe="disk",target="dashboard"'
+    assert f"supervisor_probe_perfdata_bytes{{{labels.format('/')}}} 1.1884560384e+10" in text
+    assert f"supervisor_probe_perfdata_seconds{{{labels.format('time')}}} 0.015" in text
+    assert f"supervisor_probe_perfdata_ratio{{{labels.format('used')}}} 0.85" in text
+    assert f"supervisor_probe_perfdata{{{labels.format('rows')}}} 42.0" in text
+    assert 'supervisor_probe_status{probe="disk",status="warn",target="dashboard"} 1.0' in text
+    assert 'supervisor_target_status{status="warn",target="dashboard"} 1.0' in text
 
 
 async def test_server_binds_loopback_and_reports_port(model: HealthModel, metrics: Metrics) -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from devtools.net import free_port
 from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProbe
-from supervisor.model import UnitResources
+from supervisor.model import Status, UnitResources
 from supervisor.probing import probes
 from tests.clock import FakeClock
 
@@ -29,7 +29,7 @@ async def server() -> AsyncIterator[tuple[str, asyncio.Event]]:
         await release.wait()
         return web.Response(text="late")
 
-    def answer(body: dict[str, str], status: int = 200) -> Any:
+    def answer(body: dict[str, Any], status: int = 200) -> Any:
         async def handler(_: web.Request) -> web.Response:
             return web.json_response(body, status=status)
 
@@ -44,6 +44,8 @@ async def server() -> AsyncIterator[tuple[str, asyncio.Event]]:
     app.router.add_get("/degraded", answer({"status": "degraded"}))
     app.router.add_get("/moved", moved)
     app.router.add_get("/hang", hang)
+    feed = {"connected": True, "last_message_at": "2027-01-15T07:54:48Z"}  # 312 s before NOW
+    app.router.add_get("/feed", answer({"status": "ok", "feed": feed, "balance": 80}))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -90,6 +92,28 @@ async def test_http_expect_json(server: tuple[str, Any], session: Any) -> None:
     bad = http(f"{base}/degraded", expect_json={"status": "ok"})
     r = await run(probes.HttpCheck(bad, session))
     assert r.output == "http: body field 'status' is 'degraded', expected 'ok'"
+
+
+async def test_http_json_conditions_say_which_and_why(
+    server: tuple[str, Any], session: Any
+) -> None:
+    base, _ = server
+    clock = FakeClock()  # 1_800_000_000: 2027-01-15T08:00:00Z
+    conds = [
+        {"path": "feed.connected", "equals": True},
+        {"path": "feed.last_message_at", "max_age_s": 60},
+        {"path": "balance", "min": 100, "warn_below": 500},
+    ]
+    spec = http(f"{base}/feed", expect_json={"status": "ok"}, json=conds)
+    r = await probes.HttpCheck(spec, session, clock).check()
+    assert r.status is Status.FAIL
+    assert r.output == ("http: feed.last_message_at: 312 s old (max 60 s); balance: 80 < 100")
+    warn_only = http(f"{base}/feed", json=[{"path": "balance", "warn_below": 500}])
+    r = await probes.HttpCheck(warn_only, session, clock).check()
+    assert (r.status, r.output) == (Status.WARN, "http: balance: 80 < 500 (warn)")
+    fresh = http(f"{base}/feed", json=[{"path": "feed.last_message_at", "max_age_s": 600}])
+    r = await probes.HttpCheck(fresh, session, clock).check()
+    assert (r.status, r.output) == (Status.PASS, "http: status ok, body as expected (1 conditions)")
 
 
 async def test_http_hang_times_out_hard(server: tuple[str, Any], session: Any) -> None:

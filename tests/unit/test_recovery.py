@@ -163,7 +163,7 @@ def test_manual_reset_allows_an_immediate_attempt(clock: FakeClock) -> None:
 
 
 def test_config_requires_restart_action() -> None:
-    with pytest.raises(ValueError, match="must include"):
+    with pytest.raises(ValueError, match='only adds to "restart"'):
         RecoveryConfig(actions=["free-port"])
 
 
@@ -196,3 +196,39 @@ def test_export_is_stable_while_nothing_happens(clock: FakeClock) -> None:
     clock.advance(5)
     clock.step_wall(0.0003)
     assert r.export() == first
+
+
+def test_a_unit_with_a_job_queued_is_left_to_systemd(clock: FakeClock) -> None:
+    h = health(clock)
+    assert h.unit_state is not None
+    between = replace(h.unit_state, active_state=ActiveState.INACTIVE, sub_state="dead", job_id=7)
+    d = policy(clock).decide(replace(h, unit_state=between))
+    assert d.action is Action.WAIT
+    assert "job 7" in d.reason
+
+
+def test_a_warning_never_triggers_recovery(clock: FakeClock) -> None:
+    r = policy(clock)
+    assert r.decide(health(clock, status=Status.WARN)).action is Action.NONE
+
+
+def test_a_host_target_runs_its_command_counted_like_restarts(clock: FakeClock) -> None:
+    r = policy(clock, actions=["run"], run=["/usr/sbin/logrotate", "-f"], max_attempts=2)
+    host = replace(health(clock), unit=None, unit_state=None, output="disk: / 95% used")
+    d = r.decide(host)
+    assert (d.action, d.attempt, d.reason) == (Action.RUN, 1, "disk: / 95% used")
+    r.begin()
+    assert r.describe() == "running the cure (attempt 1/2)"
+    r.end()
+    clock.advance(10)
+    assert r.decide(host).action is Action.RUN  # after the 10 s backoff
+    r.begin()
+    r.end()
+    assert r.decide(host).action is Action.GIVE_UP
+
+
+def test_a_unit_target_whose_cure_is_a_command_still_waits_for_systemd(clock: FakeClock) -> None:
+    r = policy(clock, actions=["run"], run=["/bin/true"])
+    starting = health(clock, active=ActiveState.ACTIVATING, sub="auto-restart")
+    assert r.decide(starting).action is Action.WAIT
+    assert r.decide(health(clock, active=ActiveState.ACTIVE, sub="running")).action is Action.RUN

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from supervisor.model import ProbeResult
+from supervisor.model import ProbeResult, Status
 from supervisor.probing.schedule import ProbeSchedule, detection_bound_s
 from supervisor.watch.health import ProbeTrack
 from tests.clock import FakeClock
 
 
 def result(ok: bool) -> ProbeResult:
-    return ProbeResult(target="t", probe="http", kind="http", ok=ok, output="x", duration_s=0.0)
+    return ProbeResult(
+        target="t",
+        probe="http",
+        kind="http",
+        status=Status.PASS if ok else Status.FAIL,
+        output="x",
+        duration_s=0.0,
+    )
 
 
 def drive(outcomes: list[bool], timeout: float = 2.0) -> tuple[ProbeTrack, list[float]]:

@@ -1,6 +1,7 @@
 """Configuration: pydantic models over a TOML file, with SUPERVISOR_* environment overrides.
 
-All validation lives here, so the rest of the code can trust what it is given.
+All validation lives here (targets and probes in their own modules), so the rest of the code
+can trust what it is given. Everything is imported from `supervisor.config`.
 """
 
 from __future__ import annotations
@@ -8,31 +9,58 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from supervisor.config.base import Count, FieldError, Percent, Seconds
+from supervisor.config.base import Strict as _Strict
+from supervisor.config.probes import (
+    OUTPUT_MAX_BYTES,
+    DiskProbe,
+    ExecProbe,
+    HeartbeatProbe,
+    HttpProbe,
+    JsonCondition,
+    LoadProbe,
+    MemoryProbe,
+    ProbeConfig,
+    ResourcesProbe,
+    TcpProbe,
+    split_path,
+)
+from supervisor.config.targets import RecoveryAction, RecoveryConfig, TargetConfig, probe_ids
 from supervisor.errors import ConfigError
 
-_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-Port = Annotated[int, Field(ge=1, le=65535)]
-_UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".mount", ".path", ".scope")
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+__all__ = [
+    "API_KEY_HEADER",
+    "OUTPUT_MAX_BYTES",
+    "AlertsConfig",
+    "BreakerConfig",
+    "BudgetConfig",
+    "Config",
+    "DiskProbe",
+    "ExecProbe",
+    "HeartbeatProbe",
+    "HttpConfig",
+    "HttpProbe",
+    "JsonCondition",
+    "LoadProbe",
+    "MemoryProbe",
+    "ProbeConfig",
+    "RecoveryAction",
+    "RecoveryConfig",
+    "ResourcesProbe",
+    "TargetConfig",
+    "TcpProbe",
+    "TelegramConfig",
+    "default_path",
+    "describe_errors",
+    "load",
+    "probe_ids",
+    "split_path",
+]
 
 API_KEY_HEADER = "X-API-Key"  # where clients send http.api_key
 
@@ -44,148 +72,6 @@ class HttpConfig(_Strict):
     port: int = Field(5051, ge=0, le=65535)  # 0 picks a free port (tests)
     api_key: SecretStr | None = None  # enables state-changing endpoints; off when unset
     access_log: bool = False
-
-
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
-Count = Annotated[int, Field(ge=1, le=1000)]
-# Probe timing keys: set on a target, they are the defaults of its probes.
-_TIMING = ("period_s", "timeout_s", "failure_threshold", "success_threshold", "confirm_interval_s")
-
-
-class _Probe(_Strict):
-    """Timing and thresholds shared by every probe (Kubernetes' semantics)."""
-
-    name: str | None = Field(None, pattern=_NAME_PATTERN)  # id in /health; default: the type
-    period_s: Seconds = 5.0
-    timeout_s: Seconds = 2.0
-    failure_threshold: Count = 3
-    success_threshold: Count = 1
-    confirm_interval_s: Seconds = 0.5  # re-probe this soon after a first failure
-    # A timeout longer than the period is allowed: the next probe then starts when the
-    # slow one ends (start-to-start periods never overlap).
-
-
-class HttpProbe(_Probe):
-    """GET a URL: 2xx and 3xx pass; optionally the JSON body must contain some fields."""
-
-    type: Literal["http"]
-    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
-    expect_json: dict[str, Any] | None = None
-
-
-class TcpProbe(_Probe):
-    """A TCP connect must succeed within the timeout."""
-
-    type: Literal["tcp"]
-    host: str = "127.0.0.1"
-    port: Port
-
-
-class HeartbeatProbe(_Probe):
-    """A file's mtime must be younger than max_age_s."""
-
-    type: Literal["heartbeat"]
-    path: Path
-    max_age_s: Seconds
-
-    @field_validator("path")
-    @classmethod
-    def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
-
-
-class ResourcesProbe(_Probe):
-    """The unit's memory and CPU (cgroup via systemd, else /proc) must stay under limits."""
-
-    type: Literal["resources"]
-    memory_max_mb: Annotated[float, Field(gt=0)] | None = None
-    cpu_max_percent: Annotated[float, Field(gt=0)] | None = None  # of one core, per period
-
-    @model_validator(mode="after")
-    def _some_limit(self) -> Self:
-        if self.memory_max_mb is None and self.cpu_max_percent is None:
-            raise ValueError("set memory_max_mb, cpu_max_percent or both")
-        return self
-
-
-ProbeConfig = Annotated[
-    HttpProbe | TcpProbe | HeartbeatProbe | ResourcesProbe, Field(discriminator="type")
-]
-
-
-RecoveryAction = Literal["restart", "free-port"]
-
-
-def _default_actions() -> list[RecoveryAction]:
-    return ["restart"]
-
-
-class RecoveryConfig(_Strict):
-    """How a failing target is repaired, how often, and when to stop trying."""
-
-    enabled: bool = True
-    actions: list[RecoveryAction] = Field(default_factory=_default_actions)
-    max_attempts: Count = 3  # within window_s, then give up
-    window_s: Seconds = 900.0
-    backoff_s: list[Annotated[float, Field(ge=0, le=86_400)]] = Field(
-        default_factory=lambda: [0.0, 10.0, 30.0], min_length=1
-    )  # delay before attempt 1, 2, 3...; the last repeats
-    retry_after_give_up_s: Seconds = 3600.0  # one slow retry per this long, never silent
-    job_timeout_s: Seconds = 30.0  # how long a restart job may take before we call it failed
-
-    @field_validator("actions")
-    @classmethod
-    def _restart_needed(cls, value: list[RecoveryAction]) -> list[RecoveryAction]:
-        if "restart" not in value:
-            raise ValueError('must include "restart" ("free-port" only adds to it)')
-        return value
-
-
-class TargetConfig(_Strict):
-    """One watched systemd unit."""
-
-    name: str = Field(pattern=_NAME_PATTERN)
-    unit: str
-    critical: bool = False
-    ports: list[Port] = Field(default_factory=list)
-    period_s: Seconds = 5.0
-    timeout_s: Seconds = 2.0
-    failure_threshold: Count = 3
-    success_threshold: Count = 1
-    confirm_interval_s: Seconds = 0.5
-    probes: list[ProbeConfig] = Field(default_factory=list)
-    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _inherit_timing(cls, data: Any) -> Any:
-        """A target's timing keys are the defaults of its probes."""
-        if isinstance(data, dict) and isinstance(data.get("probes"), list):
-            inherited = {k: data[k] for k in _TIMING if k in data}
-            data = {
-                **data,
-                "probes": [
-                    {**inherited, **p} if isinstance(p, dict) else p for p in data["probes"]
-                ],
-            }
-        return data
-
-    @model_validator(mode="after")
-    def _probe_names_unique(self) -> Self:
-        names = probe_ids(self)
-        if len(set(names)) != len(names):
-            raise ValueError("two probes share a name: give one of them a `name`")
-        return self
-
-    @field_validator("unit")
-    @classmethod
-    def _unit_has_suffix(cls, value: str) -> str:
-        if not value.endswith(_UNIT_SUFFIXES) or "/" in value:
-            raise ValueError(f"must be a unit name such as trader.service, got {value!r}")
-        return value
-
-
-Percent = Annotated[float, Field(gt=0, le=100)]
 
 
 class BudgetConfig(_Strict):
@@ -260,6 +146,7 @@ class AlertsConfig(_Strict):
     cooldown_s: Seconds = 900.0  # no reminder sooner than this
     critical_after_s: Seconds = 300.0  # a critical target failing this long is critical
     max_per_hour: Count = 10  # beyond it alerts are held and sent later as one digest
+    on_warn: bool = False  # a target in warn opens its own, lower-severity incident
     telegram: TelegramConfig | None = None
 
 
@@ -298,6 +185,8 @@ class Config(BaseSettings):
             seen.clear()
             for target in value:
                 key = getattr(target, what)
+                if key is None:
+                    continue  # host targets have no unit
                 if key in seen:
                     raise ValueError(f"two targets share the {what} {key!r}")
                 seen.add(key)
@@ -315,14 +204,13 @@ class Config(BaseSettings):
         # The environment wins over the file, so a unit's Environment= can override a key.
         return (env_settings, init_settings)
 
+    def units(self) -> list[str]:
+        """The systemd units watched (host targets have none)."""
+        return [t.unit for t in self.targets if t.unit is not None]
+
     def target(self, name: str) -> TargetConfig | None:
         """The named target, or None."""
         return next((t for t in self.targets if t.name == name), None)
-
-
-def probe_ids(target: TargetConfig) -> list[str]:
-    """Each probe's id: its `name`, else its type ("http", "heartbeat", ...)."""
-    return [p.name or p.type for p in target.probes]
 
 
 def default_path() -> Path:
@@ -364,7 +252,10 @@ def describe_errors(exc: ValidationError, data: dict[str, Any]) -> list[str]:
         elif err["type"] == "missing":
             message = "required key is missing"
         elif err["type"] == "value_error":
-            message = str(err.get("ctx", {}).get("error", message))
+            error = err.get("ctx", {}).get("error", message)
+            if isinstance(error, FieldError):
+                loc = f"{loc}.{error.where}"
+            message = str(error)
         secret = any(str(part) in Config.secret_fields for part in err["loc"])
         quiet = ("missing", "extra_forbidden", "value_error")
         shown = "" if secret or err["type"] in quiet else _given(err)

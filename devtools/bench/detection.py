@@ -1,0 +1,54 @@
+"""Detection latency: kill -9 of trader's main process (Restart=no, recovery off) -> fail in
+the supervisor's snapshot (`since` in /health) and in the first GET /health that says so."""
+
+from __future__ import annotations
+
+import signal
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from devtools.bench.faults import signal_unit
+from devtools.bench.processes import tail
+from devtools.bench.settings import (
+    DETECT_TIMEOUT_S,
+    SETTLE_TIMEOUT_S,
+    BenchError,
+    Settings,
+    say,
+)
+from devtools.bench.stats import parse_time, percentiles
+from devtools.bench.watchers import HttpClient, fleet_config, supervisor
+from devtools.sandbox import Sandbox
+
+
+def bench_detection(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
+    """kill -9 trader (Restart=no, recovery off) -> fail in the snapshot and in GET /health."""
+    build = partial(fleet_config, box, recovery=False)
+    snapshot_ms, health_ms = [], []
+    with supervisor(box, work, "detection", build) as sup:
+        poll = HttpClient(sup.port)
+        for i in range(s.kills):
+            box.reset_failed()  # each start counts against the start limit (5 in 10 s)
+            box.wait_ready("trader", SETTLE_TIMEOUT_S)
+            sup.wait_pass()
+            _old, killed, mono = signal_unit(box, "trader", signal.SIGKILL)
+            # As fast as it can, no sleep: the first answer saying fail is the figure.
+            while True:
+                entry = poll.json("/health")["checks"]["trader"][0]
+                if entry["status"] == "fail":
+                    seen = time.time()
+                    break
+                if time.monotonic() - mono > DETECT_TIMEOUT_S:
+                    raise BenchError(
+                        f"/health still says {entry['status']} {DETECT_TIMEOUT_S:g} s after "
+                        f"kill -9 of the trader:\n{tail(sup.log)}"
+                    )
+            snapshot_ms.append((parse_time(entry["since"]) - killed) * 1000)
+            health_ms.append((seen - killed) * 1000)
+            box.systemctl("start", "trader.service")
+            if (i + 1) % 5 == 0:
+                say(f"  {i + 1}/{s.kills} kills")
+        poll.close()
+    return {"snapshot_ms": percentiles(snapshot_ms), "health_ms": percentiles(health_ms)}

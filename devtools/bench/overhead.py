@@ -1,0 +1,147 @@
+"""The supervisor's own cost: startup to READY=1, idle CPU and RSS with 3 and 100 targets, and
+what its RSS is made of (import by import, in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from devtools.bench.processes import cpu_seconds, rss_mb
+from devtools.bench.settings import REPO, VENV_PYTHON, BenchError, Settings, say
+from devtools.bench.stats import summary
+from devtools.bench.watchers import fleet_config, supervisor
+from devtools.sandbox import Sandbox
+
+# What the supervisor's RSS is made of: a fresh interpreter importing what `supervisor run`
+# imports, dependencies first, in this order (each figure is what that import adds on top).
+IMPORT_ORDER = (
+    "psutil",
+    "pydantic",
+    "pydantic_settings",
+    "prometheus_client",
+    "dbus_fast.aio",
+    "aiohttp",
+    "supervisor.cli",
+    "supervisor.app.daemon",
+)
+_IMPORT_PROBE = """
+import importlib, json, os, sys
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+out = [["python", rss()]]
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    out.append([name, rss()])
+print(json.dumps({"steps": out, "telegram": "telegram" in sys.modules}))
+"""
+
+# The dependencies alone, and without each big one (a model is defined when pydantic is there,
+# as supervisor.config does: pydantic builds most of its machinery on the first model).
+DEPENDENCIES = IMPORT_ORDER[:6]
+LEAVE_OUT = {
+    "aiohttp": ("aiohttp",),
+    "pydantic and pydantic_settings": ("pydantic", "pydantic_settings"),
+    "pydantic_settings": ("pydantic_settings",),
+}
+_DEPS_PROBE = """
+import importlib, os, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+if "pydantic" in sys.argv[1:]:
+    import pydantic
+    class Model(pydantic.BaseModel):
+        x: int = 0
+print(int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20)
+"""
+EXTRA_TARGETS = 97  # with the three demo targets: 100
+
+
+def bench_startup(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
+    """Popen to READY=1, `startup_reps` times, with the three demo targets."""
+    times = []
+    for _ in range(s.startup_reps):
+        build = partial(fleet_config, box, recovery=True)
+        with supervisor(box, work, "startup", build) as sup:
+            times.append(sup.ready_s)
+    return summary(times)
+
+
+def bench_idle(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
+    """Both supervisors (3 and 100 targets) at once: each one's CPU is its own /proc ticks."""
+    units = [f"gen{i}.service" for i in range(EXTRA_TARGETS)]
+    for unit in units:
+        box.install_unit(unit, "[Service]\nExecStart=/bin/sleep infinity\n", reload=False)
+    box.daemon_reload()
+    box.systemctl("start", *units)
+    try:
+        build3 = partial(fleet_config, box, recovery=True)
+        build100 = partial(fleet_config, box, recovery=True, extra_targets=EXTRA_TARGETS)
+        with (
+            supervisor(box, work, "idle3", build3) as small,
+            supervisor(box, work, "idle100", build100) as big,
+        ):
+            small.wait_pass()
+            big.wait_pass()
+            time.sleep(s.idle_settle_s)  # the first probes and caches are not idle cost
+            sups = {"idle_3_targets": small, "idle_100_targets": big}
+            pids = {k: sup.pid for k, sup in sups.items()}
+            cpu: dict[str, list[float]] = {k: [] for k in pids}
+            rss: dict[str, list[float]] = {k: [] for k in pids}
+            for w in range(s.idle_windows):
+                c0 = {k: cpu_seconds(p) for k, p in pids.items()}
+                t0 = time.monotonic()
+                time.sleep(s.idle_window_s)
+                elapsed = time.monotonic() - t0
+                for k, p in pids.items():
+                    cpu[k].append(100 * (cpu_seconds(p) - c0[k]) / elapsed)
+                    rss[k].append(rss_mb(p))
+                if not all(sup.running() for sup in sups.values()):
+                    raise BenchError("a supervisor exited during the idle windows")
+                say(f"  idle window {w + 1}/{s.idle_windows} done")
+            result: dict[str, Any] = {
+                k: {"cpu_percent": summary(cpu[k]), "rss_mb": summary(rss[k])} for k in pids
+            }
+    finally:
+        box.systemctl("stop", *units, check=False)
+    result["import_rss_mb"] = bench_import_rss()
+    return result
+
+
+def _python(script: str, *args: str) -> str:
+    run = subprocess.run(
+        [str(VENV_PYTHON), "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    if run.returncode != 0:
+        raise BenchError(f"measuring import RSS failed:\n{run.stderr}")
+    return run.stdout
+
+
+def bench_import_rss() -> dict[str, Any]:
+    """RSS of a fresh interpreter after each import (cumulative, in IMPORT_ORDER), and of the
+    dependencies alone with and without each big one."""
+    found: dict[str, Any] = json.loads(_python(_IMPORT_PROBE, *IMPORT_ORDER))
+    steps: list[list[Any]] = found["steps"]
+    without = {
+        what: round(float(_python(_DEPS_PROBE, *(d for d in DEPENDENCIES if d not in left))), 1)
+        for what, left in LEAVE_OUT.items()
+    }
+    return {
+        "dependencies_mb": round(float(_python(_DEPS_PROBE, *DEPENDENCIES)), 1),
+        "dependencies_without_mb": without,
+        "steps": [
+            {"module": name, "rss_mb": round(mb, 1), "added_mb": round(mb - prev, 1)}
+            for (name, mb), (_p, prev) in zip(steps, [steps[0], *steps[:-1]], strict=True)
+        ],
+        "telegram_loaded": found["telegram"],
+    }

@@ -1,0 +1,94 @@
+"""The benchmark's pure figures: summaries, /health times, wrk's output, watchdog gaps."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.bench.settings import BenchError
+from devtools.bench.stats import max_gap, outcome, parse_time, parse_wrk, percentiles, summary
+
+WRK = """Running 1s test @ http://127.0.0.1:38999/health
+  2 threads and 10 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.28ms    1.36ms  13.74ms   86.09%
+    Req/Sec     1.31k     0.94k    2.57k    65.00%
+  Latency Distribution
+     50%  850.00us
+     75%    2.33ms
+     90%    4.11ms
+     99%    1.02s
+  2614 requests in 1.00s, 1.30MB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 17
+Requests/sec:   2607.10
+Transfer/sec:      1.29MB
+"""
+
+
+def test_summary_of_samples() -> None:
+    s = summary([3.0, 1.0, 2.00004])
+    assert (s["median"], s["min"], s["max"], s["n"]) == (2.00004, 1.0, 3.0, 3)
+    assert s["values"] == [3.0, 1.0, 2.0]
+
+
+def test_percentiles_interpolate_p99_and_take_one_sample_as_is() -> None:
+    p = percentiles([float(v) for v in range(1, 101)])
+    assert p["p50"] == 50.5
+    assert p["p99"] == pytest.approx(99.01)
+    assert (p["min"], p["max"], p["n"]) == (1.0, 100.0, 100)
+    one = percentiles([4.2])
+    assert one["p50"] == one["p99"] == one["max"] == 4.2
+
+
+def test_outcome_keeps_the_misses_and_how_long_was_waited() -> None:
+    assert outcome([1.0, 3.0], [], 60.0) == {
+        "recovered": 2,
+        "not_recovered": 0,
+        **summary([1.0, 3.0]),
+    }
+    missed = outcome([], ["not serving after 6 s"], 6.0)
+    assert missed == {
+        "recovered": 0,
+        "not_recovered": 1,
+        "waited_s": 6.0,
+        "why": ["not serving after 6 s"],
+    }
+
+
+def test_parse_time_reads_health_timestamps_in_utc() -> None:
+    assert parse_time("1970-01-01T00:01:40.250Z") == 100.25
+
+
+def test_parse_wrk_reads_rate_latencies_and_errors() -> None:
+    level = parse_wrk(WRK)
+    assert level == {
+        "rps": 2607.10,
+        "requests": 2614,
+        "p50_ms": pytest.approx(0.85),
+        "p90_ms": 4.11,
+        "p99_ms": 1020.0,
+        "non_2xx": 17,
+        "socket_errors": 10,
+    }
+
+
+def test_parse_wrk_without_errors_counts_zero() -> None:
+    clean = "\n".join(
+        line for line in WRK.splitlines() if "errors" not in line and "Non-2xx" not in line
+    )
+    level = parse_wrk(clean)
+    assert (level["non_2xx"], level["socket_errors"]) == (0, 0)
+
+
+def test_parse_wrk_refuses_what_it_cannot_read() -> None:
+    with pytest.raises(BenchError, match="cannot read wrk's output"):
+        parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_max_gap_counts_the_last_ping_before_the_window_and_the_time_since_the_last() -> None:
+    pings = [0.0, 1.0, 2.5, 3.0]
+    assert max_gap(pings, 0.5, 3.2) == 1.5  # 1.0 -> 2.5
+    assert max_gap(pings, 0.5, 5.0) == 2.0  # 3.0 -> the end
+    assert max_gap([0.0], 0.5, 1.0) == 1.0  # only the ping before: 0.0 -> the end
+    assert max_gap([2.0], 0.5, 2.1) == 1.5  # no ping before: the start -> the first
+    assert max_gap([], 0.5, 2.0) == 1.5
