@@ -7,7 +7,6 @@ Unit faults go through the demo fleet's own faults (`devtools.demo.faults`, via
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import signal
 import socket
@@ -17,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devtools.bench.settings import BenchError
+from devtools.bench.stats import parse_wrk
 from devtools.chaos.daemon import SupervisorProcess
 from devtools.chaos.plan import Kind
 from devtools.chaos.record import Fault, LoadResult
@@ -208,7 +209,7 @@ class Injector:
             proc.stdout.close()
         del self._helpers[fault.plan.n]
         fault.lifted = time.time()
-        self.loads.append(parse_wrk(fault.plan.n, out))
+        self.loads.append(load_result(fault.plan.n, out))
 
     def cause_gone(self, fault: Fault) -> bool:
         """True once nothing of the fault's cause is left for the supervisor to repair."""
@@ -294,20 +295,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.stdout.close()
 
 
-def parse_wrk(fault: int, text: str) -> LoadResult:
-    """What wrk's report says (zeros where it says nothing, e.g. when it failed)."""
-
-    def number(pattern: str) -> float:
-        found = re.search(pattern, text, re.M)
-        return float(found.group(1)) if found else 0.0
-
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
-    )
-    return LoadResult(
-        fault=fault,
-        requests=int(number(r"^\s*(\d+) requests in")),
-        non_2xx=int(number(r"Non-2xx or 3xx responses: (\d+)")),
-        socket_errors=sum(map(int, errors.groups())) if errors else 0,
-        rps=number(r"^Requests/sec:\s+([\d.]+)"),
-    )
+def load_result(fault: int, text: str) -> LoadResult:
+    """What wrk's report says (zeros when it has none, e.g. when wrk failed)."""
+    try:
+        got = parse_wrk(text)
+    except BenchError:
+        return LoadResult(fault, 0, 0, 0, 0.0)
+    return LoadResult(fault, got["requests"], got["non_2xx"], got["socket_errors"], got["rps"])

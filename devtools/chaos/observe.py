@@ -7,7 +7,6 @@ Every poller adds to the shared `Record` and to a `Feed` the controller drains e
 
 from __future__ import annotations
 
-import calendar
 import http.client
 import json
 import os
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.bench.stats import parse_time
 from devtools.chaos.record import (
     ActionDelta,
     HealthSample,
@@ -153,12 +153,6 @@ def parse_health(doc: dict[str, Any]) -> Health:
         if entry.get("since"):
             health.since[name] = parse_time(entry["since"])
     return health
-
-
-def parse_time(text: str) -> float:
-    """RFC 3339 UTC with milliseconds, as /health writes it, to seconds since the epoch."""
-    whole = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
-    return whole + float("0" + text[19:].rstrip("Z") or 0)
 
 
 class HealthPoller(Poller):

@@ -146,6 +146,7 @@ class Record:
     """Everything a run saw; `verdict.judge` reads it, nothing else."""
 
     seed: int
+    short: bool = False
     began: float = 0.0  # the warm-up fault was injected (the fleet had settled)
     started: float = 0.0  # the chaos phase began (after warm-up)
     finished: float = 0.0  # the last fault ended and the supervisor settled
@@ -164,4 +165,5 @@ class Record:
     alert_cooldown_s: float = 900.0
     alert_threshold: int = 3  # [alerts] failure_threshold: failed rounds before an incident
     round_s: float = 5.0  # one round: the targets' probe period
+    max_attempts: int = 4  # [targets.recovery] max_attempts
     errors: list[str] = field(default_factory=list)  # what went wrong in the run itself

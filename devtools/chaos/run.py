@@ -30,6 +30,7 @@ from devtools.chaos.record import Fault, Record
 from devtools.chaos.settings import (
     BASE_COOLDOWN_S,
     CHATS,
+    MAX_ATTEMPTS,
     MEMORY_MARGIN_MB,
     Fleet,
     Settings,
@@ -62,7 +63,7 @@ class Parts:
 
 def chaos(box: Sandbox, settings: Settings, seed: int, work: Path, say: Say) -> Record:
     """Run the faults of `seed` against the supervisor watching `box` (which must be up)."""
-    record = Record(seed=seed)
+    record = Record(seed=seed, short=settings.short, max_attempts=MAX_ATTEMPTS)
     with _started(box, settings, record, work, say) as parts:
         ctl = parts.controller
         _wait_for_fleet(parts, say)

@@ -13,6 +13,7 @@ from devtools.sandbox import Sandbox
 CHATS = (1111, 2222)  # two chats: every alert must reach each, once
 MEMORY_MARGIN_MB = 64  # the resources probe's limit over a unit's baseline (a fault adds 128)
 BASE_COOLDOWN_S = 3600.0  # no reminders within a run of up to an hour: every alert is counted
+MAX_ATTEMPTS = 4  # within 30 s: a crash loop is given up on after about 12 s
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,8 @@ timeout_s = {s.timeout_s}
   memory_max_mb = {fleet.memory_max_mb[name]}
   [targets.recovery]
   actions = {actions}
-  max_attempts = 4
-  window_s = 60
+  max_attempts = {MAX_ATTEMPTS}
+  window_s = 30
   backoff_s = [0, 2, 5]
   retry_after_give_up_s = 20
 """

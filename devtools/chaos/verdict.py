@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, field
 
+from devtools.bench.stats import max_gap
 from devtools.chaos.alerts import judge_alerts
 from devtools.chaos.plan import SPECS, Kind
 from devtools.chaos.record import Fault, HealthSample, Life, ProcSample, Record
@@ -14,6 +16,7 @@ KILL_MARGIN_S = 0.5  # a request sent just before the run kills the supervisor m
 RSS_DRIFT_LIMIT = 2 * 2**20
 RESTART_SLACK_S = 1.0  # a restart this long after a fault ended still belongs to it
 MEASURE_WINDOW = 3  # footprint: samples taken together at each end
+_GIVE_UP = re.compile(r"giving up on (?P<target>\S+) \(.*?\): (?P<n>\d+) attempts")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def judge(record: Record) -> Verdict:
     v.checks.append(_detected(injected))
     v.checks.append(_repaired(injected))
     v.checks.append(_false_restarts(record))
+    v.checks.append(_give_ups(record))
     v.checks += _alert_checks(record)
     v.checks.append(_health(record, v))
     v.checks.append(_watchdog(record))
@@ -164,6 +168,33 @@ def _false_restarts(record: Record) -> Check:
     if systemd:
         problems.append(f"systemd restarted units by itself (NRestarts): {systemd}")
     return Check("false restarts: 0", not problems, str(len(problems)), tuple(problems))
+
+
+def _give_ups(record: Record) -> Check:
+    """Recovery gives up only after max_attempts, or after its slow retry of the same fault.
+
+    A give-up after fewer attempts, first in a fault, means the policy was still in its
+    slow-retry mode from an earlier incident: the unit was left down without a try.
+    """
+    events = [e for e in record.log if e.what == "give-up"]
+    problems = []
+    for event in events:
+        found = _GIVE_UP.search(event.line)
+        if found is None or int(found["n"]) >= record.max_attempts:
+            continue
+        target = found["target"]
+        fault = next((f for f in record.faults if f.target == target and f.active(event.at)), None)
+        if fault is None or fault.start is None:
+            continue
+        start = fault.start
+        earlier = [e for e in events if f"on {target} " in e.line and start <= e.at < event.at]
+        if not earlier:
+            problems.append(
+                f"{target}: gave up after {found['n']} attempt(s) at {_clock(event.at)}, the "
+                f"first try at fault {fault.plan.n} ({fault.kind}, {_clock(start)})"
+            )
+    detail = f"{len(events)} give-ups"
+    return Check("recovery tried before giving up", not problems, detail, tuple(problems))
 
 
 def _overlaps(fault: Fault, since: float, at: float) -> bool:
@@ -269,10 +300,8 @@ def _watchdog(record: Record) -> Check:
     for life in record.lives:
         if life.ready is None:
             continue
-        pings = [life.ready, *life.watchdog]
-        end = life.exited if life.exited is not None else pings[-1]
-        steps = [b - a for a, b in zip(pings, [*pings[1:], end], strict=True)]
-        gaps.append((max(steps), life.n))
+        end = life.exited if life.exited is not None else max([life.ready, *life.watchdog])
+        gaps.append((max_gap([life.ready, *life.watchdog], life.ready, end), life.n))
     worst = max(gaps, default=(0.0, 0))
     late = [f"life {n}: {g:.1f} s without WATCHDOG=1" for g, n in gaps if g > record.watchdog_s]
     return Check("watchdog pinged in time", not late, f"longest gap {worst[0]:.1f} s", tuple(late))

@@ -176,3 +176,24 @@ def test_a_clean_record_passes_every_check() -> None:
     rec.proc = [ProcSample(T0 + i, 1, 40 * mib, 20, 1.0, True) for i in range(30, 96)]
     v = judge(rec)
     assert v.ok, [c for c in v.checks if not c.ok]
+
+
+def give_up(at: float, target: str, attempts: int) -> LogEvent:
+    line = (
+        f"2026-01-01 00:00:00,000 ERROR supervisor.recovery.executor: giving up on {target} "
+        f"({target}.service): {attempts} attempts in 30 s did not help; next try gave up until x"
+    )
+    return LogEvent(at, "give-up", line)
+
+
+def test_giving_up_without_trying_is_found() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 40)], [])
+    check = next(c for c in judge(rec).checks if c.name == "recovery tried before giving up")
+    assert check.ok
+    rec.log = [give_up(T0 + 15, "trader", 4), give_up(T0 + 36, "trader", 1)]
+    check = next(c for c in judge(rec).checks if c.name == "recovery tried before giving up")
+    assert check.ok, check  # all attempts used, then its slow retry failed: both as designed
+    rec.log = [give_up(T0 + 15, "trader", 1)]
+    check = next(c for c in judge(rec).checks if c.name == "recovery tried before giving up")
+    assert not check.ok
+    assert "gave up after 1 attempt(s)" in check.problems[0]
