@@ -63,8 +63,8 @@ def _figures(verdict: Verdict) -> list[str]:
             f"{fp.rss_end / 2**20:.1f} MiB, descriptors {fp.fds_start} -> {fp.fds_end}"
         )
     lines.append(
-        f"supervisor CPU: {verdict.cpu_s:.1f} s in all, {verdict.cpu_percent:.2f} % of one core "
-        "on average"
+        f"supervisor CPU after start-up: {verdict.cpu_s:.1f} s, {verdict.cpu_percent:.2f} % of "
+        "one core on average"
     )
     h = verdict.health
     if h:

@@ -356,13 +356,18 @@ def _life_footprint(record: Record, life: Life) -> Footprint | None:
 
 
 def _cpu(record: Record, v: Verdict) -> None:
-    last: dict[int, ProcSample] = {}
-    for sample in record.proc:
-        last[sample.life] = sample
+    """CPU while running: from each life's first sample after READY=1 to its last (start-up,
+    about a second of imports per life, is left out: it says nothing about a long run)."""
     lives = {life.n: life for life in record.lives}
-    v.cpu_s = sum(s.cpu_s for s in last.values())
-    up = sum(s.at - lives[n].spawned for n, s in last.items() if n in lives)
-    v.cpu_percent = 100 * v.cpu_s / up if up > 0 else 0.0
+    spans: dict[int, list[ProcSample]] = {}
+    for sample in record.proc:
+        life = lives.get(sample.life)
+        if life is not None and life.ready is not None and sample.at > life.ready:
+            spans.setdefault(sample.life, []).append(sample)
+    used = [(s[-1].cpu_s - s[0].cpu_s, s[-1].at - s[0].at) for s in spans.values() if len(s) > 1]
+    v.cpu_s = sum(cpu for cpu, _ in used)
+    seconds = sum(t for _, t in used)
+    v.cpu_percent = 100 * v.cpu_s / seconds if seconds > 0 else 0.0
 
 
 def _own_serving(record: Record) -> Check:
