@@ -54,6 +54,7 @@ class Controller:
     pending: list[Fault] = field(default_factory=list)  # planned, not started yet
     active: list[Fault] = field(default_factory=list)
     stopping: bool = False  # the run is ending: the supervisor is not restarted any more
+    holding: bool = False  # a lull: no new fault starts
     quiet: bool = False  # nothing under way, nothing waiting: a footprint sample counts
     phase_start: float = 0.0  # when the plan's times start counting
     _rested: dict[str, float] = field(default_factory=dict)  # key -> when its last fault ended
@@ -150,6 +151,8 @@ class Controller:
     # --- starting what is due ---------------------------------------------------------------
 
     def _start_due(self, now: float) -> None:
+        if self.holding:
+            return
         busy = {key(f.plan) for f in self.active}
         for fault in list(self.pending):
             k = key(fault.plan)

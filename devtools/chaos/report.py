@@ -58,8 +58,9 @@ def table(record: Record, verdict: Verdict, mode: str) -> str:
 def _figures(verdict: Verdict) -> list[str]:
     lines = []
     for fp in verdict.footprints:
+        whose = "the run" if fp.life == 0 else f"longest life ({fp.life})"
         lines.append(
-            f"life {fp.life} (measured over {fp.span_s:.0f} s): RSS {fp.rss_start / 2**20:.1f} -> "
+            f"{whose}, measured over {fp.span_s:.0f} s: RSS {fp.rss_start / 2**20:.1f} -> "
             f"{fp.rss_end / 2**20:.1f} MiB, descriptors {fp.fds_start} -> {fp.fds_end}"
         )
     lines.append(

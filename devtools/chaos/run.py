@@ -43,6 +43,7 @@ from supervisor.probing.resources import ProcReader
 
 READY_TIMEOUT_S = 60.0
 QUIET_SAMPLES = 4  # footprint samples taken at the end, with nothing under way
+LULL_CAP_S = 90.0  # a lull waits this long at most for everything to settle
 
 
 class ChaosError(Exception):
@@ -73,7 +74,7 @@ def chaos(box: Sandbox, settings: Settings, seed: int, work: Path, say: Say) -> 
         ctl.pending = [Fault(p) for p in plan]
         record.faults.extend(ctl.pending)
         record.started = ctl.phase_start = time.time()
-        _until(ctl, lambda: not ctl.pending and not ctl.active, math.inf)
+        _faults(ctl, record, settings, say)
         _settle(parts, record, settings, say)
         ctl.stopping = True
         code = parts.sup.stop()
@@ -162,14 +163,15 @@ def _memory_limits(box: Sandbox) -> dict[str, int]:
 
 
 def _until(ctl: Controller, done: Callable[[], bool], seconds: float) -> bool:
-    """Tick until `done()` or `seconds` passed; True if it was done."""
+    """Tick until `done()` or `seconds` passed (one tick at least); True if it was done."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while True:
         ctl.tick()
         if done():
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(TICK_S)  # the tick's own period: the controller polls what the threads saw
-    return False
 
 
 def _wait_for_fleet(parts: Parts, say: Say) -> None:
@@ -202,6 +204,27 @@ def _warm_up(parts: Parts, record: Record, say: Say) -> None:
     _until(ctl, lambda: not ctl.pending and not ctl.active, math.inf)
     settled = _until(ctl, lambda: ctl.quiet and _quiet_samples(record) >= 2, 60)
     say("warm-up done" if settled else "warm-up: never quiet for two samples")
+
+
+def _faults(ctl: Controller, record: Record, settings: Settings, say: Say) -> None:
+    """The plan, with a lull every `lull_every_s`: the footprint is measured while nothing
+    happens, and a long life of the supervisor must span two such moments to be measured."""
+    every = settings.lull_every_s or math.inf
+    next_lull = every
+    while ctl.pending or ctl.active:
+        if ctl.pending and time.time() - ctl.phase_start >= next_lull:
+            _lull(ctl, record, say)
+            next_lull += every
+        _until(ctl, lambda: True, 0.0)
+
+
+def _lull(ctl: Controller, record: Record, say: Say) -> None:
+    began = time.time()
+    ctl.holding = True
+    quiet = _until(ctl, lambda: _quiet_samples(record, began) >= QUIET_SAMPLES, LULL_CAP_S)
+    ctl.holding = False
+    ctl.phase_start += time.time() - began  # the plan resumes where it paused
+    say(f"lull of {time.time() - began:.0f} s{'' if quiet else ' (never quiet)'}")
 
 
 def _quiet_samples(record: Record, since: float = 0.0) -> int:

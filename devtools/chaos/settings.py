@@ -28,6 +28,7 @@ class Settings:
     repair_cap_s: float  # after its cause is gone, a fault has this long to be repaired
     start_wait_s: float  # a planned fault waits this long for its target, then is skipped
     settle_cap_s: float  # at the end, everything has this long to settle
+    lull_every_s: float | None  # how often new faults pause until everything is quiet
 
     @classmethod
     def make(cls, minutes: float, short: bool) -> Settings:
@@ -42,6 +43,7 @@ class Settings:
                 repair_cap_s=40.0,
                 start_wait_s=30.0,
                 settle_cap_s=45.0,
+                lull_every_s=None,
             )
         return cls(
             short=False,
@@ -52,6 +54,7 @@ class Settings:
             repair_cap_s=120.0,
             start_wait_s=90.0,
             settle_cap_s=180.0,
+            lull_every_s=120.0,
         )
 
 

@@ -308,24 +308,38 @@ def _watchdog(record: Record) -> Check:
 
 
 def _footprint(record: Record, v: Verdict) -> Check:
-    for life in record.lives:
-        fp = _life_footprint(record, life)
-        if fp is not None:
-            v.footprints.append(fp)
+    """RSS and descriptors from the first quiet moment after warm-up to the last one (the run,
+    whichever life answers at each end), and within the longest measured life."""
+    name = "footprint drift (RSS < 2 MiB, descriptors 0)"
+    lives = [fp for life in record.lives if (fp := _life_footprint(record, life)) is not None]
     _cpu(record, v)
-    if not v.footprints:
-        # The short run kills the supervisor often and overlaps faults densely: a life may
-        # never be quiet twice. A long run must measure one.
-        why = "no life was quiet long enough to measure"
-        return Check("footprint drift (RSS < 2 MiB, descriptors 0)", record.short, why)
-    longest = max(v.footprints, key=lambda f: f.span_s)
-    rss, fds = longest.rss_end - longest.rss_start, longest.fds_end - longest.fds_start
-    ok = rss < RSS_DRIFT_LIMIT and fds <= 0
-    detail = (
-        f"life {longest.life} over {longest.span_s:.0f} s: RSS {rss / 2**20:+.2f} MiB, "
-        f"descriptors {fds:+d}"
+    warm = min((f.repaired for f in record.faults if f.repaired and f.plan.n == 0), default=0.0)
+    run = _measure(0, [s for s in record.proc if s.quiet and s.at > warm])
+    if run is None:
+        # The short run kills the supervisor often and overlaps faults densely: it may never
+        # be quiet twice. A long run must be.
+        return Check(name, record.short, "not measured: never quiet twice after warm-up")
+    longest = max(lives, key=lambda f: f.span_s, default=None)
+    v.footprints = [run, *([longest] if longest else [])]
+    problems = [
+        f"{_whose(fp)}: RSS {_mib(fp)}, descriptors {fp.fds_end - fp.fds_start:+d}"
+        for fp in v.footprints
+        if fp.rss_end - fp.rss_start >= RSS_DRIFT_LIMIT or fp.fds_end > fp.fds_start
+    ]
+    detail = "; ".join(
+        f"{_whose(fp)} over {fp.span_s:.0f} s: RSS {_mib(fp)}, "
+        f"descriptors {fp.fds_end - fp.fds_start:+d}"
+        for fp in v.footprints
     )
-    return Check("footprint drift (RSS < 2 MiB, descriptors 0)", ok, detail)
+    return Check(name, not problems, detail, tuple(problems))
+
+
+def _whose(fp: Footprint) -> str:
+    return "the run" if fp.life == 0 else f"life {fp.life}"
+
+
+def _mib(fp: Footprint) -> str:
+    return f"{(fp.rss_end - fp.rss_start) / 2**20:+.2f} MiB"
 
 
 def _life_footprint(record: Record, life: Life) -> Footprint | None:
@@ -340,12 +354,19 @@ def _life_footprint(record: Record, life: Life) -> Footprint | None:
     if not repairs:
         return None
     warm = min(repairs)
-    quiet = [s for s in record.proc if s.life == life.n and s.quiet and s.at > warm]
+    return _measure(
+        life.n, [s for s in record.proc if s.life == life.n and s.quiet and s.at > warm]
+    )
+
+
+def _measure(life: int, quiet: list[ProcSample]) -> Footprint | None:
+    """The first and last few quiet samples: median RSS, fewest descriptors (a probe's
+    connection in flight is not a leak)."""
     if len(quiet) < 2 * MEASURE_WINDOW:
         return None
     first, last = quiet[:MEASURE_WINDOW], quiet[-MEASURE_WINDOW:]
     return Footprint(
-        life.n,
+        life,
         last[-1].at - first[0].at,
         int(statistics.median(s.rss_bytes for s in first)),
         int(statistics.median(s.rss_bytes for s in last)),

@@ -197,3 +197,11 @@ def test_giving_up_without_trying_is_found() -> None:
     check = next(c for c in judge(rec).checks if c.name == "recovery tried before giving up")
     assert not check.ok
     assert "gave up after 1 attempt(s)" in check.problems[0]
+
+
+def test_a_footprint_never_measured_fails_only_a_long_run() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    for short, ok in ((True, True), (False, False)):
+        rec.short = short
+        check = next(c for c in judge(rec).checks if c.name.startswith("footprint"))
+        assert check.ok is ok and "not measured" in check.detail
