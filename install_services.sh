@@ -6,8 +6,9 @@
 #   ./install_services.sh --uninstall  stop and remove it (your config is kept)
 #
 # It puts a virtual environment under ${XDG_DATA_HOME:-~/.local/share}/sidecar-supervisor,
-# the unit into ${XDG_CONFIG_HOME:-~/.config}/systemd/user, a default config (never
-# overwriting yours), then enables and starts the service and waits for /health.
+# the units into ${XDG_CONFIG_HOME:-~/.config}/systemd/user (the supervisor, and the oneshot
+# that sends its last word when it fails for good), a default config (never overwriting
+# yours), then enables and starts the service and waits for /health.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +19,7 @@ venv="$prefix/venv"
 config_dir="$config_home/sidecar-supervisor"
 config="$config_dir/config.toml"
 unit_dir="$config_home/systemd/user"
-unit="$unit_dir/sidecar-supervisor.service"
+units=(sidecar-supervisor.service sidecar-supervisor-last-word.service)
 python="${PYTHON:-python3}"
 dry_run=0
 action=install
@@ -102,17 +103,21 @@ install_config() {
     fi
 }
 
-install_unit() {
-    local text
-    text="$(sed -e "s|@VENV@|$venv|g" -e "s|@CONFIG@|$config|g" "$repo/units/sidecar-supervisor.service")"
-    if [ -f "$unit" ] && [ "$(cat "$unit")" = "$text" ]; then
-        say "unit: $unit is up to date"
-        return 1
-    fi
-    say "unit: writing $unit"
-    run mkdir -p "$unit_dir"
-    if [ "$dry_run" = 0 ]; then printf '%s\n' "$text" > "$unit"; fi
-    return 0
+install_units() {  # each unit with its paths filled in; succeeds if one was (re)written
+    local name path text changed=1
+    for name in "${units[@]}"; do
+        path="$unit_dir/$name"
+        text="$(sed -e "s|@VENV@|$venv|g" -e "s|@CONFIG@|$config|g" "$repo/units/$name")"
+        if [ -f "$path" ] && [ "$(cat "$path")" = "$text" ]; then
+            say "unit: $path is up to date"
+            continue
+        fi
+        say "unit: writing $path"
+        run mkdir -p "$unit_dir"
+        if [ "$dry_run" = 0 ]; then printf '%s\n' "$text" > "$path"; fi
+        changed=0
+    done
+    return $changed
 }
 
 health_url() {
@@ -154,7 +159,7 @@ do_install() {
     local changed=0
     install_venv && changed=1
     install_config
-    install_unit && changed=1
+    install_units && changed=1
     run systemctl --user daemon-reload
     if systemctl --user is-active --quiet sidecar-supervisor.service; then
         if [ "$changed" = 1 ]; then
@@ -184,7 +189,11 @@ do_uninstall() {
     if systemctl --user cat sidecar-supervisor.service >/dev/null 2>&1; then
         run systemctl --user disable --now sidecar-supervisor.service
     fi
-    [ -f "$unit" ] && run rm -f "$unit"
+    # A failed unit stays listed after its file is gone: forget both first.
+    if [ "$dry_run" = 0 ]; then systemctl --user reset-failed "${units[@]}" >/dev/null 2>&1 || true; fi
+    for name in "${units[@]}"; do
+        if [ -f "$unit_dir/$name" ]; then run rm -f "$unit_dir/$name"; fi
+    done
     run systemctl --user daemon-reload
     [ -d "$prefix" ] && run rm -rf "$prefix"
     say "uninstalled; your config is kept at $config"

@@ -1,4 +1,4 @@
-"""The `supervisor` command: run, check-config, status."""
+"""The `supervisor` command: run, check-config, status, alert-test, reset, last-word."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import __version__, config
+from supervisor.alerts import lastword
 from supervisor.api import render
 from supervisor.config import API_KEY_HEADER, probe_ids
 from supervisor.errors import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunningError, ConfigError
@@ -52,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--url", help="the /health URL (default: from the config, else :5051)")
     status.add_argument("--config", type=Path)
     status.add_argument("--json", action="store_true", help="print the raw health document")
+    last = sub.add_parser(
+        "last-word", help="tell the Telegram chats that the supervisor's unit failed for good"
+    )
+    last.add_argument("--config", type=Path)
+    last.add_argument("--unit", default=lastword.UNIT, help="the failed unit")
+    last.add_argument(
+        "--within", type=float, default=lastword.WITHIN_S, metavar="SECONDS", help="retry until"
+    )
     reset = sub.add_parser("reset", help="clear a given-up target so it is retried at once")
     reset.add_argument("target")
     reset.add_argument("--url", help="the supervisor's base URL (default: from the config)")
@@ -71,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return _online(args.config, send=True)
     if args.command == "reset":
         return _reset(args.target, args.url, args.config)
+    if args.command == "last-word":
+        logs.setup("INFO")
+        return lastword.run(args.config, args.unit, args.within)
     return _status(args.url, args.config, args.json)
 
 
@@ -147,8 +159,9 @@ def _online(path: Path | None, send: bool) -> int:
 
 def _run(path: Path | None, level: str, dry_run: bool) -> int:
     logs.setup(level)
+    source = lastword.ConfigFile(path)  # keeps each config in force for the last word
     try:
-        cfg = config.load(path)
+        cfg = source.load()
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("bad config %s: %s", exc.path, problem)
@@ -163,7 +176,9 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload.set)
-        daemon = Daemon(cfg, load_config=lambda: _reloaded(path, dry_run))
+        daemon = Daemon(
+            cfg, load_config=lambda: _reloaded(source, dry_run), keep_config=source.keep
+        )
         try:
             return await daemon.run(stop, reload)
         except AlreadyRunningError as exc:
@@ -176,8 +191,8 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
     return asyncio.run(serve())
 
 
-def _reloaded(path: Path | None, dry_run: bool) -> config.Config:
-    cfg = config.load(path)
+def _reloaded(source: lastword.ConfigFile, dry_run: bool) -> config.Config:
+    cfg = source.load()
     return cfg.model_copy(update={"dry_run": True}) if dry_run else cfg
 
 

@@ -194,7 +194,8 @@ class Incoming:
     text: str = ""
     callback_id: str = ""
     callback_data: str = ""
-    sender: str = ""
+    sender: str = ""  # the user's @name, or their id when they have none (for logs)
+    user_id: int = 0  # who sent it or pressed the button
 
 
 def backoff(delays: tuple[float, ...] | list[float], attempt: int) -> float:

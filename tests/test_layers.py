@@ -41,6 +41,9 @@ CORE = {
     "supervisor.alerts.policy",
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
+    "supervisor.alerts.commands",
+    "supervisor.alerts.text",
+    "supervisor.redaction",
     "supervisor.api.render",
 }
 ADAPTERS = {
@@ -63,6 +66,7 @@ JOINERS = {
     "supervisor.probing.runner",
     "supervisor.recovery.executor",
     "supervisor.alerts.delivery",
+    "supervisor.alerts.lastword",
     "supervisor.guard.sentry",
 }
 COMPOSITION = {

@@ -19,9 +19,10 @@ What it fakes, in Telegram's format:
 * The Telegram checks production code tends to trip over: empty text, text over 4096
   characters, editing to identical content ("message is not modified"), editing an unknown
   message or someone else's, an unknown or already answered callback query id.
-* Faults: `fail_next` (any 4xx/5xx), `rate_limit_next` (429 with ``retry_after``), and
-  `down`/`up`, which really close the listening socket and open connections and later listen
-  on the same port again.
+* Faults: `fail_next` (any 4xx/5xx), `rate_limit_next` (429 with ``retry_after``), each
+  optionally for one chat only (Telegram throttles per chat), and `down`/`up`, which
+  really close the listening socket and open connections and later listen on the same
+  port again.
 
 What it does not fake: parsing of HTML/Markdown (``parse_mode`` is recorded but no entities
 are produced and broken markup is never rejected; the length limit is applied to the raw
@@ -160,7 +161,7 @@ class FakeBotApi:
         self._messages: dict[tuple[ChatId, int], JsonDict] = {}
         self._updates: list[JsonDict] = []
         self._callback_ids: set[str] = set()
-        self._faults: dict[str, deque[ApiError]] = {}
+        self._faults: dict[str, deque[tuple[ChatId | None, ApiError]]] = {}
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._query_ids = itertools.count(7_000_000_001)
@@ -315,19 +316,36 @@ class FakeBotApi:
         status: int = 500,
         description: str | None = None,
         method: str = "sendMessage",
+        chat_id: ChatId | None = None,
     ) -> None:
-        """Answer the next `n` calls of `method` with `status` in Telegram's error format."""
+        """Answer the next `n` calls of `method` (to `chat_id`, if given) with `status`."""
         if not 400 <= status <= 599:
             raise ValueError(f"not an error status: {status}")
-        self._inject(method, n, ApiError(status, description or _phrase(status)))
+        self._inject(method, n, ApiError(status, description or _phrase(status)), chat_id)
 
-    def rate_limit_next(self, n: int, retry_after: int, method: str = "sendMessage") -> None:
-        """Answer the next `n` calls of `method` with 429 and ``parameters.retry_after``."""
+    def rate_limit_next(
+        self,
+        n: int,
+        retry_after: int,
+        method: str = "sendMessage",
+        chat_id: ChatId | None = None,
+    ) -> None:
+        """Answer the next `n` calls of `method` (to `chat_id`, if given) with 429."""
         description = f"Too Many Requests: retry after {retry_after}"
-        self._inject(method, n, ApiError(429, description, {"retry_after": retry_after}))
+        error = ApiError(429, description, {"retry_after": retry_after})
+        self._inject(method, n, error, chat_id)
 
-    def _inject(self, method: str, n: int, error: ApiError) -> None:
-        self._faults.setdefault(method.lower(), deque()).extend([error] * n)
+    def _inject(self, method: str, n: int, error: ApiError, chat_id: ChatId | None) -> None:
+        self._faults.setdefault(method.lower(), deque()).extend([(chat_id, error)] * n)
+
+    def _fault(self, method: str, params: JsonDict) -> ApiError | None:
+        """The first injected fault that applies to this call, taken off its queue."""
+        faults = self._faults.get(method.lower(), deque())
+        for i, (chat_id, error) in enumerate(faults):
+            if chat_id is None or str(params.get("chat_id")) == str(chat_id):
+                del faults[i]
+                return error
+        return None
 
     def pending_faults(self, method: str = "sendMessage") -> int:
         """How many injected errors of `method` have not been answered yet."""
@@ -398,8 +416,8 @@ class FakeBotApi:
         handler = self._methods.get(method.lower())
         if handler is None:
             raise ApiError(404, "Not Found")
-        if faults := self._faults.get(method.lower()):
-            raise faults.popleft()
+        if fault := self._fault(method, params):
+            raise fault
         return await handler(params)
 
     # ------------------------------------------------------------------- methods

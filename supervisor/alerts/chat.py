@@ -1,12 +1,18 @@
-"""Chat commands: parsing and the replies' words. Pure; the daemon carries them out.
+"""Chat commands: who may send them, parsing and the replies' words. Pure; the daemon
+carries them out.
 
-Commands are answered only for allow-listed chats (checked by the caller before anything
-here runs). `/restart` asks for confirmation with a button; the others act at once.
+Commands are answered only for allow-listed chats (and users, when `allowed_user_ids` is
+set), and only while fresh: `screen` decides before anything else runs. `/restart` asks for
+confirmation with a button; the others act at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from enum import StrEnum
+
+from supervisor.model import Incoming
 
 HELP = (
     "/status - the health table\n"
@@ -16,6 +22,39 @@ HELP = (
     "/reset <target> - retry a target whose recovery gave up"
 )
 CONFIRM_PREFIX = "restart:"
+STALE_S = 60.0  # a command older than this when we read it is not run: the moment has passed
+
+
+class Verdict(StrEnum):
+    """Whether an update may be acted on, and if not, why."""
+
+    ACCEPT = "accept"
+    CHAT = "chat not in alerts.telegram.chat_ids"
+    USER = "user not in alerts.telegram.allowed_user_ids"
+    STALE = "too old"
+
+
+def screen(
+    item: Incoming,
+    now: float,
+    chat_ids: Collection[int],
+    user_ids: Collection[int] | None,
+    stale_s: float = STALE_S,
+) -> Verdict:
+    """Whether to act on `item` now (wall clock `now`).
+
+    A message's age is judged against now, not against when we started: commands that
+    waited out a Telegram outage are as stale as those queued while we were down. A button
+    press carries no date of its own (only the prompt's); its freshness is the confirmation
+    deadline, which the caller checks against now.
+    """
+    if item.chat_id not in chat_ids:
+        return Verdict.CHAT
+    if user_ids is not None and item.user_id not in user_ids:
+        return Verdict.USER
+    if not item.callback_id and item.date < now - stale_s:
+        return Verdict.STALE
+    return Verdict.ACCEPT
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +67,15 @@ class Command:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What to answer; `button` is (label, callback data) for a confirmation."""
+    """What to answer; `button` is (label, callback data) for a confirmation.
+
+    A `private` reply to a button press is shown only to whoever pressed it (as the answer
+    to the press), not posted in the chat.
+    """
 
     text: str
     button: tuple[str, str] | None = None
+    private: bool = False
 
 
 def parse(text: str, bot_username: str = "") -> Command | None:

@@ -1,21 +1,24 @@
 """Alert delivery and chat commands: the policy's alerts go through the persisted outbox to
-Telegram, and commands from allow-listed chats come back as actions.
+Telegram, one loop per chat, and commands from allowed chats and users come back as actions.
 
-Part of the composition layer (like repair.py). Everything here runs in background tasks:
-Telegram being slow, down or misconfigured never blocks supervision or READY=1.
+The alerts room's joiner. Everything here runs in background tasks: Telegram being slow,
+down, throttling or misconfigured never blocks supervision or READY=1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from supervisor.alerts import chat
-from supervisor.alerts.outbox import Outbox
-from supervisor.alerts.policy import Alert, AlertPolicy, Severity, escape_html, format_html
+from supervisor.alerts.commands import Commands
+from supervisor.alerts.outbox import Message, Outbox
+from supervisor.alerts.policy import Alert, Severity, format_html
+from supervisor.alerts.text import clip
 from supervisor.config import AlertsConfig
 from supervisor.errors import (
     ChannelUnavailableError,
@@ -29,9 +32,7 @@ if TYPE_CHECKING:
     from supervisor.alerts.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
-STALE_S = 60.0  # commands older than this when we read them were queued while we were down
 _RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-_CONFIRM_S = 120.0
 _LEVEL = {
     Severity.CRITICAL: logging.ERROR,
     Severity.WARNING: logging.WARNING,
@@ -40,74 +41,8 @@ _LEVEL = {
 }
 
 
-class Commands:
-    """What each chat command does, through the callables the daemon gives."""
-
-    def __init__(
-        self,
-        *,
-        clock: Clock,
-        policy: AlertPolicy,
-        targets: Callable[[], list[str]],
-        status: Callable[[], str],
-        restart: Callable[[str], Awaitable[str]],
-        reset: Callable[[str], bool],
-    ) -> None:
-        self._clock = clock
-        self._policy = policy
-        self._targets = targets
-        self._status = status
-        self._restart = restart
-        self._reset = reset
-        self._pending: dict[tuple[int, str], float] = {}  # (chat, target) -> confirm deadline
-
-    async def run(self, cmd: chat.Command, chat_id: int) -> chat.Reply:
-        """Answer one command from an allowed chat."""
-        if cmd.name == "status":
-            return chat.Reply(f"<pre>{escape_html(self._status())}</pre>")
-        if cmd.name in ("start", "help"):
-            return chat.Reply(escape_html(chat.HELP))
-        arity = 2 if cmd.name == "silence" else 1
-        if cmd.name not in ("restart", "silence", "unsilence", "reset"):
-            return chat.Reply(f"unknown command /{escape_html(cmd.name)}\n{escape_html(chat.HELP)}")
-        problem = chat.check_target(cmd, self._targets(), arity)
-        if problem is not None:
-            return chat.Reply(escape_html(problem))
-        name = cmd.args[0]
-        if cmd.name == "restart":
-            self._pending[(chat_id, name)] = self._clock.time() + _CONFIRM_S
-            return chat.Reply(
-                f"Restart <b>{escape_html(name)}</b>? Press the button within "
-                f"{_CONFIRM_S:.0f} s to confirm.",
-                (f"Restart {name}", f"{chat.CONFIRM_PREFIX}{name}"),
-            )
-        if cmd.name == "silence":
-            mins = chat.minutes(cmd.args[1])
-            if mins is None:
-                return chat.Reply("minutes must be a number from 1 to 10080")
-            self._policy.silence(name, mins)
-            return chat.Reply(f"{escape_html(name)}: silenced for {mins:g} min")
-        if cmd.name == "unsilence":
-            had = self._policy.unsilence(name)
-            return chat.Reply(
-                f"{escape_html(name)}: " + ("alerts on again" if had else "was not silenced")
-            )
-        self._reset(name)
-        return chat.Reply(f"{escape_html(name)}: recovery reset, it will be retried at once")
-
-    async def button(self, data: str, chat_id: int) -> chat.Reply:
-        """A confirmation button was pressed."""
-        if not data.startswith(chat.CONFIRM_PREFIX):
-            return chat.Reply("unknown button")
-        name = data[len(chat.CONFIRM_PREFIX) :]
-        deadline = self._pending.pop((chat_id, name), None)
-        if deadline is None or deadline < self._clock.time():
-            return chat.Reply(f"no pending restart of {escape_html(name)} (send /restart again)")
-        return chat.Reply(escape_html(await self._restart(name)))
-
-
 class AlertService:
-    """The outbox's delivery loop and the command polling loop."""
+    """Delivery (one loop per chat) and command polling, rebuilt when the settings change."""
 
     def __init__(
         self,
@@ -127,13 +62,29 @@ class AlertService:
         self._host = host
         self._changed = changed  # state worth saving changed
         self._set_note = set_note
-        self._kick = asyncio.Event()
+        self._kicks: dict[int, asyncio.Event] = {}  # per chat: something new to send
+        self._reconfigured = asyncio.Event()
         self._channel: TelegramChannel | None = None
         self.offset: int | None = None  # next Telegram update to read (persisted)
+        self.starts = 0  # how often delivery was (re)started: a reload shows here
+
+    def configure(self, config: AlertsConfig) -> None:
+        """New settings after a reload: if they differ, delivery and polling start again.
+
+        A chat removed from `chat_ids` gets no more alerts (its queued ones are dropped) and
+        loses its command rights; a new token or API URL is used from now on. Unchanged
+        settings leave the running delivery alone.
+        """
+        if config == self._cfg:
+            return
+        self._cfg = config
+        log.info("alerts: settings changed; restarting delivery and command polling")
+        self._reconfigured.set()
 
     def publish(self, alerts: list[Alert]) -> None:
         """Log each alert and queue it for every configured chat."""
-        telegram = self._cfg.telegram
+        # With alerts off nothing would ever deliver them: log only, queue nothing.
+        telegram = self._cfg.telegram if self._cfg.enabled else None
         now = self._clock.time()
         for alert in alerts:
             log.log(
@@ -155,14 +106,26 @@ class AlertService:
                         self.outbox.dropped - dropped,
                     )
         if alerts:
-            self._kick.set()
+            for kick in self._kicks.values():
+                kick.set()
             self._changed()
 
     async def run(self) -> None:
-        """Connect (retrying) and run delivery and polling; returns if alerts cannot work."""
+        """Deliver and poll with the settings in force; start again when they change."""
+        while True:
+            self._reconfigured.clear()
+            async with asyncio.TaskGroup() as group:
+                serving = group.create_task(self._serve())
+                await self._reconfigured.wait()
+                serving.cancel()
+
+    async def _serve(self) -> None:
+        """Connect (retrying), then deliver and poll; returns if alerts cannot work."""
         telegram = self._cfg.telegram
         if telegram is None or not self._cfg.enabled:
             return
+        self.starts += 1
+        self._forget_removed_chats(telegram.chat_ids)
         try:
             token = telegram.read_token()
         except OSError as exc:
@@ -174,83 +137,86 @@ class AlertService:
         from supervisor.alerts.telegram import TelegramChannel
 
         self._channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
+        self._kicks = {chat_id: asyncio.Event() for chat_id in telegram.chat_ids}
         try:
-            if not await self._connect():
-                return
+            await self._connect()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._deliver())
+                for chat_id in telegram.chat_ids:
+                    group.create_task(self._deliver(chat_id))
                 if telegram.commands:
                     group.create_task(self._poll())
+        except* TokenRejectedError:
+            self._disable("Telegram rejected the bot token (check token_file)")
         finally:
             await self._channel.close()
+
+    def _forget_removed_chats(self, chat_ids: list[int]) -> None:
+        for chat_id, count in self.outbox.keep_only(chat_ids).items():
+            log.warning(
+                "dropping %d undelivered alerts for chat %d: not in alerts.telegram.chat_ids",
+                count,
+                chat_id,
+            )
+            self._changed()
 
     def _disable(self, why: str) -> None:
         log.error("alerts disabled: %s", why)
         self._set_note(f"alerts disabled: {why}")
 
-    async def _connect(self) -> bool:
+    async def _connect(self) -> None:
         assert self._channel is not None
         attempt = 0
         while True:
             try:
                 name = await self._channel.connect()
-            except TokenRejectedError:
-                self._disable("Telegram rejected the bot token (check token_file)")
-                return False
             except (ChannelUnavailableError, MessageRejectedError) as exc:
-                self._unreachable(str(exc))
+                self._set_note(f"alerts: cannot reach Telegram ({exc}); {len(self.outbox)} waiting")
                 await asyncio.sleep(backoff(_RETRY_S, attempt))
                 attempt += 1
                 continue
             log.info("alerts go to Telegram as @%s", name)
-            self._set_note(None)
-            return True
+            self._set_note(self.outbox.describe(self._clock.time()))
+            return
 
-    def _unreachable(self, why: str) -> None:
-        self._set_note(f"alerts: cannot reach Telegram ({why}); {len(self.outbox)} waiting")
-
-    async def _deliver(self) -> None:
-        """Send the outbox in order, honouring retry_after and backing off on failures."""
-        assert self._channel is not None
+    async def _deliver(self, chat_id: int) -> None:
+        """Send one chat's queue in order; its failures and waits hold back only this chat."""
+        kick = self._kicks[chat_id]
         while True:
-            self._kick.clear()  # before looking: a message queued after this wakes us
-            head = self.outbox.head()
+            kick.clear()  # before looking: a message queued after this wakes us
+            head = self.outbox.head(chat_id)
             wait = None if head is None else head.next_at - self._clock.time()
             if head is None or (wait is not None and wait > 0):
-                try:
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
-                        await self._kick.wait()
-                except TimeoutError:
-                    pass
+                        await kick.wait()
                 continue
-            try:
-                await self._channel.send(head.chat_id, head.text)
-            except ChannelUnavailableError as exc:
-                retry_at = self.outbox.failed(head, self._clock.time(), str(exc), exc.retry_after_s)
-                log.warning(
-                    "alert delivery to chat %d failed (attempt %d): %s; retrying in %.0f s",
-                    head.chat_id,
-                    head.attempts,
-                    exc,
-                    retry_at - self._clock.time(),
-                )
-                self._unreachable(str(exc))
-            except MessageRejectedError as exc:
-                log.error("dropping an alert Telegram refused for chat %d: %s", head.chat_id, exc)
-                self.outbox.drop(head)
-            except TokenRejectedError:
-                self._disable("Telegram rejected the bot token (check token_file)")
-                return
-            else:
-                self.outbox.sent(head)
-                if not len(self.outbox):
-                    self._set_note(None)
+            await self._send(head)
+            self._set_note(self.outbox.describe(self._clock.time()))
             self._changed()
 
-    async def _poll(self) -> None:
-        """Read commands by long polling; handle those from allowed chats."""
+    async def _send(self, head: Message) -> None:
+        """One attempt at a chat's head; a rejected token ends delivery (raised)."""
         assert self._channel is not None
-        started = self._clock.time()
+        try:
+            await self._channel.send(head.chat_id, head.text)
+        except ChannelUnavailableError as exc:
+            retry_at = self.outbox.failed(head, self._clock.time(), str(exc), exc.retry_after_s)
+            log.warning(
+                "alert delivery to chat %d failed (attempt %d): %s; retrying in %.0f s",
+                head.chat_id,
+                head.attempts,
+                exc,
+                retry_at - self._clock.time(),
+            )
+        except MessageRejectedError as exc:
+            log.error("dropping an alert Telegram refused for chat %d: %s", head.chat_id, exc)
+            self.outbox.drop(head)
+        else:
+            self.outbox.sent(head)
+
+    async def _poll(self) -> None:
+        """Read commands by long polling; handle those from allowed chats and users."""
+        assert self._channel is not None
         attempt = 0
         while True:
             try:
@@ -260,47 +226,65 @@ class AlertService:
                 await asyncio.sleep(backoff(_RETRY_S, attempt))
                 attempt += 1
                 continue
-            except TokenRejectedError:
-                return
             attempt = 0
             for item in items:
                 self.offset = item.update_id + 1
                 try:
-                    await self._handle(item, started)
+                    await self._handle(item)
                 except Exception:  # one bad command must never stop the polling
                     log.exception("handling a command from chat %d failed", item.chat_id)
             if items:
                 self._changed()
 
-    async def _handle(self, item: Incoming, started: float) -> None:
+    async def _handle(self, item: Incoming) -> None:
         telegram = self._cfg.telegram
         assert telegram is not None and self._channel is not None
-        kind = "button press" if item.callback_id else "message"
-        if item.chat_id not in telegram.chat_ids:
-            log.warning(
-                "ignoring a %s from chat %d (%s): not in alerts.telegram.chat_ids",
-                kind,
-                item.chat_id,
-                item.sender or "unknown",
-            )
-            return
-        if item.date < started - STALE_S:
-            log.info(
-                "dropping a %s from chat %d queued while the supervisor was down",
-                kind,
-                item.chat_id,
-            )
-            return
-        if item.callback_id:
-            reply = await self._commands.button(item.callback_data, item.chat_id)
+        now = self._clock.time()
+        verdict = chat.screen(item, now, telegram.chat_ids, telegram.allowed_user_ids)
+        if verdict is not chat.Verdict.ACCEPT:
+            await self._refuse(item, verdict, now)
+        elif item.callback_id:
+            reply = await self._commands.button(item.callback_data, item.chat_id, item.user_id)
             await self._quietly(self._channel.answer(item.callback_id, html.unescape(reply.text)))
+            if not reply.private:
+                await self._quietly(self._channel.send(item.chat_id, reply.text, reply.button))
         else:
             cmd = chat.parse(item.text, self._channel.username)
             if cmd is None:
                 return
-            log.info("command /%s from chat %d (%s)", cmd.name, item.chat_id, item.sender)
-            reply = await self._commands.run(cmd, item.chat_id)
-        await self._quietly(self._channel.send(item.chat_id, reply.text, reply.button))
+            log.info(
+                "command /%s from user %d (%s) in chat %d",
+                cmd.name,
+                item.user_id,
+                item.sender,
+                item.chat_id,
+            )
+            reply = await self._commands.run(cmd, item.chat_id, item.user_id)
+            await self._quietly(self._channel.send(item.chat_id, reply.text, reply.button))
+
+    async def _refuse(self, item: Incoming, verdict: chat.Verdict, now: float) -> None:
+        """Log every refusal; tell only an allowed sender whose command came too late."""
+        assert self._channel is not None
+        kind = "button press" if item.callback_id else "message"
+        log.warning(
+            "refusing a %s from user %d (%s) in chat %d: %s",
+            kind,
+            item.user_id,
+            item.sender or "unknown",
+            item.chat_id,
+            verdict.value,
+        )
+        cmd = chat.parse(item.text, self._channel.username)
+        if verdict is chat.Verdict.STALE and cmd is not None:
+            age = now - item.date
+            await self._quietly(
+                self._channel.send(
+                    item.chat_id,
+                    f"/{clip(cmd.name, 64)} was not run: it reached us {age:.0f} s after it was "
+                    f"sent (older than {chat.STALE_S:.0f} s). Send it again if it is still "
+                    "wanted.",
+                )
+            )
 
     @staticmethod
     async def _quietly(call: Awaitable[None]) -> None:

@@ -10,13 +10,13 @@ digest. Everything here round-trips through `export()`/`restore()` so a restart 
 
 from __future__ import annotations
 
-import html
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from supervisor.alerts.text import LIMIT, bounded, clip, escape_html, units
 from supervisor.config import AlertsConfig
 from supervisor.model import Clock, Status, TargetHealth
 
@@ -262,13 +262,17 @@ class AlertPolicy:
         )
 
     def _gate(self, alerts: list[Alert]) -> list[Alert]:
-        """Drop empties; send what the hourly limit allows, hold the rest for the digest."""
+        """Drop empties; send what the hourly limit allows, hold the rest for the digest.
+
+        A critical alert is never held: the limit is there to spare a person noise, and
+        "recovery gave up" is the one message that must arrive on time.
+        """
         now = self._clock.time()
         out = []
         for alert in alerts:
             if not alert.key:
                 continue
-            if self._room(now):
+            if self._room(now) or alert.severity is Severity.CRITICAL:
                 self._sent.append(now)
                 out.append(alert)
             else:
@@ -329,29 +333,33 @@ _ICON = {
 }
 
 
-def escape_html(text: str) -> str:
-    """Escape for Telegram's HTML parse mode (quotes need no escaping in text)."""
-    return html.escape(text, quote=False)
+_REASON_UNITS = 1024  # a probe's output can be long; the message must stay readable
+_RECOVERY_UNITS = 256
 
 
 def format_html(alert: Alert, host: str) -> str:
-    """A short Telegram message (HTML parse mode, everything escaped)."""
+    """A short Telegram message (HTML parse mode, everything escaped), within Telegram's limit.
+
+    A digest lists what it held one per line, as many as fit, then "… and N more".
+    """
     e = escape_html
     head = (
         f"{_ICON[alert.severity]} <b>{e(alert.severity.value.upper())}</b> "
-        f"{e(alert.target)} on {e(host)}: {e(alert.summary)}"
+        f"{clip(alert.target, 128)} on {clip(host, 128)}: {clip(alert.summary, 256)}"
     )
     lines = [head]
     if alert.reason:
-        lines.append(f"why: {e(alert.reason)}")
+        lines.append(f"why: {clip(alert.reason, _REASON_UNITS)}")
     if alert.recovery:
-        lines.append(f"recovery: {e(alert.recovery)}")
+        lines.append(f"recovery: {clip(alert.recovery, _RECOVERY_UNITS)}")
+    tail = [f"still failing since {e(_stamp(alert.opened_at))}"] if alert.reminder else []
+    tail.append(f"<i>{e(_stamp(alert.at))}</i>")
     if alert.actions:
-        lines.append("done: " + e("; ".join(alert.actions)))
-    if alert.reminder:
-        lines.append(f"still failing since {e(_stamp(alert.opened_at))}")
-    lines.append(f"<i>{e(_stamp(alert.at))}</i>")
-    return "\n".join(lines)
+        digest = alert.key == "digest"
+        label = "" if digest else "done: "
+        room = LIMIT - units("\n".join([*lines, *tail])) - units("\n" + label)
+        lines.append(label + bounded(alert.actions, room, "\n" if digest else "; "))
+    return "\n".join([*lines, *tail])
 
 
 def _stamp(ts: float) -> str:

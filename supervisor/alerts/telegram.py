@@ -4,7 +4,7 @@ Callers see `Incoming` updates and three kinds of failure: `TokenRejectedError` 
 is wrong: stop), `MessageRejectedError` (this message can never be delivered: drop it) and
 `ChannelUnavailableError` (network, 5xx, 429: try again later, after `retry_after_s` if
 Telegram said so). The token
-never appears in what this module raises or logs.
+never appears in what this module raises or logs, in any case or quoting.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from telegram import error as tg_error
 from telegram.constants import ParseMode
 from telegram.request import HTTPXRequest
 
+from supervisor.alerts.text import fit
 from supervisor.errors import (
     ChannelUnavailableError,
     MessageRejectedError,
     TokenRejectedError,
 )
 from supervisor.model import Incoming
+from supervisor.redaction import Redactor
 
 log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 25  # long polling: one request waits this long for an update
@@ -39,7 +41,8 @@ class TelegramChannel:
     def __init__(self, token: str, api_url: str, timeout_s: float) -> None:
         # PTB 22 warns on every 429 unless durations are timedeltas; we read them as such.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
-        self._token = token
+        self._redactor = Redactor("<token>")
+        self._redactor.add(token)
         # One TLS context for both clients: each would otherwise load the CA store (~1 MB).
         tls = {"verify": ssl.create_default_context(cafile=certifi.where())}
         request = HTTPXRequest(
@@ -72,7 +75,10 @@ class TelegramChannel:
         return self.username
 
     async def send(self, chat_id: int, text: str, button: tuple[str, str] | None = None) -> None:
-        """Send an HTML message, optionally with one inline button (label, callback data)."""
+        """Send an HTML message, optionally with one inline button (label, callback data).
+
+        Whatever the caller built, what goes out is within Telegram's length limit.
+        """
         markup = None
         if button is not None:
             markup = telegram.InlineKeyboardMarkup(
@@ -81,7 +87,7 @@ class TelegramChannel:
         async with self._errors("sendMessage"):
             await self._bot.send_message(
                 chat_id,
-                text,
+                fit(text),
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
                 disable_web_page_preview=True,
@@ -123,9 +129,8 @@ class TelegramChannel:
             raise ChannelUnavailableError(self._words(what, exc)) from None
 
     def _words(self, what: str, exc: tg_error.TelegramError) -> str:
-        """Never let the token out, whatever a library put in its message."""
-        text = f"{what}: {exc.message}"
-        return text.replace(self._token, "<token>") if self._token else text
+        """Never let the token out, whatever a library put in its message (or its case)."""
+        return self._redactor.scrub(f"{what}: {exc.message}")
 
 
 def _retry_after_s(exc: tg_error.RetryAfter) -> float:
@@ -146,6 +151,7 @@ def _incoming(update: telegram.Update) -> Incoming | None:
             callback_id=query.id,
             callback_data=query.data or "",
             sender=query.from_user.username or str(query.from_user.id),
+            user_id=query.from_user.id,
         )
     message = update.message
     if message is None or message.text is None:
@@ -157,4 +163,5 @@ def _incoming(update: telegram.Update) -> Incoming | None:
         message.date.timestamp(),
         text=message.text,
         sender=(who.username or str(who.id)) if who else "",
+        user_id=who.id if who else 0,
     )

@@ -12,7 +12,8 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from supervisor.alerts.delivery import AlertService, Commands
+from supervisor.alerts.commands import Commands
+from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
@@ -100,6 +101,7 @@ class Parts:
             breaker.carry_over(now.breaker)
             now.breaker = breaker
         self.policy.configure(new.alerts, round_s(new))
+        self.alerts.configure(new.alerts)  # rebuilds delivery and command rights if changed
         now.fleet = self.fleet_for(new, previous=now.fleet)
         self.systemd.watch(new.units())
 
@@ -118,7 +120,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
 
     def facts() -> DaemonFacts:
         """What /metrics shows beyond the snapshot (read at scrape time, from memory)."""
-        repairer, head = now.fleet.repairer, outbox.head()
+        repairer, head = now.fleet.repairer, outbox.oldest()
         return DaemonFacts(
             gave_up=frozenset(name for name in repairer.policies if repairer.gave_up(name)),
             outbox_messages=len(outbox),

@@ -32,8 +32,10 @@ class Daemon:
         clock: Clock | None = None,
         env: Mapping[str, str] = os.environ,
         load_config: Callable[[], Config] | None = None,
+        keep_config: Callable[[Config], None] | None = None,
     ) -> None:
         self._load_config = load_config
+        self._keep_config = keep_config or (lambda _config: None)  # for the last word
         self._wake, self._halt = asyncio.Event(), asyncio.Event()
         self.exit_code = EXIT_OK
         self.reloads = 0  # reloads handled, applied or rejected (tests wait on it)
@@ -100,6 +102,7 @@ class Daemon:
         """Bind HTTP first (a taken port fails fast), then resume from the state file."""
         p = self.parts
         p.lock.acquire()  # first: a second instance must change nothing, bind nothing
+        self._keep_config(self.config)  # valid, and the state directory is ours
         await p.http.start()
         log.info("serving /health and /metrics on http://%s:%d", self.config.http.host, p.http.port)
         p.sampler.start()
@@ -159,6 +162,7 @@ class Daemon:
             log.error("reload rejected, keeping the running config: %s", exc)
         else:
             await self._apply(new)
+            self._keep_config(new)
         self.parts.notifier.ready()
         self.reloads += 1
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
@@ -115,6 +116,9 @@ class TelegramConfig(_Strict):
     token: SecretStr | None = None  # or token_file, or SUPERVISOR_ALERTS__TELEGRAM__TOKEN
     token_file: Path | None = None
     chat_ids: list[int] = Field(min_length=1)  # alerts go to these; commands only from these
+    # When set, commands (and confirmation buttons) are taken only from these users, in the
+    # chats above: in a group, not everyone who can read the alerts may restart the trader.
+    allowed_user_ids: list[int] | None = Field(None, min_length=1)
     api_url: str = Field("https://api.telegram.org", pattern=r"^https?://[^\s]+$")
     commands: bool = True
     timeout_s: Seconds = 10.0
@@ -150,8 +154,9 @@ class AlertsConfig(_Strict):
     telegram: TelegramConfig | None = None
 
 
-def _default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """`$XDG_STATE_HOME/sidecar-supervisor` (XDG default ~/.local/state)."""
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "sidecar-supervisor"
 
 
@@ -173,7 +178,7 @@ class Config(BaseSettings):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-    state_dir: Path = Field(default_factory=_default_state_dir)  # incidents, outbox, attempts
+    state_dir: Path = Field(default_factory=default_state_dir)  # incidents, outbox, attempts
     dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)
 
@@ -221,6 +226,11 @@ def default_path() -> Path:
 
 def load(path: Path | None = None) -> Config:
     """Read and validate the config; raise ConfigError naming the file and every problem."""
+    return load_source(path)[0]
+
+
+def load_source(path: Path | None = None) -> tuple[Config, bytes]:
+    """The validated config and the exact bytes it came from (kept for the last word)."""
     path = path or default_path()
     where = str(path)
     try:
@@ -236,7 +246,7 @@ def load(path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, [f"TOML syntax error: {exc}"]) from None
     try:
-        return Config(**data)
+        return Config(**data), raw
     except ValidationError as exc:
         raise ConfigError(where, describe_errors(exc, data)) from None
 

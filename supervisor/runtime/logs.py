@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
+from supervisor.redaction import Redactor
+
 # Python level -> syslog priority (sd-daemon(3)): journald reads "<N>" at a line's start.
 _PRIORITY = {
     logging.CRITICAL: 2,
@@ -62,24 +64,21 @@ class RepeatFilter(logging.Filter):
 
 
 class RedactFilter(logging.Filter):
-    """Replace known secrets (the bot token) wherever they appear in a log line."""
+    """Replace known secrets (the bot token) wherever they appear in a log line, in any case."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.secrets: set[str] = set()
+        self.secrets = Redactor()
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Always emit, with secrets replaced."""
         if not self.secrets:
             return True
-        text = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        for secret in self.secrets:
-            text = text.replace(secret, "<secret>")
-            if record.exc_text:
-                record.exc_text = record.exc_text.replace(secret, "<secret>")
-        record.msg, record.args = text, None
+        if record.exc_text:
+            record.exc_text = self.secrets.scrub(record.exc_text)
+        record.msg, record.args = self.secrets.scrub(record.getMessage()), None
         return True
 
 
@@ -87,9 +86,8 @@ _REDACT = RedactFilter()
 
 
 def redact(secret: str) -> None:
-    """Never log `secret` (e.g. the bot token) from now on."""
-    if len(secret) >= 8:  # a tiny "secret" would redact ordinary words
-        _REDACT.secrets.add(secret)
+    """Never log `secret` (e.g. the bot token) from now on, whatever its case or quoting."""
+    _REDACT.secrets.add(secret)
 
 
 def under_journal(env: Mapping[str, str] = os.environ) -> bool:

@@ -14,6 +14,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = 
     Temp file beside it, every byte written (os.write may write less than asked, as on a
     nearly full disk) and its size checked, fsync, rename, fsync the directory (`durable`).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
@@ -105,6 +106,9 @@ class StateStore:
         self.path = directory / "state.json"
         self.healthy = True  # False after a failed write, until one succeeds
         self.writes = 0  # files written (tests and the benchmark count them)
+        # A save in a worker thread may still run when shutdown saves on the loop: one at a
+        # time, so the last state asked for is the one that stays.
+        self._one_at_a_time = threading.Lock()
 
     def load(self) -> dict[str, Any]:
         """The saved state, or {} when there is none or it cannot be used."""
@@ -127,6 +131,10 @@ class StateStore:
     def save(self, data: dict[str, Any]) -> bool:
         """Write atomically (temp file, fsync, rename, fsync the directory); False on failure."""
         body = json.dumps({**data, "version": VERSION}, separators=(",", ":")).encode()
+        with self._one_at_a_time:
+            return self._write(body)
+
+    def _write(self, body: bytes) -> bool:
         try:
             private_dir(self.directory)
             write_atomic(self.path, body)

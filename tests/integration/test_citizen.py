@@ -7,79 +7,28 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from devtools.net import free_port
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
 from tests.integration.harness import (
     Running,
     config,
-    get_json,
     heartbeat_probe,
     running,
     target_toml,
     until,
 )
+from tests.integration.installed import UNIT, Installed, install
 
 pytestmark = pytest.mark.sandbox
-REPO = Path(__file__).resolve().parents[2]
-UNIT = "sidecar-supervisor.service"
-
-
-class Installed:
-    """What the installer put into the sandbox."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.port = free_port()
-        self.config = sandbox.config_home / "sidecar-supervisor" / "config.toml"
-        self.unit_file = sandbox.config_home / "systemd" / "user" / UNIT
-        self.venv = sandbox.home / ".local" / "share" / "sidecar-supervisor" / "venv"
-
-    def good_config(self) -> str:
-        return (
-            f'[http]\nport = {self.port}\n[[targets]]\nname = "trader"\nunit = "trader.service"\n'
-        )
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            **self.sandbox.env(),
-            # The sandbox has its own HOME: reuse the real pip cache so no wheel is fetched twice.
-            "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
-            "PYTHON": sys.executable,
-        }
-        return subprocess.run(
-            [str(REPO / "install_services.sh"), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-
-    def show(self, *props: str) -> dict[str, str]:
-        return self.sandbox.show(UNIT, *props)
-
-    def health(self) -> tuple[int, object] | None:
-        try:
-            return get_json(f"http://127.0.0.1:{self.port}/health", timeout=1)
-        except OSError:
-            return None
 
 
 @pytest.fixture(scope="module")
 def installed(sandbox: Sandbox) -> Iterator[Installed]:
-    inst = Installed(sandbox)
-    inst.config.parent.mkdir(parents=True, exist_ok=True)
-    inst.config.write_text(inst.good_config())  # the installer must keep it
-    result = inst.run()
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield inst
-    inst.run("--uninstall")
+    with install(sandbox) as inst:
+        yield inst
 
 
 def test_install_starts_a_notify_unit_that_answers(installed: Installed) -> None:
@@ -94,6 +43,7 @@ def test_install_starts_a_notify_unit_that_answers(installed: Installed) -> None
     assert installed.config.read_text() == installed.good_config()  # not overwritten
     text = installed.unit_file.read_text()
     assert f"ExecStart={installed.venv}/bin/supervisor run --config {installed.config}" in text
+    assert installed.last_word_file.is_file()
     health = installed.health()
     assert health is not None
     assert health[0] in (200, 503)
@@ -177,6 +127,7 @@ def test_uninstall_removes_it_and_keeps_the_config(installed: Installed) -> None
     assert result.returncode == 0, result.stderr
     assert "your config is kept" in result.stdout
     assert not installed.unit_file.exists()
+    assert not installed.last_word_file.exists()
     assert not installed.venv.exists()
     assert installed.config.read_text() == installed.good_config()
     assert installed.sandbox.systemctl("cat", UNIT, check=False).returncode != 0

@@ -37,6 +37,11 @@ def target(
     )
 
 
+def telegram_length(text: str) -> int:
+    """Telegram counts UTF-16 code units (counted here apart from the code under test)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -145,6 +150,47 @@ def test_rate_limit_holds_then_sends_one_digest(clock: FakeClock) -> None:
     assert digest.summary == "3 alerts held back by the rate limit"
     assert digest.actions == ("t2: warning failing", "t3: warning failing", "t4: warning failing")
     assert p.flush() == []
+
+
+def test_a_critical_alert_is_never_held_by_the_hourly_cap(clock: FakeClock) -> None:
+    p = AlertPolicy(AlertsConfig(max_per_hour=1), clock, {})
+    [first] = p.observe(target(clock, failures=3, name="dashboard"), gave_up=False)
+    assert first.severity is Severity.WARNING
+    assert p.observe(target(clock, failures=3, name="monitor"), gave_up=False) == []  # held
+    [gave_up] = p.observe(target(clock, failures=3, name="trader"), gave_up=True)
+    assert (gave_up.target, gave_up.severity) == ("trader", Severity.CRITICAL)
+    # An escalation to critical goes out at once as well.
+    [escalated] = p.observe(target(clock, failures=4, name="dashboard"), gave_up=True)
+    assert (escalated.severity, escalated.summary) == (Severity.CRITICAL, "failing, escalated")
+    clock.advance(3601)
+    [digest] = p.flush()
+    assert digest.actions == ("monitor: warning failing",)  # only the lower severity was held
+
+
+def test_the_digest_fits_telegrams_limit_and_counts_the_rest(clock: FakeClock) -> None:
+    p = AlertPolicy(AlertsConfig(max_per_hour=1), clock, {})
+    names = [f"target-with-a-rather-long-name-{i:03d}" for i in range(201)]
+    for name in names:
+        p.observe(target(clock, failures=3, name=name), gave_up=False)
+    clock.advance(3601)
+    [digest] = p.flush()
+    assert digest.summary == "200 alerts held back by the rate limit"
+    text = format_html(digest, "host")
+    assert telegram_length(text) <= 4096
+    listed = [line for line in text.splitlines() if line.startswith("target-with")]
+    assert len(listed) > 50  # as many as fit, one per line
+    assert f"… and {200 - len(listed)} more" in text
+    assert listed[0] == "target-with-a-rather-long-name-001: warning failing"
+
+
+def test_a_long_reason_keeps_every_message_within_the_limit(clock: FakeClock) -> None:
+    p = policy(clock)
+    t = replace(target(clock, failures=3), output="<&>" * 5000)
+    [alert] = p.observe(t, gave_up=False)
+    text = format_html(replace(alert, actions=("restarted",) * 2000), "host")
+    assert telegram_length(text) <= 4096
+    assert "why: &lt;&amp;&gt;" in text
+    assert text.endswith(" UTC</i>")
 
 
 def test_breaker_incident(clock: FakeClock) -> None:

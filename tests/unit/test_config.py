@@ -81,6 +81,16 @@ ports = [5050, 0]
     assert len(got) == 4
 
 
+def test_allowed_user_ids_are_optional_and_never_empty(tmp_path: Path) -> None:
+    base = '[[targets]]\nname="a"\nunit="a.service"\n[alerts.telegram]\ntoken="1:abcdefgh"\n'
+    cfg = config.load(write(tmp_path, base + "chat_ids = [1]\n"))
+    assert cfg.alerts.telegram is not None and cfg.alerts.telegram.allowed_user_ids is None
+    cfg = config.load(write(tmp_path, base + "chat_ids = [1]\nallowed_user_ids = [7, 8]\n"))
+    assert cfg.alerts.telegram is not None and cfg.alerts.telegram.allowed_user_ids == [7, 8]
+    [problem] = problems(write(tmp_path, base + "chat_ids = [1]\nallowed_user_ids = []\n"))
+    assert problem.startswith("alerts.telegram.allowed_user_ids: List should have at least 1")
+
+
 def test_targets_required_and_unique(tmp_path: Path) -> None:
     assert problems(write(tmp_path, "")) == ["targets: required key is missing"]
     dup = '[[targets]]\nname="a"\nunit="a.service"\n[[targets]]\nname="a"\nunit="b.service"\n'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from supervisor.runtime.logs import JournalFormatter, RepeatFilter, under_journal
+from supervisor.runtime.logs import JournalFormatter, RedactFilter, RepeatFilter, under_journal
 
 
 def record(level: int, msg: str, *args: object) -> logging.LogRecord:
@@ -42,3 +42,32 @@ def test_repeats_are_held_then_counted() -> None:
     again = record(logging.WARNING, "probe %s failed", "a")
     assert f.filter(again)
     assert again.getMessage() == "probe a failed (and 5 more like it in the last 60 s)"
+
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+
+
+def test_the_token_is_scrubbed_in_any_case_and_url_quoted() -> None:
+    f = RedactFilter()
+    f.secrets.add(TOKEN)
+    lines = [
+        f"getMe: https://api.telegram.org/bot{TOKEN}/getMe",
+        # python-telegram-bot capitalizes API error texts: all but the first letter lowercased
+        f"Chat not found for bot{TOKEN.lower()}",
+        f"httpx.ConnectError: /bot{TOKEN.replace(':', '%3A')}/sendMessage",
+        f"secret half alone: {TOKEN.split(':')[1].upper()}",
+    ]
+    for line in lines:
+        rec = record(logging.WARNING, "telegram: %s", line)
+        assert f.filter(rec)
+        text = rec.getMessage()
+        assert "<secret>" in text, text
+        assert TOKEN.split(":")[1].lower() not in text.lower(), text
+
+
+def test_short_secrets_are_not_redacted() -> None:
+    f = RedactFilter()
+    f.secrets.add("abc")
+    rec = record(logging.WARNING, "abc stays")
+    assert f.filter(rec)
+    assert rec.getMessage() == "abc stays"

@@ -1,0 +1,296 @@
+"""The last word: when the supervisor's own unit fails for good, tell the Telegram chats.
+
+systemd starts `sidecar-supervisor-last-word.service` (a oneshot running `supervisor
+last-word`) through `OnFailure=` on the supervisor's unit. That happens only when the unit
+enters *failed*: the start limit hit after repeated crashes or watchdog kills, or exit 78 on a
+bad config; never for a failure systemd is still restarting. It reads what happened from
+systemd and sends one message with the last config that was valid: the daemon keeps a copy of
+its config file in its state directory each time it loads one (start-up, once it holds the
+state directory) or applies a reload, so a broken config does not also break the last word.
+It never touches the daemon's state or its lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from supervisor import config
+from supervisor.alerts.text import bounded, escape_html
+from supervisor.config import Config, TelegramConfig
+from supervisor.errors import (
+    EXIT_ALREADY_RUNNING,
+    EXIT_CONFIG,
+    EXIT_MEMORY_HARD_LIMIT,
+    ChannelUnavailableError,
+    ConfigError,
+    MessageRejectedError,
+    TokenRejectedError,
+)
+from supervisor.model import backoff
+from supervisor.runtime import logs
+from supervisor.runtime.state import private_dir, write_atomic
+
+if TYPE_CHECKING:
+    from supervisor.alerts.telegram import TelegramChannel
+
+log = logging.getLogger(__name__)
+LAST_VALID = "last-valid-config.toml"
+UNIT = "sidecar-supervisor.service"
+PROPERTIES = ("Result", "ExecMainCode", "ExecMainStatus", "NRestarts", "StateChangeTimestamp")
+WITHIN_S = 45.0  # every attempt ends by then: the oneshot's TimeoutStartSec is 60
+_RETRY_S = (1.0, 2.0, 4.0, 8.0)
+_TARGETS_BUDGET = 1000  # characters of the message for the list of targets
+_EXITED, _KILLED, _DUMPED = "1", "2", "3"  # ExecMainCode: CLD_* from waitid(2)
+_STATUS_WORDS = {
+    EXIT_CONFIG: "bad config",
+    EXIT_MEMORY_HARD_LIMIT: "over its hard memory limit",
+    EXIT_ALREADY_RUNNING: "another instance holds the state directory",
+}
+_RESULT_WORDS = {
+    "start-limit-hit": "systemd gave up restarting it (start limit hit)",
+    "watchdog": "it stopped answering systemd's watchdog and was killed",
+    "timeout": "it timed out starting or stopping",
+    "oom-kill": "the kernel killed it for memory",
+    "resources": "systemd could not set it up (a missing file, directory or permission)",
+    "core-dump": "it crashed (core dump)",
+    "signal": "it was killed by a signal",
+    "exit-code": "it exited with an error",
+    "success": "systemd reports no failure (was this run by hand?)",
+}
+
+
+# -- the daemon's side: keep each config that was loaded ----------------------------------
+
+
+def keep(state_dir: Path, raw: bytes) -> bool:
+    """Keep `raw` as `<state_dir>/last-valid-config.toml`: whole, 0600 (it may hold a token)."""
+    path = state_dir / LAST_VALID
+    try:
+        private_dir(state_dir)
+        write_atomic(path, raw, mode=0o600)
+    except OSError as exc:
+        log.warning("cannot keep the config as %s: %s; the last word uses an older one", path, exc)
+        return False
+    log.debug("kept the config as %s for the last word", path)
+    return True
+
+
+class ConfigFile:
+    """The daemon's config file: `load` it, and `keep` what was loaded once it is in force."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._raw: bytes | None = None  # the bytes of the last config that validated
+
+    def load(self) -> Config:
+        """Read and validate (ConfigError as `config.load`); remember the bytes if valid."""
+        cfg, self._raw = config.load_source(self.path)
+        return cfg
+
+    def keep(self, cfg: Config) -> None:
+        """Keep the last loaded config in `cfg`'s state directory."""
+        if self._raw is not None:
+            keep(cfg.state_dir, self._raw)
+
+
+# -- the oneshot's side: find that config, read systemd, send -------------------------------
+
+
+def state_dirs(config_path: Path, env: Mapping[str, str] = os.environ) -> list[Path]:
+    """Where the copy may be: the state_dir the config names (if it still parses), the default.
+
+    The config may be broken (that may be why we run), so it is read leniently.
+    """
+    found = []
+    if env.get("SUPERVISOR_STATE_DIR"):
+        found.append(Path(env["SUPERVISOR_STATE_DIR"]).expanduser())
+    try:
+        named = tomllib.loads(config_path.read_text()).get("state_dir")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        named = None
+    if isinstance(named, str):
+        found.append(Path(named).expanduser())
+    found.append(config.default_state_dir(env))
+    return list(dict.fromkeys(found))
+
+
+def last_valid(config_path: Path, env: Mapping[str, str] = os.environ) -> tuple[Config, Path]:
+    """The config the daemon last kept, else the current file if it is valid; ConfigError."""
+    problems = []
+    for directory in state_dirs(config_path, env):
+        copy = directory / LAST_VALID
+        if not copy.is_file():
+            problems.append(f"no copy kept at {copy}")
+            continue
+        try:
+            return config.load(copy), copy
+        except ConfigError as exc:
+            problems.append(str(exc))
+    try:
+        return config.load(config_path), config_path
+    except ConfigError as exc:
+        problems.append(str(exc))
+    raise ConfigError(str(config_path), problems)
+
+
+def unit_properties(unit: str) -> dict[str, str]:
+    """What systemd says about `unit`; {} (and a warning) when it cannot be asked.
+
+    `systemctl --user` talks over the manager's private socket, so this works even when the
+    session bus is what broke.
+    """
+    cmd = ["systemctl", "--user", "show", unit, "--property=" + ",".join(PROPERTIES)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("cannot ask systemd about %s: %s", unit, exc)
+        return {}
+    if done.returncode != 0:
+        log.warning("cannot ask systemd about %s: %s", unit, done.stderr.strip())
+        return {}
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+def last_exit(props: Mapping[str, str]) -> str:
+    """How its main process last ended: `status 78 (bad config)`, `killed by SIGKILL`."""
+    code, status = props.get("ExecMainCode", ""), props.get("ExecMainStatus", "")
+    if not status.isdigit() or code not in (_EXITED, _KILLED, _DUMPED):
+        return "unknown"
+    number = int(status)
+    if code == _EXITED:
+        words = _STATUS_WORDS.get(number)
+        return f"status {number} ({words})" if words else f"status {number}"
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return f"killed by {name}" if code == _KILLED else f"dumped core on {name}"
+
+
+def reason(props: Mapping[str, str]) -> str:
+    """What happened, in words, from the unit's Result, exit and restarts."""
+    result, restarts = props.get("Result", ""), props.get("NRestarts", "")
+    if result == "exit-code" and props.get("ExecMainStatus") == str(EXIT_CONFIG):
+        return "its config is invalid (exit 78), so systemd does not restart it"
+    if result == "exit-code" and props.get("ExecMainCode") == _EXITED:
+        what = f"it exited with {last_exit(props)}"
+    else:
+        what = _RESULT_WORDS.get(result, f"it failed ({result or 'systemd could not be asked'})")
+    # When the start limit stops an automatic restart, systemd keeps the last run's Result
+    # (exit-code, signal, watchdog): failed after restarts is how that case shows.
+    if result not in ("start-limit-hit", "success") and restarts.isdigit() and int(restarts):
+        what += f"; systemd gave up restarting it after {restarts} restarts (start limit)"
+    return what
+
+
+def message(props: Mapping[str, str], host: str, unit: str, targets: Sequence[str]) -> str:
+    """The last word (Telegram HTML, everything escaped)."""
+    e = escape_html
+    name = unit.removesuffix(".service")
+    lines = [
+        f"🔴 <b>CRITICAL</b> {e(name)} on {e(host)} has stopped for good: {e(reason(props))}",
+        f"systemd: result {e(props.get('Result') or 'unknown')}, last exit "
+        f"{e(last_exit(props))}, {e(props.get('NRestarts') or '?')} automatic restarts",
+    ]
+    if targets:  # a long list is cut ("… and 40 more"): the rest of the message matters more
+        lines.append(f"not watched now: {bounded(targets, _TARGETS_BUDGET, ', ')}")
+    lines.append(f"look: <code>journalctl --user -u {e(name)}</code>")
+    lines.append(
+        f"start it again: <code>systemctl --user reset-failed {e(name)}; "
+        f"systemctl --user start {e(name)}</code>"
+    )
+    if props.get("StateChangeTimestamp"):
+        lines.append(f"<i>failed at {e(props['StateChangeTimestamp'])}</i>")
+    return "\n".join(lines)
+
+
+async def deliver(telegram: TelegramConfig, token: str, text: str, within_s: float) -> list[int]:
+    """Send `text` to every chat, retrying while Telegram is unreachable; the chats missed."""
+    # Imported here, as in delivery.py: only a configured Telegram pays for the library.
+    from supervisor.alerts.telegram import TelegramChannel
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    channel = TelegramChannel(token, telegram.api_url, min(telegram.timeout_s, within_s))
+    missed: list[int] = []
+    try:
+        for chat_id in telegram.chat_ids:
+            if not await _send(channel, chat_id, text, deadline):
+                missed.append(chat_id)
+    finally:
+        await channel.close()
+    return missed
+
+
+async def _send(channel: TelegramChannel, chat_id: int, text: str, deadline: float) -> bool:
+    """One chat, retried with backoff (or Telegram's retry_after) until the deadline."""
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                await channel.send(chat_id, text)
+        except TimeoutError:
+            log.error("cannot send the last word to chat %d: no answer in time", chat_id)
+            return False
+        except (TokenRejectedError, MessageRejectedError) as exc:
+            log.error("cannot send the last word to chat %d: %s", chat_id, exc)
+            return False
+        except ChannelUnavailableError as exc:
+            wait = exc.retry_after_s or backoff(_RETRY_S, attempt)
+            if loop.time() + wait >= deadline:
+                log.error("cannot send the last word to chat %d: %s; giving up", chat_id, exc)
+                return False
+            log.warning(
+                "sending the last word to chat %d failed (attempt %d): %s; retrying in %.0f s",
+                chat_id,
+                attempt + 1,
+                exc,
+                wait,
+            )
+            await asyncio.sleep(wait)
+            attempt += 1
+        else:
+            log.info("sent the last word to chat %d", chat_id)
+            return True
+
+
+def run(config_path: Path | None, unit: str = UNIT, within_s: float = WITHIN_S) -> int:
+    """`supervisor last-word`: 0 when every chat got the message, else 1 (said in the log)."""
+    props = unit_properties(unit)
+    log.error("%s has stopped for good: %s", unit, reason(props))
+    try:
+        cfg, source = last_valid(config_path or config.default_path())
+    except ConfigError as exc:
+        log.error("cannot send the last word: no valid config: %s", "; ".join(exc.problems))
+        return 1
+    telegram = cfg.alerts.telegram
+    if telegram is None or not cfg.alerts.enabled:
+        log.error(
+            "cannot send the last word: %s sets no [alerts.telegram] or alerts are off", source
+        )
+        return 1
+    try:
+        token = telegram.read_token()
+    except OSError as exc:
+        log.error(
+            "cannot send the last word: cannot read %s: %s", telegram.token_file, exc.strerror
+        )
+        return 1
+    logs.redact(token)
+    log.info("sending the last word to %d chat(s) as %s says", len(telegram.chat_ids), source)
+    text = message(props, socket.gethostname(), unit, [t.name for t in cfg.targets])
+    missed = asyncio.run(deliver(telegram, token, text, within_s))
+    if missed:
+        log.error("the last word did not reach chat(s) %s", ", ".join(map(str, missed)))
+        return 1
+    return 0
