@@ -88,7 +88,7 @@ def judge_alerts(record: Record) -> AlertFindings:
     by_chat = {chat: [m for m in record.messages if m.chat_id == chat] for chat in record.chats}
     for chat, messages in by_chat.items():
         alerts = [a for a in map(read, messages) if a is not None]
-        _duplicates(chat, messages, found)
+        _duplicates(chat, [a.message for a in alerts], found)
         for target in sorted({a.target for a in alerts if a.target != "supervisor"}):
             _sequence(chat, target, [a for a in alerts if a.target == target], record, found)
         _supervisor(chat, [a for a in alerts if a.target == "supervisor"], found)
@@ -150,7 +150,11 @@ def _supervisor(chat: int, alerts: list[Alert], found: AlertFindings) -> None:
 
 
 def _chats_agree(by_chat: dict[int, list[Message]], found: AlertFindings) -> None:
-    counts = {chat: Counter(m.text for m in messages) for chat, messages in by_chat.items()}
+    """Every alert goes to every chat (replies to a command go only where it came from)."""
+    counts = {
+        chat: Counter(m.text for m in messages if read(m) is not None)
+        for chat, messages in by_chat.items()
+    }
     chats = sorted(counts)
     for chat in chats[1:]:
         missing = counts[chats[0]] - counts[chat]

@@ -59,6 +59,8 @@ class Controller:
     phase_start: float = 0.0  # when the plan's times start counting
     _rested: dict[str, float] = field(default_factory=dict)  # key -> when its last fault ended
     _told: set[int] = field(default_factory=set)  # lives whose own exit was reported
+    paused_s: float = 0.0  # how long, in all, /health has said the breaker paused probes
+    _paused_at_start: dict[int, float] = field(default_factory=dict)  # fault -> paused_s
 
     # --- the tick ---------------------------------------------------------------------------
 
@@ -68,6 +70,8 @@ class Controller:
         self._care_for_supervisor(now)
         batch = Batch(*self.feed.drain())
         present = self._present(now)
+        if present.health is not None and "breaker open" in present.health.notes:
+            self.paused_s += TICK_S  # probes paused by design: deadlines wait that long too
         for fault in list(self.active):
             self._follow(fault, batch, present)
         self._start_due(now)
@@ -135,7 +139,8 @@ class Controller:
             return
         since = fault.lifted if fault.lifted is not None else fault.start
         assert since is not None
-        if present.at > since + self.settings.repair_cap_s:
+        paused = self.paused_s - self._paused_at_start.get(fault.plan.n, 0.0)
+        if present.at > since + self.settings.repair_cap_s + paused:
             self.injector.clean(fault)
             fault.notes.append(f"not over within {self.settings.repair_cap_s:g} s: cleaned up")
             self._end(fault, "cleaned up")
@@ -195,6 +200,7 @@ class Controller:
             self._skip(fault, str(exc), listed=True)
             return
         self.active.append(fault)
+        self._paused_at_start[fault.plan.n] = self.paused_s
         self.say(f"fault {fault.plan.n} {fault.kind} {fault.target or ''} injected")
 
     def _skip(self, fault: Fault, why: str, listed: bool = False) -> None:

@@ -29,6 +29,7 @@ from devtools.chaos.record import (
 )
 from devtools.sandbox import Sandbox
 from devtools.sandbox.procs import proc_start_time
+from supervisor.guard.load import host_load
 from supervisor.probing.resources import ProcReader
 
 HEALTH_INTERVAL_S = 0.1
@@ -301,7 +302,8 @@ class LogTail(Poller):
 
 
 class ProcSampler(Poller):
-    """The supervisor's RSS, descriptors and CPU, and what its state file holds, each second."""
+    """The supervisor's RSS, descriptors and CPU, what its state file holds, and the host's
+    CPU (the supervisor's own reader), each second."""
 
     def __init__(
         self,
@@ -319,6 +321,7 @@ class ProcSampler(Poller):
     def poll(self) -> None:
         """One sample."""
         self._read_state()
+        self.feed.add("host_cpu", (time.time(), host_load().cpu_percent))
         current = self.life()
         if current is None:
             return

@@ -156,6 +156,7 @@ class Record:
     n_restarts: dict[str, int] = field(default_factory=dict)  # systemd's own, at the end
     lives: list[Life] = field(default_factory=list)
     proc: list[ProcSample] = field(default_factory=list)
+    host_cpu: list[tuple[float, float]] = field(default_factory=list)  # (at, % busy before)
     actions: list[ActionDelta] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     log: list[LogEvent] = field(default_factory=list)

@@ -194,16 +194,24 @@ def _wait_for_fleet(parts: Parts, say: Say) -> None:
 
 
 def _warm_up(parts: Parts, record: Record, say: Say) -> None:
-    """One incident end to end (probe, restart, alert, resolved), before footprints count."""
-    ctl = parts.controller
+    """Every path once before footprints count: a hang (probe, restart) and a chat command
+    (its reply goes out the way alerts do)."""
+    ctl, bot = parts.controller, parts.bot
     warm = Fault(Planned(0, 0.0, Kind.HANG, "dashboard"))
     record.faults.append(warm)
     record.began = time.time()
     ctl.pending = [warm]
     ctl.phase_start = record.began
     _until(ctl, lambda: not ctl.pending and not ctl.active, math.inf)
+    sent = len(bot.messages())
+    bot.command(CHATS[0], "/status")
+    replied = _until(ctl, lambda: len(bot.messages()) > sent, READY_TIMEOUT_S)
     settled = _until(ctl, lambda: ctl.quiet and _quiet_samples(record) >= 2, 60)
-    say("warm-up done" if settled else "warm-up: never quiet for two samples")
+    say(
+        "warm-up done"
+        + ("" if replied else ", no reply to /status")
+        + ("" if settled else ", never quiet")
+    )
 
 
 def _faults(ctl: Controller, record: Record, settings: Settings, say: Say) -> None:

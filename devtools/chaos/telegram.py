@@ -56,6 +56,10 @@ class BotThread:
         """Injected 429s not answered yet."""
         return self._call(lambda: self.fake.pending_faults("sendMessage"))
 
+    def command(self, chat_id: int, text: str) -> None:
+        """A message from `chat_id` for the bot to read (a chat command)."""
+        self._call(lambda: self.fake.queue_message(chat_id, text))
+
     def clear_429(self) -> None:
         """Forget the injected 429s nobody met."""
         self._call(self.fake.clear_faults)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from devtools.chaos.plan import SPECS, Kind
 from devtools.chaos.record import Fault, HealthSample, Life, ProcSample, Record
 
 HEALTH_LIMIT_S = 0.100  # /health must answer within this while the supervisor runs
+SATURATED = 95.0  # host CPU busy %: a nice-10 process then waits for a core
 KILL_MARGIN_S = 0.5  # a request sent just before the run kills the supervisor may be cut
 RSS_DRIFT_LIMIT = 2 * 2**20
 RESTART_SLACK_S = 1.0  # a restart this long after a fault ended still belongs to it
@@ -255,13 +257,9 @@ def _up_windows(lives: list[Life]) -> list[tuple[float, float]]:
 
 def _health(record: Record, v: Verdict) -> Check:
     windows = _up_windows(record.lives)
-    up = [
-        s
-        for s in record.health
-        if any(a <= s.at <= b for a, b in windows) and s.at <= (record.finished or float("inf"))
-    ]
+    end = record.finished or float("inf")
+    up = [s for s in record.health if any(a <= s.at <= b for a, b in windows) and s.at <= end]
     times = sorted(s.latency_s for s in up if s.latency_s is not None)
-    slow = [s for s in up if not _in_time(s)]
     if times:
         v.health = {
             "n": len(up),
@@ -269,18 +267,24 @@ def _health(record: Record, v: Verdict) -> Check:
             "p99_ms": 1000 * times[min(len(times) - 1, int(len(times) * 0.99))],
             "max_ms": 1000 * times[-1],
         }
-    problems = [
-        f"{_clock(s.at)}: "
-        + ("no answer" if s.latency_s is None else f"{1000 * s.latency_s:.0f} ms")
-        for s in slow
-    ]
-    detail = f"{len(up) - len(slow)}/{len(up)} in time"
-    return Check(
-        f"/health within {HEALTH_LIMIT_S * 1000:.0f} ms while up",
-        not slow and bool(up),
-        detail,
-        tuple(problems[:20]),
-    )
+    late = [s for s in up if not _in_time(s)]
+    # Nice=10 on a host whose CPU is all taken: waiting for a core is not the supervisor's
+    # doing. Such answers are counted apart, and the run says so.
+    busy = [s for s in late if s.latency_s is not None and _host_cpu(record, s.at) >= SATURATED]
+    slow = [s for s in late if s not in busy]
+    problems = [f"{_clock(s.at)}: {_answer(s)}" for s in slow]
+    detail = f"{len(up) - len(late)}/{len(up)} in time"
+    if busy:
+        detail += f", {len(busy)} late while the host CPU was at {SATURATED:g}%+ (not counted)"
+    name = f"/health within {HEALTH_LIMIT_S * 1000:.0f} ms while up"
+    return Check(name, not slow and bool(up), detail, tuple(problems))
+
+
+def _host_cpu(record: Record, at: float) -> float:
+    """The host's CPU busy % over the samples around `at` (the busier of the two)."""
+    after = bisect.bisect_left(record.host_cpu, (at, -1.0))
+    near = record.host_cpu[max(0, after - 1) : after + 1]
+    return max((cpu for _t, cpu in near), default=0.0)
 
 
 def _in_time(sample: HealthSample) -> bool:
@@ -313,7 +317,7 @@ def _footprint(record: Record, v: Verdict) -> Check:
     name = "footprint drift (RSS < 2 MiB, descriptors 0)"
     lives = [fp for life in record.lives if (fp := _life_footprint(record, life)) is not None]
     _cpu(record, v)
-    warm = min((f.repaired for f in record.faults if f.repaired and f.plan.n == 0), default=0.0)
+    warm = max((f.repaired for f in record.faults if f.repaired and f.plan.n == 0), default=0.0)
     run = _measure(0, [s for s in record.proc if s.quiet and s.at > warm])
     if run is None:
         # The short run kills the supervisor often and overlaps faults densely: it may never

@@ -151,8 +151,13 @@ def test_health_latency_counts_only_while_the_supervisor_is_up() -> None:
     check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
     assert check.ok, check
     rec.health.append(HealthSample(T0 + 15, 0.250, 200, {}, {}, "", 2))
+    rec.host_cpu = [(T0 + 14.5, 40.0), (T0 + 15.5, 60.0), (T0 + 16.5, 40.0)]
     check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
     assert not check.ok and "250 ms" in check.problems[0]
+    # Late while every core was busy: a nice-10 process waits its turn; counted apart.
+    rec.host_cpu[1] = (T0 + 15.5, 100.0)
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    assert check.ok and "1 late while the host CPU was at 95%+" in check.detail
 
 
 def test_footprint_drift_is_measured_within_one_life_after_a_repair() -> None:
