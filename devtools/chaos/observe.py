@@ -241,21 +241,25 @@ class UnitPoller(Poller):
                 continue
             target = fields["Id"].removesuffix(".service")
             pid = int(fields.get("MainPID", "0") or 0)
+            started = self._incarnation(target, pid)
             with self.feed.lock:
+                # After the incarnation is fed: the controller never sees a new MainPID
+                # (a repair) before the new process (a sign of detection).
                 self.feed.main_pid[target] = pid
+                if started is not None:
+                    self.feed.main_started[target] = started
                 self.feed.record.n_restarts[target] = int(fields.get("NRestarts", "0") or 0)
-            self._incarnation(target, pid)
 
-    def _incarnation(self, target: str, pid: int) -> None:
+    def _incarnation(self, target: str, pid: int) -> float | None:
+        """When `pid` started (fed as a new incarnation the first time it is seen)."""
         start = proc_start_time(pid) if pid else None
         if start is None:
-            return
+            return None
         started = self._boot + start / self._tick
-        with self.feed.lock:
-            self.feed.main_started[target] = started
         if (pid, start) not in self._seen:
             self._seen.add((pid, start))
             self.feed.add("incarnations", Incarnation(target, pid, started))
+        return started
 
 
 def parse_log_line(line: str, last_at: float) -> tuple[float, str | None]:

@@ -25,6 +25,10 @@ KNOWN_BUGS = {
         "judged pass from its unit state alone: a false 'resolved' after a supervisor restart "
         "during an incident, and at every restart attempt of a crash loop"
     ),
+    "probes never paused by our own serving": (
+        "issue 11 item 3, not merged yet: after an HTTP burst the breaker opens on our own CPU "
+        "and pauses every probe for its cooldown"
+    ),
     "recovery tried before giving up": (
         "after a slow retry succeeds the recovery policy stays in slow-retry mode: the next "
         "failure within window_s is given up at once, without a restart"
