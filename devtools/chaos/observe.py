@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,6 +306,22 @@ class LogTail(Poller):
                     self.feed.events.append(LogEvent(self._last_at, what, line))
 
 
+def fd_kinds(pid: int) -> Counter[str]:
+    """How many descriptors of each kind `pid` holds (socket, pipe, file, eventpoll...)."""
+    kinds: Counter[str] = Counter()
+    base = f"/proc/{pid}/fd"
+    for fd in os.listdir(base):
+        try:
+            target = os.readlink(f"{base}/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        kind = target.split(":", 1)[0] if ":" in target else "file"
+        if kind == "anon_inode":
+            kind = target.partition("[")[2].rstrip("]") or target.partition(":")[2]
+        kinds[kind] += 1
+    return kinds
+
+
 class ProcSampler(Poller):
     """The supervisor's RSS, descriptors and CPU, what its state file holds, and the host's
     CPU (the supervisor's own reader), each second."""
@@ -331,12 +348,13 @@ class ProcSampler(Poller):
             return
         n, pid = current
         try:
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
+            kinds = fd_kinds(pid)
         except OSError:
             return  # it has just exited
         rss, cpu = self._reader.rss_bytes([pid]), self._reader.cpu_seconds([pid])
-        sample = ProcSample(time.time(), n, rss, fds, cpu, self.quiet())
-        self.feed.add("proc", sample)
+        census = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        fds = sum(kinds.values())
+        self.feed.add("proc", ProcSample(time.time(), n, rss, fds, cpu, self.quiet(), census))
 
     def _read_state(self) -> None:
         try:

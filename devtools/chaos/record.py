@@ -98,6 +98,7 @@ class ProcSample:
     fds: int
     cpu_s: float
     quiet: bool  # no fault under way, nothing waiting to be delivered
+    fd_kinds: str = ""  # what the descriptors are: "socket 8, pipe 2, file 1, eventpoll 1"
 
 
 @dataclass(frozen=True)

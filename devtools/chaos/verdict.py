@@ -54,6 +54,8 @@ class Footprint:
     rss_end: int
     fds_start: int
     fds_end: int
+    kinds_start: str = ""  # what the descriptors were, at each end
+    kinds_end: str = ""
 
 
 @dataclass
@@ -326,7 +328,8 @@ def _footprint(record: Record, v: Verdict) -> Check:
     longest = max(lives, key=lambda f: f.span_s, default=None)
     v.footprints = [run, *([longest] if longest else [])]
     problems = [
-        f"{_whose(fp)}: RSS {_mib(fp)}, descriptors {fp.fds_end - fp.fds_start:+d}"
+        f"{_whose(fp)}: RSS {_mib(fp)}, descriptors {fp.fds_end - fp.fds_start:+d} "
+        f"({fp.kinds_start} -> {fp.kinds_end})"
         for fp in v.footprints
         if fp.rss_end - fp.rss_start >= RSS_DRIFT_LIMIT or fp.fds_end > fp.fds_start
     ]
@@ -369,13 +372,16 @@ def _measure(life: int, quiet: list[ProcSample]) -> Footprint | None:
     if len(quiet) < 2 * MEASURE_WINDOW:
         return None
     first, last = quiet[:MEASURE_WINDOW], quiet[-MEASURE_WINDOW:]
+    fewest_first, fewest_last = min(first, key=lambda s: s.fds), min(last, key=lambda s: s.fds)
     return Footprint(
         life,
         last[-1].at - first[0].at,
         int(statistics.median(s.rss_bytes for s in first)),
         int(statistics.median(s.rss_bytes for s in last)),
-        min(s.fds for s in first),
-        min(s.fds for s in last),
+        fewest_first.fds,
+        fewest_last.fds,
+        fewest_first.fd_kinds,
+        fewest_last.fd_kinds,
     )
 
 
