@@ -70,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.work or Path(f"/tmp/sidecar-chaos-{seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     work.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Even when started with SIGINT ignored (a background job of a script): Ctrl-C cleans up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     box = Sandbox(work / "sandbox", dashboard_port=free_port(), restart="no")
     try:
         up_when_free(box, args.wait, lambda why: print(f"waiting: {why}", file=sys.stderr))
