@@ -68,8 +68,10 @@ class Controller:
         """One look at everything, then the faults that are due."""
         now = time.time()
         self._care_for_supervisor(now)
-        batch = Batch(*self.feed.drain())
+        # The present first, then what arrived: whatever the present shows (a new MainPID,
+        # a health document) has been fed before it, so the batch holds its signs too.
         present = self._present(now)
+        batch = Batch(*self.feed.drain())
         if present.health is not None and "breaker open" in present.health.notes:
             self.paused_s += TICK_S  # probes paused by design: deadlines wait that long too
         for fault in list(self.active):
