@@ -90,5 +90,9 @@ def as_json(record: Record, verdict: Verdict) -> dict[str, Any]:
         "lives": [asdict(life) | {"watchdog": len(life.watchdog)} for life in record.lives],
         "messages": [asdict(m) for m in record.messages],
         "loads": [asdict(x) for x in record.loads],
+        "footprint": [asdict(p) for p in record.proc],  # the supervisor's, each second
+        "host_cpu": record.host_cpu,
+        "incarnations": [asdict(i) for i in record.incarnations],
+        "recovery_actions": [asdict(a) for a in record.actions],
         "errors": record.errors,
     }
