@@ -274,8 +274,14 @@ def _health(record: Record, v: Verdict) -> Check:
     # doing. Such answers are counted apart, and the run says so.
     busy = [s for s in late if s.latency_s is not None and _host_cpu(record, s.at) >= SATURATED]
     slow = [s for s in late if s not in busy]
-    problems = [f"{_clock(s.at)}: {_answer(s)}" for s in slow]
+    loads = [f for f in record.faults if f.kind is Kind.LOAD and f.start is not None]
+    during = [s for s in slow if any(f.active(s.at) for f in loads)]
+    problems = [
+        f"{_clock(s.at)}: {_answer(s)}{' (HTTP burst)' if s in during else ''}" for s in slow
+    ]
     detail = f"{len(up) - len(late)}/{len(up)} in time"
+    if slow:
+        detail += f"; {len(during)} of the {len(slow)} late during an HTTP burst"
     if busy:
         detail += f", {len(busy)} late while the host CPU was at {SATURATED:g}%+ (not counted)"
     name = f"/health within {HEALTH_LIMIT_S * 1000:.0f} ms while up"

@@ -29,6 +29,10 @@ KNOWN_BUGS = {
         "issue 11 item 3, not merged yet: after an HTTP burst the breaker opens on our own CPU "
         "and pauses every probe for its cooldown"
     ),
+    "/health within 100 ms while up": (
+        "issue 11 item 3 again: during a burst of 300 GET/s of /health and /metrics, /health "
+        "answers in up to about 200 ms"
+    ),
     "recovery tried before giving up": (
         "after a slow retry succeeds the recovery policy stays in slow-retry mode: the next "
         "failure within window_s is given up at once, without a restart"
