@@ -43,7 +43,7 @@ check_tcp=/usr/lib/nagios/plugins/check_tcp
 [ -x "$check_tcp" ] || check_tcp="$repo/devtools/demo/check_tcp.sh"
 cat > "$config" <<TOML
 # Written by scripts/demo.sh: the example config, with the sandbox's paths.
-state_dir = "$state"
+state_dir = "$state"   # the history (history.sqlite3) and the state file live here
 
 [http]
 port = $http_port
@@ -142,7 +142,9 @@ echo
 "$py" -m supervisor status --url "http://127.0.0.1:$http_port/health" || true
 cat <<TXT
 
+The status page: http://127.0.0.1:$http_port/   (live; open it and break something below)
 /health:  http://127.0.0.1:$http_port/health    /metrics: http://127.0.0.1:$http_port/metrics
+/events:  http://127.0.0.1:$http_port/events    /history: http://127.0.0.1:$http_port/history/trader
 Things to try in another shell (first: eval "\$(scripts/sandbox.sh env)"):
   kill -9 \$(systemctl --user show -p MainPID --value trader.service)    # dead: restarted at once
   kill -STOP \$(systemctl --user show -p MainPID --value dashboard.service) # hung: http probe, restart
@@ -151,6 +153,7 @@ Things to try in another shell (first: eval "\$(scripts/sandbox.sh env)"):
   .venv/bin/python -m devtools.demo fault dashboard stall-feed --root $root   # silent feed
   curl -s http://127.0.0.1:5050/feed                                          # what it says
   .venv/bin/supervisor status --url http://127.0.0.1:$http_port/health
+  .venv/bin/supervisor events --url http://127.0.0.1:$http_port --follow       # the timeline, live
   tail -f $root/supervisor.log
 TXT
 

@@ -1,11 +1,13 @@
-"""The `supervisor` command: run, check-config, status, alert-test, reset, last-word."""
+"""The `supervisor` command: run, check-config, status, events, alert-test, reset, last-word."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -16,12 +18,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from supervisor import __version__, config
+from supervisor import __version__, config, risks
 from supervisor.alerts import lastword
 from supervisor.api import render
 from supervisor.config import API_KEY_HEADER, probe_ids
 from supervisor.errors import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunningError, ConfigError
-from supervisor.runtime import logs
+from supervisor.history import report
+from supervisor.runtime import limits, logs
 
 log = logging.getLogger("supervisor")
 
@@ -61,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     last.add_argument(
         "--within", type=float, default=lastword.WITHIN_S, metavar="SECONDS", help="retry until"
     )
+    events = sub.add_parser("events", help="print the timeline of events (and follow it)")
+    events.add_argument("--target", help="only this target's events")
+    events.add_argument("--kind", help="only this kind (status, unit, recovery, alert, ...)")
+    events.add_argument("--since", help="from this long ago (2h, 30m, 7d) or this time")
+    events.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    events.add_argument("--follow", "-f", action="store_true", help="then print new ones live")
+    events.add_argument("--url", help="the supervisor's base URL (default: from the config)")
+    events.add_argument("--config", type=Path)
     reset = sub.add_parser("reset", help="clear a given-up target so it is retried at once")
     reset.add_argument("target")
     reset.add_argument("--url", help="the supervisor's base URL (default: from the config)")
@@ -83,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "last-word":
         logs.setup("INFO")
         return lastword.run(args.config, args.unit, args.within)
+    if args.command == "events":
+        return _events(args)
     return _status(args.url, args.config, args.json)
 
 
@@ -108,7 +121,23 @@ def _check_config(path: Path | None) -> int:
         suffix = f" ({'; '.join(extras)})" if extras else ""
         probes = ", ".join(probe_ids(t))
         print(f"  {t.name:<20} {t.unit or '(the host)'}{suffix}{f': {probes}' if probes else ''}")
+    names = risks.overrides(os.environ).values()
+    if names:
+        print("environment overrides: " + ", ".join(names))
+    for line in _risks(cfg):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
+
+
+def _risks(cfg: config.Config) -> list[str]:
+    """What check-config warns about (and `run` logs at start)."""
+    telegram = cfg.alerts.telegram
+    mode = None
+    if telegram is not None and telegram.token_file is not None:
+        # A missing file is reported where it is read (--online, alert-test, run).
+        with contextlib.suppress(OSError):
+            mode = telegram.token_file.stat().st_mode
+    return risks.warnings(cfg, os.environ, mode)
 
 
 def _online(path: Path | None, send: bool) -> int:
@@ -168,6 +197,9 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
         return EXIT_CONFIG
     if dry_run:
         cfg = cfg.model_copy(update={"dry_run": True})
+    for line in _risks(cfg):
+        log.warning("config: %s", line)
+    limits.raise_nofile()  # probes, D-Bus and HTTP share our descriptors: take all we may
     from supervisor.app.daemon import Daemon  # imported late: check-config stays fast
 
     async def serve() -> int:
@@ -234,8 +266,58 @@ def _status(url: str | None, path: Path | None, raw: bool) -> int:
     except (OSError, ValueError) as exc:
         print(f"cannot read {url}: {exc}", file=sys.stderr)
         return STATUS_UNREACHABLE
-    print(json.dumps(doc, indent=2) if raw else render.table(doc))
+    if raw:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render.table(doc))
+        try:  # history is extra: a supervisor without it still has a status
+            print("\n" + report.uptime_table(_fetch(url.rsplit("/health", 1)[0] + "/history")))
+        except (OSError, ValueError) as exc:
+            print(f"\n(no history: {exc})")
     return STATUS_EXIT.get(str(doc.get("status")), STATUS_UNREACHABLE)
+
+
+def _events(args: argparse.Namespace) -> int:
+    """Print the timeline, oldest first; with --follow, then every new event as it comes."""
+    base = args.url or _base_url(args.config)[0]
+    params = {"target": args.target, "kind": args.kind, "since": args.since, "limit": args.limit}
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    try:
+        page = _fetch(f"{base}/events?{query}")
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {base}/events: {exc}", file=sys.stderr)
+        return STATUS_UNREACHABLE
+    if "error" in page:
+        print(f"events: {page['error']}", file=sys.stderr)
+        return 2
+    for doc in reversed(page.get("events", [])):
+        print(report.event_line(doc))
+    if page.get("unavailable"):
+        print(f"(history unavailable: {page['unavailable']}; showing what is in memory)")
+    if not args.follow:
+        return 0
+    try:
+        return _follow(f"{base}/events/stream", args.target, args.kind)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _follow(url: str, target: str | None, kind: str | None) -> int:
+    """Read the event stream and print what matches; reconnect when it drops."""
+    while True:
+        try:
+            # The server pings every 15 s: a read that waits 60 s means the stream is dead.
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                for raw in resp:
+                    line = raw.decode("utf-8", "replace")
+                    if not line.startswith("data: "):
+                        continue
+                    doc = json.loads(line[6:])
+                    if target in (None, doc.get("target")) and kind in (None, doc.get("kind")):
+                        print(report.event_line(doc), flush=True)
+        except (OSError, ValueError) as exc:
+            print(f"(stream lost: {exc}; reconnecting)", file=sys.stderr, flush=True)
+        time.sleep(2.0)  # a person is watching: a steady, slow retry
 
 
 def _fetch(url: str) -> dict[str, Any]:
@@ -243,6 +325,11 @@ def _fetch(url: str) -> dict[str, Any]:
         with urllib.request.urlopen(url, timeout=5) as resp:
             body = resp.read()
     except urllib.error.HTTPError as exc:
+        if exc.code != 503:  # 429 (throttled), 421 (Host not served): an error, said plainly
+            reason = exc.headers.get("Retry-After")
+            raise OSError(
+                f"HTTP {exc.code} {exc.reason}" + (f", retry after {reason} s" if reason else "")
+            ) from None
         body = exc.read()  # 503 still carries the health document
     doc = json.loads(body)
     if not isinstance(doc, dict):

@@ -76,6 +76,8 @@ class UnitState:
     memory_bytes: int | None = None  # MemoryCurrent; None where systemd leaves it unset
     cpu_nsec: int | None = None  # CPUUsageNSec; None where unset (cgroup v1)
     control_group: str = ""
+    exit_code: int = 0  # ExecMainCode: a CLD_* code (1 exited, 2 killed, 3 dumped); 0 none yet
+    exit_status: int = 0  # ExecMainStatus: the exit status or the signal number
     job_id: int = 0  # a job systemd has queued for the unit (its own Restart=, or ours)
 
     @property

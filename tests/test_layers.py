@@ -38,6 +38,7 @@ CORE = {
     "supervisor.probing.conditions",
     "supervisor.recovery.policy",
     "supervisor.guard.breaker",
+    "supervisor.guard.throttle",
     "supervisor.alerts.policy",
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
@@ -45,6 +46,13 @@ CORE = {
     "supervisor.alerts.text",
     "supervisor.redaction",
     "supervisor.api.render",
+    "supervisor.history.events",
+    "supervisor.history.uptime",
+    "supervisor.history.ring",
+    "supervisor.history.report",
+    "supervisor.history.sql",
+    "supervisor.api.attempts",
+    "supervisor.risks",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
@@ -56,10 +64,16 @@ ADAPTERS = {
     "supervisor.alerts.telegram",
     "supervisor.guard.load",
     "supervisor.api.server",
+    "supervisor.api.transport",
     "supervisor.api.metrics",
     "supervisor.runtime.notify",
     "supervisor.runtime.logs",
     "supervisor.runtime.state",
+    "supervisor.history.store",
+    "supervisor.api.history",
+    "supervisor.api.stream",
+    "supervisor.api.page",
+    "supervisor.runtime.limits",
 }
 JOINERS = {
     "supervisor.watch.link",
@@ -68,6 +82,7 @@ JOINERS = {
     "supervisor.alerts.delivery",
     "supervisor.alerts.lastword",
     "supervisor.guard.sentry",
+    "supervisor.history.recorder",
 }
 COMPOSITION = {
     "supervisor.app.daemon",
@@ -75,6 +90,7 @@ COMPOSITION = {
     "supervisor.app.fleet",
     "supervisor.app.persist",
     "supervisor.app.supervision",
+    "supervisor.app.waiting",
     "supervisor.cli",
     "supervisor.__main__",
 }
@@ -94,6 +110,7 @@ IO_LIBS = {
     "ctypes",
     "sqlite3",
     "shutil",
+    "resource",
 }
 
 

@@ -23,3 +23,6 @@ def test_wheel_holds_only_the_daemon(tmp_path: Path) -> None:
     assert tops == {"supervisor"}
     assert "supervisor/app/daemon.py" in names
     assert not [n for n in names if "sandbox" in n or "demo" in n or "bench" in n]
+    # The status page ships as package data: no CDN, no build step.
+    for page in ("index.html", "page.js", "page.css"):
+        assert f"supervisor/api/static/{page}" in names

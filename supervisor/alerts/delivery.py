@@ -25,6 +25,7 @@ from supervisor.errors import (
     MessageRejectedError,
     TokenRejectedError,
 )
+from supervisor.history.events import Discard, EventSink, Kind
 from supervisor.model import Clock, Incoming, backoff
 from supervisor.runtime import logs
 
@@ -54,8 +55,10 @@ class AlertService:
         host: str,
         changed: Callable[[], None],
         set_note: Callable[[str | None], None],
+        events: EventSink | None = None,
     ) -> None:
         self._cfg = config
+        self._events: EventSink = events or Discard()
         self._clock = clock
         self.outbox = outbox
         self._commands = commands
@@ -94,6 +97,16 @@ class AlertService:
                 alert.target,
                 alert.summary,
                 f" ({alert.reason})" if alert.reason else "",
+            )
+            self._events.record(
+                Kind.ALERT,
+                f"alert {alert.severity.value}{' (reminder)' if alert.reminder else ''}: "
+                f"{alert.target} {alert.summary}",
+                alert.target,
+                severity=alert.severity.value,
+                reminder=alert.reminder,
+                reason=alert.reason,
+                recovery=alert.recovery,
             )
             if telegram is not None:
                 text = format_html(alert, self._host)
@@ -161,6 +174,7 @@ class AlertService:
 
     def _disable(self, why: str) -> None:
         log.error("alerts disabled: %s", why)
+        self._events.record(Kind.ALERT, f"alerts disabled: {why}")
         self._set_note(f"alerts disabled: {why}")
 
     async def _connect(self) -> None:
@@ -208,11 +222,20 @@ class AlertService:
                 exc,
                 retry_at - self._clock.time(),
             )
+            self._events.record(
+                Kind.ALERT,
+                f"alert delivery to chat {head.chat_id} failed (attempt {head.attempts}): {exc}",
+                result="failed",
+            )
         except MessageRejectedError as exc:
             log.error("dropping an alert Telegram refused for chat %d: %s", head.chat_id, exc)
             self.outbox.drop(head)
+            self._events.record(Kind.ALERT, f"alert refused by Telegram: {exc}", result="refused")
         else:
             self.outbox.sent(head)
+            self._events.record(
+                Kind.ALERT, f"alert delivered to chat {head.chat_id}", result="delivered"
+            )
 
     async def _poll(self) -> None:
         """Read commands by long polling; handle those from allowed chats and users."""
@@ -258,6 +281,14 @@ class AlertService:
                 item.user_id,
                 item.sender,
                 item.chat_id,
+            )
+            self._events.record(
+                Kind.CHAT,
+                f"/{' '.join([cmd.name, *cmd.args])} from user {item.user_id} "
+                f"({item.sender or 'unknown'}) in chat {item.chat_id}",
+                command=cmd.name,
+                chat=item.chat_id,
+                sender=item.sender,
             )
             reply = await self._commands.run(cmd, item.chat_id, item.user_id)
             await self._quietly(self._channel.send(item.chat_id, reply.text, reply.button))

@@ -1,7 +1,13 @@
-"""The HTTP adapter: /health, /health/{target} and /metrics on 127.0.0.1 by default.
+"""The HTTP adapter: /health, /health/{target} and /metrics on 127.0.0.1 by default (and
+the routes given to it: history, the event stream, the status page).
 
 Every answer is rendered from memory; a request never runs a check, so it cannot be used
-to load the host. Rendered health documents are cached per snapshot version.
+to load the host. Health documents are rendered once per snapshot version and /metrics at
+most once a second (every probe result is a new version), so a busy client costs little,
+and while our own CPU is over budget clients are throttled (429, see `guard.throttle`).
+Only loopback or configured Host names are served (a page in a local browser must not
+read us through DNS rebinding). The listening side (and its connection cap) is in
+`api.transport`.
 """
 
 from __future__ import annotations
@@ -10,30 +16,53 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from supervisor.api import render
+from supervisor.api.attempts import KeyAttempts
 from supervisor.config import API_KEY_HEADER
-from supervisor.model import Snapshot
+from supervisor.guard.throttle import Throttle
+from supervisor.model import Clock, Snapshot, SystemClock
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HANDLER_TIMEOUT_S = 5.0
 _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
+_METRICS_MAX_AGE_S = 1.0
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_ANY_ADDRESS = ("", "0.0.0.0", "::")
+_THROTTLED = json.dumps({"error": "busy: our own CPU is over budget; retry later"}).encode()
 
 
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    """What the server needs from the config."""
+def served_hosts(host: str, port: int, allowed: Collection[str] = ()) -> frozenset[str]:
+    """Host header values served: loopback names, the bound address, configured ones."""
+    names = {*LOOPBACK_NAMES, *(h.lower() for h in allowed)}
+    if host not in _ANY_ADDRESS:
+        names.update({host.lower(), f"{host.lower()}:{port}"})
+    return frozenset(names)
 
-    host: str = "127.0.0.1"
-    port: int = 5051
-    access_log: bool = False
+
+def host_allowed(value: str | None, names: Collection[str]) -> bool:
+    """True for no Host header (HTTP/1.0), or one whose name (any port) or value is listed."""
+    if value is None:
+        return True
+    host = value.strip().lower()
+    if host in names:
+        return True
+    if host.startswith("["):  # an IPv6 literal: [::1] or [::1]:5051
+        name, _, rest = host[1:].partition("]")
+        port_ok = rest == "" or (rest.startswith(":") and _is_port(rest[1:]))
+        return port_ok and name in names
+    name, sep, port = host.partition(":")
+    return bool(sep) and _is_port(port) and name in names
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5
 
 
 def _json(doc: dict[str, Any], status: int, content_type: str = "application/json") -> web.Response:
@@ -43,13 +72,15 @@ def _json(doc: dict[str, Any], status: int, content_type: str = "application/jso
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error is JSON with a reason; no traceback ever reaches a client."""
+    # A stream (a route named "...-stream") lives as long as its client: no handler timeout.
+    name = request.match_info.route.name or ""
     try:
-        async with asyncio.timeout(_HANDLER_TIMEOUT_S):
+        async with asyncio.timeout(None if name.endswith("-stream") else _HANDLER_TIMEOUT_S):
             return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         resp = _json({"error": exc.reason, "path": request.path}, exc.status)
         resp.headers.update(headers)
         return resp
@@ -61,6 +92,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json({"error": "internal error"}, 500)
 
 
+class Routes(Protocol):
+    """More routes on the same app (history, the event stream, the status page)."""
+
+    def add_to(self, app: web.Application) -> None:
+        """Register them."""
+
+
 class HealthApp:
     """Routes over a snapshot provider and a metrics renderer, plus guarded actions."""
 
@@ -69,47 +107,98 @@ class HealthApp:
         snapshot: Callable[[], Snapshot],
         metrics: Callable[[], bytes],
         *,
+        clock: Clock | None = None,
+        throttle: Throttle | None = None,
+        hosts: Collection[str] = LOOPBACK_NAMES,
         reset: Callable[[str], bool] | None = None,
         api_key: str | None = None,
+        attempts: KeyAttempts | None = None,
+        routes: Sequence[Routes] = (),
     ) -> None:
+        self._routes = routes
         self._snapshot = snapshot
         self._metrics = metrics
+        self._clock = clock or SystemClock()
+        self._throttle = throttle
+        self._hosts = frozenset(hosts)
         self._reset = reset
         self._api_key = api_key.encode() if api_key else None
-        self._cache: tuple[int, bytes, int] | None = None
+        self._attempts = attempts or KeyAttempts(self._clock)
+        self._version = -1
+        self._rendered: dict[str, tuple[bytes, int]] = {}  # for self._version
+        self._metrics_at, self._metrics_body = 0.0, b""
 
     def build(self) -> web.Application:
         """The aiohttp application (small bodies only: nothing here takes uploads)."""
-        app = web.Application(middlewares=[_errors], client_max_size=4096)
+        middlewares = [self._throttled, _errors, self._host_checked]
+        app = web.Application(middlewares=middlewares, client_max_size=4096)
         app.router.add_get("/health", self.health)
         app.router.add_get("/health/{target}", self.health_target)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/targets/{target}/reset", self.reset)
+        for routes in self._routes:
+            routes.add_to(app)
         return app
+
+    @web.middleware
+    async def _throttled(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Outermost and cheap: a refused request costs one token-bucket check."""
+        throttle = self._throttle
+        if throttle is None or throttle.admit(self._clock.monotonic()):
+            return await handler(request)
+        retry = str(throttle.retry_after_s)
+        return web.Response(
+            status=429,
+            body=_THROTTLED,
+            content_type="application/json",
+            headers={"Retry-After": retry},
+        )
+
+    @web.middleware
+    async def _host_checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get(hdrs.HOST)
+        if host_allowed(host, self._hosts):
+            return await handler(request)
+        shown = repr(host[:100]) if host is not None else "none"
+        log.warning(
+            "refused %s %s from %s: Host %s is not served here (see http.allowed_hosts)",
+            request.method,
+            request.path,
+            request.remote,
+            shown,
+        )
+        why = f"Host {shown} is not served here: add it to [http] allowed_hosts"
+        return _json({"error": why}, 421)
+
+    def _cached(
+        self, key: str, render_doc: Callable[[Snapshot], tuple[bytes, int]]
+    ) -> tuple[bytes, int]:
+        """A document rendered once per snapshot version."""
+        snap = self._snapshot()
+        if snap.version != self._version:
+            self._version, self._rendered = snap.version, {}
+        if key not in self._rendered:
+            self._rendered[key] = render_doc(snap)
+        return self._rendered[key]
 
     async def health(self, request: web.Request) -> web.Response:
         """The whole fleet."""
-        snap = self._snapshot()
-        if self._cache is None or self._cache[0] != snap.version:
-            body = json.dumps(render.health_document(snap)).encode()
-            self._cache = (snap.version, body, render.http_code(snap.status))
-        _version, body, code = self._cache
+        body, code = self._cached("", _render_health)
         return web.Response(body=body, status=code, content_type=render.HEALTH_CONTENT_TYPE)
 
     async def health_target(self, request: web.Request) -> web.Response:
         """One target; 404 with a reason for a name we do not watch."""
         name = request.match_info["target"]
         snap = self._snapshot()
-        target = snap.target(name)
-        if target is None:
+        if snap.target(name) is None:
             known = [t.name for t in snap.targets]
             return _json({"error": f"no target named {name!r}", "targets": known}, 404)
-        doc = render.target_document(snap, target)
-        return _json(doc, render.http_code(target.status), render.HEALTH_CONTENT_TYPE)
+        body, code = self._cached(name, lambda s: _render_target(s, name))
+        return web.Response(body=body, status=code, content_type=render.HEALTH_CONTENT_TYPE)
 
     async def reset(self, request: web.Request) -> web.Response:
         """Clear a given-up target so recovery may act at once (needs the API key)."""
-        denied = self._authorize(request)
+        denied = await self._authorize(request)
         if denied is not None:
             return denied
         name = request.match_info["target"]
@@ -117,51 +206,43 @@ class HealthApp:
             return _json({"error": f"no target named {name!r}"}, 404)
         return _json({"target": name, "reset": True}, 200)
 
-    def _authorize(self, request: web.Request) -> web.Response | None:
+    async def _authorize(self, request: web.Request) -> web.Response | None:
         if self._api_key is None:
             return _json({"error": "state-changing endpoints are off: set http.api_key"}, 403)
-        given = request.headers.get(API_KEY_HEADER, "").encode()
-        # Constant-time comparison: the time taken says nothing about the key.
-        if not hmac.compare_digest(given, self._api_key):
-            return _json({"error": f"missing or wrong {API_KEY_HEADER} header"}, 401)
-        return None
+        client = request.remote or "unknown"
+        # Constant-time comparison: the time taken says nothing about the key. Header bytes
+        # that are not UTF-8 arrive as surrogate escapes; they are a wrong key, not an error.
+        given = request.headers.get(API_KEY_HEADER, "").encode("utf-8", "surrogateescape")
+        if hmac.compare_digest(given, self._api_key):
+            self._attempts.succeeded(client)
+            return None
+        failures, hold_s = self._attempts.failed(client)
+        log.warning(
+            "refused %s %s from %s: missing or wrong %s header",
+            request.method,
+            request.path,
+            client,
+            API_KEY_HEADER,
+        )
+        # Only this request waits: others (and the right key) are answered meanwhile.
+        await asyncio.sleep(hold_s)
+        why = f"missing or wrong {API_KEY_HEADER} header ({failures} in a row from {client})"
+        return _json({"error": why}, 401)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Prometheus text format."""
-        return web.Response(body=self._metrics(), headers={"Content-Type": _METRICS_TYPE})
+        """Prometheus text format, rendered at most once a second."""
+        now = self._clock.monotonic()
+        if not self._metrics_body or now - self._metrics_at >= _METRICS_MAX_AGE_S:
+            self._metrics_at, self._metrics_body = now, self._metrics()
+        return web.Response(body=self._metrics_body, headers={"Content-Type": _METRICS_TYPE})
 
 
-class HttpServer:
-    """Runs an application on a TCP port; `port` is the bound one (useful with port 0)."""
+def _render_health(snap: Snapshot) -> tuple[bytes, int]:
+    return json.dumps(render.health_document(snap)).encode(), render.http_code(snap.status)
 
-    def __init__(self, app: web.Application, settings: HttpSettings) -> None:
-        self._app = app
-        self._settings = settings
-        self._runner: web.AppRunner | None = None
-        self.port = settings.port
 
-    async def start(self) -> None:
-        """Bind and serve; raises OSError if the port is taken."""
-        runner = web.AppRunner(
-            self._app,
-            handle_signals=False,
-            access_log=log if self._settings.access_log else None,
-            keepalive_timeout=5.0,
-            shutdown_timeout=1.0,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self._settings.host, self._settings.port, backlog=256)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        # The bound address tells the real port when port 0 was asked for.
-        self.port = int(runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        """Stop serving (idempotent)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+def _render_target(snap: Snapshot, name: str) -> tuple[bytes, int]:
+    target = snap.target(name)
+    assert target is not None  # the caller checked
+    body = json.dumps(render.target_document(snap, target)).encode()
+    return body, render.http_code(target.status)

@@ -12,13 +12,18 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from supervisor import __version__
 from supervisor.alerts.commands import Commands
 from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
+from supervisor.api.history import HistoryRoutes
 from supervisor.api.metrics import DaemonFacts, Metrics
-from supervisor.api.server import HealthApp, HttpServer, HttpSettings
+from supervisor.api.page import StatusPage
+from supervisor.api.server import HealthApp, Routes, served_hosts
+from supervisor.api.stream import EventStream
+from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.app.fleet import Fleet, build_fleet
 from supervisor.app.persist import StateKeeper
 from supervisor.app.supervision import Supervision
@@ -27,7 +32,12 @@ from supervisor.errors import EXIT_MEMORY_HARD_LIMIT
 from supervisor.guard.breaker import Breaker
 from supervisor.guard.load import HostLoad, SelfSampler
 from supervisor.guard.sentry import GuardHooks, Sentry
-from supervisor.model import Clock, Snapshot
+from supervisor.guard.throttle import Throttle
+from supervisor.history import report
+from supervisor.history.events import Kind
+from supervisor.history.recorder import Recorder
+from supervisor.history.store import FILE_NAME, HistoryStore
+from supervisor.model import Clock, ProbeResult, Snapshot
 from supervisor.probing import probes, runner
 from supervisor.probing.resources import ProcReader
 from supervisor.runtime.notify import Notifier
@@ -78,6 +88,8 @@ class Parts:
     supervision: Supervision
     http: HttpServer
     rng: random.Random
+    history: Recorder
+    stream: EventStream
 
     def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
         """The fleet for `config`, keeping what `previous` knew."""
@@ -89,6 +101,7 @@ class Parts:
             probing=self.probing,
             rng=self.rng,
             on_action=self.policy.note_action,
+            events=self.history,
             previous=previous,
         )
 
@@ -131,6 +144,12 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
 
     metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
+    history = _history(config, clock, now)
+
+    def observe_probe(result: ProbeResult) -> None:
+        metrics.observe_probe(result)
+        history.probe(result)
+
     probing = runner.ProbeContext(
         clock=clock,
         session=probes.session_factory(),
@@ -138,7 +157,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         read_unit=lambda unit: lambda: systemd.resources(unit),
         unit_state=systemd.state,
         paused=lambda: now.breaker.open,
-        observe=metrics.observe_probe,
+        observe=observe_probe,
         wake=hooks.wake.set,
         environ=env,
     )
@@ -149,6 +168,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         host=socket.gethostname(),
         changed=hooks.wake.set,  # the pass saves the state when it differs from the file
         set_note=lambda text: now.fleet.model.set_note("alerts", text),
+        events=history,
         commands=Commands(
             clock=clock,
             policy=policy,
@@ -173,14 +193,28 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     def breaker_changed(breaker: Breaker) -> None:
         metrics.observe_breaker(breaker.open, breaker.trips)
         now.fleet.model.set_note("breaker", breaker.describe() if breaker.open else None)
+        closed = "breaker closed: host load back under the resume thresholds"
+        history.record(
+            Kind.BREAKER, breaker.describe() if breaker.open else closed, open=breaker.open
+        )
         alerts.publish(policy.observe_breaker(breaker.open, breaker.reason))
         hooks.wake.set()
 
     def over_limit() -> None:
         hooks.halt(EXIT_MEMORY_HARD_LIMIT)
 
-    sentry = Sentry(clock, sampler, GuardHooks(observe_load, breaker_changed, over_limit))
-    link = BusLink(systemd, hooks.listener, lambda: now.fleet.model.set_note("bus", None))
+    def throttle_changed(note: str | None) -> None:
+        now.fleet.model.set_note("http", note)
+
+    throttle = Throttle()
+    guard = GuardHooks(observe_load, breaker_changed, over_limit, throttle_changed)
+    sentry = Sentry(clock, sampler, throttle, guard)
+
+    def bus_back() -> None:
+        now.fleet.model.set_note("bus", None)
+        history.record(Kind.BUS, "connected to the user bus")
+
+    link = BusLink(systemd, hooks.listener, bus_back)
     notifier = Notifier(env)
     supervision = Supervision(
         fleet=lambda: now.fleet,
@@ -191,15 +225,60 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         keeper=keeper,
         notifier=notifier,
         wake=hooks.wake,
+        history=history,
     )
-    http = config.http
-    key = http.api_key.get_secret_value() if http.api_key else None
-    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
-    app = HealthApp(now.snapshot, metrics.render, reset=reset, api_key=key)
-    server = HttpServer(app.build(), HttpSettings(http.host, http.port, http.access_log))
+    stream = EventStream()
+    history.subscribe(lambda event: stream.publish(event.id, event.document()))
+    about = lambda: report.about(__version__, sampler.latest, now.config.budget)  # noqa: E731
+    routes: list[Routes] = [HistoryRoutes(history, about), stream, StatusPage()]
+    server = http_server(config, now, metrics, clock, throttle, routes=routes)
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
         InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
+        history, stream,
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
+
+
+def _history(config: Config, clock: Clock, now: Current) -> Recorder:
+    """The recorder over the SQLite store in state_dir (none when [history] is off)."""
+    cfg = config.history
+    store = None
+    if cfg.enabled:
+        store = HistoryStore(
+            config.state_dir / FILE_NAME, retention_days=cfg.retention_days, max_mb=cfg.max_mb
+        )
+    return Recorder(
+        store,
+        clock,
+        targets=lambda: [t.name for t in now.config.targets],
+        on_note=lambda text: now.fleet.model.set_note("history", text),
+    )
+
+
+def http_server(
+    config: Config,
+    now: Current,
+    metrics: Metrics,
+    clock: Clock,
+    throttle: Throttle,
+    *,
+    routes: list[Routes],
+) -> HttpServer:
+    """The HTTP server: the app (throttled, Host-checked, key-guarded) on a capped site."""
+    http = config.http
+    key = http.api_key.get_secret_value() if http.api_key else None
+    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
+    app = HealthApp(
+        now.snapshot,
+        metrics.render,
+        clock=clock,
+        throttle=throttle,
+        hosts=served_hosts(http.host, http.port, http.allowed_hosts),
+        reset=reset,
+        api_key=key,
+        routes=routes,
+    )
+    settings = HttpSettings(http.host, http.port, http.access_log, http.max_connections)
+    return HttpServer(app.build(), settings, activity=throttle.seen)

@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping
 
 from supervisor.app.build import Hooks, Parts, build
 from supervisor.app.fleet import Fleet
+from supervisor.app.waiting import first_of
 from supervisor.config import Config
 from supervisor.errors import EXIT_OK, BusError, ConfigError
+from supervisor.history.events import Kind
 from supervisor.model import Clock, Snapshot, SystemClock, UnitState
 from supervisor.probing import runner
 
@@ -76,12 +78,14 @@ class Daemon:
         name = model.name_for_unit(state.unit)
         if name is not None:
             model.apply_unit(name, state)
+            self.parts.history.unit(name, state)
             self._wake.set()
 
     def bus_lost(self, reason: str) -> None:
         """Everything is unknown until we are back on the bus."""
         self.fleet.model.set_unknown(reason)
         self.fleet.model.set_note("bus", f"D-Bus: {reason}; reconnecting")
+        self.parts.history.record(Kind.BUS, f"lost the user bus: {reason}", reason=reason)
         self._wake.set()
 
     # -- running ----------------------------------------------------------------------------
@@ -106,7 +110,8 @@ class Daemon:
         await p.http.start()
         log.info("serving /health and /metrics on http://%s:%d", self.config.http.host, p.http.port)
         p.sampler.start()
-        p.keeper.restore()
+        p.history.start()
+        p.history.started(unclean=p.keeper.restore())
         # Before READY=1 and on the loop, once: a crash from here on is noticed next time.
         p.keeper.save_now(running=True)
 
@@ -126,7 +131,7 @@ class Daemon:
             await p.link.tried.wait()
             p.notifier.ready()
             log.info("ready: watching %d targets", len(self.config.targets))
-            while await _first(stop, self._halt, reload) is reload:
+            while await first_of(stop, self._halt, reload) is reload:
                 reload.clear()
                 await self._reload()
             log.info("stopping")
@@ -138,11 +143,14 @@ class Daemon:
         """Save (a halt is not a clean stop) and close every connection."""
         p = self.parts
         p.keeper.save_now(running=self.exit_code != EXIT_OK)
+        p.history.stopped(self.exit_code)
+        p.stream.close()  # streams end now, not at the server's shutdown timeout
         await self.fleet.repairer.close()
         await p.probing.session().close()
         await p.http.stop()
         p.systemd.close()
         p.notifier.close()
+        await asyncio.to_thread(p.history.close)  # the last events and spans reach the file
         p.lock.release()
 
     def _start_probes(self) -> None:
@@ -160,6 +168,7 @@ class Daemon:
             new = self._load_config()
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config: %s", exc)
+            self.parts.history.record(Kind.SUPERVISOR, f"reload rejected: {exc}")
         else:
             await self._apply(new)
             self._keep_config(new)
@@ -184,15 +193,5 @@ class Daemon:
                 log.warning("reading units after reload failed: %s", exc)
         p.supervision.forget_statuses()
         log.info("reloaded: watching %d targets", len(new.targets))
+        p.history.reloaded([t.name for t in new.targets])
         self.wake()
-
-
-async def _first(*events: asyncio.Event) -> asyncio.Event:
-    """Wait until one of the events is set; return it."""
-    waiters = {asyncio.ensure_future(e.wait()): e for e in events}
-    try:
-        done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return waiters[next(iter(done))]

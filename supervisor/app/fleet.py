@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from supervisor.api.metrics import Metrics
 from supervisor.config import Config
+from supervisor.history.events import EventSink
 from supervisor.model import Clock
 from supervisor.probing import runner
 from supervisor.recovery.executor import Repairer
@@ -36,6 +37,7 @@ def build_fleet(
     probing: runner.ProbeContext,
     rng: random.Random,
     on_action: Callable[[str, str], None],
+    events: EventSink,
     previous: Fleet | None = None,
 ) -> Fleet:
     """Build the fleet for `config` (no I/O: nothing runs until the daemon starts it)."""
@@ -51,6 +53,7 @@ def build_fleet(
         wake=probing.wake,
         previous=previous.repairer if previous else None,
         on_action=on_action,
+        events=events,
     )
     runs = runner.plan(config, model, probing, rng, previous.runs if previous else ())
     return Fleet(model, runs, repairer)

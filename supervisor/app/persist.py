@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -72,18 +73,22 @@ class StateKeeper:
         self._repairer = repairer
         self._saved: dict[str, Any] | None = None  # what the file holds (None: unknown)
         self._kick = asyncio.Event()
+        # The writer's thread may still be writing when shutdown saves: the last word must be
+        # shutdown's, or a clean stop would read as a crash at the next start.
+        self._write_lock = threading.Lock()
+        self._final = False
 
-    def restore(self) -> None:
-        """Resume from the state file; say so when the last run did not stop cleanly."""
+    def restore(self) -> bool:
+        """Resume from the state file; True (and an alert) if the last run did not stop cleanly."""
         raw = self.store.load()
         if not raw:
-            return
+            return False
         try:
             saved = SavedState.model_validate(raw)
         except ValidationError as exc:
             where = ".".join(str(p) for p in exc.errors()[0]["loc"])
             self.store.move_aside(f"wrong shape at {where}: {exc.errors()[0]['msg']}")
-            return
+            return False
         self._policy.restore(saved.alerts.model_dump())
         self._outbox.restore(saved.outbox)
         self._repairer().restore({k: v.model_dump() for k, v in saved.recovery.items()})
@@ -92,6 +97,8 @@ class StateKeeper:
             how = "the previous run ended without a clean stop (crash, watchdog or kill)"
             log.warning("supervisor restarted: %s", how)
             self._alerts.publish(self._policy.supervisor_restarted(how))
+            return True
+        return False
 
     def state(self, running: bool = True) -> dict[str, Any]:
         """Everything worth keeping, as it stands now."""
@@ -115,11 +122,18 @@ class StateKeeper:
             state = self.state()
             if state == self._saved:
                 continue
-            if await asyncio.to_thread(self.store.save, state):
+            if await asyncio.to_thread(self._save, state):
                 self._saved = state
+
+    def _save(self, state: dict[str, Any]) -> bool:
+        with self._write_lock:
+            return not self._final and self.store.save(state)
 
     def save_now(self, running: bool) -> None:
         """At shutdown, on the loop: there is nothing left to keep waiting."""
         state = self.state(running)
-        if self.store.save(state):
+        with self._write_lock:
+            self._final = True
+            saved = self.store.save(state)
+        if saved:
             self._saved = state

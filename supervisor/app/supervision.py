@@ -18,6 +18,7 @@ from supervisor.api import render
 from supervisor.app.fleet import Fleet
 from supervisor.app.persist import StateKeeper
 from supervisor.guard.breaker import Breaker
+from supervisor.history.recorder import Recorder
 from supervisor.model import Snapshot, Status
 from supervisor.runtime.notify import Notifier
 from supervisor.watch.systemd import Systemd
@@ -39,6 +40,7 @@ class Supervision:
     keeper: StateKeeper
     notifier: Notifier
     wake: asyncio.Event
+    history: Recorder
     passes: int = 0
 
     def __post_init__(self) -> None:
@@ -74,6 +76,8 @@ class Supervision:
     def step(self) -> float | None:
         """One pass; returns seconds until a recovery backoff ends, if one is running."""
         fleet = self.fleet()
+        # Status changes are recorded before recovery acts on them: the timeline reads in order.
+        self.history.observe(fleet.model.snapshot())
         backoff_ends = fleet.repairer.step() if self.systemd.connected else None
         snap = fleet.model.snapshot()
         self._report(snap)

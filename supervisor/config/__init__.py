@@ -66,6 +66,9 @@ __all__ = [
 API_KEY_HEADER = "X-API-Key"  # where clients send http.api_key
 
 
+API_KEY_MIN_LENGTH = 16
+
+
 class HttpConfig(_Strict):
     """Where /health and /metrics are served."""
 
@@ -73,6 +76,16 @@ class HttpConfig(_Strict):
     port: int = Field(5051, ge=0, le=65535)  # 0 picks a free port (tests)
     api_key: SecretStr | None = None  # enables state-changing endpoints; off when unset
     access_log: bool = False
+    # Host header names served besides loopback and `host` (DNS rebinding guard).
+    allowed_hosts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]_-]+$")]] = []
+    max_connections: int = Field(64, ge=1, le=1000)  # more are closed at once
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < API_KEY_MIN_LENGTH:
+            raise ValueError(f"too short: use at least {API_KEY_MIN_LENGTH} random characters")
+        return value
 
 
 class BudgetConfig(_Strict):
@@ -154,6 +167,14 @@ class AlertsConfig(_Strict):
     telegram: TelegramConfig | None = None
 
 
+class HistoryConfig(_Strict):
+    """The event history (SQLite in state_dir) behind /events, /history and the page."""
+
+    enabled: bool = True
+    retention_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+    max_mb: Annotated[float, Field(ge=1, le=10_000)] = 50.0  # the file is pruned under this
+
+
 def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
     """`$XDG_STATE_HOME/sidecar-supervisor` (XDG default ~/.local/state)."""
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -178,6 +199,7 @@ class Config(BaseSettings):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     state_dir: Path = Field(default_factory=default_state_dir)  # incidents, outbox, attempts
     dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)

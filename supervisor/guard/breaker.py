@@ -1,10 +1,11 @@
-"""The circuit breaker: step back while the host is loaded or we are over our own budget.
+"""The circuit breaker: step back while the host is loaded or our probing is over budget.
 
 Pure: samples come in with their time; no I/O, no clock reading of its own. While open,
 active probes pause (D-Bus events still flow, so a unit that dies is still seen and
 restarted). It closes only after the cooldown and only once the host is back under the
 lower resume thresholds (hysteresis), and it always tries again: monitoring is never
-disabled for good.
+disabled for good. Our own CPU counts only when serving HTTP was not to blame for it (see
+`guard.throttle`): a busy client is throttled, it never pauses probing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class LoadSample:
     host_memory_percent: float
     own_cpu_percent: float  # of one core
     own_rss_mb: float
+    serving_busy: bool = False  # HTTP clients had to be (or were not yet) throttled
 
 
 class Breaker:
@@ -71,7 +73,7 @@ class Breaker:
             return f"host CPU {s.host_cpu_percent:.0f}% > {cfg.trip_cpu_percent:g}%"
         if s.host_memory_percent > cfg.trip_memory_percent:
             return f"host memory {s.host_memory_percent:.0f}% > {cfg.trip_memory_percent:g}%"
-        if s.own_cpu_percent > budget.cpu_percent:
+        if s.own_cpu_percent > budget.cpu_percent and not s.serving_busy:
             return f"own CPU {s.own_cpu_percent:.1f}% > budget {budget.cpu_percent:g}%"
         if s.own_rss_mb > budget.memory_mb:
             return f"own memory {s.own_rss_mb:.0f} MB > budget {budget.memory_mb:g} MB"
@@ -84,7 +86,7 @@ class Breaker:
         calm = (
             s.host_cpu_percent < cfg.resume_cpu_percent
             and s.host_memory_percent < cfg.resume_memory_percent
-            and s.own_cpu_percent <= budget.cpu_percent
+            and (s.own_cpu_percent <= budget.cpu_percent or s.serving_busy)
             and s.own_rss_mb <= budget.memory_mb
         )
         if not calm:

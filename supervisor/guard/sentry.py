@@ -1,7 +1,9 @@
 """The load loop: sample the host's and our own load, feed the breaker, keep our budget.
 
-A joiner of the guard room: the readings (adapter) go to the breaker (pure); what follows
-(notes, alerts, metrics, exiting over the hard memory limit) goes out through callables.
+A joiner of the guard room: the readings (adapter) go to the throttle and the breaker
+(pure); what follows (notes, alerts, metrics, exiting over the hard memory limit) goes out
+through callables. Over our CPU budget, HTTP is throttled first; the breaker hears of our
+own CPU only once serving is not to blame.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from supervisor.config import BudgetConfig
 from supervisor.guard.breaker import Breaker, LoadSample
 from supervisor.guard.load import HostLoad, SelfSampler, host_load, shed_memory
+from supervisor.guard.throttle import Throttle
 from supervisor.model import Clock
 
 log = logging.getLogger(__name__)
@@ -27,14 +30,18 @@ class GuardHooks:
     observe_load: Callable[[HostLoad], None]  # every sample (metrics)
     breaker_changed: Callable[[Breaker], None]  # opened or closed
     over_hard_limit: Callable[[], None]  # our RSS is past memory_hard_mb: stop
+    throttle_changed: Callable[[str | None], None]  # why HTTP is throttled, or None: not
 
 
 class Sentry:
     """Samples every `interval_s`; `samples` counts completed samples (tests wait on it)."""
 
-    def __init__(self, clock: Clock, sampler: SelfSampler, hooks: GuardHooks) -> None:
+    def __init__(
+        self, clock: Clock, sampler: SelfSampler, throttle: Throttle, hooks: GuardHooks
+    ) -> None:
         self._clock = clock
         self._sampler = sampler
+        self._throttle = throttle
         self._hooks = hooks
         self.samples = 0
 
@@ -65,7 +72,10 @@ class Sentry:
         if rss_mb > budget.memory_mb:
             shed_memory()
         now = self._clock.monotonic()
-        sample = LoadSample(now, host.cpu_percent, host.memory_percent, stats.cpu_percent, rss_mb)
+        busy = self._throttle_http(stats.cpu_percent, budget, now, breaker.config.sample_interval_s)
+        sample = LoadSample(
+            now, host.cpu_percent, host.memory_percent, stats.cpu_percent, rss_mb, busy
+        )
         self._hooks.observe_load(host)
         if breaker.observe(sample):
             if breaker.open:
@@ -73,3 +83,26 @@ class Sentry:
             else:
                 log.info("breaker closed: host load back under the resume thresholds")
             self._hooks.breaker_changed(breaker)
+
+    def _throttle_http(self, cpu: float, budget: BudgetConfig, now: float, interval: float) -> bool:
+        """Throttle HTTP while our CPU is over budget; True if serving was busy.
+
+        Said (log, /health note) only while clients are actually refused: a lone sample
+        over budget with nobody turned away is nothing a user needs to hear about.
+        """
+        throttle = self._throttle
+        was = throttle.refusing
+        busy = throttle.observe(cpu > budget.cpu_percent, now, interval)
+        if throttle.refusing and not was:
+            log.warning(
+                "own CPU %.1f%% is over budget %g%%: throttling HTTP (429 beyond %g requests/s)",
+                cpu,
+                budget.cpu_percent,
+                throttle.rate_per_s,
+            )
+            note = f"HTTP throttled: own CPU over budget {budget.cpu_percent:g}%"
+            self._hooks.throttle_changed(note)
+        elif was and not throttle.refusing:
+            log.info("HTTP no longer throttled (own CPU %.1f%%)", cpu)
+            self._hooks.throttle_changed(None)
+        return busy

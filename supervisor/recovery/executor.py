@@ -16,6 +16,7 @@ from typing import Any
 from supervisor.api.metrics import Metrics
 from supervisor.config import OUTPUT_MAX_BYTES, Config, TargetConfig
 from supervisor.errors import BusError
+from supervisor.history.events import Discard, EventSink, Kind
 from supervisor.model import Clock
 from supervisor.probing.command import minimal_env, run_command
 from supervisor.recovery import ports
@@ -40,8 +41,10 @@ class Repairer:
         wake: Callable[[], None],
         previous: Repairer | None = None,
         on_action: Callable[[str, str], None] | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self._config = config
+        self._events: EventSink = events or Discard()
         self._model = model
         self._systemd = systemd
         self._metrics = metrics
@@ -78,6 +81,13 @@ class Repairer:
                     policy.describe(),
                 )
                 self._metrics.observe_recovery(target.name, "give-up", "gave-up")
+                self._events.record(
+                    Kind.RECOVERY,
+                    f"gave up on {target.name}: {decision.reason}; next try {policy.describe()}",
+                    target.name,
+                    action="give-up",
+                    reason=decision.reason,
+                )
             elif decision.action is Action.WAIT and decision.wait_s > 0:
                 soonest = decision.wait_s if soonest is None else min(soonest, decision.wait_s)
             self._model.set_recovery(target.name, policy.describe(decision))
@@ -91,6 +101,9 @@ class Repairer:
         policy.reset()
         self._model.set_blocker(name, None)
         log.warning("recovery state of %s reset by request", name)
+        self._events.record(
+            Kind.RECOVERY, f"recovery of {name} reset by request", name, action="reset"
+        )
         self._wake()
         return True
 
@@ -122,11 +135,19 @@ class Repairer:
             return f"{name} was restarted {now - last:.0f} s ago; try again in a minute"
         self._manual_at[name] = now
         log.warning("restarting %s (%s) on request", name, target.unit)
+        self._events.record(Kind.RECOVERY, f"restart {name} on request", name, action="manual")
         try:
             result = await self._systemd.restart(target.unit, target.recovery.job_timeout_s)
         except BusError as exc:
             result = f"failed: {exc}"
         self._metrics.observe_recovery(name, "manual-restart", result.split(":")[0])
+        self._events.record(
+            Kind.RECOVERY,
+            f"restart {name} on request: {result}",
+            name,
+            action="manual",
+            result=result,
+        )
         if result == "done":
             self._on_action(name, "restarted on request")
         return f"restart {name}: {result}"
@@ -164,6 +185,14 @@ class Repairer:
                     return
                 action = f"free-port+{action}"
             log.warning("%s %s: %s", action, where, decision.reason)
+            self._events.record(
+                Kind.RECOVERY,
+                f"{action} {where}: {decision.reason}",
+                target.name,
+                action=action,
+                attempt=decision.attempt,
+                maxAttempts=decision.max_attempts,
+            )
             result = await self._run_job(target, decision)
             if result == "done":
                 self._on_action(
@@ -185,6 +214,14 @@ class Repairer:
             log.exception("%s %s failed unexpectedly", action, target.name)
         finally:
             policy.end()
+            self._events.record(
+                Kind.RECOVERY,
+                f"{action} {where}: {result}",
+                target.name,
+                action=action,
+                result=result,
+                attempt=decision.attempt,
+            )
             self._metrics.observe_recovery(target.name, action, result)
             self._model.set_recovery(target.name, policy.describe())
             self._wake()
@@ -239,8 +276,26 @@ class Repairer:
                         outcome,
                     )
                     self._metrics.observe_recovery(target.name, "free-port", "killed")
+                    self._events.record(
+                        Kind.RECOVERY,
+                        f"freed port {port} for {target.name}: {holder.describe()}: {outcome}",
+                        target.name,
+                        action="free-port",
+                        pid=holder.pid,
+                        cmdline=holder.cmdline,
+                        user=holder.user,
+                        result=outcome,
+                    )
                 elif target.unit not in holder.cgroup.split("/"):
                     log.error("not freeing port %d for %s: %s", port, target.name, reason)
+                    self._events.record(
+                        Kind.RECOVERY,
+                        f"refused to free port {port} for {target.name}: {reason}",
+                        target.name,
+                        action="free-port",
+                        result="refused",
+                        rule=reason,
+                    )
                     forbidden.append(f"port {port} held by {reason}")
         self._model.set_blocker(target.name, "; ".join(forbidden) or None)
         return bool(forbidden)

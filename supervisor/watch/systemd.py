@@ -61,6 +61,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "MemoryCurrent": ("memory_bytes", _u64),
     "CPUUsageNSec": ("cpu_nsec", _u64),
     "ControlGroup": ("control_group", str),
+    "ExecMainCode": ("exit_code", int),
+    "ExecMainStatus": ("exit_status", int),
     "Job": ("job_id", lambda job: int(job[0])),  # (id, path); id 0: no job queued
 }
 
@@ -366,34 +368,19 @@ class Systemd:
             bus.disconnect()
 
 
-def _dbus(member: str, sig: str, *body: Any) -> Message:
+def _message(dest: str, path: str, iface: str, member: str, sig: str, *body: Any) -> Message:
     return Message(
-        destination="org.freedesktop.DBus",
-        path="/org/freedesktop/DBus",
-        interface="org.freedesktop.DBus",
-        member=member,
-        signature=sig,
-        body=list(body),
+        destination=dest, path=path, interface=iface, member=member, signature=sig, body=list(body)
     )
+
+
+def _dbus(member: str, sig: str, *body: Any) -> Message:
+    return _message(BUS_DAEMON, "/org/freedesktop/DBus", BUS_DAEMON, member, sig, *body)
 
 
 def _manager(member: str, sig: str, *body: Any) -> Message:
-    return Message(
-        destination=SYSTEMD,
-        path=MANAGER_PATH,
-        interface=MANAGER,
-        member=member,
-        signature=sig,
-        body=list(body),
-    )
+    return _message(SYSTEMD, MANAGER_PATH, MANAGER, member, sig, *body)
 
 
 def _props(path: str, member: str, sig: str, *body: Any) -> Message:
-    return Message(
-        destination=SYSTEMD,
-        path=path,
-        interface=PROPERTIES,
-        member=member,
-        signature=sig,
-        body=list(body),
-    )
+    return _message(SYSTEMD, path, PROPERTIES, member, sig, *body)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from devtools.net import free_port
 from devtools.sandbox import Sandbox, SandboxUnavailable
 from devtools.sandbox.waiting import up_when_free
+from tests.integration.harness import tmpfs
 
 # Another checkout's test run may hold the machine's one sandbox: wait for it this long
 # (SANDBOX_WAIT_S=0 fails at once, as before).
@@ -46,3 +48,17 @@ def _restore_sandbox_fleet(request: pytest.FixtureRequest) -> Iterator[None]:
     box = request.node.funcargs.get("sandbox")
     if isinstance(box, Sandbox):
         box.restore_fleet()
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs."""
+    with tmpfs(tmp_path / "full", "64k") as mount:
+        yield mount
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: room to start in, quick to fill."""
+    with tmpfs(tmp_path / "small", "1m") as mount:
+        yield mount

@@ -37,18 +37,27 @@ async def until(pred: Callable[[], object], limit: float, what: str, step: float
 
 
 # In-process, the daemon's "own CPU" is the whole pytest process's, and a busy test box may
-# cross the host thresholds: the breaker is off unless a test configures it.
+# cross the host thresholds: the breaker is off, and the budget out of reach (so HTTP is not
+# throttled either), unless a test configures them.
 NO_BREAKER = "[breaker]\nenabled = false\n"
+NO_BUDGET = "[budget]\ncpu_percent = 400\n"
 
 
 def config(
-    sandbox: Sandbox, targets_toml: str, extra: str = "", breaker: str = NO_BREAKER
+    sandbox: Sandbox,
+    targets_toml: str,
+    extra: str = "",
+    breaker: str = NO_BREAKER,
+    *,
+    state_dir: Path | None = None,
+    budget: str = NO_BUDGET,
 ) -> Config:
     """A config on a free HTTP port with the given [[targets]] (and other) TOML."""
-    # Each daemon its own state: attempts and give-ups must not leak from test to test.
-    state = tempfile.mkdtemp(prefix="sidecar-state-", dir=sandbox.root)
+    # Each daemon its own state (unless a test means to share it): attempts and give-ups
+    # must not leak from test to test.
+    state = state_dir or tempfile.mkdtemp(prefix="sidecar-state-", dir=sandbox.root)
     text = (
-        f'state_dir = "{state}"\n{extra}\n{breaker}\n[http]\nhost = "127.0.0.1"\n'
+        f'state_dir = "{state}"\n{extra}\n{breaker}\n{budget}\n[http]\nhost = "127.0.0.1"\n'
         f"port = 0\n{targets_toml}"
     )
     return Config(**tomllib.loads(text))

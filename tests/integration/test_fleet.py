@@ -216,7 +216,7 @@ async def test_real_prometheus_fires_and_resolves_target_failing(
     sandbox: Sandbox, prometheus: Prometheus
 ) -> None:
     await eventually(prometheus.ready, bool, 30, "prometheus ready")
-    cfg = config(sandbox, fleet_toml(sandbox), extra=BIG_BUDGET)  # recovery off
+    cfg = config(sandbox, fleet_toml(sandbox), budget=BIG_BUDGET)  # recovery off
     async with running(sandbox, cfg) as run:
         await scraped(prometheus, run)
         failing = {"target": "trader", "host": "sandbox"}
@@ -289,7 +289,7 @@ async def test_alertmanager_sends_only_what_the_box_cannot_say(
         try:
             await eventually(alertmanager.ready, bool, 30, "alertmanager ready")
             await eventually(prometheus.ready, bool, 30, "prometheus ready")
-            cfg = config(sandbox, fleet_toml(sandbox), extra=BIG_BUDGET)
+            cfg = config(sandbox, fleet_toml(sandbox), budget=BIG_BUDGET)
             async with running(sandbox, cfg) as run:
                 await scraped(prometheus, run)
                 os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)

@@ -6,7 +6,6 @@ reports targets unknown and keeps serving).
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -17,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.net import free_port
 from tests.integration.harness import get_json
+from tests.integration.proc import Proc
 
 CONFIG = """
 [http]
@@ -27,49 +26,6 @@ port = {port}
 name = "trader"
 unit = "trader.service"
 """
-
-
-class Proc:
-    """A supervisor process with a notify socket and its stderr in a file."""
-
-    def __init__(self, tmp: Path, config: str, watchdog_usec: int = 400_000) -> None:
-        self.port = free_port()
-        self.config = tmp / "config.toml"
-        self.config.write_text(config.format(port=self.port))
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(str(tmp / "notify"))
-        self.notify.settimeout(15)
-        self.log = tmp / "stderr.log"
-        stderr = self.log.open("wb")
-        st = os.fstat(stderr.fileno())
-        env = {
-            **os.environ,
-            "NOTIFY_SOCKET": str(tmp / "notify"),
-            "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",
-            "DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp}/no-bus",
-            "WATCHDOG_USEC": str(watchdog_usec),
-            "XDG_STATE_HOME": str(tmp / "state"),
-        }
-        cmd = [sys.executable, "-m", "supervisor", "run", "--config", str(self.config)]
-        self.proc = subprocess.Popen(cmd, stderr=stderr, env=env)
-        # systemd sets WATCHDOG_PID to the main PID; here the child's PID is only known now,
-        # so the watchdog is asked for through WATCHDOG_USEC alone (no WATCHDOG_PID).
-        stderr.close()
-
-    def messages_until(self, wanted: str) -> list[str]:
-        """Notify datagrams received up to and including one that starts with `wanted`."""
-        got = []
-        while True:
-            msg = self.notify.recv(4096).decode()
-            got.append(msg)
-            if msg.startswith(wanted):
-                return got
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.notify.close()
 
 
 @pytest.fixture

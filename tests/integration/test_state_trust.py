@@ -15,8 +15,8 @@ import pytest
 
 from supervisor.errors import EXIT_ALREADY_RUNNING
 from supervisor.runtime.state import StateStore
-from tests.integration.harness import tmpfs
-from tests.integration.test_process import CONFIG, Proc
+from tests.integration.proc import Proc
+from tests.integration.test_process import CONFIG
 
 
 def state_file(tmp: Path) -> Path:
@@ -87,13 +87,6 @@ def test_only_the_last_few_bad_files_are_kept(tmp_path: Path) -> None:
         store.path.write_text(f"not json {n}")
         assert store.load() == {}
     assert len(list(tmp_path.glob("state.json.corrupt-*"))) == 3
-
-
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs: a real filesystem that fills up (needs root; skips otherwise)."""
-    with tmpfs(tmp_path / "full", "64k") as mount:
-        yield mount
 
 
 def test_a_full_disk_never_destroys_the_saved_state(tiny_tmpfs: Path) -> None:

@@ -74,3 +74,23 @@ def test_it_always_retries_and_can_trip_again(breaker: Breaker) -> None:
 def test_resume_must_be_below_trip() -> None:
     with pytest.raises(ValueError, match="resume_cpu_percent must be below"):
         BreakerConfig(trip_cpu_percent=50, resume_cpu_percent=60)
+
+
+def test_own_cpu_of_a_busy_client_never_trips(breaker: Breaker) -> None:
+    """A client's cost is throttled (guard.throttle), it never pauses probing."""
+    for at in range(0, 100, 2):
+        assert not breaker.observe(
+            LoadSample(at, 10, 30, own_cpu_percent=7.0, own_rss_mb=30, serving_busy=True)
+        )
+    assert not breaker.open
+    breaker.observe(sample(100, own_cpu=7.0))  # serving quiet: the overage is probing's own
+    assert breaker.observe(sample(110, own_cpu=7.0))
+    assert breaker.reason == "own CPU 7.0% > budget 1%"
+
+
+def test_a_busy_client_does_not_hold_the_breaker_open(breaker: Breaker) -> None:
+    breaker.observe(sample(0, own_cpu=5.0))
+    assert breaker.observe(sample(10, own_cpu=5.0))
+    busy = LoadSample(70, 10, 30, own_cpu_percent=5.0, own_rss_mb=30, serving_busy=True)
+    assert breaker.observe(busy)
+    assert not breaker.open

@@ -10,42 +10,12 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
 
 from supervisor.api.metrics import Metrics
-from supervisor.api.server import HealthApp, HttpServer, HttpSettings
-from supervisor.model import ActiveState, PerfDatum, ProbeResult, SelfStats, Status, UnitState
-from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec
-from tests.clock import FakeClock
+from supervisor.api.server import HealthApp
+from supervisor.api.transport import HttpServer, HttpSettings
+from supervisor.model import ActiveState, PerfDatum, ProbeResult, Status, UnitState
+from supervisor.watch.health import HealthModel, ProbeTrack
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
-
-
-@pytest.fixture
-def model() -> HealthModel:
-    clock = FakeClock()
-    m = HealthModel(
-        [
-            TargetSpec("trader", "trader.service", critical=True),
-            TargetSpec("dashboard", "dashboard.service"),
-        ],
-        clock,
-    )
-    for name in ("trader", "dashboard"):
-        m.apply_unit(
-            name,
-            UnitState(
-                unit=f"{name}.service",
-                active_state=ActiveState.ACTIVE,
-                sub_state="running",
-                main_pid=42,
-                n_restarts=1,
-            ),
-        )
-    return m
-
-
-@pytest.fixture
-def metrics(model: HealthModel) -> Metrics:
-    stats = SelfStats(uptime_s=12.0, rss_bytes=30_000_000, cpu_seconds=0.5)
-    return Metrics(model.snapshot, lambda: stats, FakeClock())
 
 
 @pytest.fixture
