@@ -85,7 +85,13 @@ class Controller:
         with self.feed.lock:
             feed = self.feed
             return Now(
-                now, feed.latest, dict(feed.main_pid), dict(feed.main_started), pid, feed.outbox
+                now,
+                feed.latest,
+                dict(feed.main_pid),
+                dict(feed.main_started),
+                pid,
+                feed.outbox,
+                feed.outbox_since,
             )
 
     # --- the supervisor, as systemd would run it --------------------------------------------

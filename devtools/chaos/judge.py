@@ -36,7 +36,8 @@ class Now:
     main_pid: Mapping[str, int]  # what systemd says each unit's main process is
     main_started: Mapping[str, float]  # and when that process started
     supervisor_pid: int  # the supervisor's PID once it said READY=1 (0: down or starting)
-    outbox: int | None  # messages waiting in the supervisor's state file
+    outbox: int | None  # alerts waiting for delivery (/metrics)
+    outbox_since: float = 0.0  # when the oldest of them was queued (inf: none waits)
 
 
 def sign_of_detection(fault: Fault, batch: Batch) -> float | None:
@@ -78,7 +79,8 @@ def is_repaired(fault: Fault, now: Now, cause_gone: bool) -> bool:
     if not cause_gone or fault.lifted is None:
         return False
     if kind in (Kind.TELEGRAM_DOWN, Kind.TELEGRAM_429):
-        return now.supervisor_pid != 0 and now.outbox == 0
+        # Everything that waited when Telegram came back was delivered (new alerts may wait).
+        return now.supervisor_pid != 0 and now.outbox_since > fault.lifted
     # Anything else is judged from a /health answered after the cause was gone.
     if health is None or health.at <= fault.lifted or now.supervisor_pid == 0:
         return False

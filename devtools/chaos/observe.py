@@ -53,6 +53,8 @@ LOG_EVENTS = {
 }
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 _ACTION = re.compile(r"^supervisor_recovery_actions_total\{([^}]*)\} (\S+)$", re.M)
+_OUTBOX = re.compile(r"^supervisor_alert_outbox_messages (\S+)$", re.M)
+_OLDEST = re.compile(r"^supervisor_alert_outbox_oldest_age_seconds (\S+)$", re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -69,7 +71,9 @@ class Feed:
     latest: HealthSample | None = None  # the last /health that answered with a document
     main_pid: dict[str, int] = field(default_factory=dict)
     main_started: dict[str, float] = field(default_factory=dict)  # when that process started
-    outbox: int | None = None  # messages waiting in the state file (None: unreadable)
+    outbox: int | None = None  # alerts waiting for delivery, per /metrics (None: unknown)
+    outbox_in_file: int | None = None  # the same, per the state file
+    outbox_since: float = 0.0  # when the oldest waiting alert was queued (inf: none waits)
 
     def add(self, name: str, item: Any) -> None:
         """Record `item` in the Record's list `name` and in the feed's own."""
@@ -210,7 +214,14 @@ class MetricsPoller(Poller):
             return
         if code != 200:
             return
-        counts = parse_actions(body.decode())
+        text = body.decode()
+        counts = parse_actions(text)
+        waiting, oldest = _OUTBOX.search(text), _OLDEST.search(text)
+        with self.feed.lock:
+            self.feed.outbox = int(float(waiting.group(1))) if waiting else None
+            empty = self.feed.outbox == 0
+            age = float(oldest.group(1)) if oldest else 0.0
+            self.feed.outbox_since = float("inf") if empty else at - age
         if life != self._last_life:
             self._last, self._last_life = {}, life
         for key, value in counts.items():
@@ -354,7 +365,10 @@ class ProcSampler(Poller):
         rss, cpu = self._reader.rss_bytes([pid]), self._reader.cpu_seconds([pid])
         census = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
         fds = sum(kinds.values())
-        self.feed.add("proc", ProcSample(time.time(), n, rss, fds, cpu, self.quiet(), census))
+        with self.feed.lock:
+            waiting, in_file = self.feed.outbox, self.feed.outbox_in_file
+        sample = ProcSample(time.time(), n, rss, fds, cpu, self.quiet(), census, waiting, in_file)
+        self.feed.add("proc", sample)
 
     def _read_state(self) -> None:
         try:
@@ -363,4 +377,4 @@ class ProcSampler(Poller):
         except (OSError, ValueError, AttributeError):
             waiting = None
         with self.feed.lock:
-            self.feed.outbox = waiting
+            self.feed.outbox_in_file = waiting

@@ -99,6 +99,8 @@ class ProcSample:
     cpu_s: float
     quiet: bool  # no fault under way, nothing waiting to be delivered
     fd_kinds: str = ""  # what the descriptors are: "socket 8, pipe 2, file 1, eventpoll 1"
+    waiting: int | None = None  # alerts in the outbox, per /metrics
+    waiting_in_file: int | None = None  # and per the state file (what a restart would resend)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ KILL_MARGIN_S = 0.5  # a request sent just before the run kills the supervisor m
 RSS_DRIFT_LIMIT = 2 * 2**20
 RESTART_SLACK_S = 1.0  # a restart this long after a fault ended still belongs to it
 MEASURE_WINDOW = 3  # footprint: samples taken together at each end
+STATE_LAG_SAMPLES = 10  # seconds the state file may lag /metrics (the writer coalesces)
 _GIVE_UP = re.compile(r"giving up on (?P<target>\S+) \(.*?\): (?P<n>\d+) attempts")
 
 
@@ -88,6 +90,7 @@ def judge(record: Record) -> Verdict:
     v.checks.append(_watchdog(record))
     v.checks.append(_footprint(record, v))
     v.checks.append(_own_serving(record))
+    v.checks.append(_state_file(record))
     v.checks.append(_log(record))
     v.checks.append(_run(record))
     return v
@@ -404,6 +407,23 @@ def _cpu(record: Record, v: Verdict) -> None:
     v.cpu_s = sum(cpu for cpu, _ in used)
     seconds = sum(t for _, t in used)
     v.cpu_percent = 100 * v.cpu_s / seconds if seconds > 0 else 0.0
+
+
+def _state_file(record: Record) -> Check:
+    """The state file must keep up with the outbox: what it still lists as waiting after
+    delivery is sent again by the next life after a kill (a duplicate)."""
+    problems, behind = [], 0
+    for before, sample in itertools.pairwise(record.proc):
+        same = before.life == sample.life and None not in (sample.waiting, sample.waiting_in_file)
+        behind = behind + 1 if same and sample.waiting != sample.waiting_in_file else 0
+        if behind == STATE_LAG_SAMPLES:
+            problems.append(
+                f"life {sample.life} from {_clock(sample.at - STATE_LAG_SAMPLES)}: the file lists "
+                f"{sample.waiting_in_file} waiting, /metrics says {sample.waiting}"
+            )
+    return Check(
+        "state file keeps up with the outbox", not problems, str(len(problems)), tuple(problems)
+    )
 
 
 def _own_serving(record: Record) -> Check:

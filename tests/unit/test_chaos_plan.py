@@ -78,8 +78,8 @@ def test_supervisor_level_faults_are_detected_from_its_log_and_notes() -> None:
     assert sign_of_detection(bus, Batch(health=[blind])) == 100.5
 
 
-def now(at: float, health: HealthSample | None, pid: int = 11, outbox: int | None = 0) -> Now:
-    return Now(at, health, {"trader": pid}, {"trader": 104.0}, 999, outbox)
+def now(at: float, health: HealthSample | None, pid: int = 11, since: float = 0.0) -> Now:
+    return Now(at, health, {"trader": pid}, {"trader": 104.0}, 999, None, since)
 
 
 def test_repaired_means_passing_again_with_a_new_main_process() -> None:
@@ -94,11 +94,11 @@ def test_repaired_means_passing_again_with_a_new_main_process() -> None:
     assert is_repaired(f, now(105.0, passing), cause_gone=True)
 
 
-def test_telegram_is_repaired_when_nothing_waits_in_the_outbox() -> None:
-    f = fault(Kind.TELEGRAM_DOWN, None)
-    assert not is_repaired(f, now(120.0, None, outbox=2), cause_gone=True)
-    assert not is_repaired(f, now(120.0, None, outbox=None), cause_gone=True)
-    assert is_repaired(f, now(120.0, None, outbox=0), cause_gone=True)
+def test_telegram_is_repaired_once_what_waited_for_it_is_delivered() -> None:
+    f = fault(Kind.TELEGRAM_DOWN, None)  # back up at 100
+    assert not is_repaired(f, now(120.0, None, since=95.0), cause_gone=True)
+    assert is_repaired(f, now(120.0, None, since=110.0), cause_gone=True)  # queued since
+    assert is_repaired(f, now(120.0, None, since=float("inf")), cause_gone=True)  # none
 
 
 def test_the_supervisors_outputs_are_read() -> None:

@@ -210,3 +210,17 @@ def test_a_footprint_never_measured_fails_only_a_long_run() -> None:
         rec.short = short
         check = next(c for c in judge(rec).checks if c.name.startswith("footprint"))
         assert check.ok is ok and "not measured" in check.detail
+
+
+def test_a_state_file_that_lags_the_outbox_is_found() -> None:
+    rec = record([], [])
+
+    def sample(i: int, waiting: int, in_file: int) -> ProcSample:
+        return ProcSample(T0 + i, 1, 2**25, 12, 1.0, False, "", waiting, in_file)
+
+    rec.proc = [sample(i, 2 if i < 5 else 0, 2 if i < 5 else 0) for i in range(30)]
+    check = next(c for c in judge(rec).checks if c.name.startswith("state file"))
+    assert check.ok  # written as soon as the outbox changed
+    rec.proc = [sample(i, 2 if i < 5 else 0, 2) for i in range(30)]  # delivered, never written
+    check = next(c for c in judge(rec).checks if c.name.startswith("state file"))
+    assert not check.ok and "the file lists 2 waiting, /metrics says 0" in check.problems[0]
