@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--state-dir", type=Path, required=True, help="where flag files live")
     hold = sub.add_parser("orphan", help="hold 127.0.0.1:PORT (run it outside any unit)")
     hold.add_argument("--port", type=int, required=True)
+    hold.add_argument("--fd", type=int, help="hold this inherited listening socket instead")
     fault = sub.add_parser("fault", help="make a running demo program misbehave")
     fault.add_argument("program", choices=faults.PROGRAMS)
     fault.add_argument("fault", choices=tuple(faults.FAULTS))
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "dashboard":
         return dashboard.run(int(args.port), Path(args.state_dir))
     if command == "orphan":
-        return orphan.run(int(args.port))
+        return orphan.run(int(args.port), fd=args.fd)
     return _fault(args.program, args.fault, args.root)
 
 

@@ -12,12 +12,12 @@ import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.app.daemon import Daemon
 from supervisor.config import Config
 from supervisor.model import Status
 from tests.fakes.dbus_daemon import BusDaemon
 from tests.fakes.systemd_bus import FakeSystemd
-from tests.fakes.telegram_api import FakeBotApi
 from tests.integration.harness import until
 
 CHAT = 111

@@ -8,14 +8,14 @@ parallel workers.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devtools.net import free_port
-from devtools.sandbox import Sandbox, SandboxError, SandboxUnavailable
+from devtools.sandbox import Sandbox, SandboxUnavailable
+from devtools.sandbox.waiting import up_when_free
 from tests.integration.harness import tmpfs
 
 # Another checkout's test run may hold the machine's one sandbox: wait for it this long
@@ -31,17 +31,10 @@ def sandbox(
     box = Sandbox(tmp_path_factory.mktemp("sandbox"), dashboard_port=free_port(), restart="no")
     # Registered before `up`, so whatever a failing `up` left behind is still taken down.
     request.addfinalizer(box.down)
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            box.up()
-            break
-        except SandboxUnavailable as exc:
-            pytest.skip(f"systemd user-manager sandbox unavailable: {exc}")
-        except SandboxError as exc:
-            if "another sandbox is up" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)  # polling another process's lock: there is no event to wait on
+    try:
+        up_when_free(box, WAIT_S)
+    except SandboxUnavailable as exc:
+        pytest.skip(f"systemd user-manager sandbox unavailable: {exc}")
     yield box
 
 

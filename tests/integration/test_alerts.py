@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi
 from devtools.net import free_port
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from tests.fakes.telegram_api import FakeBotApi
 from tests.integration.harness import (
     Running,
     config,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.app.daemon import Daemon
 from supervisor.config import Config, load
-from tests.fakes.telegram_api import FakeBotApi
 from tests.integration.harness import until
 
 KEPT, REMOVED = 111, 222

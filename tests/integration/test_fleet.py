@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi
 from devtools.net import free_port
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from tests.fakes.telegram_api import FakeBotApi
 from tests.fleet.contrib import (
     JOB,
     SYNTHETIC,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi, JsonDict
 from devtools.sandbox import Sandbox
 from supervisor.alerts.lastword import LAST_VALID
-from tests.fakes.telegram_api import FakeBotApi, JsonDict
 from tests.integration.harness import until
 from tests.integration.installed import LAST_WORD, UNIT, Installed, install
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.alerts.commands import Commands
 from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
@@ -24,7 +25,6 @@ from supervisor.alerts.telegram import TelegramChannel
 from supervisor.config import AlertsConfig
 from supervisor.errors import MessageRejectedError
 from tests.clock import FakeClock
-from tests.fakes.telegram_api import FakeBotApi
 from tests.integration.harness import until
 
 CHAT_A, CHAT_B, GROUP = 111, 222, -100200300

@@ -26,7 +26,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from tests.fakes.telegram_api import FakeBotApi
+from devtools.fakes.telegram_api import FakeBotApi
 
 CHAT = 777
 KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("Restart", callback_data="restart")]])

@@ -1,0 +1,254 @@
+"""What the fake Bot API received, held against the ground truth: one alert and one resolved
+notice per incident, none lost, none duplicated, none without a fault. Pure."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from devtools.chaos.record import Fault, Message, Record
+
+# The stamp in an alert has whole seconds; a decision and our record of a fault are each
+# a poll apart. Beyond this, a fault and an alert do not belong together.
+SLACK_S = 2.0
+STEADY_S = 0.3
+ROUND_MARGIN_S = 0.5  # the policy counts rounds at its passes, not at our samples
+_HEAD = re.compile(r"^\S+ <b>(?P<severity>[A-Z]+)</b> (?P<target>\S+) on \S+: (?P<summary>.*)$")
+_STAMP = re.compile(r"<i>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC</i>")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A received message, read."""
+
+    message: Message
+    severity: str  # WARNING, CRITICAL, RESOLVED, INFO
+    target: str
+    summary: str
+    decided: float  # the stamp the supervisor wrote (whole seconds)
+    reminder: bool
+
+    @property
+    def opens(self) -> bool:
+        """A first notice of a failing target (not a reminder, not an escalation)."""
+        return (
+            self.severity in ("WARNING", "CRITICAL")
+            and not self.reminder
+            and "escalated" not in self.summary
+        )
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An alert and its resolved notice (None: never resolved), in one chat."""
+
+    chat: int
+    target: str
+    opened: Alert
+    resolved: Alert | None
+
+
+def read(message: Message) -> Alert | None:
+    """Parse one message; None for anything that is not an alert (a command reply)."""
+    lines = message.text.splitlines()
+    head = _HEAD.match(lines[0]) if lines else None
+    stamp = _STAMP.search(message.text)
+    if head is None or stamp is None:
+        return None
+    decided = calendar.timegm(time.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S"))
+    return Alert(
+        message,
+        head["severity"],
+        head["target"],
+        head["summary"],
+        float(decided),
+        "still failing since" in message.text,
+    )
+
+
+@dataclass
+class AlertFindings:
+    """Each list holds one line per problem; empty lists pass."""
+
+    incidents: list[Incident]
+    per_incident: list[str]  # not exactly one alert and one resolved notice
+    lost: list[str]
+    duplicated: list[str]
+    false: list[str]  # an alert with no fault, a resolved notice while the fault lasted
+    restart_notices: dict[int, int]  # chat -> "supervisor restarted" notices received
+    other: list[str]  # digests, breaker incidents
+
+
+def judge_alerts(record: Record) -> AlertFindings:
+    """Every check on alerts, over every chat."""
+    found = AlertFindings([], [], [], [], [], {}, [])
+    by_chat = {chat: [m for m in record.messages if m.chat_id == chat] for chat in record.chats}
+    for chat, messages in by_chat.items():
+        alerts = [a for a in map(read, messages) if a is not None]
+        _duplicates(chat, [a.message for a in alerts], found)
+        for target in sorted({a.target for a in alerts if a.target != "supervisor"}):
+            _sequence(chat, target, [a for a in alerts if a.target == target], record, found)
+        _supervisor(chat, [a for a in alerts if a.target == "supervisor"], found)
+    _chats_agree(by_chat, found)
+    _every_due_alerted(record, found)
+    found.false += _false_alerts(found.incidents, record.faults)
+    return found
+
+
+def _duplicates(chat: int, messages: list[Message], found: AlertFindings) -> None:
+    for text, n in Counter(m.text for m in messages).items():
+        if n > 1:
+            found.duplicated.append(f"chat {chat}: received {n} times: {text.splitlines()[0]}")
+
+
+def _sequence(
+    chat: int, target: str, alerts: list[Alert], record: Record, found: AlertFindings
+) -> None:
+    """failing (reminders, escalation) resolved, failing ... resolved: nothing else."""
+    opened: Alert | None = None
+    for alert in alerts:
+        where = f"chat {chat}, {target}"
+        if alert.severity == "RESOLVED":
+            if opened is None:
+                found.lost.append(f"{where}: resolved at {_t(alert)} with no alert before it")
+            else:
+                found.incidents.append(Incident(chat, target, opened, alert))
+            opened = None
+        elif alert.opens:
+            if opened is not None:
+                found.duplicated.append(
+                    f"{where}: a second alert at {_t(alert)} while the incident opened at "
+                    f"{_t(opened)} was not resolved"
+                )
+                continue
+            opened = alert
+        elif opened is None:
+            found.per_incident.append(
+                f"{where}: {alert.summary!r} at {_t(alert)} outside any incident"
+            )
+        elif alert.reminder and alert.decided - opened.decided < record.alert_cooldown_s:
+            found.duplicated.append(f"{where}: a reminder at {_t(alert)} before the cooldown")
+    if opened is not None:
+        found.incidents.append(Incident(chat, target, opened, None))
+        found.per_incident.append(
+            f"chat {chat}, {target}: the incident of {_t(opened)} never resolved"
+        )
+
+
+def _supervisor(chat: int, alerts: list[Alert], found: AlertFindings) -> None:
+    restarts = [a for a in alerts if a.summary.startswith("supervisor restarted")]
+    found.restart_notices[chat] = len(restarts)
+    for alert in alerts:
+        if alert in restarts:
+            continue
+        found.other.append(
+            f"chat {chat}: {alert.severity} supervisor: {alert.summary} at {_t(alert)}"
+        )
+
+
+def _chats_agree(by_chat: dict[int, list[Message]], found: AlertFindings) -> None:
+    """Every alert goes to every chat (replies to a command go only where it came from)."""
+    counts = {
+        chat: Counter(m.text for m in messages if read(m) is not None)
+        for chat, messages in by_chat.items()
+    }
+    chats = sorted(counts)
+    for chat in chats[1:]:
+        missing = counts[chats[0]] - counts[chat]
+        extra = counts[chat] - counts[chats[0]]
+        for text in missing:
+            found.lost.append(f"chat {chat} never got: {text.splitlines()[0]}")
+        for text in extra:
+            found.lost.append(f"chat {chats[0]} never got: {text.splitlines()[0]}")
+
+
+def _every_due_alerted(record: Record, found: AlertFindings) -> None:
+    """A fault during which the supervisor's own policy called for an incident must have one."""
+    for fault in record.faults:
+        if fault.start is None or fault.target is None:
+            continue
+        why = alert_due(record, fault)
+        if why is None:
+            continue
+        for chat in record.chats:
+            if not any(
+                i.chat == chat and i.target == fault.target and _belongs(i.opened, fault)
+                for i in found.incidents
+            ):
+                found.lost.append(
+                    f"chat {chat}: no alert for fault {fault.plan.n} ({fault.kind} "
+                    f"{fault.target} at {_clock(fault.start)}), due since {why}"
+                )
+
+
+def alert_due(record: Record, fault: Fault) -> str | None:
+    """When, during `fault`, an incident was due by the documented policy (None: never).
+
+    Due when the supervisor gave up on the target, or when its /health showed the target
+    failing `failure_threshold` evaluations in a row, or for `failure_threshold` rounds (by
+    its `since`), in two samples at least STEADY_S apart (the pass that decides runs on the
+    next wake-up: a state seen for one instant may never reach it).
+    """
+    assert fault.start is not None and fault.target is not None
+    target, end = fault.target, fault.ended or float("inf")
+    for event in record.log:
+        mine = event.what == "give-up" and f"giving up on {target} " in event.line
+        if mine and fault.start <= event.at <= end:
+            return f"recovery gave up at {_clock(event.at)}"
+    first: dict[float, float] = {}  # since -> the first sample that met the rule
+    rounds_s = (record.alert_threshold - 1) * record.round_s + ROUND_MARGIN_S
+    for sample in record.health:
+        if not fault.start <= sample.at <= end or sample.statuses.get(target) != "fail":
+            continue
+        since = sample.since.get(target, sample.at)
+        failures = sample.failures.get(target, 0)
+        if failures < record.alert_threshold and sample.at - since < rounds_s:
+            continue
+        seen = first.setdefault(since, sample.at)
+        if sample.at - seen >= STEADY_S:
+            return f"{_clock(seen)} ({failures} failures, failing since {_clock(since)})"
+    return None
+
+
+def _belongs(alert: Alert, fault: Fault) -> bool:
+    return fault.active(alert.decided, SLACK_S)
+
+
+def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
+    problems = []
+    for incident in incidents:
+        mine = [f for f in faults if f.target == incident.target and f.start is not None]
+        cause = [f for f in mine if _belongs(incident.opened, f)]
+        if not cause:
+            problems.append(
+                f"chat {incident.chat}, {incident.target}: alert at {_t(incident.opened)} "
+                "with no fault of that target under way"
+            )
+        resolved = incident.resolved
+        if resolved is None:
+            continue
+        lasting = [f for f in mine if _unrepaired_at(f, resolved.decided)]
+        for fault in lasting:
+            problems.append(
+                f"chat {incident.chat}, {incident.target}: resolved at {_t(resolved)} while fault "
+                f"{fault.plan.n} ({fault.kind}) was not yet repaired"
+            )
+    return problems
+
+
+def _unrepaired_at(fault: Fault, at: float) -> bool:
+    """True if `fault` had surely started and was surely not repaired at `at`."""
+    assert fault.start is not None
+    end = fault.repaired or fault.ended or float("inf")
+    return fault.start < at - SLACK_S and end > at + SLACK_S
+
+
+def _t(alert: Alert) -> str:
+    return _clock(alert.decided)
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))

@@ -1,0 +1,126 @@
+"""How a run is shaped (the long run or the test suite's short one) and the supervisor's config
+for it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from devtools.chaos.plan import SHORT_KINDS, SPECS, Shape
+from devtools.sandbox import Sandbox
+
+CHATS = (1111, 2222)  # two chats: every alert must reach each, once
+MEMORY_MARGIN_MB = 64  # the resources probe's limit over a unit's baseline (a fault adds 128)
+BASE_COOLDOWN_S = 3600.0  # no reminders within a run of up to an hour: every alert is counted
+MAX_ATTEMPTS = 4  # within 30 s: a crash loop is given up on after about 12 s
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that differs between the long run and the short one."""
+
+    short: bool
+    shape: Shape
+    period_s: float  # probe timing of every target
+    timeout_s: float
+    heartbeat_max_age_s: float
+    repair_cap_s: float  # after its cause is gone, a fault has this long to be repaired
+    start_wait_s: float  # a planned fault waits this long for its target, then is skipped
+    settle_cap_s: float  # at the end, everything has this long to settle
+    lull_every_s: float | None  # how often new faults pause until everything is quiet
+
+    @classmethod
+    def make(cls, minutes: float, short: bool) -> Settings:
+        """The short run (about 2 minutes in all) or a long run of `minutes` of faults."""
+        if short:
+            return cls(
+                short=True,
+                shape=Shape(60.0, (1.5, 4.0), SHORT_KINDS, hold_scale=0.4),
+                period_s=2.0,
+                timeout_s=1.0,
+                heartbeat_max_age_s=4.0,
+                repair_cap_s=40.0,
+                start_wait_s=30.0,
+                settle_cap_s=45.0,
+                lull_every_s=None,
+            )
+        return cls(
+            short=False,
+            shape=Shape(minutes * 60.0, (3.0, 12.0), tuple(SPECS)),
+            period_s=5.0,  # the defaults users run with
+            timeout_s=2.0,
+            heartbeat_max_age_s=6.0,
+            repair_cap_s=120.0,
+            start_wait_s=90.0,
+            settle_cap_s=180.0,
+            lull_every_s=120.0,
+        )
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """What the supervisor's config points at."""
+
+    box: Sandbox
+    state_dir: Path
+    http_port: int
+    bot_url: str
+    bot_token: str
+    memory_max_mb: dict[str, int]
+
+
+def config_text(s: Settings, fleet: Fleet, variant: int = 0) -> str:
+    """The supervisor's config; a reload variant changes [alerts] but nothing about a target."""
+    box = fleet.box
+    cooldown = BASE_COOLDOWN_S + (1 if variant % 3 == 1 else 0)
+    per_hour = 999 if variant % 3 == 2 else 1000  # the most it allows: nothing held back
+    head = f"""state_dir = {json.dumps(str(fleet.state_dir))}
+[http]
+host = "127.0.0.1"
+port = {fleet.http_port}
+[alerts]
+max_per_hour = {per_hour}
+cooldown_s = {cooldown}
+[alerts.telegram]
+token = {json.dumps(fleet.bot_token)}
+chat_ids = [{", ".join(map(str, CHATS))}]
+api_url = {json.dumps(fleet.bot_url)}
+timeout_s = 5
+"""
+    url = f"http://127.0.0.1:{box.dashboard_port}/health"
+    probes = {
+        "trader": _heartbeat(box.heartbeat_path("trader"), s),
+        "dashboard": f'  [[targets.probes]]\n  type = "http"\n  url = "{url}"\n',
+        "position-monitor": _heartbeat(box.heartbeat_path("position-monitor"), s),
+    }
+    return head + "".join(_target(name, body, s, fleet) for name, body in probes.items())
+
+
+def _heartbeat(path: Path, s: Settings) -> str:
+    return (
+        f'  [[targets.probes]]\n  type = "heartbeat"\n  path = {json.dumps(str(path))}\n'
+        f"  max_age_s = {s.heartbeat_max_age_s}\n"
+    )
+
+
+def _target(name: str, probes: str, s: Settings, fleet: Fleet) -> str:
+    dashboard = name == "dashboard"
+    actions = '["restart", "free-port"]' if dashboard else '["restart"]'
+    return f"""[[targets]]
+name = "{name}"
+unit = "{name}.service"
+critical = {"true" if name == "trader" else "false"}
+ports = [{fleet.box.dashboard_port if dashboard else ""}]
+period_s = {s.period_s}
+timeout_s = {s.timeout_s}
+{probes}  [[targets.probes]]
+  type = "resources"
+  memory_max_mb = {fleet.memory_max_mb[name]}
+  [targets.recovery]
+  actions = {actions}
+  max_attempts = {MAX_ATTEMPTS}
+  window_s = 30
+  backoff_s = [0, 2, 5]
+  retry_after_give_up_s = 20
+"""

@@ -1,0 +1,226 @@
+"""The chaos run's checks, on records made by hand (pure parts of devtools.chaos)."""
+
+from __future__ import annotations
+
+from devtools.chaos.alerts import judge_alerts, read
+from devtools.chaos.plan import Kind, Planned
+from devtools.chaos.record import (
+    ActionDelta,
+    Fault,
+    HealthSample,
+    Incarnation,
+    Life,
+    LogEvent,
+    Message,
+    ProcSample,
+    Record,
+)
+from devtools.chaos.report import table
+from devtools.chaos.verdict import judge
+from supervisor.alerts.policy import Alert, Severity, format_html
+
+T0 = 1_700_000_000.0
+CHATS = (1, 2)
+
+
+def text(severity: Severity, target: str, summary: str, at: float, reminder: bool = False) -> str:
+    """What the supervisor itself sends (its own formatter)."""
+    alert = Alert("k", target, severity, summary, at=at, opened_at=at, reminder=reminder)
+    return format_html(alert, "box")
+
+
+def both(at: float, body: str) -> list[Message]:
+    return [Message(at, chat, body) for chat in CHATS]
+
+
+def hang(n: int, target: str, start: float, repaired: float) -> Fault:
+    return Fault(
+        Planned(n, 0.0, Kind.HANG, target),
+        start=start,
+        lifted=start,
+        detected=start + 5,
+        repaired=repaired,
+        ended=repaired + 0.1,
+        victim=100 + n,
+    )
+
+
+def record(faults: list[Fault], messages: list[Message]) -> Record:
+    rec = Record(seed=1, began=T0, started=T0, finished=T0 + 100, chats=CHATS)
+    rec.faults, rec.messages = faults, messages
+    rec.lives = [Life(1, 50, T0 - 5, ready=T0 - 4, watchdog=[T0 + i for i in range(0, 100, 5)])]
+    return rec
+
+
+def incident(target: str, opened: float, resolved: float) -> list[Message]:
+    return both(opened + 0.2, text(Severity.WARNING, target, "failing", opened)) + both(
+        resolved + 0.2, text(Severity.RESOLVED, target, "resolved after 9s", resolved)
+    )
+
+
+def test_an_alert_is_read_back_from_the_supervisors_own_format() -> None:
+    alert = read(Message(T0, 1, text(Severity.CRITICAL, "trader", "failing, escalated", T0)))
+    assert alert is not None
+    assert (alert.severity, alert.target, alert.decided) == ("CRITICAL", "trader", T0)
+    assert not alert.opens
+    assert read(Message(T0, 1, "<pre>status table</pre>")) is None
+
+
+def test_one_alert_and_one_resolved_per_incident_passes() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    found = judge_alerts(rec)
+    assert len(found.incidents) == 2  # one per chat
+    assert not (found.per_incident or found.lost or found.duplicated or found.false)
+
+
+def test_a_lost_resolved_notice_and_a_duplicate_alert_are_found() -> None:
+    faults = [hang(1, "trader", T0 + 10, T0 + 25)]
+    failing = text(Severity.WARNING, "trader", "failing", T0 + 16)
+    rec = record(faults, [*both(T0 + 16, failing), Message(T0 + 40, 1, failing)])
+    found = judge_alerts(rec)
+    assert any("never resolved" in p for p in found.per_incident)
+    assert any("received 2 times" in p for p in found.duplicated)
+
+
+def test_an_alert_without_a_fault_and_a_resolved_during_the_fault_are_false() -> None:
+    faults = [hang(1, "dashboard", T0 + 10, T0 + 40)]
+    messages = incident("dashboard", T0 + 15, T0 + 20) + incident("trader", T0 + 50, T0 + 60)
+    found = judge_alerts(record(faults, messages))
+    assert any("resolved at" in p and "not yet repaired" in p for p in found.false)
+    assert any("trader" in p and "no fault" in p for p in found.false)
+
+
+def failing(at: float, failures: int, since: float) -> HealthSample:
+    return HealthSample(
+        at, 0.002, 200, {"trader": "fail"}, {}, "", 1, {"trader": failures}, {"trader": since}
+    )
+
+
+def test_an_alert_is_due_when_the_supervisor_itself_said_so() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], [])
+    # A restart at once: two failures, then passing; the policy wants three.
+    rec.health = [failing(T0 + 15, 1, T0 + 15), failing(T0 + 15.5, 2, T0 + 15)]
+    assert not judge_alerts(rec).lost
+    # Three in a row, seen once: the pass that decides may never have seen it.
+    rec.health.append(failing(T0 + 15.6, 3, T0 + 15))
+    assert not judge_alerts(rec).lost
+    rec.health.append(failing(T0 + 16.0, 3, T0 + 15))
+    lost = judge_alerts(rec).lost
+    assert len([p for p in lost if "no alert for fault 1" in p]) == 2
+
+
+def test_an_alert_is_due_after_enough_rounds_or_a_give_up() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], [])
+    rec.health = [failing(T0 + 11 + i, 1, T0 + 11) for i in range(13)]  # > 2 rounds of 5 s
+    assert len(judge_alerts(rec).lost) == 2
+    rec.health = []
+    line = "2026-01-01 00:00:00,000 ERROR supervisor.recovery.executor: giving up on trader (x)"
+    rec.log = [LogEvent(T0 + 20, "give-up", line)]
+    assert len(judge_alerts(rec).lost) == 2
+    assert not judge_alerts(
+        record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 20, T0 + 25))
+    ).lost
+
+
+def test_false_restarts_are_restarts_of_a_unit_with_no_fault() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    rec.incarnations = [
+        Incarnation("trader", 7, T0 - 50),  # the fleet as it was before the run
+        Incarnation("trader", 8, T0 + 22),  # the repair of fault 1
+        Incarnation("dashboard", 9, T0 + 30),  # nothing was wrong with the dashboard
+    ]
+    rec.actions = [
+        ActionDelta(T0 + 21, T0 + 22, "trader", "restart", "done", 1.0),
+        ActionDelta(T0 + 70, T0 + 71, "position-monitor", "restart", "done", 1.0),
+    ]
+    check = next(c for c in judge(rec).checks if c.name == "false restarts: 0")
+    assert not check.ok
+    assert len(check.problems) == 2
+    assert "dashboard" in check.problems[0] and "position-monitor" in check.problems[1]
+
+
+def test_health_latency_counts_only_while_the_supervisor_is_up() -> None:
+    rec = record([], [])
+    rec.lives = [
+        Life(1, 50, T0 - 5, ready=T0, exited=T0 + 10, killed="SIGKILL (fault 3)", watchdog=[T0]),
+        Life(2, 51, T0 + 12, ready=T0 + 13, watchdog=[T0 + 13]),
+    ]
+    fast = [HealthSample(T0 + i, 0.003, 200, {}, {}, "", 1) for i in (1, 2, 14)]
+    down = [HealthSample(T0 + 11, None, 0, {}, {}, "", 1)]
+    rec.health = fast + down
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    assert check.ok, check
+    rec.health.append(HealthSample(T0 + 15, 0.250, 200, {}, {}, "", 2))
+    rec.host_cpu = [(T0 + 14.5, 40.0), (T0 + 15.5, 60.0), (T0 + 16.5, 40.0)]
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    assert not check.ok and "250 ms" in check.problems[0]
+    # Late while every core was busy: a nice-10 process waits its turn; counted apart.
+    rec.host_cpu[1] = (T0 + 15.5, 100.0)
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    assert check.ok and "1 late while the host CPU was at 95%+" in check.detail
+
+
+def test_footprint_drift_is_measured_within_one_life_after_a_repair() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    mib = 2**20
+    rec.proc = [ProcSample(T0 + i, 1, 40 * mib, 20, 1.0, True) for i in range(30, 36)]
+    rec.proc += [ProcSample(T0 + i, 1, 43 * mib, 21, 2.0, True) for i in range(90, 96)]
+    v = judge(rec)
+    check = next(c for c in v.checks if c.name.startswith("footprint"))
+    assert not check.ok
+    assert "+3.00 MiB" in check.detail and "+1" in check.detail
+    report = table(rec, v, "short")
+    assert "FAIL footprint drift" in report and "verdict: FAIL" in report
+
+
+def test_a_clean_record_passes_every_check() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    rec.incarnations = [Incarnation("trader", 8, T0 + 22)]
+    rec.health = [HealthSample(T0 + i / 10, 0.004, 200, {}, {}, "", 1) for i in range(1000)]
+    mib = 2**20
+    rec.proc = [ProcSample(T0 + i, 1, 40 * mib, 20, 1.0, True) for i in range(30, 96)]
+    v = judge(rec)
+    assert v.ok, [c for c in v.checks if not c.ok]
+
+
+def give_up(at: float, target: str, attempts: int) -> LogEvent:
+    line = (
+        f"2026-01-01 00:00:00,000 ERROR supervisor.recovery.executor: giving up on {target} "
+        f"({target}.service): {attempts} attempts in 30 s did not help; next try gave up until x"
+    )
+    return LogEvent(at, "give-up", line)
+
+
+def test_giving_up_without_trying_is_found() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 40)], [])
+    check = next(c for c in judge(rec).checks if c.name == "recovery tried before giving up")
+    assert check.ok
+    rec.log = [give_up(T0 + 15, "trader", 4), give_up(T0 + 36, "trader", 1)]
+    check = next(c for c in judge(rec).checks if c.name == "recovery tried before giving up")
+    assert check.ok, check  # all attempts used, then its slow retry failed: both as designed
+    rec.log = [give_up(T0 + 15, "trader", 1)]
+    check = next(c for c in judge(rec).checks if c.name == "recovery tried before giving up")
+    assert not check.ok
+    assert "gave up after 1 attempt(s)" in check.problems[0]
+
+
+def test_a_footprint_never_measured_fails_only_a_long_run() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    for short, ok in ((True, True), (False, False)):
+        rec.short = short
+        check = next(c for c in judge(rec).checks if c.name.startswith("footprint"))
+        assert check.ok is ok and "not measured" in check.detail
+
+
+def test_a_state_file_that_lags_the_outbox_is_found() -> None:
+    rec = record([], [])
+
+    def sample(i: int, waiting: int, in_file: int) -> ProcSample:
+        return ProcSample(T0 + i, 1, 2**25, 12, 1.0, False, "", waiting, in_file)
+
+    rec.proc = [sample(i, 2 if i < 5 else 0, 2 if i < 5 else 0) for i in range(30)]
+    check = next(c for c in judge(rec).checks if c.name.startswith("state file"))
+    assert check.ok  # written as soon as the outbox changed
+    rec.proc = [sample(i, 2 if i < 5 else 0, 2) for i in range(30)]  # delivered, never written
+    check = next(c for c in judge(rec).checks if c.name.startswith("state file"))
+    assert not check.ok and "the file lists 2 waiting, /metrics says 0" in check.problems[0]
