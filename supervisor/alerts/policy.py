@@ -107,6 +107,10 @@ class AlertPolicy:
         if t.status is not Status.FAIL:
             if incident is None or t.status is Status.UNKNOWN:
                 return []  # unknown: neither a new failure nor a recovery
+            if any(p.status is Status.UNKNOWN for p in t.probes):
+                # Active again, but its probes have not judged the new process yet (a restart
+                # in a crash loop, or our own restart): "resolved" would be a guess.
+                return []
             return [self._resolve(incident, now)]  # pass, or a warning: no longer failing
         if incident is None:
             if not gave_up and self._rounds(t, now) < self._cfg.failure_threshold:

@@ -68,6 +68,10 @@ class Recovery:
         """The next step for a target in this state, now."""
         now = self._clock.monotonic()
         cfg = self._cfg
+        if self._slow_retry and not self._busy and _healthy(health):
+            # The slow retry worked: a later failure gets the usual attempts (still counted
+            # in the window), not an immediate give-up.
+            self._slow_retry = False
         if not cfg.enabled or self._busy or health.status is not Status.FAIL:
             return Decision(Action.NONE, "nothing to do")
         unit = health.unit_state
@@ -182,3 +186,10 @@ class Recovery:
         while self._attempts and self._attempts[0] <= now - self._cfg.window_s:
             self._attempts.popleft()
             self._walls.popleft()
+
+
+def _healthy(health: TargetHealth) -> bool:
+    """Passing, with every probe having judged the current process."""
+    return health.status is Status.PASS and all(
+        p.status is not Status.UNKNOWN for p in health.probes
+    )

@@ -19,25 +19,7 @@ SEED = int(os.environ.get("CHAOS_SEED", "10"))
 # Supervisor bugs the chaos run found (issue 12), not fixed yet: while only these checks
 # fail, the test is an expected failure that shows their problems; any other failing check
 # fails it. Delete an entry once its fix lands (the run then passes, or fails loudly).
-KNOWN_BUGS = {
-    "alerts: none false": (
-        "a target whose probes have not run since its process (or the supervisor) started is "
-        "judged pass from its unit state alone: a false 'resolved' after a supervisor restart "
-        "during an incident, and at every restart attempt of a crash loop"
-    ),
-    "state file keeps up with the outbox": (
-        "StateKeeper.save_now(running=True) at start-up sets _final, so every later save is "
-        "refused: the file keeps what it held at start-up until the next clean stop"
-    ),
-    "alerts: none duplicated": (
-        "the same: after a kill the next life sends again every alert delivered since the "
-        "last start"
-    ),
-    "recovery tried before giving up": (
-        "after a slow retry succeeds the recovery policy stays in slow-retry mode: the next "
-        "failure within window_s is given up at once, without a restart"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.timeout(240)

@@ -10,7 +10,7 @@ import pytest
 
 from supervisor.alerts.policy import AlertPolicy, Severity, duration, format_html
 from supervisor.config import AlertsConfig
-from supervisor.model import Status, TargetHealth
+from supervisor.model import ProbeView, Status, TargetHealth
 from tests.clock import FakeClock
 
 
@@ -282,3 +282,17 @@ def test_a_failure_supersedes_the_warning_and_a_warning_ends_the_failure(
         ("dashboard:health", Severity.RESOLVED),
         ("dashboard:warn", Severity.NOTICE),
     ]
+
+
+def test_no_resolved_notice_before_the_probes_have_judged_the_new_process(
+    clock: FakeClock,
+) -> None:
+    # A crash loop's restart (or the supervisor's own) shows the unit active before any
+    # probe has run: the incident stays open until the probes say pass.
+    p = policy(clock, failure_threshold=1)
+    assert p.observe(target(clock), gave_up=False)
+    unjudged = ProbeView("http", "http", Status.UNKNOWN, "not run yet", 0)
+    active = replace(target(clock, status=Status.PASS, failures=0), probes=(unjudged,))
+    assert p.observe(active, gave_up=False) == []
+    judged = replace(active, probes=(replace(unjudged, status=Status.PASS, output="http 200"),))
+    assert [a.severity for a in p.observe(judged, gave_up=False)] == [Severity.RESOLVED]

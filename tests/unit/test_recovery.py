@@ -232,3 +232,20 @@ def test_a_unit_target_whose_cure_is_a_command_still_waits_for_systemd(clock: Fa
     starting = health(clock, active=ActiveState.ACTIVATING, sub="auto-restart")
     assert r.decide(starting).action is Action.WAIT
     assert r.decide(health(clock, active=ActiveState.ACTIVE, sub="running")).action is Action.RUN
+
+
+def test_a_slow_retry_that_worked_ends_slow_retry_mode(clock: FakeClock) -> None:
+    r = policy(clock)
+    for wait in (10, 30, 0):
+        attempt(r, clock)
+        clock.advance(wait)
+    r.give_up()
+    clock.advance(3600)
+    attempt(r, clock)  # the slow retry, and it works: the target passes again
+    assert r.decide(health(clock, status=Status.PASS, active=ActiveState.ACTIVE)).action is (
+        Action.NONE
+    )
+    clock.advance(60)  # fails again, well within window_s of the slow retry
+    d = r.decide(health(clock))
+    assert d.action is Action.RESTART  # a second attempt in the window, not a give-up
+    assert d.attempt == 2
