@@ -19,7 +19,20 @@ SEED = int(os.environ.get("CHAOS_SEED", "10"))
 # Supervisor bugs the chaos run found (issue 12), not fixed yet: while only these checks
 # fail, the test is an expected failure that shows their problems; any other failing check
 # fails it. Delete an entry once its fix lands (the run then passes, or fails loudly).
-KNOWN_BUGS: dict[str, str] = {}
+KNOWN_BUGS: dict[str, str] = {
+    "recovery tried before giving up": (
+        "a kill that comes right after a slow retry, before the probes have judged the new "
+        "process, finds the policy still in slow-retry mode: it gives up after 1 attempt"
+    ),
+    "alerts: none lost": (
+        "an alert due for a fault that overlaps a supervisor kill or a Telegram outage is "
+        "sometimes never delivered to a chat (seen for seed 10's faults 11 and 17)"
+    ),
+    "footprint drift (RSS < 2 MiB, descriptors 0)": (
+        "across a supervisor kill the new life holds one socket more than the first life "
+        "did at its start; within one life the drift is 0"
+    ),
+}
 
 
 @pytest.mark.timeout(240)
