@@ -17,6 +17,7 @@ from typing import Any
 
 import devtools.bench
 from devtools.bench.detection import bench_detection
+from devtools.bench.history import bench_history
 from devtools.bench.load import bench_load
 from devtools.bench.machine import loadavg, machine, source_hash
 from devtools.bench.overhead import bench_idle, bench_startup
@@ -81,13 +82,19 @@ def run_sections(
     if "load" in sections:
         say(f"GET /health under load, {s.wrk_s} s per level")
         results["load"] = bench_load(box, work, s)
+    if "history" in sections:
+        say("history: RSS on vs off, / and /events with 100,000 events, bursts vs watchdog")
+        results["history"] = bench_history(box, work, s)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Check the tools, bring the sandbox up, run the sections, always tear everything down."""
     s = Settings.make(args.quick)
     sections = set(args.only or SECTIONS)
-    for tool, needed in (("monit", "monit" in sections), ("wrk", "load" in sections)):
+    for tool, needed in (
+        ("monit", "monit" in sections),
+        ("wrk", bool({"load", "history"} & sections)),
+    ):
         if needed and shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (apt-get install {tool}), or leave it out")
     if not SUPERVISOR_BIN.exists():
@@ -107,6 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "recovery_reps": s.reps,
             "not_recovered_wait_s": s.not_recovered_wait_s,
             "wrk_s": s.wrk_s,
+            "rss_pairs": s.rss_pairs,
+            "bursts": s.bursts,
             "probe": {"period_s": PERIOD_S, "timeout_s": TIMEOUT_S, "threshold": FAILURE_THRESHOLD},
         },
     }

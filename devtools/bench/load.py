@@ -42,7 +42,7 @@ def bench_load(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
         )
         runs0, t0 = sup.probe_runs(), time.monotonic()
         for conns in CONNECTIONS:
-            level = _wrk_level(sup, conns, s.wrk_s)
+            level = wrk_level(sup, conns, s.wrk_s)
             levels.append(level)
             say(
                 f"  wrk -c{conns}: {level['rps']:.0f} req/s, p99 {level['p99_ms']:.2f} ms, "
@@ -65,11 +65,16 @@ def bench_load(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
     }
 
 
-def _wrk_level(sup: Supervisor, conns: int, wrk_s: int) -> dict[str, Any]:
-    """One wrk run at `conns` connections, with the watchdog gap and probe runs meanwhile."""
+def wrk_level(
+    sup: Supervisor, conns: int, wrk_s: int, path: str = "/health", script: Path | None = None
+) -> dict[str, Any]:
+    """One wrk run on `path` (or the requests a Lua `script` makes) at `conns` connections,
+    with the watchdog gap and probe runs meanwhile."""
     threads = min(2, conns)  # wrk needs at least one connection per thread
     cmd = ["wrk", "--latency", f"-t{threads}", f"-c{conns}", f"-d{wrk_s}s"]
-    url = f"http://127.0.0.1:{sup.port}/health"
+    if script is not None:
+        cmd += ["-s", str(script)]
+    url = f"http://127.0.0.1:{sup.port}{path}"
     before = sup.probe_runs()
     w0 = time.monotonic()
     proc = spawn([*cmd, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

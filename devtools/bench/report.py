@@ -68,8 +68,13 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
         cpu3 = idle["idle_3_targets"]["cpu_percent"]["median"]
         rss3 = idle["idle_3_targets"]["rss_mb"]["median"]
         cpu100 = idle["idle_100_targets"]["cpu_percent"]["median"]
-        add("idle CPU, 3 targets (% of one core)", f"{cpu3:.3f} %", "< 0.2 %", cpu3 < 0.2)
-        add("RSS, 3 targets", f"{rss3:.1f} MB", "< 50 MB", rss3 < 50)
+        add(
+            "idle CPU, 3 targets, with history (% of one core)",
+            f"{cpu3:.3f} %",
+            "< 0.2 %",
+            cpu3 < 0.2,
+        )
+        add("RSS, 3 targets, with history", f"{rss3:.1f} MB", "< 50 MB", rss3 < 50)
         add("idle CPU, 100 targets", f"{cpu100:.3f} %", "< 2 %", cpu100 < 2)
     load = r.get("load")
     if load:
@@ -90,6 +95,7 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
             f"≥ {int(load['probe_runs_expected_each'])} each",
             load["probes_on_schedule"],
         )
+    rows += history_targets(r.get("history"))
     start = r.get("startup_ready_s")
     if start:
         add(
@@ -98,6 +104,48 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
             "< 1 s",
             start["max"] < 1,
         )
+    return rows
+
+
+def history_targets(h: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The history's budgets: RSS growth, `/` and /events p99, watchdog pings under bursts."""
+    if not h:
+        return []
+
+    def judged(name: str, measured: str, goal: str, ok: bool) -> dict[str, str]:
+        return {
+            "target": name,
+            "measured": measured,
+            "goal": goal,
+            "result": "pass" if ok else "miss",
+        }
+
+    growth = h["rss"]["growth_mb"]["median"]
+    rows = [
+        judged("RSS growth with the history on, median", f"{growth:+.1f} MB", "≤ 3 MB", growth <= 3)
+    ]
+    events = h["latency"]["events"]
+    for level in h["latency"]["levels"]:
+        p99 = level["p99_ms"]
+        ok = p99 < 20 and not level["non_2xx"] and not level["socket_errors"]
+        rows.append(
+            judged(
+                f"GET {level['path']} at {level['connections']} clients, {events:,} events stored",
+                f"p99 {p99:.2f} ms" + (", with errors" if level["non_2xx"] else ""),
+                "p99 < 20 ms",
+                ok,
+            )
+        )
+    b = h["burst"]
+    gap = b["max_gap_s"]["max"]
+    rows.append(
+        judged(
+            f"watchdog: longest ping gap around a burst of {b['events']:,} events",
+            f"{gap:.3f} s ({b['late']} of {b['max_gap_s']['n']} bursts late)",
+            f"≤ {b['limit_s']:g} s (pings due every {b['ping_interval_s']:g} s)",
+            not b["late"],
+        )
+    )
     return rows
 
 
@@ -119,7 +167,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"start, {m['source_end']} at the end): figures may mix two versions.**",
             "",
         ]
-    for part in (md_overhead, md_detection, md_recovery, md_load, md_targets):
+    for part in (md_overhead, md_detection, md_recovery, md_load, md_history, md_targets):
         out += part(r)
     return "\n".join(out)
 
@@ -133,8 +181,8 @@ def md_overhead(r: dict[str, Any]) -> list[str]:
     if "idle" in r:
         i3, i100 = r["idle"]["idle_3_targets"], r["idle"]["idle_100_targets"]
         w = f"{r['settings']['idle_window_s']:g} s windows"
-        out.append(row(f"idle CPU, 3 targets ({w})", i3["cpu_percent"], "%"))
-        out.append(row("RSS, 3 targets", i3["rss_mb"], "MB"))
+        out.append(row(f"idle CPU, 3 targets, with history ({w})", i3["cpu_percent"], "%"))
+        out.append(row("RSS, 3 targets, with history", i3["rss_mb"], "MB"))
         out.append(row(f"idle CPU, 100 targets ({w})", i100["cpu_percent"], "%"))
         out.append(row("RSS, 100 targets", i100["rss_mb"], "MB"))
         imports = r["idle"].get("import_rss_mb")
@@ -241,6 +289,46 @@ def md_load(r: dict[str, Any]) -> list[str]:
         f"Probe runs over the whole load phase: {runs} (expected about {expected:g} each).",
         "",
     ]
+
+
+def md_history(r: dict[str, Any]) -> list[str]:
+    h = r.get("history")
+    if not h:
+        return []
+    rss, lat, b = h["rss"], h["latency"], h["burst"]
+    out = [
+        "History: RSS with it on and off (supervisors started in pairs, side by side):",
+        "",
+        "| measure | median | min | max | n |",
+        "|---|---|---|---|---|",
+        row("RSS, history on", rss["on_mb"], "MB"),
+        row("RSS, history off", rss["off_mb"], "MB"),
+        row("growth (on - off, per pair)", rss["growth_mb"], "MB"),
+        "",
+        f"History: wrk at 10 clients ({r['settings']['wrk_s']} s each) with "
+        f"{lat['events']:,} events stored ({lat['file_mb']:g} MB of SQLite):",
+        "",
+        "| path | req/s | p50 | p90 | p99 | non-2xx | socket errors | longest watchdog gap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for lv in lat["levels"]:
+        out.append(
+            f"| {lv['path']} | {lv['rps']:,.0f} | {lv['p50_ms']:.2f} ms | {lv['p90_ms']:.2f} ms "
+            f"| {lv['p99_ms']:.2f} ms | {lv['non_2xx']} | {lv['socket_errors']} "
+            f"| {lv['watchdog_max_gap_s']:.2f} s |"
+        )
+    out += [
+        "",
+        f"History: bursts of {b['events']:,} events recorded at once, each started just before "
+        f"a watchdog ping was due (WATCHDOG_USEC={b['watchdog_usec']}, pings every "
+        f"{b['ping_interval_s']:g} s):",
+        "",
+        "| measure | median | min | max | n |",
+        "|---|---|---|---|---|",
+        row("event loop held by the burst", b["loop_held_ms"], "ms"),
+        row("longest ping gap around the burst", b["max_gap_s"], "s"),
+    ]
+    return [*out, ""]
 
 
 def md_targets(r: dict[str, Any]) -> list[str]:

@@ -20,7 +20,18 @@ WATCHDOG_USEC = 2_000_000  # under load: the supervisor must ping at least every
 WATCHDOG_SLACK_S = 0.25
 FLEET_PROBES = 3  # fleet_config: one probe per demo target
 SCENARIOS = ("dead", "hung", "stale", "orphan")
-SECTIONS = ("startup", "idle", "detection", "supervisor", "monit", "systemd", "load")
+SECTIONS = (
+    "startup",
+    "idle",
+    "detection",
+    "supervisor",
+    "monit",
+    "systemd",
+    "load",
+    "history",
+)
+HISTORY_EVENTS = 100_000  # stored before `/` and /events are loaded
+BURST_EVENTS = 1_000  # recorded at once while the watchdog pings
 
 # Deadlines: every wait ends, with an error that says what it waited for.
 READY_TIMEOUT_S = 30.0
@@ -54,6 +65,8 @@ class Settings:
     reps: dict[str, int]  # recovery repetitions per scenario (supervisor, Monit, systemd)
     not_recovered_wait_s: float  # how long a tool that cannot recover is given to prove it
     wrk_s: int
+    rss_pairs: int  # history on / off supervisors started side by side, one RSS reading each
+    bursts: int  # bursts of BURST_EVENTS events, each timed across a watchdog ping
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -69,6 +82,8 @@ class Settings:
                 reps={"dead": 2, "hung": 1, "stale": 1, "orphan": 1},
                 not_recovered_wait_s=6.0,
                 wrk_s=3,
+                rss_pairs=3,
+                bursts=3,
             )
         return cls(
             quick=False,
@@ -80,4 +95,6 @@ class Settings:
             reps={"dead": 5, "hung": 5, "stale": 5, "orphan": 5},
             not_recovered_wait_s=30.0,
             wrk_s=10,
+            rss_pairs=5,
+            bursts=10,
         )

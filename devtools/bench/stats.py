@@ -94,3 +94,26 @@ def max_gap(pings: list[float], start: float, end: float) -> float:
         return end - start
     gaps = [b - a for a, b in itertools.pairwise(seq)]
     return max([*gaps, end - seq[-1], (seq[0] - start) if not before else 0.0])
+
+
+def watchdog_verdict(
+    pings: list[float], start: float, end: float, interval_s: float, slack_s: float
+) -> dict[str, Any]:
+    """The longest gap between WATCHDOG=1 pings within [start, end], judged against the ping
+    interval (half of WATCHDOG_USEC) plus `slack_s` of timer jitter: on time, or late."""
+    gap = max_gap(pings, start, end)
+    limit = interval_s + slack_s
+    return {"max_gap_s": round(gap, 4), "limit_s": limit, "on_time": gap <= limit}
+
+
+def rss_growth(on_mb: list[float], off_mb: list[float]) -> dict[str, Any]:
+    """RSS with the history on and off, read in pairs side by side: each side's summary and
+    the growth, the median of the pairwise differences (pairs share the machine's moment)."""
+    if len(on_mb) != len(off_mb) or not on_mb:
+        raise BenchError(f"RSS readings do not pair up: {len(on_mb)} on, {len(off_mb)} off")
+    diffs = [on - off for on, off in zip(on_mb, off_mb, strict=True)]
+    return {
+        "on_mb": summary(on_mb),
+        "off_mb": summary(off_mb),
+        "growth_mb": summary(diffs),
+    }

@@ -81,6 +81,54 @@ class Watcher:
         return now
 
 
+class NotifyListener:
+    """A NOTIFY_SOCKET as systemd has it: a datagram socket read by a thread, which notes
+    when READY=1 came and every WATCHDOG=1."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.watchdog: list[float] = []  # monotonic times of WATCHDOG=1
+        self.ready = threading.Event()
+        self.ready_at = 0.0
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind the socket and start reading it."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.path))
+        sock.settimeout(0.2)
+        self._sock = sock
+        self._reader = threading.Thread(target=self._read, name="notify", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            for line in data.decode(errors="replace").splitlines():
+                if line == "READY=1" and not self.ready.is_set():
+                    self.ready_at = now
+                    self.ready.set()
+                elif line == "WATCHDOG=1":
+                    self.watchdog.append(now)
+
+    def stop(self) -> None:
+        """Stop reading and close the socket."""
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(2)
+        if self._sock is not None:
+            self._sock.close()
+
+
 class Supervisor(Watcher):
     """A `supervisor run` process: own config, state dir, log, port and NOTIFY_SOCKET."""
 
@@ -93,14 +141,10 @@ class Supervisor(Watcher):
         self.config = config
         self.log = run_dir / "supervisor.log"
         self.watchdog_usec = watchdog_usec
-        self.watchdog: list[float] = []  # monotonic times of WATCHDOG=1
+        self.notify = NotifyListener(run_dir / "notify")
+        self.watchdog = self.notify.watchdog  # monotonic times of WATCHDOG=1
         self.ready_s = 0.0
-        self._ready_at = 0.0
-        self._ready = threading.Event()
-        self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._reader: threading.Thread | None = None
-        self._sock: socket.socket | None = None
         self.client = HttpClient(port)
 
     @property
@@ -116,18 +160,12 @@ class Supervisor(Watcher):
     def start(self) -> None:
         """Start it and wait for READY=1; `ready_s` is the time from Popen to READY=1."""
         (self.dir / "config.toml").write_text(self.config)
-        notify_path = self.dir / "notify"
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(notify_path))
-        sock.settimeout(0.2)
-        self._sock = sock
-        env = {**os.environ, **self.box.env(), "NOTIFY_SOCKET": str(notify_path)}
+        self.notify.start()
+        env = {**os.environ, **self.box.env(), "NOTIFY_SOCKET": str(self.notify.path)}
         env.pop("WATCHDOG_PID", None)
         env.pop("WATCHDOG_USEC", None)
         if self.watchdog_usec:
             env["WATCHDOG_USEC"] = str(self.watchdog_usec)
-        self._reader = threading.Thread(target=self._read, name="notify", daemon=True)
-        self._reader.start()
         cmd = [str(SUPERVISOR_BIN), "run", "--config", str(self.dir / "config.toml")]
         with self.log.open("ab") as log:
             started = time.monotonic()
@@ -135,7 +173,7 @@ class Supervisor(Watcher):
                 [*cmd, "--log-level", "INFO"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = started + READY_TIMEOUT_S
-        while not self._ready.wait(0.05):
+        while not self.notify.ready.wait(0.05):
             if self._proc.poll() is not None:
                 raise BenchError(
                     f"the supervisor exited with {self._proc.returncode} before READY=1:\n"
@@ -143,35 +181,14 @@ class Supervisor(Watcher):
                 )
             if time.monotonic() > deadline:
                 raise BenchError(f"no READY=1 within {READY_TIMEOUT_S:g} s:\n{tail(self.log)}")
-        self.ready_s = self._ready_at - started
-
-    def _read(self) -> None:
-        assert self._sock is not None
-        while not self._stop.is_set():
-            try:
-                data = self._sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            now = time.monotonic()
-            for line in data.decode(errors="replace").splitlines():
-                if line == "READY=1" and not self._ready.is_set():
-                    self._ready_at = now
-                    self._ready.set()
-                elif line == "WATCHDOG=1":
-                    self.watchdog.append(now)
+        self.ready_s = self.notify.ready_at - started
 
     def stop(self) -> None:
         """Stop the process and the NOTIFY_SOCKET reader."""
         self.client.close()
         if self._proc is not None:
             stop_process(self._proc, timeout=15)
-        self._stop.set()
-        if self._reader is not None:
-            self._reader.join(2)
-        if self._sock is not None:
-            self._sock.close()
+        self.notify.stop()
 
     def statuses(self) -> dict[str, str]:
         """Each target's status in /health."""
@@ -245,12 +262,14 @@ def fleet_config(
     recovery: bool,
     extra_targets: int = 0,
     heartbeat_max_age_s: float = 15,
+    history: bool = True,
 ) -> str:
     """The demo fleet at default probe settings (plus `extra_targets` heartbeat targets).
 
     The breaker is off: the benchmarks load both cores on purpose, and an open breaker pauses
-    probes. With recovery on, every attempt is immediate (backoff_s = [0]) and there is no
-    give-up in reach, so every repetition is the first attempt of a fresh incident.
+    probes. The history is on (its default) unless `history` is False. With recovery on,
+    every attempt is immediate (backoff_s = [0]) and there is no give-up in reach, so every
+    repetition is the first attempt of a fresh incident.
     """
 
     def recovery_toml(actions: str) -> str:
@@ -267,6 +286,8 @@ def fleet_config(
 port = {port}
 [breaker]
 enabled = false
+[history]
+enabled = {json.dumps(history)}
 [[targets]]
 name = "trader"
 unit = "trader.service"

@@ -113,7 +113,7 @@ class Daemon:
         p.history.start()
         p.history.started(unclean=p.keeper.restore())
         # Before READY=1 and on the loop, once: a crash from here on is noticed next time.
-        p.keeper.save_now(running=True)
+        p.keeper.save_now(running=True, final=False)
 
     async def serve(self, stop: asyncio.Event, reload: asyncio.Event) -> None:
         """Each room's loop in one TaskGroup; READY=1 once the bus was tried."""
@@ -142,7 +142,7 @@ class Daemon:
     async def shutdown(self) -> None:
         """Save (a halt is not a clean stop) and close every connection."""
         p = self.parts
-        p.keeper.save_now(running=self.exit_code != EXIT_OK)
+        p.keeper.save_now(running=self.exit_code != EXIT_OK, final=True)
         p.history.stopped(self.exit_code)
         p.stream.close()  # streams end now, not at the server's shutdown timeout
         await self.fleet.repairer.close()

@@ -129,11 +129,11 @@ class StateKeeper:
         with self._write_lock:
             return not self._final and self.store.save(state)
 
-    def save_now(self, running: bool) -> None:
-        """At shutdown, on the loop: there is nothing left to keep waiting."""
+    def save_now(self, running: bool, *, final: bool) -> None:
+        """On the loop, once at start-up and once at shutdown (`final`: no write after it)."""
         state = self.state(running)
         with self._write_lock:
-            self._final = True
+            self._final = final
             saved = self.store.save(state)
         if saved:
             self._saved = state

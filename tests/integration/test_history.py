@@ -87,7 +87,11 @@ async def test_a_kill_is_in_the_timeline_in_order_and_survives_a_restart(
         assert "signal=KILL" in story[0]["summary"]
         await until(lambda: run.status("trader") is Status.PASS, 10, "trader pass again")
     async with running(sandbox, config(sandbox, trader_toml(sandbox), state_dir=state)) as again:
-        kept = await timeline(again)
+        # The writer thread opens the file just after start: poll for it, with a deadline.
+        kept: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 5
+        while kill_story(kept, pid) is None and time.monotonic() < deadline:
+            kept = await timeline(again)
         assert kill_story(kept, pid) == story  # the same events, read back from the file
         # Written in batches off the loop: this start's own event reaches the file a moment
         # after the daemon answers.

@@ -7,6 +7,7 @@ state_dir, a second instance, a wrongly shaped state file.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -83,8 +84,15 @@ async def test_the_state_file_is_not_rewritten_when_nothing_changed(sandbox: San
         os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
         await until(lambda: actions(run, "trader", "restart", "done") == 1, 10, "restart done")
         await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass again")
-        await passes(run, 3)
         store = run.daemon.parts.keeper.store
+
+        def attempts_saved() -> int:
+            saved = json.loads(store.path.read_text())
+            return len(saved["recovery"]["trader"]["attempts"])
+
+        # What changed is saved (by the writer, off the loop)...
+        await until(lambda: attempts_saved() == 1, 10, "the attempt in the state file")
+        await passes(run, 3)
         written = store.writes
         await passes(run, 20)
         # A recovery attempt is on record; its times must not look new at every pass.

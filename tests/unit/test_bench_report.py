@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devtools.bench.report import evaluate, fmt_outcome, markdown, ratio
-from devtools.bench.stats import outcome, percentiles
+from devtools.bench.stats import outcome, percentiles, rss_growth, summary
 
 MACHINE = {
     "supervisor": "0.1.0",
@@ -105,3 +105,66 @@ def test_markdown_warns_when_the_source_changed_during_the_run() -> None:
     r["targets"] = []
     first = markdown(r).splitlines()[0]
     assert first.startswith("**WARNING: supervisor/ changed during the run")
+
+
+def history(p99_page: float, late: int) -> dict[str, Any]:
+    """A history section's results (figures made up)."""
+
+    def level(path: str, p99: float) -> dict[str, Any]:
+        return {
+            "path": path,
+            "connections": 10,
+            "rps": 2500.0,
+            "p50_ms": 1.0,
+            "p90_ms": 2.0,
+            "p99_ms": p99,
+            "non_2xx": 0,
+            "socket_errors": 0,
+            "watchdog_max_gap_s": 1.01,
+        }
+
+    return {
+        "rss": rss_growth([41.0, 42.0, 41.5], [38.0, 38.5, 39.5]),
+        "latency": {
+            "events": 100_000,
+            "file_mb": 11.1,
+            "levels": [level("/", p99_page), level("/events?limit=100", 4.0)],
+        },
+        "burst": {
+            "events": 1000,
+            "watchdog_usec": 2_000_000,
+            "ping_interval_s": 1.0,
+            "limit_s": 1.25,
+            "max_gap_s": summary([1.004, 1.3, 1.01]),
+            "late": late,
+            "loop_held_ms": summary([3.7, 4.1, 20.0]),
+            "dropped": 0,
+        },
+    }
+
+
+def test_history_budgets_are_judged_each_on_its_own() -> None:
+    r = results()
+    r["history"] = history(p99_page=25.0, late=1)
+    rows = {row["target"]: row for row in evaluate(r)}
+    assert rows["RSS growth with the history on, median"]["measured"] == "+3.0 MB"
+    assert rows["RSS growth with the history on, median"]["result"] == "pass"  # at most 3
+    page = rows["GET / at 10 clients, 100,000 events stored"]
+    assert (page["measured"], page["result"]) == ("p99 25.00 ms", "miss")
+    assert rows["GET /events?limit=100 at 10 clients, 100,000 events stored"]["result"] == "pass"
+    burst = rows["watchdog: longest ping gap around a burst of 1,000 events"]
+    assert burst["measured"] == "1.300 s (1 of 3 bursts late)"
+    assert burst["goal"] == "≤ 1.25 s (pings due every 1 s)"
+    assert burst["result"] == "miss"
+    r["history"] = history(p99_page=5.0, late=0)
+    assert all(row["result"] == "pass" for row in evaluate(r) if "stored" in row["target"])
+
+
+def test_markdown_prints_the_history_tables() -> None:
+    r = results()
+    r["history"] = history(p99_page=5.0, late=0)
+    r["targets"] = evaluate(r)
+    lines = markdown(r).splitlines()
+    assert "| growth (on - off, per pair) | 3.000 MB | 2.000 | 3.500 | 3 |" in lines
+    assert "| / | 2,500 | 1.00 ms | 2.00 ms | 5.00 ms | 0 | 0 | 1.01 s |" in lines
+    assert "| event loop held by the burst | 4.100 ms | 3.700 | 20.000 | 3 |" in lines

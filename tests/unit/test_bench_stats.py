@@ -1,11 +1,21 @@
-"""The benchmark's pure figures: summaries, /health times, wrk's output, watchdog gaps."""
+"""The benchmark's pure figures: summaries, /health times, wrk's output, watchdog gaps, RSS
+growth."""
 
 from __future__ import annotations
 
 import pytest
 
 from devtools.bench.settings import BenchError
-from devtools.bench.stats import max_gap, outcome, parse_time, parse_wrk, percentiles, summary
+from devtools.bench.stats import (
+    max_gap,
+    outcome,
+    parse_time,
+    parse_wrk,
+    percentiles,
+    rss_growth,
+    summary,
+    watchdog_verdict,
+)
 
 WRK = """Running 1s test @ http://127.0.0.1:38999/health
   2 threads and 10 connections
@@ -92,3 +102,28 @@ def test_max_gap_counts_the_last_ping_before_the_window_and_the_time_since_the_l
     assert max_gap([0.0], 0.5, 1.0) == 1.0  # only the ping before: 0.0 -> the end
     assert max_gap([2.0], 0.5, 2.1) == 1.5  # no ping before: the start -> the first
     assert max_gap([], 0.5, 2.0) == 1.5
+
+
+def test_watchdog_verdict_is_late_only_past_the_interval_and_its_slack() -> None:
+    pings = [0.0, 1.0, 2.02, 3.3]
+    on_time = watchdog_verdict(pings, 0.9, 2.5, interval_s=1.0, slack_s=0.25)
+    assert on_time == {"max_gap_s": 1.02, "limit_s": 1.25, "on_time": True}
+    late = watchdog_verdict(pings, 0.9, 3.5, interval_s=1.0, slack_s=0.25)
+    assert late == {"max_gap_s": 1.28, "limit_s": 1.25, "on_time": False}  # 2.02 -> 3.3
+    # No ping after the burst yet: the time since the last one counts against it.
+    assert not watchdog_verdict([0.0], 0.5, 1.5, interval_s=1.0, slack_s=0.25)["on_time"]
+
+
+def test_rss_growth_is_the_median_of_pairwise_differences() -> None:
+    growth = rss_growth([40.0, 45.0, 41.0], [38.0, 38.5, 39.5])
+    assert growth["growth_mb"]["values"] == [2.0, 6.5, 1.5]
+    assert growth["growth_mb"]["median"] == 2.0  # not 41.0 - 38.5
+    assert growth["on_mb"]["median"] == 41.0
+    assert growth["off_mb"]["n"] == 3
+
+
+def test_rss_growth_refuses_readings_that_do_not_pair_up() -> None:
+    with pytest.raises(BenchError, match="do not pair up: 2 on, 1 off"):
+        rss_growth([40.0, 41.0], [38.0])
+    with pytest.raises(BenchError):
+        rss_growth([], [])
