@@ -25,14 +25,6 @@ KNOWN_BUGS = {
         "judged pass from its unit state alone: a false 'resolved' after a supervisor restart "
         "during an incident, and at every restart attempt of a crash loop"
     ),
-    "state file keeps up with the outbox": (
-        "StateKeeper.save_now(running=True) at start-up sets _final, so every later save is "
-        "refused: the file keeps what it held at start-up until the next clean stop"
-    ),
-    "alerts: none duplicated": (
-        "the same: after a kill the next life sends again every alert delivered since the "
-        "last start"
-    ),
     "recovery tried before giving up": (
         "after a slow retry succeeds the recovery policy stays in slow-retry mode: the next "
         "failure within window_s is given up at once, without a restart"
