@@ -18,7 +18,7 @@ SATURATED = 95.0  # host CPU busy %: a nice-10 process then waits for a core
 KILL_MARGIN_S = 0.5  # a request sent just before the run kills the supervisor may be cut
 RSS_DRIFT_LIMIT = 2 * 2**20
 RESTART_SLACK_S = 1.0  # a restart this long after a fault ended still belongs to it
-MEASURE_WINDOW = 3  # footprint: samples taken together at each end
+MEASURE_WINDOW = 5  # footprint: samples taken together at each end
 STATE_LAG_SAMPLES = 10  # seconds the state file may lag /metrics (the writer coalesces)
 _GIVE_UP = re.compile(r"giving up on (?P<target>\S+) \(.*?\): (?P<n>\d+) attempts")
 
