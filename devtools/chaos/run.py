@@ -42,7 +42,7 @@ from devtools.sandbox import Sandbox
 from supervisor.probing.resources import ProcReader
 
 READY_TIMEOUT_S = 60.0
-QUIET_SAMPLES = 4  # footprint samples taken at the end, with nothing under way
+QUIET_SAMPLES = 6  # footprint samples taken at a lull and at the end, with nothing under way
 LULL_CAP_S = 90.0  # a lull waits this long at most for everything to settle
 
 
@@ -194,19 +194,24 @@ def _wait_for_fleet(parts: Parts, say: Say) -> None:
 
 
 def _warm_up(parts: Parts, record: Record, say: Say) -> None:
-    """Every path once before footprints count: a hang (probe, restart) and a chat command
-    (its reply goes out the way alerts do)."""
+    """Every path once before footprints count: a hang (probe, restart), a chat command, and a
+    supervisor kill, whose "restarted" notice goes to both chats at once (each chat's sender
+    keeps its own connection to Telegram open afterwards: that is no leak)."""
     ctl, bot = parts.controller, parts.bot
-    warm = Fault(Planned(0, 0.0, Kind.HANG, "dashboard"))
-    record.faults.append(warm)
     record.began = time.time()
-    ctl.pending = [warm]
-    ctl.phase_start = record.began
-    _until(ctl, lambda: not ctl.pending and not ctl.active, math.inf)
-    sent = len(bot.messages())
+    for planned in (
+        Planned(0, 0.0, Kind.HANG, "dashboard"),
+        Planned(0, 0.0, Kind.SUPERVISOR_KILL, None),
+    ):
+        warm = Fault(planned)
+        record.faults.append(warm)
+        ctl.pending = [warm]
+        ctl.phase_start = time.time()
+        _until(ctl, lambda: not ctl.pending and not ctl.active, math.inf)
+    sent, after = len(bot.messages()), time.time()
     bot.command(CHATS[0], "/status")
     replied = _until(ctl, lambda: len(bot.messages()) > sent, READY_TIMEOUT_S)
-    settled = _until(ctl, lambda: ctl.quiet and _quiet_samples(record) >= 2, 60)
+    settled = _until(ctl, lambda: ctl.quiet and _quiet_samples(record, after) >= 2, 60)
     say(
         "warm-up done"
         + ("" if replied else ", no reply to /status")
