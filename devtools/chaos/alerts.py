@@ -175,7 +175,7 @@ def _every_due_alerted(record: Record, found: AlertFindings) -> None:
             continue
         for chat in record.chats:
             if not any(
-                i.chat == chat and i.target == fault.target and _belongs(i.opened, fault)
+                i.chat == chat and i.target == fault.target and _open_during(i, fault)
                 for i in found.incidents
             ):
                 found.lost.append(
@@ -211,6 +211,15 @@ def alert_due(record: Record, fault: Fault) -> str | None:
         if sample.at - seen >= STEADY_S:
             return f"{_clock(seen)} ({failures} failures, failing since {_clock(since)})"
     return None
+
+
+def _open_during(incident: Incident, fault: Fault) -> bool:
+    """The incident was open at some moment of the fault (one opened by an earlier fault and
+    not yet resolved covers it: the policy sends no second alert for an open incident)."""
+    assert fault.start is not None
+    end = fault.ended if fault.ended is not None else float("inf")
+    closed = incident.resolved.decided if incident.resolved else float("inf")
+    return incident.opened.decided <= end + SLACK_S and closed >= fault.start - SLACK_S
 
 
 def _belongs(alert: Alert, fault: Fault) -> bool:

@@ -120,6 +120,12 @@ def test_an_alert_is_due_after_enough_rounds_or_a_give_up() -> None:
     assert not judge_alerts(
         record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 20, T0 + 25))
     ).lost
+    # An incident an earlier fault opened, still open during this one, covers it: the policy
+    # sends no second alert while one is open. One resolved before it started does not.
+    rec.messages = incident("trader", T0 + 3, T0 + 26)
+    assert not judge_alerts(rec).lost
+    rec.messages = incident("trader", T0 + 3, T0 + 6)
+    assert len(judge_alerts(rec).lost) == 2
 
 
 def test_false_restarts_are_restarts_of_a_unit_with_no_fault() -> None:
