@@ -239,7 +239,14 @@ def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
         resolved = incident.resolved
         if resolved is None:
             continue
-        lasting = [f for f in mine if _unrepaired_at(f, resolved.decided)]
+        # A fault that began after the incident opened and was not noticed yet is not what
+        # the notice is about: the target did pass then, and it gets its own incident.
+        known = [
+            f
+            for f in mine
+            if f in cause or (f.detected is not None and f.detected < resolved.decided - SLACK_S)
+        ]
+        lasting = [f for f in known if _unrepaired_at(f, resolved.decided)]
         for fault in lasting:
             problems.append(
                 f"chat {incident.chat}, {incident.target}: resolved at {_t(resolved)} while fault "

@@ -82,6 +82,16 @@ def test_a_lost_resolved_notice_and_a_duplicate_alert_are_found() -> None:
     assert any("received 2 times" in p for p in found.duplicated)
 
 
+def test_a_resolved_notice_is_about_what_the_supervisor_had_seen() -> None:
+    first = hang(1, "trader", T0 + 10, T0 + 40)
+    second = hang(2, "trader", T0 + 42, T0 + 60)
+    second.detected = T0 + 55  # not yet seen when the first incident's notice went out
+    rec = record([first, second], incident("trader", T0 + 16, T0 + 50))
+    assert not judge_alerts(rec).false  # the first was repaired; the second not yet seen
+    second.detected = T0 + 45  # seen failing, yet "resolved": the notice is false
+    assert any("fault 2" in p for p in judge_alerts(rec).false)
+
+
 def test_an_alert_without_a_fault_and_a_resolved_during_the_fault_are_false() -> None:
     faults = [hang(1, "dashboard", T0 + 10, T0 + 40)]
     messages = incident("dashboard", T0 + 15, T0 + 20) + incident("trader", T0 + 50, T0 + 60)
