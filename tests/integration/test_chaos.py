@@ -24,18 +24,10 @@ KNOWN_BUGS: dict[str, str] = {
         "a kill that comes right after a slow retry, before the probes have judged the new "
         "process, finds the policy still in slow-retry mode: it gives up after 1 attempt"
     ),
-    "alerts: none lost": (
-        "an alert due for a fault that overlaps a supervisor kill or a Telegram outage is "
-        "sometimes never delivered to a chat (seen for seed 10's faults 11 and 17)"
-    ),
     "alerts: one alert + one resolved per incident": (
         "an incident whose target is active again while its probes cannot judge the new "
         "process yet (paused, or not run since the restart) stays open: no 'resolved' is "
         "sent by the end of the run"
-    ),
-    "footprint drift (RSS < 2 MiB, descriptors 0)": (
-        "across a supervisor kill the new life holds one socket more than the first life "
-        "did at its start; within one life the drift is 0"
     ),
 }
 
