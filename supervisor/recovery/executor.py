@@ -213,7 +213,7 @@ class Repairer:
             result = "error"
             log.exception("%s %s failed unexpectedly", action, target.name)
         finally:
-            policy.end()
+            policy.end(restarted=result == "done")
             self._events.record(
                 Kind.RECOVERY,
                 f"{action} {where}: {result}",

@@ -120,9 +120,16 @@ class Recovery:
         self._walls.append(self._clock.time())
         self._busy = True
 
-    def end(self) -> None:
-        """The attempt finished (its result is counted in metrics and logged by the executor)."""
+    def end(self, restarted: bool = False) -> None:
+        """The attempt finished; `restarted`: its job brought the unit up again.
+
+        A slow retry that brought the unit up ends slow-retry mode at once: a fault that
+        follows before the probes have judged the new process gets the usual attempts (still
+        counted in the window), not a give-up that leaves the unit down for another hour.
+        """
         self._busy = False
+        if restarted:
+            self._slow_retry = False
 
     def give_up(self) -> None:
         """Stop automatic recovery until the slow retry is due."""

@@ -20,10 +20,6 @@ SEED = int(os.environ.get("CHAOS_SEED", "10"))
 # fail, the test is an expected failure that shows their problems; any other failing check
 # fails it. Delete an entry once its fix lands (the run then passes, or fails loudly).
 KNOWN_BUGS: dict[str, str] = {
-    "recovery tried before giving up": (
-        "a kill that comes right after a slow retry, before the probes have judged the new "
-        "process, finds the policy still in slow-retry mode: it gives up after 1 attempt"
-    ),
     "alerts: one alert + one resolved per incident": (
         "an incident whose target is active again while its probes cannot judge the new "
         "process yet (paused, or not run since the restart) stays open: no 'resolved' is "

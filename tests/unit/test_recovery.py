@@ -249,3 +249,18 @@ def test_a_slow_retry_that_worked_ends_slow_retry_mode(clock: FakeClock) -> None
     d = r.decide(health(clock))
     assert d.action is Action.RESTART  # a second attempt in the window, not a give-up
     assert d.attempt == 2
+
+
+def test_a_slow_retry_whose_job_is_done_ends_slow_retry_mode_at_once(clock: FakeClock) -> None:
+    r = policy(clock)
+    for wait in (10, 30, 0):
+        attempt(r, clock)
+        clock.advance(wait)
+    r.give_up()
+    clock.advance(3600)
+    assert r.decide(health(clock)).action is Action.RESTART  # the slow retry
+    r.begin()
+    r.end(restarted=True)
+    clock.advance(1)  # killed again before any probe ran: no healthy pass seen in between
+    d = r.decide(health(clock))
+    assert d.action is not Action.GIVE_UP
