@@ -14,7 +14,7 @@ observed), `settings` (long and short runs, the supervisor's config), `daemon` (
 supervisor process), `telegram` (the fake Bot API on a thread), `observe` (the pollers),
 `inject` (how each fault is made and undone), `judge` (when a fault counts as detected and
 repaired, pure), `control` (the tick), `run` (the phases, and the cleanup), `alerts` and
-`verdict` (the checks, pure), `report` (the table).
+`verdict` (the checks, pure; a package, one module per group of checks), `report` (the table).
 
 Everything is checked from the supervisor's own outputs: /health (polled 10 times a second,
 timed), /metrics (recovery counters), systemd's MainPID and NRestarts, the messages the fake

@@ -44,16 +44,16 @@ manager can be using those cgroups), state.json recorded our manager's cgroup ba
 parent of its ``init.scope``), the process runs under our UID, started after our manager did,
 and is neither PID 1 nor ourselves. A ``systemd --user`` started by hand *outside* this module
 would share /app.slice on such a host: do not run one next to a sandbox.
+
+Modules: `client` (the file layout, systemctl, the bus ping), `fleet` (the demo units, their
+readiness and faults), `manager` (`Sandbox`: lock, start-up, teardown), `host` (preflight,
+state file, unit-file quoting), `procs` (PIDs with start times, cgroups, the lock), `waiting`
+(``up`` while another sandbox holds the machine).
 """
 
+from devtools.sandbox.fleet import HEARTBEAT_FRESH_S, PROGRAMS, UNITS
 from devtools.sandbox.host import Heartbeat
-from devtools.sandbox.manager import (
-    DEFAULT_ROOT,
-    HEARTBEAT_FRESH_S,
-    PROGRAMS,
-    UNITS,
-    Sandbox,
-)
+from devtools.sandbox.manager import DEFAULT_ROOT, Sandbox
 from devtools.sandbox.procs import (
     LOCK_PATH,
     ProcId,

@@ -9,11 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from devtools.sandbox.manager import (
-    DEFAULT_ROOT,
-    RESTART_VALUES,
-    Sandbox,
-)
+from devtools.sandbox.fleet import RESTART_VALUES
+from devtools.sandbox.manager import DEFAULT_ROOT, Sandbox
 from devtools.sandbox.procs import SandboxError, SandboxUnavailable
 
 # --- command line ----------------------------------------------------------------------------

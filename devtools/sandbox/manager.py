@@ -1,29 +1,27 @@
-"""The Sandbox: a systemd user manager with the demo fleet (see the package docstring)."""
+"""The Sandbox: a systemd user manager with the demo fleet (see the package docstring).
+
+This module owns the manager's life: the machine lock, start-up, the processes recorded in
+state.json, and teardown. The file layout and systemctl are `devtools.sandbox.client`'s, the
+demo units `devtools.sandbox.fleet`'s.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
 import os
-import pwd
-import shlex
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from devtools.demo import faults as demo_faults
+from devtools.sandbox.client import _unit
+from devtools.sandbox.fleet import PROGRAMS, REPO, START_TIMEOUT_S, UNITS, DemoFleet
 from devtools.sandbox.host import (
     RUN_SYSTEMD_SYSTEM,
     SYSTEMD,
-    TOOL_PATH,
-    Heartbeat,
     _ensure_run_systemd_system,
-    _escape,
-    _exec_word,
     _kmsg_lines,
     _preflight,
     _State,
@@ -48,45 +46,17 @@ from devtools.sandbox.procs import (
     wait_for,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / ".sandbox"
-PROGRAMS = demo_faults.PROGRAMS
-UNITS = tuple(f"{program}.service" for program in PROGRAMS)
-RESTART_VALUES = frozenset(
-    {"no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"}
-)
 MANAGER_ARGS = ("--user", "--log-target=kmsg", "--log-level=notice")
-HEARTBEAT_FRESH_S = 2.5  # a beat every second: older than this means at least two were missed
-START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
-# Where the manager puts unit processes, relative to the parent of its own init.scope.
-_UNIT_SLICES = ("app.slice", "session.slice", "background.slice")
 
 
-class Sandbox:
+class Sandbox(DemoFleet):
     """A systemd user manager with the demo fleet, all under `root`. See the module doc."""
 
-    # How long `up` waits for each demo unit to be ready.
-    fleet_timeout = START_TIMEOUT_S
-
     def __init__(self, root: Path, *, dashboard_port: int = 5050, restart: str = "no") -> None:
-        if restart not in RESTART_VALUES:
-            raise ValueError(f"restart must be one of {sorted(RESTART_VALUES)}, not {restart!r}")
-        if not 0 < dashboard_port < 65536:
-            raise ValueError(f"bad dashboard port {dashboard_port}")
-        self.root = root.resolve()
-        self.dashboard_port = dashboard_port
-        self.restart = restart
-        self.run_dir = self.root / "run"
-        self.home = self.root / "home"
-        self.config_home = self.home / ".config"
-        self.unit_dir = self.config_home / "systemd" / "user"
-        self.state_dir = self.home / "trading"
-        self.logs_dir = self.root / "logs"
-        self.state_file = self.root / "state.json"
-        self.manager_log = self.root / "manager.log"
+        super().__init__(root, dashboard_port=dashboard_port, restart=restart)
         self._holder: subprocess.Popen[bytes] | None = None
-        self._faulted: set[str] = set()
 
     @classmethod
     def attach(
@@ -100,195 +70,7 @@ class Sandbox:
             restart=restart or (state.restart if state else "no"),
         )
 
-    # --- environment and systemctl ---------------------------------------------------------
-
-    def env(self) -> dict[str, str]:
-        """What a client needs to reach this manager and its session bus."""
-        return {
-            "XDG_RUNTIME_DIR": str(self.run_dir),
-            "DBUS_SESSION_BUS_ADDRESS": f"unix:path={self.run_dir / 'bus'}",
-            "HOME": str(self.home),
-            "XDG_CONFIG_HOME": str(self.config_home),
-        }
-
-    def _tool_env(self) -> dict[str, str]:
-        # A clean environment: the caller's own bus address must not leak into our tools.
-        return {"PATH": TOOL_PATH, "LANG": "C.UTF-8", **self.env()}
-
-    def _manager_env(self) -> dict[str, str]:
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        env = self._tool_env()
-        del env["DBUS_SESSION_BUS_ADDRESS"]  # dbus.socket sets it for the units itself
-        return {**env, "USER": user}
-
-    def systemctl(
-        self, *args: str, check: bool = True, timeout: float = 30.0
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``systemctl --user ARGS`` against this manager."""
-        cmd = ["systemctl", "--user", *args]
-        proc = subprocess.run(
-            cmd, env=self._tool_env(), capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if check and proc.returncode != 0:
-            raise SandboxError(f"{shlex.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
-        return proc
-
-    def show(self, unit: str, *props: str) -> dict[str, str]:
-        """Unit properties from ``systemctl --user show`` (all of them when none are named)."""
-        args = [f"--property={prop}" for prop in props]
-        out = self.systemctl("show", *args, _unit(unit)).stdout
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-    def main_pid(self, unit: str) -> int:
-        """The unit's MainPID (0 when it has none)."""
-        return int(self.show(unit, "MainPID")["MainPID"])
-
-    def daemon_reload(self) -> None:
-        """Make the manager re-read unit files."""
-        self.systemctl("daemon-reload")
-
-    def reset_failed(self) -> None:
-        """Forget failed states and start-limit counters of all units."""
-        self.systemctl("reset-failed")
-
-    def install_unit(self, name: str, text: str, *, reload: bool = True) -> Path:
-        """Write a user unit file (and daemon-reload unless told not to)."""
-        self.unit_dir.mkdir(parents=True, exist_ok=True)
-        path = self.unit_dir / name
-        path.write_text(text)
-        if reload:
-            self.daemon_reload()
-        return path
-
-    def wait_active(self, unit: str, timeout: float = 10.0) -> None:
-        """Wait until `unit` is active (running)."""
-        unit = _unit(unit)
-        wait_for(
-            lambda: (
-                self.show(unit, "ActiveState", "SubState")
-                == {"ActiveState": "active", "SubState": "running"}
-            ),
-            timeout,
-            f"{unit} to be active (running)",
-        )
-
-    wait_for = staticmethod(wait_for)
-
-    def bus_answers(self) -> bool:
-        """True when org.freedesktop.systemd1 answers a call on our session bus."""
-        cmd = ["busctl", "--user", "--timeout=2", "call", "org.freedesktop.systemd1"]
-        cmd += ["/org/freedesktop/systemd1", "org.freedesktop.DBus.Peer", "Ping"]
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            run = subprocess.run(
-                cmd, env=self._tool_env(), capture_output=True, timeout=5, check=False
-            )
-            return run.returncode == 0
-        return False
-
-    # --- the demo fleet --------------------------------------------------------------------
-
-    def unit_text(self, name: str) -> str:
-        """The unit file of demo program `name`; tests may install edited variants."""
-        program = _program(name)
-        args = [sys.executable, "-m", "devtools.demo", program, *self._program_args(program)]
-        log = self.logs_dir / f"{program}.log"
-        return (
-            "[Unit]\n"
-            f"Description=sidecar-supervisor sandbox demo {program}\n"
-            "# The default start limit (5 starts in 10 s) stays: tests see what production sees.\n"
-            "\n[Service]\n"
-            "Type=simple\n"
-            f"ExecStart={' '.join(map(_exec_word, args))}\n"
-            f"WorkingDirectory={_escape(str(REPO))}\n"
-            f'Environment="PYTHONPATH={_escape(str(REPO))}" PYTHONUNBUFFERED=1\n'
-            f"Restart={self.restart}\n"
-            f"StandardOutput=append:{_escape(str(log))}\n"
-            "StandardError=inherit\n"
-        )
-
-    def _program_args(self, program: str) -> list[str]:
-        if program == "dashboard":
-            return ["--port", str(self.dashboard_port), "--state-dir", str(self.state_dir)]
-        return [
-            "--heartbeat",
-            str(self.heartbeat_path(program)),
-            "--state-dir",
-            str(self.state_dir),
-        ]
-
-    def heartbeat_path(self, name: str) -> Path:
-        """The heartbeat file of trader or position-monitor."""
-        program = _program(name)
-        if program not in demo_faults.HEARTBEAT_PROGRAMS:
-            raise ValueError(f"{program} writes no heartbeat")
-        return self.state_dir / f"{program}.heartbeat"
-
-    def read_heartbeat(self, name: str) -> Heartbeat | None:
-        """The last beat of `name`, or None when there is none (yet)."""
-        path = self.heartbeat_path(name)
-        try:
-            return Heartbeat(int(json.loads(path.read_text())["pid"]), path.stat().st_mtime)
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def dashboard_health(self, timeout: float = 1.0) -> dict[str, object] | None:
-        """The dashboard's ``GET /health`` JSON, or None when it does not answer in time."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.dashboard_port, timeout=timeout)
-        try:
-            conn.request("GET", "/health")
-            response = conn.getresponse()
-            body = json.loads(response.read())
-        except (OSError, http.client.HTTPException, ValueError):
-            return None
-        finally:
-            conn.close()
-        return body if response.status == 200 and isinstance(body, dict) else None
-
-    def fault(self, unit_name: str, fault: str) -> None:
-        """Make demo program `unit_name` show `fault` (see `devtools.demo.faults`)."""
-        program = _program(unit_name)
-        try:
-            demo_faults.deliver(
-                program, fault, state_dir=self.state_dir, main_pid=lambda: self.main_pid(program)
-            )
-        except demo_faults.FaultError as exc:
-            raise SandboxError(str(exc)) from exc
-        self._faulted.add(program)
-
-    def ready(self, name: str) -> bool:
-        """Active (running) and observably working: fresh heartbeat or /health from MainPID."""
-        program = _program(name)
-        props = self.show(program, "ActiveState", "SubState", "MainPID")
-        if (props["ActiveState"], props["SubState"]) != ("active", "running"):
-            return False
-        pid = int(props["MainPID"])
-        if program == "dashboard":
-            health = self.dashboard_health()
-            return health is not None and health.get("pid") == pid
-        beat = self.read_heartbeat(program)
-        return beat is not None and beat.pid == pid and beat.age < HEARTBEAT_FRESH_S
-
-    def wait_ready(self, name: str, timeout: float = 10.0) -> None:
-        """Wait until `name` is ready; the error quotes its state and log."""
-        program = _program(name)
-        try:
-            wait_for(lambda: self.ready(program), timeout, f"{program}.service to be ready")
-        except TimeoutError as exc:
-            raise SandboxError(f"{exc}\n{self._unit_report(program)}") from exc
-
-    def _unit_report(self, program: str) -> str:
-        props = self.show(program, "ActiveState", "SubState", "Result", "ExecMainStatus")
-        log = "\n".join(tail(self.logs_dir / f"{program}.log", 5))
-        return f"{program}.service: {props}\n{program}.log:\n{log}"
-
-    def _write_unit(self, program: str) -> bool:
-        """Install the standard unit of `program`; True when the file changed."""
-        path = self.unit_dir / f"{program}.service"
-        text = self.unit_text(program)
-        if path.exists() and path.read_text() == text:
-            return False
-        self.install_unit(path.name, text, reload=False)
-        return True
+    # --- the demo fleet, kept running ------------------------------------------------------
 
     def _ensure_fleet(self, restart: Iterable[str] = ()) -> None:
         """Standard units installed, each running and ready; restart those in `restart`."""
@@ -545,26 +327,3 @@ class Sandbox:
         lines.append(f"bus: {self.env()['DBUS_SESSION_BUS_ADDRESS']} (systemd1 {bus})")
         lines += [self._unit_line(program) for program in PROGRAMS]
         return "\n".join(lines)
-
-    def _unit_line(self, program: str) -> str:
-        props = self.show(program, "ActiveState", "SubState", "MainPID", "NRestarts")
-        head = f"{program + '.service':<26} {props['ActiveState']}/{props['SubState']:<8}"
-        head += f" MainPID={props['MainPID']:<7} NRestarts={props['NRestarts']}"
-        if program == "dashboard":
-            health = self.dashboard_health()
-            return f"{head}  /health: {'ok' if health else 'no answer'}"
-        beat = self.read_heartbeat(program)
-        return f"{head}  heartbeat: {f'{beat.age:.1f}s old' if beat else 'none'}"
-
-
-def _program(name: str) -> str:
-    """'trader' for 'trader' or 'trader.service'; only the demo programs."""
-    program = name.removesuffix(".service")
-    if program not in PROGRAMS:
-        raise ValueError(f"{name!r} is not a demo unit ({', '.join(UNITS)})")
-    return program
-
-
-def _unit(name: str) -> str:
-    """A unit name: 'trader' becomes 'trader.service'; anything with a suffix stays."""
-    return name if "." in name else f"{name}.service"
