@@ -17,7 +17,8 @@ from supervisor.watch.health import HealthModel, TargetSpec
 from supervisor.watch.systemd import Systemd
 from tests.clock import FakeClock
 from tests.fakes.dbus_daemon import BusDaemon
-from tests.fakes.systemd_bus import UNIT_MASKED, FakeSystemd
+from tests.fakes.systemd_bus import FakeSystemd
+from tests.fakes.systemd_model import UNIT_MASKED
 
 TRADER = "trader.service"
 

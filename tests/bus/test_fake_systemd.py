@@ -11,7 +11,8 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from tests.fakes.dbus_daemon import BusDaemon
-from tests.fakes.systemd_bus import (
+from tests.fakes.systemd_bus import FakeSystemd
+from tests.fakes.systemd_model import (
     ALREADY_SUBSCRIBED,
     INVALID_ARGS,
     MANAGER,
@@ -21,7 +22,6 @@ from tests.fakes.systemd_bus import (
     SERVICE,
     SYSTEMD,
     UNIT,
-    FakeSystemd,
     unit_path,
 )
 

@@ -13,14 +13,14 @@ from supervisor.model import ActiveState, UnitState
 from supervisor.watch.systemd import Systemd
 from tests.bus.conftest import FLEET, Heard
 from tests.fakes.dbus_daemon import BusDaemon
-from tests.fakes.systemd_bus import (
+from tests.fakes.systemd_bus import FakeSystemd
+from tests.fakes.systemd_model import (
     ACCESS_DENIED,
     NO_SUCH_UNIT,
     SERVICE,
     UNIT,
     UNIT_MASKED,
     UNSET_U64,
-    FakeSystemd,
     unit_path,
 )
 

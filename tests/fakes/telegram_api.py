@@ -4,6 +4,7 @@ This name stays so that branches written before the move still import it.
 """
 
 from devtools.fakes.telegram_api import *  # noqa: F403
-from devtools.fakes.telegram_api import FakeBotApi, JsonDict
+from devtools.fakes.telegram_api import FakeBotApi
+from devtools.fakes.telegram_wire import JsonDict
 
 __all__ = ["FakeBotApi", "JsonDict"]

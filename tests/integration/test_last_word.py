@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.fakes.telegram_api import FakeBotApi, JsonDict
+from devtools.fakes.telegram_api import FakeBotApi
+from devtools.fakes.telegram_wire import JsonDict
 from devtools.sandbox import Sandbox
 from supervisor.alerts.lastword import LAST_VALID
 from tests.integration.harness import until
