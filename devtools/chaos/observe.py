@@ -55,6 +55,7 @@ _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 _ACTION = re.compile(r"^supervisor_recovery_actions_total\{([^}]*)\} (\S+)$", re.M)
 _OUTBOX = re.compile(r"^supervisor_alert_outbox_messages (\S+)$", re.M)
 _OLDEST = re.compile(r"^supervisor_alert_outbox_oldest_age_seconds (\S+)$", re.M)
+_INCIDENTS = re.compile(r"^supervisor_alert_incidents_open (\S+)$", re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -74,6 +75,7 @@ class Feed:
     outbox: int | None = None  # alerts waiting for delivery, per /metrics (None: unknown)
     outbox_in_file: int | None = None  # the same, per the state file
     outbox_since: float = 0.0  # when the oldest waiting alert was queued (inf: none waits)
+    incidents: int | None = None  # incidents the supervisor holds open, per /metrics
 
     def add(self, name: str, item: Any) -> None:
         """Record `item` in the Record's list `name` and in the feed's own."""
@@ -222,6 +224,8 @@ class MetricsPoller(Poller):
             empty = self.feed.outbox == 0
             age = float(oldest.group(1)) if oldest else 0.0
             self.feed.outbox_since = float("inf") if empty else at - age
+            incidents = _INCIDENTS.search(text)
+            self.feed.incidents = int(float(incidents.group(1))) if incidents else None
         if life != self._last_life:
             self._last, self._last_life = {}, life
         for key, value in counts.items():

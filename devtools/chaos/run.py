@@ -251,12 +251,14 @@ def _settle(parts: Parts, record: Record, settings: Settings, say: Say) -> None:
     def settled() -> bool:
         latest = feed.latest
         healthy = latest is not None and all(latest.statuses.get(t) == "pass" for t in TARGETS)
-        return ctl.quiet and healthy
+        # A target passes a few seconds before its probes have judged the new process and
+        # its incident is resolved: the run ends once the supervisor holds none open.
+        return ctl.quiet and healthy and feed.incidents == 0
 
     if not _until(ctl, settled, settings.settle_cap_s):
         record.errors.append(
             f"not settled within {settings.settle_cap_s:g} s after the last fault "
-            "(a target not passing, or alerts still waiting)"
+            "(a target not passing, an incident not resolved, or alerts still waiting)"
         )
     record.finished = time.time()
     _until(ctl, lambda: _quiet_samples(record, record.finished) >= QUIET_SAMPLES, 30)

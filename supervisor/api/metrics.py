@@ -35,6 +35,7 @@ class DaemonFacts:
     outbox_messages: int = 0  # alerts waiting for delivery
     outbox_oldest: float | None = None  # wall clock of the oldest of them
     outbox_dropped: int = 0  # alerts dropped because the outbox was full
+    incidents_open: int = 0  # incidents the alert policy holds open (failing, warn, breaker)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
@@ -131,6 +132,13 @@ class SnapshotCollector(Collector):
             "supervisor_alert_outbox_dropped",
             "alerts dropped undelivered because the outbox was full",
             value=float(facts.outbox_dropped),
+        )
+        # Open until its "resolved" notice is decided: a target can pass again before its
+        # probes have judged the new process, and this says the incident still waits for them.
+        yield GaugeMetricFamily(
+            "supervisor_alert_incidents_open",
+            "incidents the alert policy holds open (failing, warn or breaker), until resolved",
+            value=float(facts.incidents_open),
         )
 
     def _self_metrics(self, budget: BudgetConfig) -> Iterator[Metric]:

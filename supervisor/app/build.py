@@ -139,6 +139,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
             outbox_messages=len(outbox),
             outbox_oldest=head.created if head else None,
             outbox_dropped=outbox.dropped,
+            incidents_open=len(policy.incidents),
             budget=now.config.budget,
         )
 

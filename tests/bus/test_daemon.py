@@ -103,6 +103,25 @@ async def test_a_dead_unit_is_seen_restarted_and_passes_again(
         await until(lambda: run.restarts("trader", "done") == 1, 2, "the restart counted")
 
 
+async def test_an_open_incident_is_counted_in_metrics_until_resolved(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, target("trader", NO_RECOVERY), "[alerts]\nfailure_threshold = 1\n")
+    async with running(bus, cfg) as run:
+
+        def open_incidents() -> float | None:
+            registry = run.daemon.parts.metrics.registry
+            return registry.get_sample_value("supervisor_alert_incidents_open")
+
+        assert open_incidents() == 0
+        systemd.set_unit(
+            "trader.service", ActiveState="failed", SubState="failed", Result="signal", MainPID=0
+        )
+        await until(lambda: open_incidents() == 1, 3, "an incident open")
+        systemd.set_unit("trader.service", ActiveState="active", SubState="running", MainPID=4242)
+        await until(lambda: open_incidents() == 0, 3, "the incident resolved")
+
+
 async def test_reload_watches_the_new_target_list(
     bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
 ) -> None:

@@ -74,6 +74,12 @@ def test_outbox_backlog_and_its_age(model: HealthModel) -> None:
     assert value(empty, "supervisor_alert_outbox_oldest_age_seconds") == 0
 
 
+def test_open_incidents(model: HealthModel) -> None:
+    name = "supervisor_alert_incidents_open"
+    assert value(render(model, DaemonFacts(incidents_open=2)), name) == 2
+    assert value(render(model, DaemonFacts()), name) == 0
+
+
 def test_budget_in_base_units(model: HealthModel) -> None:
     budget = BudgetConfig(cpu_percent=2.5, memory_mb=64, memory_hard_mb=128)
     text = render(model, DaemonFacts(budget=budget))
