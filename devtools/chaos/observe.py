@@ -213,8 +213,12 @@ class MetricsPoller(Poller):
         try:
             code, body, _took = http_get(self.port, "/metrics")
         except (OSError, http.client.HTTPException):
-            return
+            code, body = 0, b""
         if code != 200:
+            # Refused (a 429 while the supervisor throttles HTTP) or down: what the last
+            # scrape said is no longer known, and must not be compared with the state file.
+            with self.feed.lock:
+                self.feed.outbox = self.feed.incidents = None
             return
         text = body.decode()
         counts = parse_actions(text)
