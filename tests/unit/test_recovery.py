@@ -234,13 +234,19 @@ def test_a_unit_target_whose_cure_is_a_command_still_waits_for_systemd(clock: Fa
     assert r.decide(health(clock, active=ActiveState.ACTIVE, sub="running")).action is Action.RUN
 
 
-def test_a_slow_retry_that_worked_ends_slow_retry_mode(clock: FakeClock) -> None:
+def given_up_until_the_slow_retry(clock: FakeClock) -> Recovery:
+    """Every attempt used, given up, and an hour later: the slow retry is due."""
     r = policy(clock)
     for wait in (10, 30, 0):
         attempt(r, clock)
         clock.advance(wait)
     r.give_up()
     clock.advance(3600)
+    return r
+
+
+def test_a_slow_retry_that_worked_ends_slow_retry_mode(clock: FakeClock) -> None:
+    r = given_up_until_the_slow_retry(clock)
     attempt(r, clock)  # the slow retry, and it works: the target passes again
     assert r.decide(health(clock, status=Status.PASS, active=ActiveState.ACTIVE)).action is (
         Action.NONE
@@ -252,12 +258,7 @@ def test_a_slow_retry_that_worked_ends_slow_retry_mode(clock: FakeClock) -> None
 
 
 def test_a_slow_retry_whose_job_is_done_ends_slow_retry_mode_at_once(clock: FakeClock) -> None:
-    r = policy(clock)
-    for wait in (10, 30, 0):
-        attempt(r, clock)
-        clock.advance(wait)
-    r.give_up()
-    clock.advance(3600)
+    r = given_up_until_the_slow_retry(clock)
     assert r.decide(health(clock)).action is Action.RESTART  # the slow retry
     r.begin()
     r.end(restarted=True)
