@@ -17,6 +17,7 @@ import ssl
 from collections.abc import AsyncIterator
 
 import certifi
+import httpx
 import telegram
 from telegram import error as tg_error
 from telegram.constants import ParseMode
@@ -33,6 +34,8 @@ from supervisor.redaction import Redactor
 
 log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 25  # long polling: one request waits this long for an update
+# python-telegram-bot's own pool size, but no connection kept once its request is done.
+_NO_KEEP_ALIVE = httpx.Limits(max_connections=256, max_keepalive_connections=0)
 
 
 class TelegramChannel:
@@ -45,12 +48,15 @@ class TelegramChannel:
         self._redactor.add(token)
         # One TLS context for both clients: each would otherwise load the CA store (~1 MB).
         tls = {"verify": ssl.create_default_context(cafile=certifi.where())}
+        # Alerts are minutes apart: a connection kept alive for the next one sits idle (httpx
+        # only drops an expired one when it is next used, so it lingers for hours, half-closed
+        # once Telegram hangs up). One fresh connection per message holds nothing between.
         request = HTTPXRequest(
             connect_timeout=timeout_s,
             read_timeout=timeout_s,
             write_timeout=timeout_s,
             pool_timeout=timeout_s,
-            httpx_kwargs=tls,
+            httpx_kwargs={**tls, "limits": _NO_KEEP_ALIVE},
         )
         polling = HTTPXRequest(
             connect_timeout=timeout_s,
