@@ -20,8 +20,8 @@ def footprint(record: Record, v: Verdict) -> Check:
     """RSS and descriptors within the longest measured life once warm (one process: a leak
     shows there), and from the first quiet moment after the run's warm-up to the last one (the
     run, whichever life answers at each end: shown, and judged only when no life could be
-    measured, since two processes can differ by a keep-alive connection each happens to
-    hold)."""
+    measured, since two processes are not comparable: one a minute old has not reached its
+    working size)."""
     name = "footprint drift (RSS < 2 MiB, descriptors 0)"
     lives = [fp for life in record.lives if (fp := _life_footprint(record, life)) is not None]
     _cpu(record, v)
