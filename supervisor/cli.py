@@ -1,4 +1,5 @@
-"""The `supervisor` command: run, check-config, status, events, alert-test, reset, last-word."""
+"""The `supervisor` command: run, check-config, status, events, alert-test, reset, last-word,
+doctor, backup, restore."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from supervisor.api import render
 from supervisor.config import API_KEY_HEADER, probe_ids
 from supervisor.errors import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunningError, ConfigError
 from supervisor.history import report
+from supervisor.ops import commands as ops
 from supervisor.runtime import limits, logs
 
 log = logging.getLogger("supervisor")
@@ -76,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("target")
     reset.add_argument("--url", help="the supervisor's base URL (default: from the config)")
     reset.add_argument("--config", type=Path)
+    ops.add_parsers(sub)  # doctor, backup, restore
     return parser
 
 
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return lastword.run(args.config, args.unit, args.within)
     if args.command == "events":
         return _events(args)
+    if args.command in ops.COMMANDS:
+        return ops.main(args)
     return _status(args.url, args.config, args.json)
 
 

@@ -53,6 +53,9 @@ CORE = {
     "supervisor.history.sql",
     "supervisor.api.attempts",
     "supervisor.risks",
+    "supervisor.ops.findings",
+    "supervisor.ops.judge",
+    "supervisor.ops.archive",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",
@@ -74,6 +77,7 @@ ADAPTERS = {
     "supervisor.api.stream",
     "supervisor.api.page",
     "supervisor.runtime.limits",
+    "supervisor.ops.host",
 }
 JOINERS = {
     "supervisor.watch.link",
@@ -83,6 +87,8 @@ JOINERS = {
     "supervisor.alerts.lastword",
     "supervisor.guard.sentry",
     "supervisor.history.recorder",
+    "supervisor.ops.doctor",
+    "supervisor.ops.backup",
 }
 COMPOSITION = {
     "supervisor.app.daemon",
@@ -92,6 +98,7 @@ COMPOSITION = {
     "supervisor.app.supervision",
     "supervisor.app.waiting",
     "supervisor.cli",
+    "supervisor.ops.commands",
     "supervisor.__main__",
 }
 IO_LIBS = {

@@ -13,7 +13,8 @@ What it fakes, in Telegram's format:
   "description": "...", "parameters": {...}}`` with HTTP status N.
 * A different but well-formed token gets 401 Unauthorized, a malformed one 404, an unknown
   method 404 (PTB turns all three into ``telegram.error.InvalidToken``).
-* getMe, sendMessage, editMessageText, answerCallbackQuery, getUpdates (offset, limit,
+* getMe, getChat ("chat not found" for `unknown_chats`), sendMessage, editMessageText,
+  answerCallbackQuery, getUpdates (offset, limit,
   long polling, 409 Conflict when a newer getUpdates supersedes a waiting one),
   deleteWebhook (with drop_pending_updates), getWebhookInfo, setMyCommands, getMyCommands.
 * The Telegram checks production code tends to trip over: empty text, text over 4096
@@ -29,8 +30,8 @@ are produced and broken markup is never rejected; the length limit is applied to
 text, so it is stricter than Telegram for formatted text); file uploads (file parts are
 recorded as ``"<file NAME>"``); webhooks, inline mode, any method not listed above (404);
 ``allowed_updates`` filtering; per-chat message ids (one counter for all chats); "chat not
-found"; rate limits other than those injected. The wording of validation errors for
-setMyCommands is an approximation.
+found" except from getChat; rate limits other than those injected. The wording of validation
+errors for setMyCommands is an approximation.
 
 This module serves it and holds the test's controls; what each method does to the chats is in
 `devtools.fakes.telegram_state`, the wire format (parameters, error replies) in

@@ -80,6 +80,7 @@ class BotApiState:
         self.edited: list[JsonDict] = []
         self.callback_answers: list[JsonDict] = []
         self.commands: list[JsonDict] = []
+        self.unknown_chats: set[ChatId] = set()  # getChat answers "chat not found" for these
         self._messages: dict[tuple[ChatId, int], JsonDict] = {}
         self._updates: list[JsonDict] = []
         self._callback_ids: set[str] = set()
@@ -93,6 +94,7 @@ class BotApiState:
     def _method_table(self) -> dict[str, _Method]:
         methods: dict[str, _Method] = {
             "getMe": self._get_me,
+            "getChat": self._get_chat,
             "sendMessage": self._send_message,
             "editMessageText": self._edit_message_text,
             "answerCallbackQuery": self._answer_callback_query,
@@ -163,6 +165,12 @@ class BotApiState:
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
         }
+
+    async def _get_chat(self, params: JsonDict) -> object:
+        chat_id = chat_id_param(params)
+        if chat_id in self.unknown_chats:
+            raise ApiError(400, "Bad Request: chat not found")
+        return _chat(chat_id)
 
     async def _send_message(self, params: JsonDict) -> object:
         chat_id = chat_id_param(params)

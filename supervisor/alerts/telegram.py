@@ -80,6 +80,12 @@ class TelegramChannel:
             self.username = self._bot.username or ""
         return self.username
 
+    async def chat(self, chat_id: int) -> str:
+        """Check that a chat is reachable with getChat; returns its title or name."""
+        async with self._errors("getChat"):
+            found = await self._bot.get_chat(chat_id)
+        return found.title or found.username or found.first_name or ""
+
     async def send(self, chat_id: int, text: str, button: tuple[str, str] | None = None) -> None:
         """Send an HTML message, optionally with one inline button (label, callback data).
 

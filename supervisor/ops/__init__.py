@@ -1,0 +1,1 @@
+"""Operating it: `supervisor doctor`, `backup` and `restore` (see docs/OPERATIONS.md)."""
