@@ -19,8 +19,11 @@ def test_wheel_holds_only_the_daemon(tmp_path: Path) -> None:
     )  # fmt: skip
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"supervisor"}
+    # The shipped unit, for `supervisor doctor` to compare the installed one with.
+    data = [n.split("/", 2)[2] for n in names if n.split("/")[0].endswith(".data")]
+    assert data == ["share/sidecar-supervisor/units/sidecar-supervisor.service"]
     assert "supervisor/app/daemon.py" in names
     assert not [n for n in names if "sandbox" in n or "demo" in n or "bench" in n]
     # The status page ships as package data: no CDN, no build step.
