@@ -170,7 +170,7 @@ class BotApiState:
         chat_id = chat_id_param(params)
         if chat_id in self.unknown_chats:
             raise ApiError(400, "Bad Request: chat not found")
-        return _chat(chat_id)
+        return {**_chat(chat_id), "accent_color_id": 0, "max_reaction_count": 11}
 
     async def _send_message(self, params: JsonDict) -> object:
         chat_id = chat_id_param(params)

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from supervisor import __version__, config
 from supervisor.api.render import iso
-from supervisor.ops import archive
+from supervisor.ops import archive, host
 from supervisor.runtime.state import InstanceLock, private_dir, write_atomic
 
 STATE_FILE = "state.json"  # runtime.state's file name in the state directory
@@ -37,7 +37,7 @@ class BackupError(Exception):
 def backup(cfg: config.Config, config_raw: bytes, dest: Path, now: float) -> list[str]:
     """Write the archive to `dest` (mode 0600, whole or not at all); returns what it holds."""
     config_text, removed = archive.strip_secrets(
-        config_raw.decode("utf-8", "replace"), _secret_values(cfg)
+        config_raw.decode("utf-8", "replace"), host.secret_values(cfg)
     )
     said = [f"config: {len(config_raw):,} bytes, left out: {', '.join(removed) or 'nothing'}"]
     contents: dict[str, Any] = {}
@@ -78,15 +78,6 @@ def backup(cfg: config.Config, config_raw: bytes, dest: Path, now: float) -> lis
             os.fsync(raw.fileno())
         os.replace(part, dest)
     return said
-
-
-def _secret_values(cfg: config.Config) -> list[str]:
-    values = [cfg.http.api_key.get_secret_value()] if cfg.http.api_key else []
-    telegram = cfg.alerts.telegram
-    if telegram is not None:
-        with contextlib.suppress(OSError):
-            values.append(telegram.read_token())
-    return values
 
 
 def _copy_history(source: Path, copy: Path) -> tuple[int, int, float | None, float | None]:

@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from supervisor.model import UnitState
 from supervisor.ops import host, judge
 from supervisor.ops.findings import Finding
 from supervisor.recovery.ports import find_holders
+from supervisor.redaction import Redactor
 from supervisor.watch.systemd import UNIT as UNIT_IFACE
 from supervisor.watch.systemd import Systemd, bus_address
 
 _CALL_TIMEOUT_S = 5.0
+ISSUES = "https://github.com/sidecar-supervisor/sidecar-supervisor/issues"
 
 
 @dataclass(slots=True)
@@ -55,22 +58,48 @@ def examine(path: Path | None, send_test: bool = False) -> list[Finding]:
         found = [judge.config_valid(shown, len(cfg.targets))]
     except ConfigError as exc:
         found = [judge.config_invalid(shown, exc.problems)]
-    units = cfg.units() if cfg else []
     address = bus_address()
-    facts = asyncio.run(_ask_systemd(address, units))
-    found.append(judge.bus(address, facts.error))
-    found.append(judge.linger(getpass.getuser(), *host.linger(getpass.getuser())))
+    facts = _SystemdFacts()
+
+    def systemd() -> list[Finding]:
+        nonlocal facts
+        facts = asyncio.run(_ask_systemd(address, cfg.units() if cfg else []))
+        return [judge.bus(address, facts.error)]
+
+    user = getpass.getuser()
+    steps: list[tuple[str, Callable[[], list[Finding]]]] = [
+        ("bus", systemd),
+        ("linger", lambda: [judge.linger(user, *host.linger(user))]),
+    ]
     if cfg is not None:
-        found += [_unit(t.name, t.unit, facts) for t in cfg.targets if t.unit]
-    found.append(_unit_file(facts.fragment))
+        steps.append(
+            ("units", lambda: [_unit(t.name, t.unit, facts) for t in cfg.targets if t.unit])
+        )
+    steps.append(("unit file", lambda: [_unit_file(facts.fragment)]))
     if cfg is not None:
-        found += _daemon_checks(cfg)
-        found += judge.telegram(asyncio.run(_ask_telegram(cfg, send_test)))
-    jd, last, error = host.journal()
-    found.append(judge.journal(jd, last, error))
+        steps.append(("daemon", lambda: _daemon_checks(cfg)))
+        steps.append(
+            ("telegram", lambda: judge.telegram(asyncio.run(_ask_telegram(cfg, send_test))))
+        )
+    steps.append(("journal", lambda: [judge.journal(*host.journal())]))
     if cfg is not None:
-        found += _usage_checks(cfg)
+        steps.append(("budget", lambda: _usage_checks(cfg)))
+    secrets = Redactor()
+    for value in host.secret_values(cfg):
+        secrets.add(value)
+    for name, step in steps:
+        found += _guarded(name, step, secrets)
     return found
+
+
+def _guarded(name: str, step: Callable[[], list[Finding]], secrets: Redactor) -> list[Finding]:
+    """One check that breaks (a bug, a library's surprise) must not hide the others."""
+    try:
+        return step()
+    except Exception as exc:  # the top of the doctor's loop over checks
+        # A library's message may hold a URL with the bot token in it: scrubbed.
+        why = secrets.scrub(f"{type(exc).__name__}: {exc}")
+        return [Finding.fail(name, f"the check itself failed: {why}", f"report it: {ISSUES}")]
 
 
 async def _ask_systemd(address: str, units: list[str]) -> _SystemdFacts:

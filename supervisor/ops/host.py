@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import supervisor
+from supervisor import config
 from supervisor.ops.judge import UNIT, BreakerEvent, DirFacts, lock_holder
 
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
@@ -208,3 +209,15 @@ def installed_unit(fragment: str | None) -> tuple[str | None, str | None]:
                 if exc.errno != errno.ENOENT:
                     return where, None
     return None, None
+
+
+def secret_values(cfg: config.Config | None) -> list[str]:
+    """The secrets in force: never to be shown or archived (an unreadable token file is
+    reported by the Telegram check)."""
+    if cfg is None:
+        return []
+    values = [cfg.http.api_key.get_secret_value()] if cfg.http.api_key else []
+    if cfg.alerts.telegram is not None:
+        with contextlib.suppress(OSError):
+            values.append(cfg.alerts.telegram.read_token())
+    return values
