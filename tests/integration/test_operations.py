@@ -157,7 +157,7 @@ async def test_doctor_says_all_ok_on_a_healthy_install(
     assert "ours" in checks["port"]["detail"]
     assert "matches the shipped unit" in checks["unit file"]["detail"]
     assert not fake.calls("sendMessage"), "no message without --send-test"
-    assert [c.params.get("chat_id") for c in fake.calls("getChat")] == [str(CHAT)]
+    assert {c.params.get("chat_id") for c in fake.calls("getChat")} == {CHAT}
 
 
 async def test_a_target_whose_unit_does_not_exist(installed: Installed, fake: FakeBotApi) -> None:
