@@ -159,6 +159,13 @@ async def test_doctor_says_all_ok_on_a_healthy_install(
     assert not fake.calls("sendMessage"), "no message without --send-test"
     assert {c.params.get("chat_id") for c in fake.calls("getChat")} == {CHAT}
 
+    done = await command(installed, "doctor", "--config", str(installed.config), "--send-test")
+    assert f"chat {CHAT}" in done.stdout
+    assert "test message sent" in done.stdout
+    (sent,) = fake.sent
+    assert sent["chat_id"] == CHAT
+    assert "supervisor doctor --send-test" in sent["text"]
+
 
 async def test_a_target_whose_unit_does_not_exist(installed: Installed, fake: FakeBotApi) -> None:
     await run_with(installed, healthy(installed, fake))
