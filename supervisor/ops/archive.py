@@ -94,8 +94,10 @@ def state_summary(state: Mapping[str, Any]) -> str:
         f"outbox {_count(messages)} message(s)",
         f"recovery state of {_count(state.get('recovery'))} target(s)",
     ]
-    if "holds" in state:
-        parts.append(f"{_count(state['holds'])} hold(s)")
+    targets = state.get("targets")  # holds live with the health model's saved targets
+    holds = targets.get("holds") if isinstance(targets, Mapping) else state.get("holds")
+    if holds is not None:
+        parts.append(f"{_count(holds)} hold(s)")
     return ", ".join(parts)
 
 

@@ -73,7 +73,7 @@ def installation(root: Path) -> tuple[config.Config, bytes]:
         "running": True,
         "alerts": {"incidents": [{"target": "trader"}], "silences": {}},
         "outbox": {"next_id": 3, "messages": [{"id": 1}, {"id": 2}]},
-        "holds": {"trader": {"until": NOW + 600, "by": "alice"}},
+        "targets": {"holds": {"trader": {"until": NOW + 600, "by": "alice"}}, "stopped": {}},
     }
     (state / "state.json").write_text(json.dumps(saved))
     return cfg, raw
@@ -135,3 +135,10 @@ def test_something_that_is_not_a_backup_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(backup.BackupError, match="not a supervisor backup"):
         backup.restore(tmp_path / "state", tmp_path / "config.toml", junk, NOW)
     assert not (tmp_path / "state" / "state.json").exists()
+
+
+def test_a_state_file_of_a_version_without_holds_is_described_without_them() -> None:
+    words = archive.state_summary({"version": 1, "outbox": {"messages": [{"id": 1}]}})
+    assert words == (
+        "0 incident(s), 0 silence(s), outbox 1 message(s), recovery state of 0 target(s)"
+    )
