@@ -183,21 +183,24 @@ async def test_a_target_whose_unit_does_not_exist(installed: Installed, fake: Fa
 async def test_the_port_held_by_another_process(installed: Installed, fake: FakeBotApi) -> None:
     await run_with(installed, healthy(installed, fake))
     installed.sandbox.systemctl("stop", UNIT)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_PORT, str(installed.port)], stdout=subprocess.PIPE, text=True
-    )
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "listening"
-        code, checks = await doctor(installed)
-        assert code == 1
-        found = checks["port"]
-        assert found["level"] == "fail"
-        assert f"held by pid {holder.pid}" in found["detail"]
-        assert "http.port" in found["fix"]
+        with subprocess.Popen(
+            [sys.executable, "-c", HOLD_PORT, str(installed.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            try:
+                assert holder.stdout is not None
+                assert holder.stdout.readline().strip() == "listening"
+                code, checks = await doctor(installed)
+                assert code == 1
+                found = checks["port"]
+                assert found["level"] == "fail"
+                assert f"held by pid {holder.pid}" in found["detail"]
+                assert "http.port" in found["fix"]
+            finally:
+                holder.kill()
     finally:
-        holder.kill()
-        holder.wait()
         await run_with(installed, healthy(installed, fake))
 
 
@@ -269,8 +272,9 @@ async def test_the_daemon_not_running(installed: Installed, fake: FakeBotApi) ->
         await run_with(installed, healthy(installed, fake))
 
 
-# A target whose exec probe flips every second: status changes, incidents and alerts, so the
-# daemon writes events all the time. The Bot API is down: the alerts wait in the outbox.
+# A target whose exec probe flips every second (status changes, incidents opened and
+# resolved: the daemon writes events all the time) and one that stays failing (an incident
+# open throughout). The Bot API is down: the alerts wait in the outbox.
 FLAPPING = """
 [alerts]
 failure_threshold = 1
@@ -280,6 +284,12 @@ name = "flapper"
 type = "exec"
 command = ["/bin/sh", "-c", "exit $(( $(date +%s) % 2 * 2 ))"]
 period_s = 0.5
+failure_threshold = 1
+[[targets]]
+name = "broken"
+[[targets.probes]]
+type = "exec"
+command = ["/bin/sh", "-c", "echo CRITICAL - always; exit 2"]
 failure_threshold = 1
 """
 
