@@ -56,6 +56,7 @@ CORE = {
     "supervisor.ops.findings",
     "supervisor.ops.judge",
     "supervisor.ops.archive",
+    "supervisor.ops.reading",
 }
 ADAPTERS = {
     "supervisor.watch.systemd",

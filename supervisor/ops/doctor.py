@@ -21,7 +21,7 @@ from supervisor.alerts.telegram import TelegramChannel
 from supervisor.errors import BusError, ChannelError, ConfigError, TokenRejectedError
 from supervisor.history.store import FILE_NAME
 from supervisor.model import UnitState
-from supervisor.ops import host, judge
+from supervisor.ops import host, judge, reading
 from supervisor.ops.findings import Finding
 from supervisor.recovery.ports import find_holders
 from supervisor.redaction import Redactor
@@ -134,7 +134,7 @@ def _unit_file(fragment: str | None) -> Finding:
     template = host.shipped_unit()
     if path is None or template is None:
         return judge.unit_file(path, template, [])
-    diffs = ["cannot read it"] if text is None else judge.unit_differences(template, text)
+    diffs = ["cannot read it"] if text is None else reading.unit_differences(template, text)
     return judge.unit_file(path, template, diffs)
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import supervisor
 from supervisor import config
-from supervisor.ops.judge import UNIT, BreakerEvent, DirFacts, lock_holder
+from supervisor.ops.judge import UNIT, BreakerEvent, DirFacts
+from supervisor.ops.reading import lock_holder
 
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 LINGER_DIR = Path("/var/lib/systemd/linger")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from supervisor.ops import judge
+from supervisor.ops import judge, reading
 from supervisor.ops.findings import Finding, Level, exit_code, render_json, render_text, verdict
 
 NOW = 1_800_000_000.0
@@ -116,9 +116,9 @@ def test_telegram_a_refused_token_a_lost_api_and_an_unreachable_chat() -> None:
 def test_the_installed_unit_matches_the_template_with_its_paths_filled_in() -> None:
     template = "[Service]\nExecStart=@VENV@/bin/supervisor run --config @CONFIG@\nNice=10\n"
     same = "[Service]\nExecStart=/v/bin/supervisor run --config /c.toml\nNice=10\n"
-    assert judge.unit_differences(template, same) == []
+    assert reading.unit_differences(template, same) == []
     edited = same.replace("Nice=10", "Nice=0")
-    diffs = judge.unit_differences(template, edited)
+    diffs = reading.unit_differences(template, edited)
     assert diffs == ["line 3: shipped 'Nice=10', installed 'Nice=0'"]
     assert judge.unit_file("/u", template, diffs).level is Level.WARN
     assert judge.unit_file("/u", template, []).level is Level.OK
@@ -167,9 +167,9 @@ def test_the_lock_holder_is_read_from_proc_locks() -> None:
         "2: FLOCK  ADVISORY  WRITE 4242 fd:01:777 0 EOF\n"
         "2: -> FLOCK  ADVISORY  WRITE 5151 fd:01:777 0 EOF\n"
     )
-    assert judge.lock_holder(locks, 0xFD, 1, 777) == 4242
-    assert judge.lock_holder(locks, 0xFD, 1, 123) is None
-    assert judge.lock_holder(locks, 0xFD, 1, 5) is None
+    assert reading.lock_holder(locks, 0xFD, 1, 777) == 4242
+    assert reading.lock_holder(locks, 0xFD, 1, 123) is None
+    assert reading.lock_holder(locks, 0xFD, 1, 5) is None
     # overlayfs: another device number, the same inode, the PID the holder wrote
-    assert judge.lock_holder(locks, 0x2A, 0, 777, written=4242) == 4242
-    assert judge.lock_holder(locks, 0x2A, 0, 777, written=1) is None
+    assert reading.lock_holder(locks, 0x2A, 0, 777, written=4242) == 4242
+    assert reading.lock_holder(locks, 0x2A, 0, 777, written=1) is None
