@@ -147,3 +147,17 @@ def table(doc: dict[str, Any]) -> str:
     if doc.get("output"):
         header += f" ({doc['output']})"
     return "\n".join([header, *lines])
+
+
+_PRIVATE = ("chat", "sender", "user")  # chat event data kept out of the API
+
+
+def public_event(doc: dict[str, Any]) -> dict[str, Any]:
+    """An event document as any local reader may see it (/events, the stream): a chat
+    command without who sent it or from which chat. The log keeps those for the operator."""
+    if doc.get("kind") != "chat":
+        return doc
+    data = {k: v for k, v in doc.get("data", {}).items() if k not in _PRIVATE}
+    command = data.get("command")
+    summary = f"/{command} from an allowed Telegram user" if command else "a chat command"
+    return {**doc, "summary": summary, "data": data}

@@ -3,8 +3,9 @@ the routes given to it: history, the event stream, the status page).
 
 Every answer is rendered from memory; a request never runs a check, so it cannot be used
 to load the host. Health documents are rendered once per snapshot version and /metrics at
-most once a second (every probe result is a new version), so a busy client costs little,
-and while our own CPU is over budget clients are throttled (429, see `guard.throttle`).
+most once a second (every probe result is a new version), so a busy client costs little;
+what each request costs in CPU time is charged to its client, and a client over its share
+is throttled (429, see `guard.throttle`).
 Only loopback or configured Host names are served (a page in a local browser must not
 read us through DNS rebinding). The listening side (and its connection cap) is in
 `api.transport`.
@@ -16,6 +17,8 @@ import asyncio
 import hmac
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol
 
@@ -24,7 +27,7 @@ from aiohttp import hdrs, web
 from supervisor.api import render
 from supervisor.api.attempts import KeyAttempts
 from supervisor.config import API_KEY_HEADER
-from supervisor.guard.throttle import Throttle
+from supervisor.guard.throttle import METER, Meter, Throttle
 from supervisor.model import Clock, Snapshot, SystemClock
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,27 @@ _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text fo
 _METRICS_MAX_AGE_S = 1.0
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
-_THROTTLED = json.dumps({"error": "busy: our own CPU is over budget; retry later"}).encode()
+_THROTTLED = json.dumps({"error": "busy: this client used its share of our CPU; retry later"})
+_CHEAP = ("/health", "/metrics")  # rendered once per snapshot: served from a reserve
+_SHOWN_CHARS = 100  # client-given text in a log line: quoted and cut to this
+
+
+def shown(text: str | None) -> str:
+    """Client-given text (a path, a header) for a log line: quoted, so it can never start a
+    line of its own, and cut short."""
+    if text is None:
+        return "none"
+    return repr(text[:_SHOWN_CHARS]) + ("..." if len(text) > _SHOWN_CHARS else "")
+
+
+def _cheap(path: str) -> bool:
+    return path in _CHEAP or path.startswith("/health/")
+
+
+async def _plain_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """No version banner; a browser never second-guesses our content types."""
+    response.headers.popall(hdrs.SERVER, None)
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def served_hosts(host: str, port: int, allowed: Collection[str] = ()) -> frozenset[str]:
@@ -85,10 +108,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp.headers.update(headers)
         return resp
     except TimeoutError:
-        log.warning("request %s %s timed out", request.method, request.path)
+        log.warning("request %s %s timed out", request.method, shown(request.path))
         return _json({"error": "handler timed out"}, 503)
     except Exception:
-        log.exception("request %s %s failed", request.method, request.path)
+        log.exception("request %s %s failed", request.method, shown(request.path))
         return _json({"error": "internal error"}, 500)
 
 
@@ -132,6 +155,7 @@ class HealthApp:
         """The aiohttp application (small bodies only: nothing here takes uploads)."""
         middlewares = [self._throttled, _errors, self._host_checked]
         app = web.Application(middlewares=middlewares, client_max_size=4096)
+        app.on_response_prepare.append(_plain_headers)
         app.router.add_get("/health", self.health)
         app.router.add_get("/health/{target}", self.health_target)
         app.router.add_get("/metrics", self.metrics)
@@ -142,32 +166,44 @@ class HealthApp:
 
     @web.middleware
     async def _throttled(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Outermost and cheap: a refused request costs one token-bucket check."""
+        """Outermost: refuse a client over its CPU share, else charge it what it costs."""
         throttle = self._throttle
-        if throttle is None or throttle.admit(self._clock.monotonic()):
+        if throttle is None:
             return await handler(request)
-        retry = str(throttle.retry_after_s)
-        return web.Response(
-            status=429,
-            body=_THROTTLED,
-            content_type="application/json",
-            headers={"Retry-After": retry},
-        )
+        client = request.remote or "unknown"
+        wait_s = throttle.admit(client, _cheap(request.path), self._clock.monotonic())
+        if wait_s is not None:
+            return web.Response(
+                status=429,
+                text=_THROTTLED,
+                content_type="application/json",
+                headers={"Retry-After": str(wait_s)},
+            )
+        if (request.match_info.route.name or "").endswith("-stream"):
+            return await handler(request)  # lives for minutes: bounded by its own cap
+        meter = Meter()
+        token = METER.set(meter)
+        started = time.thread_time()
+        try:
+            return await handler(request)
+        finally:
+            cost = meter.cost(time.thread_time() - started)
+            METER.reset(token)
+            throttle.charge(client, cost, self._clock.monotonic())
 
     @web.middleware
     async def _host_checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         host = request.headers.get(hdrs.HOST)
         if host_allowed(host, self._hosts):
             return await handler(request)
-        shown = repr(host[:100]) if host is not None else "none"
         log.warning(
             "refused %s %s from %s: Host %s is not served here (see http.allowed_hosts)",
             request.method,
-            request.path,
+            shown(request.path),
             request.remote,
-            shown,
+            shown(host),
         )
-        why = f"Host {shown} is not served here: add it to [http] allowed_hosts"
+        why = f"Host {shown(host)} is not served here: add it to [http] allowed_hosts"
         return _json({"error": why}, 421)
 
     def _cached(
@@ -210,6 +246,14 @@ class HealthApp:
         if self._api_key is None:
             return _json({"error": "state-changing endpoints are off: set http.api_key"}, 403)
         client = request.remote or "unknown"
+        # After a failure the client's next attempt must wait (doubling, up to a cap): one
+        # that comes sooner is answered at once, key unread. No socket is ever held.
+        wait_s = self._attempts.wait_s(client)
+        if wait_s > 0:
+            why = f"too many wrong {API_KEY_HEADER} headers from {client}: retry later"
+            resp = _json({"error": why}, 429)
+            resp.headers["Retry-After"] = str(max(1, math.ceil(wait_s)))
+            return resp
         # Constant-time comparison: the time taken says nothing about the key. Header bytes
         # that are not UTF-8 arrive as surrogate escapes; they are a wrong key, not an error.
         given = request.headers.get(API_KEY_HEADER, "").encode("utf-8", "surrogateescape")
@@ -218,14 +262,13 @@ class HealthApp:
             return None
         failures, hold_s = self._attempts.failed(client)
         log.warning(
-            "refused %s %s from %s: missing or wrong %s header",
+            "refused %s %s from %s: missing or wrong %s header (next attempt in %.2g s)",
             request.method,
-            request.path,
+            shown(request.path),
             client,
             API_KEY_HEADER,
+            hold_s,
         )
-        # Only this request waits: others (and the right key) are answered meanwhile.
-        await asyncio.sleep(hold_s)
         why = f"missing or wrong {API_KEY_HEADER} header ({failures} in a row from {client})"
         return _json({"error": why}, 401)
 

@@ -2,7 +2,9 @@
 
 A bounded number of clients, each with a bounded queue: a client that cannot keep up (its
 queue fills, or one write stalls) is dropped, never buffered without limit. Publishing is
-O(clients) and never waits, so a burst of events never delays supervision.
+O(clients) and never waits, so a burst of events never delays supervision. A client that
+closes its socket is let go at once (the server cancels its handler, see `api.transport`),
+not at the next keep-alive ping. Events are sent as /events shows them (`render.public_event`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 from typing import Any
 
 from aiohttp import web
+
+from supervisor.api.render import public_event
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class EventStream:
         """Send one event to every client; drop those whose queue is full."""
         if not self._clients:
             return
-        frame = f"id: {event_id}\nevent: event\ndata: {json.dumps(doc)}\n\n".encode()
+        frame = f"id: {event_id}\nevent: event\ndata: {json.dumps(public_event(doc))}\n\n".encode()
         for client in list(self._clients):
             try:
                 client.queue.put_nowait(frame)

@@ -3,15 +3,24 @@ that runs the application on it.
 
 At most `max_connections` connections are open at once; one more is told why and closed at
 once, so clients (1,100 held keep-alive connections, say) can never take the descriptors
-that probes need. Every connection and every chunk a client sends is reported through
-`activity`, so the throttle knows when serving is busy even when requests never reach a
-handler (malformed ones, refused connections).
+that probes need. The last few slots are a reserve for short GETs (/health, /metrics): a
+connection there must ask for one at once, is closed after a second without a request, and
+gives way to a newer one when the reserve is full, so idle or slow sockets can never make
+/health answer "too many open connections". Every connection and every chunk a client
+sends is reported through `activity`, and the CPU time spent parsing through `spent`, so
+the throttle knows what serving costs even when requests never reach a handler.
+
+aiohttp's log of requests it could not parse is cut down to a category and the client
+address, at most one line a minute per category with a count: its own text quotes the
+header line (an API key with it) and would flood the journal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,41 +46,120 @@ class HttpSettings:
     max_connections: int = 64
 
 
+RESERVE_MAX = 8  # slots kept for short GETs (at most a quarter of max_connections)
+RESERVE_IDLE_S = 1.0  # a reserve connection without a request this long is closed
+_SHORT_GET = re.compile(rb"GET /(health|metrics)[ /?]")
+_SHORT_GET_LEN = len(b"GET /metrics ")
+TALLY_WINDOW_S = 60.0
+
+
+class Tally:
+    """One line per category per window, then the count of those held back. Pure."""
+
+    def __init__(self, clock: Callable[[], float], window_s: float = TALLY_WINDOW_S) -> None:
+        self._clock = clock
+        self.window_s = window_s
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def note(self, category: str) -> int | None:
+        """None to stay quiet; else the number held back since the last line (say it now)."""
+        now = self._clock()
+        first, held = self._seen.get(category, (0.0, -1))
+        if held >= 0 and now - first < self.window_s:
+            self._seen[category] = (first, held + 1)
+            return None
+        self._seen[category] = (now, 0)
+        return max(0, held)
+
+
 class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's log of requests it could not parse: a client's doing, not ours, so one
-    warning line naming the client and the reason, never a traceback (handler errors are
-    logged by the app's own middleware)."""
+    """aiohttp's log of requests it could not parse: a client's doing, not ours. One warning
+    line naming the category (the exception's class) and the client, never the message:
+    aiohttp's messages quote the offending header line, and a key may be in it."""
+
+    def __init__(self, logger: logging.Logger, tally: Tally) -> None:
+        super().__init__(logger, {})
+        self._tally = tally
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        """Anything at ERROR or above becomes one warning line."""
+        """Debug lines are dropped (they quote requests too); errors become counted warnings."""
         if level < logging.ERROR:
-            self.logger.log(level, msg, *args)
             return
         exc = kwargs.get("exc_info")
-        reason = getattr(exc, "message", None) or type(exc).__name__
-        self.logger.warning("%s: %s", str(msg) % args, str(reason).strip())
+        category = type(exc).__name__ if isinstance(exc, BaseException) else "error"
+        client = args[0] if args and isinstance(args[0], str) else "unknown"
+        held = self._tally.note(category)
+        if held is None:
+            return
+        more = f" (and {held} more in the last {self._tally.window_s:.0f} s)" if held else ""
+        self.logger.warning("refused a malformed request from %s: %s%s", client, category, more)
 
 
 class _Counted(asyncio.Protocol):
-    """One connection under the cap: aiohttp's handler, counted while it is open."""
+    """One connection under the cap: aiohttp's handler, counted while it is open.
 
-    def __init__(self, handler: asyncio.Protocol, site: _CappedSite) -> None:
+    A connection in the reserve (`reserve=True`) must ask for a short GET in its first
+    bytes and is closed after `RESERVE_IDLE_S` without a request.
+    """
+
+    def __init__(self, handler: asyncio.Protocol, site: _CappedSite, reserve: bool) -> None:
         self._handler = handler
         self._site = site
+        self.reserve = reserve
+        self._head = b""  # the first bytes of a reserve connection, until judged
+        self._judged = not reserve
+        self.transport: asyncio.Transport | None = None
+        self.active_at = time.monotonic()
+        self._idle: asyncio.TimerHandle | None = None
+        self._evicted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         self._site.activity()
         self._handler.connection_made(transport)
+        if self._evicted:  # gave way before it was even made
+            self.refuse()
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
         self._site.activity()
+        self.active_at = time.monotonic()
+        self._arm()
+        if not self._judged:
+            self._head += data
+            if len(self._head) < _SHORT_GET_LEN and b"\n" not in self._head:
+                return  # too little to judge yet
+            self._judged = True
+            data, self._head = self._head, b""
+            if not _SHORT_GET.match(data):
+                self.refuse()
+                return
+        started = time.thread_time()
         self._handler.data_received(data)
+        self._site.spent(time.thread_time() - started)
+
+    def refuse(self) -> None:
+        """Told the server is full, and closed."""
+        self._evicted = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_FULL)
+            self.transport.close()
+
+    def _arm(self) -> None:
+        if not self.reserve:
+            return
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(RESERVE_IDLE_S, self.refuse)
 
     def eof_received(self) -> bool | None:
         return self._handler.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._site.closed()
+        if self._idle is not None:
+            self._idle.cancel()
+        self._site.closed(self)
         self._handler.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -106,11 +194,15 @@ class _CappedSite(web.BaseSite):
         runner: web.BaseRunner,
         settings: HttpSettings,
         activity: Callable[[], None],
+        spent: Callable[[float], None],
     ) -> None:
         super().__init__(runner, backlog=256)
         self._settings = settings
         self.activity = activity  # every connection and every chunk a client sends
+        self.spent = spent  # CPU seconds spent parsing what clients sent
         self.open = 0
+        self._reserve = min(RESERVE_MAX, settings.max_connections // 4)
+        self._in_reserve: list[_Counted] = []  # oldest first
         self._refusing = False
 
     @property
@@ -133,19 +225,28 @@ class _CappedSite(web.BaseSite):
 
     def _protocol(self, server: web.Server) -> asyncio.Protocol:
         cap = self._settings.max_connections
-        if self.open >= cap:
-            if not self._refusing:
-                log.warning(
-                    "refusing HTTP connections: %d open, the cap (http.max_connections)", cap
-                )
-                self._refusing = True
-            return _Refused(self)
-        self.open += 1
-        return _Counted(server(), self)
+        if self.open - len(self._in_reserve) < cap - self._reserve:
+            self.open += 1
+            return _Counted(server(), self, reserve=False)
+        if self._in_reserve and len(self._in_reserve) >= self._reserve:
+            # The reserve is for requests answered in milliseconds: its oldest connection
+            # has had its answer (or never asked), so it gives way to this one.
+            self._in_reserve.pop(0).refuse()
+        if len(self._in_reserve) < self._reserve:
+            self.open += 1
+            conn = _Counted(server(), self, reserve=True)
+            self._in_reserve.append(conn)
+            return conn
+        if not self._refusing:
+            log.warning("refusing HTTP connections: %d open, the cap (http.max_connections)", cap)
+            self._refusing = True
+        return _Refused(self)
 
-    def closed(self) -> None:
+    def closed(self, conn: _Counted) -> None:
         """A counted connection ended."""
         self.open -= 1
+        if conn in self._in_reserve:
+            self._in_reserve.remove(conn)
         if self._refusing and self.open < self._settings.max_connections:
             self._refusing = False
             log.info("accepting HTTP connections again: %d open", self.open)
@@ -159,10 +260,12 @@ class HttpServer:
         app: web.Application,
         settings: HttpSettings,
         activity: Callable[[], None] = lambda: None,
+        spent: Callable[[float], None] = lambda cpu_s: None,
     ) -> None:
         self._app = app
         self._settings = settings
         self._activity = activity
+        self._spent = spent
         self._runner: web.AppRunner | None = None
         self._site: _CappedSite | None = None
         self.port = settings.port
@@ -178,12 +281,15 @@ class HttpServer:
             self._app,
             handle_signals=False,
             access_log=log if self._settings.access_log else None,
-            logger=_ProtocolLog(log),
+            logger=_ProtocolLog(log, Tally(time.monotonic)),
             keepalive_timeout=5.0,
             shutdown_timeout=1.0,
+            # A client that leaves ends its handler at once: an event stream frees its slot
+            # when its socket closes, not at the next keep-alive ping.
+            handler_cancellation=True,
         )
         await runner.setup()
-        site = _CappedSite(runner, self._settings, self._activity)
+        site = _CappedSite(runner, self._settings, self._activity, self._spent)
         try:
             await site.start()
         except OSError:

@@ -40,6 +40,7 @@ from supervisor.history.store import FILE_NAME, HistoryStore
 from supervisor.model import Clock, ProbeResult, Snapshot
 from supervisor.probing import probes, runner
 from supervisor.probing.resources import ProcReader
+from supervisor.runtime import logs
 from supervisor.runtime.notify import Notifier
 from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.link import BusLink
@@ -270,6 +271,8 @@ def http_server(
     """The HTTP server: the app (throttled, Host-checked, key-guarded) on a capped site."""
     http = config.http
     key = http.api_key.get_secret_value() if http.api_key else None
+    if key:
+        logs.redact(key)  # like the bot token: never in a log line, however it got there
     reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
     app = HealthApp(
         now.snapshot,
@@ -282,4 +285,4 @@ def http_server(
         routes=routes,
     )
     settings = HttpSettings(http.host, http.port, http.access_log, http.max_connections)
-    return HttpServer(app.build(), settings, activity=throttle.seen)
+    return HttpServer(app.build(), settings, activity=throttle.seen, spent=throttle.spent)

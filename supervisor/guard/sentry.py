@@ -2,8 +2,9 @@
 
 A joiner of the guard room: the readings (adapter) go to the throttle and the breaker
 (pure); what follows (notes, alerts, metrics, exiting over the hard memory limit) goes out
-through callables. Over our CPU budget, HTTP is throttled first; the breaker hears of our
-own CPU only once serving is not to blame.
+through callables. HTTP clients pay for their own cost (`guard.throttle`): the CPU that
+serving measured is taken off our own before the breaker judges it, so a reader can never
+pause probing.
 """
 
 from __future__ import annotations
@@ -72,10 +73,9 @@ class Sentry:
         if rss_mb > budget.memory_mb:
             shed_memory()
         now = self._clock.monotonic()
-        busy = self._throttle_http(stats.cpu_percent, budget, now, breaker.config.sample_interval_s)
-        sample = LoadSample(
-            now, host.cpu_percent, host.memory_percent, stats.cpu_percent, rss_mb, busy
-        )
+        serving, busy = self._throttle_http(stats.cpu_percent, breaker.config.sample_interval_s)
+        own = max(0.0, stats.cpu_percent - serving)
+        sample = LoadSample(now, host.cpu_percent, host.memory_percent, own, rss_mb, busy)
         self._hooks.observe_load(host)
         if breaker.observe(sample):
             if breaker.open:
@@ -84,25 +84,25 @@ class Sentry:
                 log.info("breaker closed: host load back under the resume thresholds")
             self._hooks.breaker_changed(breaker)
 
-    def _throttle_http(self, cpu: float, budget: BudgetConfig, now: float, interval: float) -> bool:
-        """Throttle HTTP while our CPU is over budget; True if serving was busy.
+    def _throttle_http(self, cpu: float, interval: float) -> tuple[float, bool]:
+        """What serving cost in the interval (percent of a core) and whether it was busy.
 
-        Said (log, /health note) only while clients are actually refused: a lone sample
-        over budget with nobody turned away is nothing a user needs to hear about.
+        Said (log, /health note) only while clients are actually refused.
         """
         throttle = self._throttle
         was = throttle.refusing
-        busy = throttle.observe(cpu > budget.cpu_percent, now, interval)
+        serving, busy = throttle.observe(interval)
         if throttle.refusing and not was:
             log.warning(
-                "own CPU %.1f%% is over budget %g%%: throttling HTTP (429 beyond %g requests/s)",
+                "HTTP throttled: a client spent more than %g%% of a core on serving "
+                "(own CPU %.1f%%, %.1f%% of it serving): 429 until it has credit again",
+                throttle.share_percent,
                 cpu,
-                budget.cpu_percent,
-                throttle.rate_per_s,
+                serving,
             )
-            note = f"HTTP throttled: own CPU over budget {budget.cpu_percent:g}%"
+            note = f"HTTP throttled: a client over its {throttle.share_percent:g}% CPU share"
             self._hooks.throttle_changed(note)
         elif was and not throttle.refusing:
             log.info("HTTP no longer throttled (own CPU %.1f%%)", cpu)
             self._hooks.throttle_changed(None)
-        return busy
+        return serving, busy

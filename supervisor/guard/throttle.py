@@ -1,64 +1,143 @@
-"""HTTP throttling: the first thing given up when our own CPU is over budget.
+"""HTTP throttling by what serving costs: CPU time per client, never a count of requests.
 
-Pure: times come in from the caller. Serving is the one part of our work that outsiders
-control, so it is cut first (429 with Retry-After beyond a small rate) and probing is
-never paused because a client is busy: each sample says whether serving was to blame
-(`observe`), and the breaker leaves our own CPU to the throttle while it was.
+Pure: times and costs come in from the caller. Serving is the one part of our work that
+outsiders control, so it is measured apart from probing (the CPU time spent serving each
+request, charged to the client's address) and paid for by the client that caused it:
+
+- each client address has a bucket of CPU time that refills at `share_percent` of a core;
+  a client whose bucket is empty gets 429 with `Retry-After` (when it will have credit
+  again), whatever its request rate;
+- /health and /metrics (rendered once per snapshot, so cheap) are still answered from a
+  small reserve of requests a second when the client's bucket is empty: one noisy client
+  on 127.0.0.1 never gets the scraper or `supervisor status` throttled;
+- the CPU that serving measured in a sample is taken off our own CPU before the breaker
+  judges it (`observe`), so probing never pauses because of HTTP work. What a flood costs
+  outside the handlers (accepting, parsing refused requests) is not all measured: a sample
+  with many more connections and chunks than `BUSY_EVENTS_PER_S` is called busy, and the
+  breaker leaves our own CPU alone for it.
 """
 
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
+from dataclasses import dataclass
 
-ADMITTED_PER_S = 10.0  # answered while throttled: `supervisor status` and a scrape still fit
+SHARE_PERCENT = 2.0  # of one core, per client address: a few 1,000-event pages a second
+BURST_S = 0.25  # CPU seconds a quiet client may spend at once (a page load, a burst)
+RESERVE_PER_S = 10.0  # cheap requests answered a second when a client's bucket is empty
+BUSY_EVENTS_PER_S = 50.0  # connections + chunks a second beyond which serving is busy
+MAX_CLIENTS = 1024  # bounded memory: the least recently seen client is forgotten first
+
+
+@dataclass(slots=True)
+class Meter:
+    """What one request cost besides the event-loop CPU measured around its handler.
+
+    A handler that waits for a worker thread records the loop time that went to other
+    work while it waited (not its cost) and the worker's own CPU time (its cost), so a
+    history page is charged what it took, wherever it ran.
+    """
+
+    elsewhere_s: float = 0.0  # loop CPU spent on other work while this request waited
+    worker_s: float = 0.0  # worker threads' CPU spent on this request
+
+    def cost(self, loop_s: float) -> float:
+        """The request's cost, given the loop CPU measured around its handler."""
+        return max(0.0, loop_s - self.elsewhere_s) + self.worker_s
+
+
+# The meter of the request being served (each request runs in a task of its own, so in a
+# context of its own); None outside one.
+METER: ContextVar[Meter | None] = ContextVar("supervisor_meter", default=None)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    credit_s: float  # CPU seconds this client may still spend (negative: in debt)
+    at: float  # when it was last refilled
 
 
 class Throttle:
-    """Open (every request answered) or limited (a token bucket, the rest refused)."""
+    """Per-client CPU buckets, a reserve for cheap requests, and what serving cost."""
 
-    def __init__(self, rate_per_s: float = ADMITTED_PER_S, burst: float = ADMITTED_PER_S) -> None:
-        self.rate_per_s = rate_per_s
-        self._burst = burst
-        self._tokens = burst
-        self._filled_at = 0.0
-        self.limited = False
-        self.retry_after_s = 1  # what a refused client is told: the next sample, in seconds
+    def __init__(
+        self,
+        share_percent: float = SHARE_PERCENT,
+        burst_s: float = BURST_S,
+        reserve_per_s: float = RESERVE_PER_S,
+    ) -> None:
+        self.share_percent = share_percent
+        self._rate = share_percent / 100.0  # CPU seconds per second
+        self._burst = burst_s
+        self._reserve_rate = reserve_per_s
+        self._reserve = reserve_per_s
+        self._reserve_at = 0.0
+        self._clients: dict[str, _Bucket] = {}
         self.activity = 0  # connections and chunks received since the last sample
+        self.served_s = 0.0  # CPU seconds spent serving since the last sample
         self.refused = 0  # requests refused since start
         self._refused_before = 0  # ... as of the last sample
-        self.refusing = False  # still limited, and clients were refused since the last sample
+        self.refusing = False  # clients were refused in the last sample's interval
+
+    @property
+    def clients(self) -> int:
+        """Client addresses remembered (bounded)."""
+        return len(self._clients)
 
     def seen(self) -> None:
         """A client did something (connected, sent bytes): serving costs CPU."""
         self.activity += 1
 
-    def admit(self, now: float) -> bool:
-        """True to answer a request that arrives at `now`; False to refuse it (429)."""
-        if not self.limited:
-            return True
-        self._tokens = min(self._burst, self._tokens + (now - self._filled_at) * self.rate_per_s)
-        self._filled_at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
+    def admit(self, client: str, cheap: bool, now: float) -> int | None:
+        """None to answer a request from `client` at `now`; else seconds to tell it to wait."""
+        bucket = self._refill(client, now)
+        if bucket.credit_s > 0:
+            return None
+        if cheap and self._take_reserve(now):
+            return None
         self.refused += 1
-        return False
+        return max(1, math.ceil(-bucket.credit_s / self._rate)) if self._rate > 0 else 60
 
-    def observe(self, over_budget: bool, now: float, interval_s: float) -> bool:
-        """Judge the interval that just ended and set the next one; True if serving was busy.
+    def charge(self, client: str, cpu_s: float, now: float) -> None:
+        """`client` made us spend `cpu_s` seconds of CPU serving it."""
+        self._refill(client, now).credit_s -= cpu_s
+        self.served_s += cpu_s
 
-        Busy means our CPU over budget cannot be blamed on probing yet: clients came while
-        serving was not throttled (throttle first), or came faster than the admitted rate
-        while it was. Only an overage with HTTP idle or within that rate is probing's own.
+    def spent(self, cpu_s: float) -> None:
+        """CPU spent serving no one in particular (parsing what a client sent)."""
+        self.served_s += cpu_s
+
+    def observe(self, interval_s: float) -> tuple[float, bool]:
+        """End a sample: the percent of a core serving took, and whether it was busy.
+
+        Busy means more connections and chunks than measured handlers explain: what they
+        cost is not all in the figure, so our own CPU cannot be blamed on probing.
         """
-        # Each admitted request may come on a connection of its own: two events apiece.
-        allowance = 2 * self.rate_per_s * interval_s if self.limited else 0.0
-        busy = self.activity > allowance
-        if over_budget and not self.limited:
-            self._tokens, self._filled_at = self._burst, now
-        self.limited = over_budget
-        self.refusing = over_budget and self.refused > self._refused_before
+        percent = 100.0 * self.served_s / interval_s if interval_s > 0 else 0.0
+        busy = self.activity > BUSY_EVENTS_PER_S * interval_s
+        self.refusing = self.refused > self._refused_before
         self._refused_before = self.refused
-        self.retry_after_s = max(1, math.ceil(interval_s))
-        self.activity = 0
-        return busy
+        self.activity, self.served_s = 0, 0.0
+        return percent, busy
+
+    def _refill(self, client: str, now: float) -> _Bucket:
+        bucket = self._clients.pop(client, None)
+        if bucket is None:
+            bucket = _Bucket(self._burst, now)
+        else:
+            gained = max(0.0, now - bucket.at) * self._rate
+            bucket.credit_s, bucket.at = min(self._burst, bucket.credit_s + gained), now
+        self._clients[client] = bucket  # re-inserted: the dict stays in least-recent order
+        if len(self._clients) > MAX_CLIENTS:
+            del self._clients[next(iter(self._clients))]
+        return bucket
+
+    def _take_reserve(self, now: float) -> bool:
+        gained = max(0.0, now - self._reserve_at) * self._reserve_rate
+        self._reserve = min(self._reserve_rate, self._reserve + gained)
+        self._reserve_at = now
+        if self._reserve >= 1.0:
+            self._reserve -= 1.0
+            return True
+        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -93,11 +94,36 @@ async def test_bad_queries_say_what_is_wrong(client: TestClient[Any, Any]) -> No
         ("kind=nonsense", "kind must be one of"),
         ("since=yesterday", "since: not a time"),
         ("limit=0", "limit must be 1..1000"),
-        ("limit=abc", "whole numbers"),
+        ("limit=abc", "limit must be a whole number"),
     ):
         resp = await client.get(f"/events?{query}")
         assert resp.status == 400
         assert words in (await resp.json())["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("since=nan", "since"),
+        ("since=inf", "since"),
+        ("since=-inf", "since"),
+        ("until=1e18", "until"),
+        ("since=-5", "since"),
+        ("since=99999999999999999999w", "since"),
+        ("until=99999999999999999999d", "until"),
+        ("before=99999999999999999999", "before"),
+        ("before=-99999999999999999999", "before"),
+        ("limit=99999999999999999999", "limit"),
+    ],
+)
+async def test_non_finite_or_out_of_range_numbers_are_a_400_naming_them(
+    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture, query: str, name: str
+) -> None:
+    resp = await client.get(f"/events?{query}")
+    assert resp.status == 400
+    assert (await resp.json())["error"].startswith(name)
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_history_of_a_target_and_of_all(client: TestClient[Any, Any], parts: Parts) -> None:

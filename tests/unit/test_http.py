@@ -9,11 +9,13 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
 
+from supervisor.api.attempts import KeyAttempts
 from supervisor.api.metrics import Metrics
 from supervisor.api.server import HealthApp
 from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.model import ActiveState, PerfDatum, ProbeResult, Status, UnitState
 from supervisor.watch.health import HealthModel, ProbeTrack
+from tests.clock import FakeClock
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -184,7 +186,10 @@ async def test_reset_needs_the_right_key(
         done.append(name)
         return name in ("trader", "dashboard")
 
-    app = HealthApp(model.snapshot, metrics.render, reset=reset, api_key="s3cret-key")
+    attempts = KeyAttempts(FakeClock(), first_delay_s=0.0, max_delay_s=0.0)  # no waits
+    app = HealthApp(
+        model.snapshot, metrics.render, reset=reset, api_key="s3cret-key", attempts=attempts
+    )
     c = await aiohttp_client(app.build())
     assert (await c.post("/targets/trader/reset")).status == 401
     wrong = await c.post("/targets/trader/reset", headers={"X-API-Key": "nope"})
