@@ -134,12 +134,10 @@ class HistoryRoutes:
             finally:
                 spent[0] = time.thread_time() - started
 
-        waited_from = time.thread_time()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._reads, timed)
         finally:
             if meter is not None:
-                meter.elsewhere_s += time.thread_time() - waited_from
                 meter.worker_s += spent[0]
 
     def add_to(self, app: web.Application) -> None:

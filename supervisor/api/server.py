@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol
 
@@ -166,7 +165,7 @@ class HealthApp:
 
     @web.middleware
     async def _throttled(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Outermost: refuse a client over its CPU share, else charge it what it costs."""
+        """Outermost: refuse a client over its CPU share (what it costs is charged to it)."""
         throttle = self._throttle
         if throttle is None:
             return await handler(request)
@@ -179,17 +178,15 @@ class HealthApp:
                 content_type="application/json",
                 headers={"Retry-After": str(wait_s)},
             )
-        if (request.match_info.route.name or "").endswith("-stream"):
-            return await handler(request)  # lives for minutes: bounded by its own cap
+        # The loop's CPU is charged step by step by the transport; a worker thread's here.
         meter = Meter()
         token = METER.set(meter)
-        started = time.thread_time()
         try:
             return await handler(request)
         finally:
-            cost = meter.cost(time.thread_time() - started)
             METER.reset(token)
-            throttle.charge(client, cost, self._clock.monotonic())
+            if meter.worker_s:
+                throttle.charge(client, meter.worker_s, self._clock.monotonic())
 
     @web.middleware
     async def _host_checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:

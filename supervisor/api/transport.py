@@ -7,8 +7,13 @@ that probes need. The last few slots are a reserve for short GETs (/health, /met
 connection there must ask for one at once, is closed after a second without a request, and
 gives way to a newer one when the reserve is full, so idle or slow sockets can never make
 /health answer "too many open connections". Every connection and every chunk a client
-sends is reported through `activity`, and the CPU time spent parsing through `spent`, so
-the throttle knows what serving costs even when requests never reach a handler.
+sends is reported through `activity`.
+
+What serving costs is measured here, where all of it happens: the CPU time of every step
+of a connection's tasks (aiohttp's request loop and each request, handler, errors and
+writing included) and of parsing what it sent is reported through `charge`, against the
+client's address. So a refused (429) or malformed request costs its client too, and the
+breaker is told exactly how much of our CPU went to serving.
 
 aiohttp's log of requests it could not parse is cut down to a category and the client
 address, at most one line a minute per category with a count: its own text quotes the
@@ -21,7 +26,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +100,59 @@ class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
         self.logger.warning("refused a malformed request from %s: %s%s", client, category, more)
 
 
+Charge = Callable[[str, float], None]  # (client address, CPU seconds)
+
+
+class _Metered(Coroutine[Any, Any, Any]):
+    """A coroutine whose every step's CPU time is charged to its connection's client."""
+
+    __slots__ = ("_conn", "_coro")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], conn: _Counted) -> None:
+        self._coro = coro
+        self._conn = conn
+
+    def send(self, value: Any) -> Any:
+        """One step."""
+        return self._conn.metered(self._coro.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        """One step, with an exception thrown in (cancellation)."""
+        return self._conn.metered(self._coro.throw, *args)
+
+    def close(self) -> None:
+        """Close the wrapped coroutine."""
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self
+
+    def __iter__(self) -> _Metered:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+
+class _MeteredHandler(web.RequestHandler):
+    """aiohttp's connection handler, whose tasks (its request loop, each request) come back
+    metered: aiohttp makes them from `self.start()` and `self._handle_request(...)`."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, server: web.Server, conn: _Counted) -> None:
+        # What `web.Server.__call__` does, with this class.
+        super().__init__(server, loop=server._loop, **server._kwargs)
+        self.conn = conn
+
+    def start(self) -> _Metered:
+        """The connection's request loop, metered."""
+        return _Metered(super().start(), self.conn)
+
+    def _handle_request(self, *args: Any) -> _Metered:
+        return _Metered(super()._handle_request(*args), self.conn)
+
+
 class _Counted(asyncio.Protocol):
     """One connection under the cap: aiohttp's handler, counted while it is open.
 
@@ -102,9 +160,10 @@ class _Counted(asyncio.Protocol):
     bytes and is closed after `RESERVE_IDLE_S` without a request.
     """
 
-    def __init__(self, handler: asyncio.Protocol, site: _CappedSite, reserve: bool) -> None:
-        self._handler = handler
+    def __init__(self, server: web.Server, site: _CappedSite, reserve: bool) -> None:
+        self._handler = _MeteredHandler(server, self)
         self._site = site
+        self.client = "unknown"
         self.reserve = reserve
         self._head = b""  # the first bytes of a reserve connection, until judged
         self._judged = not reserve
@@ -116,6 +175,8 @@ class _Counted(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         self._site.activity()
         self._handler.connection_made(transport)
         if self._evicted:  # gave way before it was even made
@@ -135,9 +196,21 @@ class _Counted(asyncio.Protocol):
             if not _SHORT_GET.match(data):
                 self.refuse()
                 return
+        self.metered(self._handler.data_received, data)
+
+    def metered(self, call: Callable[..., Any], *args: Any) -> Any:
+        """`call(*args)`, its CPU time charged to this client (once: a step that runs
+        another at once, as an eager task does, is charged as a whole)."""
+        site = self._site
+        if site.metering:
+            return call(*args)
+        site.metering = True
         started = time.thread_time()
-        self._handler.data_received(data)
-        self._site.spent(time.thread_time() - started)
+        try:
+            return call(*args)
+        finally:
+            site.metering = False
+            site.charge(self.client, time.thread_time() - started)
 
     def refuse(self) -> None:
         """Told the server is full, and closed."""
@@ -154,7 +227,8 @@ class _Counted(asyncio.Protocol):
         self._idle = asyncio.get_running_loop().call_later(RESERVE_IDLE_S, self.refuse)
 
     def eof_received(self) -> bool | None:
-        return self._handler.eof_received()
+        self._handler.eof_received()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
@@ -194,12 +268,13 @@ class _CappedSite(web.BaseSite):
         runner: web.BaseRunner,
         settings: HttpSettings,
         activity: Callable[[], None],
-        spent: Callable[[float], None],
+        charge: Charge,
     ) -> None:
         super().__init__(runner, backlog=256)
         self._settings = settings
         self.activity = activity  # every connection and every chunk a client sends
-        self.spent = spent  # CPU seconds spent parsing what clients sent
+        self.charge = charge  # CPU seconds spent serving a client
+        self.metering = False  # inside a metered step
         self.open = 0
         self._reserve = min(RESERVE_MAX, settings.max_connections // 4)
         self._in_reserve: list[_Counted] = []  # oldest first
@@ -227,14 +302,14 @@ class _CappedSite(web.BaseSite):
         cap = self._settings.max_connections
         if self.open - len(self._in_reserve) < cap - self._reserve:
             self.open += 1
-            return _Counted(server(), self, reserve=False)
+            return _Counted(server, self, reserve=False)
         if self._in_reserve and len(self._in_reserve) >= self._reserve:
             # The reserve is for requests answered in milliseconds: its oldest connection
             # has had its answer (or never asked), so it gives way to this one.
             self._in_reserve.pop(0).refuse()
         if len(self._in_reserve) < self._reserve:
             self.open += 1
-            conn = _Counted(server(), self, reserve=True)
+            conn = _Counted(server, self, reserve=True)
             self._in_reserve.append(conn)
             return conn
         if not self._refusing:
@@ -260,12 +335,12 @@ class HttpServer:
         app: web.Application,
         settings: HttpSettings,
         activity: Callable[[], None] = lambda: None,
-        spent: Callable[[float], None] = lambda cpu_s: None,
+        charge: Charge = lambda client, cpu_s: None,
     ) -> None:
         self._app = app
         self._settings = settings
         self._activity = activity
-        self._spent = spent
+        self._charge = charge
         self._runner: web.AppRunner | None = None
         self._site: _CappedSite | None = None
         self.port = settings.port
@@ -289,7 +364,7 @@ class HttpServer:
             handler_cancellation=True,
         )
         await runner.setup()
-        site = _CappedSite(runner, self._settings, self._activity, self._spent)
+        site = _CappedSite(runner, self._settings, self._activity, self._charge)
         try:
             await site.start()
         except OSError:

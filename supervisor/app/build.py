@@ -285,4 +285,5 @@ def http_server(
         routes=routes,
     )
     settings = HttpSettings(http.host, http.port, http.access_log, http.max_connections)
-    return HttpServer(app.build(), settings, activity=throttle.seen, spent=throttle.spent)
+    charge = lambda client, cpu_s: throttle.charge(client, cpu_s, clock.monotonic())  # noqa: E731
+    return HttpServer(app.build(), settings, activity=throttle.seen, charge=charge)

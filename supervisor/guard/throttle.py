@@ -12,9 +12,9 @@ request, charged to the client's address) and paid for by the client that caused
   on 127.0.0.1 never gets the scraper or `supervisor status` throttled;
 - the CPU that serving measured in a sample is taken off our own CPU before the breaker
   judges it (`observe`), so probing never pauses because of HTTP work. What a flood costs
-  outside the handlers (accepting, parsing refused requests) is not all measured: a sample
-  with many more connections and chunks than `BUSY_EVENTS_PER_S` is called busy, and the
-  breaker leaves our own CPU alone for it.
+  outside the measured steps (accepting, closing) is not in the figure: a sample with many
+  more connections and chunks than `BUSY_EVENTS_PER_S` is called busy, and the breaker
+  leaves our own CPU alone for it.
 """
 
 from __future__ import annotations
@@ -32,19 +32,10 @@ MAX_CLIENTS = 1024  # bounded memory: the least recently seen client is forgotte
 
 @dataclass(slots=True)
 class Meter:
-    """What one request cost besides the event-loop CPU measured around its handler.
+    """CPU time spent on one request off the event loop (a worker thread's history read):
+    the loop's own share is measured by the transport, step by step."""
 
-    A handler that waits for a worker thread records the loop time that went to other
-    work while it waited (not its cost) and the worker's own CPU time (its cost), so a
-    history page is charged what it took, wherever it ran.
-    """
-
-    elsewhere_s: float = 0.0  # loop CPU spent on other work while this request waited
-    worker_s: float = 0.0  # worker threads' CPU spent on this request
-
-    def cost(self, loop_s: float) -> float:
-        """The request's cost, given the loop CPU measured around its handler."""
-        return max(0.0, loop_s - self.elsewhere_s) + self.worker_s
+    worker_s: float = 0.0
 
 
 # The meter of the request being served (each request runs in a task of its own, so in a
@@ -102,10 +93,6 @@ class Throttle:
     def charge(self, client: str, cpu_s: float, now: float) -> None:
         """`client` made us spend `cpu_s` seconds of CPU serving it."""
         self._refill(client, now).credit_s -= cpu_s
-        self.served_s += cpu_s
-
-    def spent(self, cpu_s: float) -> None:
-        """CPU spent serving no one in particular (parsing what a client sent)."""
         self.served_s += cpu_s
 
     def observe(self, interval_s: float) -> tuple[float, bool]:

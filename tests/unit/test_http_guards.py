@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient
 
 from supervisor.api.attempts import KeyAttempts
@@ -72,25 +72,33 @@ class Burner:
 
 
 async def test_a_client_over_its_cpu_share_gets_429_but_health_and_metrics_answer(
-    aiohttp_client: Client, model: HealthModel, metrics: Metrics
+    model: HealthModel, metrics: Metrics
 ) -> None:
     clock, throttle = FakeClock(), Throttle(share_percent=2.0, burst_s=0.05)
     app = HealthApp(
         model.snapshot, metrics.render, clock=clock, throttle=throttle, routes=[Burner(0.02)]
     )
-    c = await aiohttp_client(app.build())
-    codes = [(await c.get("/burn")).status for _ in range(5)]
-    assert codes[:3] == [200, 200, 200]  # 50 ms of burst, 20 ms each: the third goes into debt
-    assert codes[3:] == [429, 429]
-    refused = await c.get("/burn")
-    assert int(refused.headers["Retry-After"]) >= 1  # when it has credit again
-    assert "share of our CPU" in (await refused.json())["error"]
-    assert (await c.get("/metrics")).status == 200  # the scraper is not the one who paid
-    assert (await c.get("/health")).status == 200
-    percent, _busy = throttle.observe(1.0)
-    assert percent >= 6.0  # 3 x 20 ms measured in the handler, taken off our own CPU
-    clock.advance(10.0)
-    assert (await c.get("/burn")).status == 200  # credit again
+    charge = lambda client, cpu_s: throttle.charge(client, cpu_s, clock.monotonic())  # noqa: E731
+    srv = HttpServer(app.build(), HttpSettings(port=0), charge=charge)
+    await srv.start()
+    url = f"http://127.0.0.1:{srv.port}"
+    try:
+        async with ClientSession() as c:
+            codes = [(await c.get(url + "/burn")).status for _ in range(5)]
+            # 50 ms of burst, 20 ms of CPU each (measured by the server): the third goes
+            # into debt, the rest are refused.
+            assert codes == [200, 200, 200, 429, 429]
+            refused = await c.get(url + "/burn")
+            assert int(refused.headers["Retry-After"]) >= 1  # when it has credit again
+            assert "share of our CPU" in (await refused.json())["error"]
+            assert (await c.get(url + "/metrics")).status == 200  # the scraper did not pay
+            assert (await c.get(url + "/health")).status == 200
+            percent, _busy = throttle.observe(1.0)
+            assert percent >= 6.0  # 3 x 20 ms, taken off our own CPU before the breaker
+            clock.advance(10.0)
+            assert (await c.get(url + "/burn")).status == 200  # credit again
+    finally:
+        await srv.stop()
 
 
 @pytest.mark.parametrize(

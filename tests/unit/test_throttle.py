@@ -42,7 +42,7 @@ def test_cheap_requests_of_a_client_in_debt_come_from_a_bounded_reserve() -> Non
 def test_a_sample_says_what_serving_cost_and_starts_again() -> None:
     t = Throttle()
     t.charge("a", 0.03, 0.0)
-    t.spent(0.01)  # parsing
+    t.charge("b", 0.01, 0.0)
     percent, busy = t.observe(2.0)
     assert percent == 2.0  # 40 ms in 2 s
     assert not busy
