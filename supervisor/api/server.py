@@ -38,7 +38,6 @@ _METRICS_MAX_AGE_S = 1.0
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _ANY_ADDRESS = ("", "0.0.0.0", "::")
 _THROTTLED = json.dumps({"error": "busy: this client used its share of our CPU; retry later"})
-_CHEAP = ("/health", "/metrics")  # rendered once per snapshot: served from a reserve
 _SHOWN_CHARS = 100  # client-given text in a log line: quoted and cut to this
 
 
@@ -50,8 +49,12 @@ def shown(text: str | None) -> str:
     return repr(text[:_SHOWN_CHARS]) + ("..." if len(text) > _SHOWN_CHARS else "")
 
 
-def _cheap(path: str) -> bool:
-    return path in _CHEAP or path.startswith("/health/")
+def _reserve(path: str) -> str | None:
+    """The reserve a request may be answered from over its client's share: /health and
+    /metrics are rendered once per snapshot, so cheap (`guard.throttle`)."""
+    if path == "/metrics":
+        return path
+    return "/health" if path == "/health" or path.startswith("/health/") else None
 
 
 async def _plain_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -170,7 +173,7 @@ class HealthApp:
         if throttle is None:
             return await handler(request)
         client = request.remote or "unknown"
-        wait_s = throttle.admit(client, _cheap(request.path), self._clock.monotonic())
+        wait_s = throttle.admit(client, _reserve(request.path), self._clock.monotonic())
         if wait_s is not None:
             return web.Response(
                 status=429,

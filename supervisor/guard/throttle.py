@@ -8,8 +8,10 @@ request, charged to the client's address) and paid for by the client that caused
   a client whose bucket is empty gets 429 with `Retry-After` (when it will have credit
   again), whatever its request rate;
 - /health and /metrics (rendered once per snapshot, so cheap) are still answered from a
-  small reserve of requests a second when the client's bucket is empty: one noisy client
-  on 127.0.0.1 never gets the scraper or `supervisor status` throttled;
+  small reserve of requests a second, one per route, when the client's bucket is empty:
+  every local process is the same client (127.0.0.1), and one that floods the history or
+  /health never gets the scraper or `supervisor status` throttled. (One that floods
+  /metrics itself shares its reserve with the scraper.)
 - the CPU that serving measured in a sample is taken off our own CPU before the breaker
   judges it (`observe`), so probing never pauses because of HTTP work. What a flood costs
   outside the measured steps (accepting, closing) is not in the figure: a sample with many
@@ -62,8 +64,7 @@ class Throttle:
         self._rate = share_percent / 100.0  # CPU seconds per second
         self._burst = burst_s
         self._reserve_rate = reserve_per_s
-        self._reserve = reserve_per_s
-        self._reserve_at = 0.0
+        self._reserves: dict[str, tuple[float, float]] = {}  # route: tokens, when filled
         self._clients: dict[str, _Bucket] = {}
         self.activity = 0  # connections and chunks received since the last sample
         self.served_s = 0.0  # CPU seconds spent serving since the last sample
@@ -80,12 +81,16 @@ class Throttle:
         """A client did something (connected, sent bytes): serving costs CPU."""
         self.activity += 1
 
-    def admit(self, client: str, cheap: bool, now: float) -> int | None:
-        """None to answer a request from `client` at `now`; else seconds to tell it to wait."""
+    def admit(self, client: str, reserve: str | None, now: float) -> int | None:
+        """None to answer a request from `client` at `now`; else seconds to tell it to wait.
+
+        `reserve` names the cheap route the request may be answered from when the client's
+        bucket is empty (None: an expensive one, never).
+        """
         bucket = self._refill(client, now)
         if bucket.credit_s > 0:
             return None
-        if cheap and self._take_reserve(now):
+        if reserve is not None and self._take_reserve(reserve, now):
             return None
         self.refused += 1
         return max(1, math.ceil(-bucket.credit_s / self._rate)) if self._rate > 0 else 60
@@ -120,11 +125,9 @@ class Throttle:
             del self._clients[next(iter(self._clients))]
         return bucket
 
-    def _take_reserve(self, now: float) -> bool:
-        gained = max(0.0, now - self._reserve_at) * self._reserve_rate
-        self._reserve = min(self._reserve_rate, self._reserve + gained)
-        self._reserve_at = now
-        if self._reserve >= 1.0:
-            self._reserve -= 1.0
-            return True
-        return False
+    def _take_reserve(self, route: str, now: float) -> bool:
+        tokens, at = self._reserves.get(route, (self._reserve_rate, now))
+        tokens = min(self._reserve_rate, tokens + max(0.0, now - at) * self._reserve_rate)
+        taken = tokens >= 1.0
+        self._reserves[route] = (tokens - 1.0 if taken else tokens, now)
+        return taken

@@ -101,6 +101,33 @@ async def test_a_client_over_its_cpu_share_gets_429_but_health_and_metrics_answe
         await srv.stop()
 
 
+async def test_a_scraper_every_15_s_gets_no_429_while_another_client_floods(
+    model: HealthModel, metrics: Metrics
+) -> None:
+    """Both are 127.0.0.1 (every local process is): the scraper is answered from the
+    /metrics reserve, which the flood of /health and history pages never touches."""
+    clock, throttle = FakeClock(), Throttle(share_percent=2.0, burst_s=0.02)
+    app = HealthApp(
+        model.snapshot, metrics.render, clock=clock, throttle=throttle, routes=[Burner(0.005)]
+    )
+    charge = lambda client, cpu_s: throttle.charge(client, cpu_s, clock.monotonic())  # noqa: E731
+    srv = HttpServer(app.build(), HttpSettings(port=0), charge=charge)
+    await srv.start()
+    url = f"http://127.0.0.1:{srv.port}"
+    flood: list[int] = []
+    try:
+        async with ClientSession() as flooder, ClientSession() as scraper:
+            for _ in range(4):  # a minute of scrapes
+                for i in range(150):
+                    path = "/burn" if i % 3 == 0 else "/health"
+                    flood.append((await flooder.get(url + path)).status)
+                assert (await scraper.get(url + "/metrics")).status == 200
+                clock.advance(15.0)
+    finally:
+        await srv.stop()
+    assert flood.count(429) > 300  # the flooder was throttled: the scraper never was
+
+
 @pytest.mark.parametrize(
     ("host", "allowed"),
     [
