@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,13 @@ class _MeteredHandler(web.RequestHandler):
 
     def _handle_request(self, *args: Any) -> _Metered:
         return _Metered(super()._handle_request(*args), self.conn)
+
+    def handle_error(self, *args: Any, **kwargs: Any) -> web.StreamResponse:
+        """aiohttp's answer to a request it could not parse, without its version banner."""
+        resp = super().handle_error(*args, **kwargs)
+        resp.headers[hdrs.SERVER] = "sidecar-supervisor"  # else aiohttp adds its own
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
 
 
 class _Counted(asyncio.Protocol):

@@ -90,7 +90,7 @@ async def test_a_newline_in_a_path_cannot_start_a_log_line(
     assert not [line for line in said if "\n" in line or "\r" in line]
 
 
-async def test_two_thousand_malformed_requests_add_a_few_lines(
+async def test_two_thousand_malformed_requests_add_one_line(
     server: HttpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -99,7 +99,7 @@ async def test_two_thousand_malformed_requests_add_a_few_lines(
         await exchange(server.port, junk)
     said = [r for r in caplog.records if r.name.startswith(("supervisor", "aiohttp"))]
     print(f"\n2,000 malformed requests: {len(said)} log lines")
-    assert len(said) <= 3
+    assert len(said) == 1  # the first, at once; the rest counted into the next minute's line
     assert "refused a malformed request from 127.0.0.1: BadHttpMessage" in caplog.text
 
 
@@ -169,10 +169,11 @@ async def test_no_version_banner_and_nosniff_on_every_answer(server: HttpServer)
         b"GET /nowhere HTTP/1.1\r\n" + HOST + b"\r\n",
         b"POST /targets/trader/reset HTTP/1.1\r\n" + HOST + b"\r\n",
         b"GET /health HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        b"GET /health HTTP/1.1\r\n" + HOST + b"X-Junk: a\x01b\r\n\r\n",  # aiohttp's own 400
     ):
         head = (await exchange(server.port, request)).split(b"\r\n\r\n")[0].lower()
         assert b"\r\nx-content-type-options: nosniff" in head, head
-        assert b"\r\nserver:" not in head, head
+        assert b"aiohttp" not in head and b"python" not in head, head
 
 
 def test_chat_events_are_shown_without_who_or_where() -> None:
