@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,14 @@ from devtools.sandbox import Sandbox
 from supervisor.history.events import Event, Kind
 from supervisor.history.store import FILE_NAME, HistoryStore
 from tests.integration.proc import Proc
-from tests.integration.test_flood import HOST_OUT_OF_REACH, dashboard, figure, start
+from tests.integration.test_flood import (
+    HOST_OUT_OF_REACH,
+    dashboard,
+    figure,
+    hang_under_load,
+    procs,  # noqa: F401 (the fixture)
+    start,
+)
 
 pytestmark = pytest.mark.sandbox
 
@@ -37,14 +43,6 @@ request = function()
 end
 delay = function() return 100 end
 """
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.close()
 
 
 def seed(state: Path) -> int:
@@ -69,7 +67,9 @@ def seed(state: Path) -> int:
 
 
 def test_a_history_reader_never_pauses_probing(
-    sandbox: Sandbox, tmp_path: Path, procs: list[Proc]
+    sandbox: Sandbox,
+    tmp_path: Path,
+    procs: list[Proc],  # noqa: F811 (the fixture from test_flood)
 ) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (scripts/test.sh installs it)")
@@ -79,18 +79,8 @@ def test_a_history_reader_never_pauses_probing(
     script.write_text(READER_LUA % (newest // 1000 - 1))
     cmd = ["wrk", "-t1", "-c1", f"-d{READ_S}s", "--timeout", "5s", "-s", str(script), p.url]
     reader = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        # The reader spends its CPU share within a few seconds and is then refused.
-        p.status_until(lambda line: "HTTP throttled" in line, 20, "the reader to be throttled")
-        hung = time.monotonic()
-        sandbox.fault("dashboard", "hang")
-        p.status_until(lambda line: "fail (dashboard)" in line, 25, "the hung dashboard to fail")
-        seen_s = time.monotonic() - hung
-        out, _ = reader.communicate(timeout=READ_S + 15)  # the reader runs its full course
-    finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
+    # The reader spends its CPU share within a few seconds and is then refused.
+    seen_s, out = hang_under_load(p, sandbox, reader, READ_S, lambda line: "HTTP throttled" in line)
     print(f"\nhang seen after {seen_s:.1f} s while reading the history; wrk:\n{out}")
     assert seen_s < HANG_FAIL_S
     assert not [s for s in p.statuses if "breaker open" in s]

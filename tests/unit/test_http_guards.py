@@ -4,6 +4,7 @@ the /metrics cache, throttling, Host checks, API-key attempts, header bytes, the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,34 +72,41 @@ class Burner:
         return web.Response(text="done")
 
 
-async def test_a_client_over_its_cpu_share_gets_429_but_health_and_metrics_answer(
-    model: HealthModel, metrics: Metrics
-) -> None:
-    clock, throttle = FakeClock(), Throttle(share_percent=2.0, burst_s=0.05)
+@contextlib.asynccontextmanager
+async def burning(
+    model: HealthModel, metrics: Metrics, clock: FakeClock, throttle: Throttle, cpu_s: float
+) -> AsyncIterator[str]:
+    """A throttled server (real transport: it measures what serving costs) with /burn."""
     app = HealthApp(
-        model.snapshot, metrics.render, clock=clock, throttle=throttle, routes=[Burner(0.02)]
+        model.snapshot, metrics.render, clock=clock, throttle=throttle, routes=[Burner(cpu_s)]
     )
     charge = lambda client, cpu_s: throttle.charge(client, cpu_s, clock.monotonic())  # noqa: E731
     srv = HttpServer(app.build(), HttpSettings(port=0), charge=charge)
     await srv.start()
-    url = f"http://127.0.0.1:{srv.port}"
     try:
-        async with ClientSession() as c:
-            codes = [(await c.get(url + "/burn")).status for _ in range(5)]
-            # 50 ms of burst, 20 ms of CPU each (measured by the server): the third goes
-            # into debt, the rest are refused.
-            assert codes == [200, 200, 200, 429, 429]
-            refused = await c.get(url + "/burn")
-            assert int(refused.headers["Retry-After"]) >= 1  # when it has credit again
-            assert "share of our CPU" in (await refused.json())["error"]
-            assert (await c.get(url + "/metrics")).status == 200  # the scraper did not pay
-            assert (await c.get(url + "/health")).status == 200
-            percent, _busy = throttle.observe(1.0)
-            assert percent >= 6.0  # 3 x 20 ms, taken off our own CPU before the breaker
-            clock.advance(10.0)
-            assert (await c.get(url + "/burn")).status == 200  # credit again
+        yield f"http://127.0.0.1:{srv.port}"
     finally:
         await srv.stop()
+
+
+async def test_a_client_over_its_cpu_share_gets_429_but_health_and_metrics_answer(
+    model: HealthModel, metrics: Metrics
+) -> None:
+    clock, throttle = FakeClock(), Throttle(share_percent=2.0, burst_s=0.05)
+    async with burning(model, metrics, clock, throttle, 0.02) as url, ClientSession() as c:
+        codes = [(await c.get(url + "/burn")).status for _ in range(5)]
+        # 50 ms of burst, 20 ms of CPU each (measured by the server): the third goes into
+        # debt, the rest are refused.
+        assert codes == [200, 200, 200, 429, 429]
+        refused = await c.get(url + "/burn")
+        assert int(refused.headers["Retry-After"]) >= 1  # when it has credit again
+        assert "share of our CPU" in (await refused.json())["error"]
+        assert (await c.get(url + "/metrics")).status == 200  # the scraper did not pay
+        assert (await c.get(url + "/health")).status == 200
+        percent, _busy = throttle.observe(1.0)
+        assert percent >= 6.0  # 3 x 20 ms, taken off our own CPU before the breaker
+        clock.advance(10.0)
+        assert (await c.get(url + "/burn")).status == 200  # credit again
 
 
 async def test_a_scraper_every_15_s_gets_no_429_while_another_client_floods(
@@ -107,24 +115,15 @@ async def test_a_scraper_every_15_s_gets_no_429_while_another_client_floods(
     """Both are 127.0.0.1 (every local process is): the scraper is answered from the
     /metrics reserve, which the flood of /health and history pages never touches."""
     clock, throttle = FakeClock(), Throttle(share_percent=2.0, burst_s=0.02)
-    app = HealthApp(
-        model.snapshot, metrics.render, clock=clock, throttle=throttle, routes=[Burner(0.005)]
-    )
-    charge = lambda client, cpu_s: throttle.charge(client, cpu_s, clock.monotonic())  # noqa: E731
-    srv = HttpServer(app.build(), HttpSettings(port=0), charge=charge)
-    await srv.start()
-    url = f"http://127.0.0.1:{srv.port}"
     flood: list[int] = []
-    try:
-        async with ClientSession() as flooder, ClientSession() as scraper:
-            for _ in range(4):  # a minute of scrapes
-                for i in range(150):
-                    path = "/burn" if i % 3 == 0 else "/health"
-                    flood.append((await flooder.get(url + path)).status)
-                assert (await scraper.get(url + "/metrics")).status == 200
-                clock.advance(15.0)
-    finally:
-        await srv.stop()
+    server = burning(model, metrics, clock, throttle, 0.005)
+    async with server as url, ClientSession() as flooder, ClientSession() as scraper:
+        for _ in range(4):  # a minute of scrapes
+            for i in range(150):
+                path = "/burn" if i % 3 == 0 else "/health"
+                flood.append((await flooder.get(url + path)).status)
+            assert (await scraper.get(url + "/metrics")).status == 200
+            clock.advance(15.0)
     assert flood.count(429) > 300  # the flooder was throttled: the scraper never was
 
 

@@ -10,17 +10,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from supervisor.api.attempts import KeyAttempts
 from supervisor.api.metrics import Metrics
 from supervisor.api.render import public_event
 from supervisor.api.server import HealthApp
 from supervisor.api.stream import EventStream
 from supervisor.api.transport import HttpServer, HttpSettings
-from supervisor.model import ActiveState, SystemClock, UnitState
+from supervisor.model import ActiveState, UnitState
 from supervisor.watch.health import HealthModel
 from tests.integration.harness import until
+from tests.unit.test_http_guards import KEY, key_app
 
-KEY = "k3y-0123456789abcdef"
 HOST = b"Host: 127.0.0.1\r\n"
 
 
@@ -32,11 +31,7 @@ async def serve(app: HealthApp, cap: int = 64) -> HttpServer:
 
 @pytest.fixture
 async def server(model: HealthModel, metrics: Metrics) -> AsyncIterator[HttpServer]:
-    attempts = KeyAttempts(SystemClock())  # the real waits: 0.25 s doubling up to 4 s
-    app = HealthApp(
-        model.snapshot, metrics.render, reset=lambda n: True, api_key=KEY, attempts=attempts
-    )
-    srv = await serve(app)
+    srv = await serve(key_app(model, metrics, first=0.25, most=4.0))  # the default waits
     yield srv
     await srv.stop()
 
