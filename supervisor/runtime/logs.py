@@ -64,7 +64,8 @@ class RepeatFilter(logging.Filter):
 
 
 class RedactFilter(logging.Filter):
-    """Replace known secrets (the bot token) wherever they appear in a log line, in any case."""
+    """Replace known secrets (the bot token, the API key) wherever they appear in a log line,
+    in any case."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,8 +87,14 @@ _REDACT = RedactFilter()
 
 
 def redact(secret: str) -> None:
-    """Never log `secret` (e.g. the bot token) from now on, whatever its case or quoting."""
+    """Never log `secret` (the bot token, the API key) from now on, whatever its case or
+    quoting."""
     _REDACT.secrets.add(secret)
+
+
+def redacted(text: str) -> str:
+    """`text` as a log line would show it."""
+    return _REDACT.secrets.scrub(text)
 
 
 def under_journal(env: Mapping[str, str] = os.environ) -> bool:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from supervisor.api.metrics import Metrics
+from supervisor.app.build import Current, http_server
+from supervisor.config import Config
+from supervisor.guard.breaker import Breaker
+from supervisor.guard.throttle import Throttle
+from supervisor.model import SelfStats
+from supervisor.runtime import logs
 from supervisor.runtime.logs import JournalFormatter, RedactFilter, RepeatFilter, under_journal
+from supervisor.watch.health import HealthModel
+from tests.clock import FakeClock
 
 
 def record(level: int, msg: str, *args: object) -> logging.LogRecord:
@@ -71,3 +81,20 @@ def test_short_secrets_are_not_redacted() -> None:
     rec = record(logging.WARNING, "abc stays")
     assert f.filter(rec)
     assert rec.getMessage() == "abc stays"
+
+
+def test_the_api_key_is_redacted_like_the_token(tmp_path: Path, model: HealthModel) -> None:
+    """Building the HTTP server registers the key: a client that sends it where we log
+    client-given text (a Host header, a path) never gets it into the log."""
+    key = "api-key-for-the-redaction-test-0123"
+    target = {"name": "trader", "unit": "trader.service"}
+    config = Config.model_validate(
+        {"state_dir": str(tmp_path), "http": {"api_key": key}, "targets": [target]}
+    )
+    now = Current(config, Breaker(config.breaker, config.budget))
+    metrics = Metrics(model.snapshot, lambda: SelfStats(1.0, 1, 0.0), FakeClock())
+    http_server(config, now, metrics, FakeClock(), Throttle(), routes=[])
+    line = f"refused GET '/' from 127.0.0.1: Host '{key}' is not served here"
+    assert (
+        logs.redacted(line) == "refused GET '/' from 127.0.0.1: Host '<secret>' is not served here"
+    )
