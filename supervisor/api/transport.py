@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
         self._tally = tally
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        """Debug lines are dropped (they quote requests too); errors become counted warnings."""
+        """Debug lines are dropped (they quote requests too); errors become counted lines."""
         if level < logging.ERROR:
             return
         exc = kwargs.get("exc_info")
@@ -97,7 +98,10 @@ class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
         if held is None:
             return
         more = f" (and {held} more in the last {self._tally.window_s:.0f} s)" if held else ""
-        self.logger.warning("refused a malformed request from %s: %s%s", client, category, more)
+        if isinstance(exc, HttpProcessingError):
+            self.logger.warning("refused a malformed request from %s: %s%s", client, category, more)
+        else:  # not the client's doing: one of ours, said as such (still without its text)
+            self.logger.error("serving a request from %s failed: %s%s", client, category, more)
 
 
 Charge = Callable[[str, float], None]  # (client address, CPU seconds)
