@@ -2,9 +2,9 @@
 
 The store is read in a worker thread, so a slow disk never holds up the event loop that
 supervises; what a read costs in CPU time is charged to the client that asked
-(`guard.throttle.METER`). Chat events are shown without who sent them or from which chat: any local
-user can read this API, and a Telegram user id is nobody else's business (the log, which
-only the operator reads, keeps them).
+(`guard.throttle.METER`). Chat events are shown without who sent them or from which chat
+(`render.public_event`): any local user can read this API, and a Telegram user id is
+nobody else's business (the log, which only the operator reads, keeps them).
 """
 
 from __future__ import annotations
