@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shutil
@@ -10,7 +11,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -48,6 +50,18 @@ def _interrupted(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@contextlib.contextmanager
+def section(results: dict[str, Any], name: str) -> Iterator[None]:
+    """Notes in `results` which section failed and why, so the figures of those that finished
+    are still printed."""
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, KeyboardInterrupt):
+            results["failed"] = {"section": name, "error": f"{type(exc).__name__}: {exc}"}
+        raise
+
+
 def run_sections(
     box: Sandbox,
     work: Path,
@@ -62,13 +76,16 @@ def run_sections(
     results["recovery"] = recovery
     if "startup" in sections:
         say(f"startup to READY=1, {s.startup_reps} starts")
-        results["startup_ready_s"] = bench_startup(box, work, s)
+        with section(results, "startup"):
+            results["startup_ready_s"] = bench_startup(box, work, s)
     if "idle" in sections:
         say(f"idle CPU/RSS, 3 and 100 targets, {s.idle_windows} x {s.idle_window_s:g} s")
-        results["idle"] = bench_idle(box, work, s)
+        with section(results, "idle"):
+            results["idle"] = bench_idle(box, work, s)
     if "detection" in sections:
         say(f"detection latency, {s.kills} kills")
-        results["detection"] = bench_detection(box, work, s)
+        with section(results, "detection"):
+            results["detection"] = bench_detection(box, work, s)
     tools: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         ("supervisor", "the supervisor", lambda: bench_supervisor_recovery(box, work, s, rng)),
         ("monit", "Monit", lambda: bench_monit_recovery(box, work, s, rng)),
@@ -77,14 +94,17 @@ def run_sections(
     for key, words, bench in tools:
         if key in sections:
             say(f"recovery by {words}")
-            for scenario, result in bench().items():
-                recovery[scenario][key] = result
+            with section(results, key):
+                for scenario, result in bench().items():
+                    recovery[scenario][key] = result
     if "load" in sections:
         say(f"GET /health under load, {s.wrk_s} s per level")
-        results["load"] = bench_load(box, work, s)
+        with section(results, "load"):
+            results["load"] = bench_load(box, work, s)
     if "history" in sections:
-        say("history: RSS on vs off, / and /events with 100,000 events, bursts vs watchdog")
-        results["history"] = bench_history(box, work, s)
+        say("history: RSS on vs off, / and /events with stored events, bursts vs watchdog")
+        with section(results, "history"):
+            results["history"] = bench_history(box, work, s)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -100,32 +120,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not SUPERVISOR_BIN.exists():
         raise BenchError(f"{SUPERVISOR_BIN} is missing: run ./scripts/bootstrap.sh dev first")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    rng = random.Random(seed)
-    results: dict[str, Any] = {
-        "machine": machine(),
-        "settings": {
-            "quick": s.quick,
-            "seed": seed,
-            "sections": [x for x in SECTIONS if x in sections],
-            "startup_reps": s.startup_reps,
-            "idle_windows": s.idle_windows,
-            "idle_window_s": s.idle_window_s,
-            "kills": s.kills,
-            "recovery_reps": s.reps,
-            "not_recovered_wait_s": s.not_recovered_wait_s,
-            "wrk_s": s.wrk_s,
-            "rss_pairs": s.rss_pairs,
-            "bursts": s.bursts,
-            "probe": {"period_s": PERIOD_S, "timeout_s": TIMEOUT_S, "threshold": FAILURE_THRESHOLD},
-        },
-    }
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp:
         work = Path(tmp)
         box = Sandbox(work / "sandbox", dashboard_port=free_port(), restart="no")
         try:
             say(f"sandbox up under {box.root} (dashboard on :{box.dashboard_port})")
             box.up()
-            run_sections(box, work, s, rng, sections=sections, results=results)
+            return measure(box, work, s, sections, seed)
         finally:
             say("tearing down")
             stop_children()
@@ -133,11 +134,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 box.down()
             except Exception as exc:
                 say(f"sandbox teardown failed: {exc}")
+
+
+def measure(box: Sandbox, work: Path, s: Settings, sections: set[str], seed: int) -> dict[str, Any]:
+    """The chosen sections against a running sandbox: the results, with the figures of every
+    section that finished even when a later one failed (then `failed` says which and why)."""
+    results: dict[str, Any] = {"machine": machine(), "settings": settings_of(s, sections, seed)}
+    try:
+        run_sections(box, work, s, random.Random(seed), sections=sections, results=results)
+    except Exception as exc:
+        if "failed" not in results:  # not in a section
+            raise
+        say(f"section {results['failed']['section']} failed: {exc}")
+        if not isinstance(exc, BenchError | SandboxError | TimeoutError):
+            traceback.print_exc()  # a bug in the bench itself: say where
+    finally:
+        stop_children()
     results["machine"]["loadavg_end"] = loadavg()
     results["machine"]["source_end"] = source_hash()
     results["runtime_s"] = round(time.monotonic() - STARTED, 1)
     results["targets"] = evaluate(results)
     return results
+
+
+def settings_of(s: Settings, sections: set[str], seed: int) -> dict[str, Any]:
+    """What the run did, as the results record it."""
+    return {
+        "quick": s.quick,
+        "seed": seed,
+        "sections": [x for x in SECTIONS if x in sections],
+        "startup_reps": s.startup_reps,
+        "idle_windows": s.idle_windows,
+        "idle_window_s": s.idle_window_s,
+        "kills": s.kills,
+        "recovery_reps": s.reps,
+        "not_recovered_wait_s": s.not_recovered_wait_s,
+        "wrk_s": s.wrk_s,
+        "rss_pairs": s.rss_pairs,
+        "bursts": s.bursts,
+        "history_events": s.history_events,
+        "probe": {"period_s": PERIOD_S, "timeout_s": TIMEOUT_S, "threshold": FAILURE_THRESHOLD},
+    }
 
 
 def parser() -> argparse.ArgumentParser:
@@ -173,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         args.save.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2) if args.json else markdown(results))
+    if "failed" in results:
+        failed = results["failed"]
+        print(f"bench: section {failed['section']} failed: {failed['error']}", file=sys.stderr)
+        return 1
     return 0
 
 

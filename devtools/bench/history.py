@@ -5,6 +5,7 @@ events delays a watchdog ping. (Idle CPU with the history on is the `idle` secti
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from functools import partial
@@ -15,7 +16,6 @@ from devtools.bench.load import wrk_level
 from devtools.bench.processes import rss_mb
 from devtools.bench.settings import (
     BURST_EVENTS,
-    HISTORY_EVENTS,
     SETTLE_TIMEOUT_S,
     WATCHDOG_SLACK_S,
     WATCHDOG_USEC,
@@ -39,13 +39,9 @@ CLIENTS = 10
 SPREAD_S = 29 * 86_400  # inside the 30-day retention: the supervisor prunes none of them
 LEAD_S = 0.001  # a burst starts this long before a ping is due: the ping waits for it
 # Every request a new query string (`before` in the year 2100, counting down, apart per wrk
-# thread; "%.0f" as Lua's numbers are doubles): no cached page, each reads SQLite's newest 100.
-UNCACHED_LUA = """threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("id", threads)
-end
-counter = 0
+# thread `id`, which load.COUNTING_LUA sets; "%.0f" as Lua's numbers are doubles): no cached
+# page, each reads SQLite's newest 100.
+UNCACHED_LUA = """counter = 0
 request = function()
   counter = counter + 1
   local before = string.format("%.0f", 4102444800000000 - counter * 16 - id)
@@ -58,7 +54,7 @@ def bench_history(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
     """RSS on vs off, page and /events latency over a full store, watchdog under bursts."""
     say(f"  RSS with the history on and off, {s.rss_pairs} pairs")
     rss = bench_rss(box, work, s)
-    say(f"  GET / and /events at {CLIENTS} clients with {HISTORY_EVENTS:,} events stored")
+    say(f"  GET / and /events at {CLIENTS} clients with {s.history_events:,} events stored")
     latency = bench_latency(box, work, s)
     say(f"  watchdog pings during {s.bursts} bursts of {BURST_EVENTS:,} events")
     burst = bench_bursts(work, s)
@@ -127,23 +123,21 @@ def _written(store: HistoryStore, count: int) -> None:
 
 def bench_latency(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
     """wrk at 10 connections on `/`, /events?limit=100 (cached between changes, as served)
-    and /events uncached, against a supervisor whose store holds HISTORY_EVENTS events."""
+    and /events uncached, against a supervisor whose store holds `s.history_events` events."""
     sizes: list[float] = []
 
     def build(port: int, state: Path) -> str:
-        sizes.append(fill(state / FILE_NAME, HISTORY_EVENTS))
+        sizes.append(fill(state / FILE_NAME, s.history_events))
         return fleet_config(box, port, state, recovery=True)
 
-    script = work / "uncached.lua"
-    script.write_text(UNCACHED_LUA)
-    runs = (("/", None), ("/events?limit=100", None), ("/events?limit=100 (uncached)", script))
+    runs = (("/", ""), ("/events?limit=100", ""), ("/events?limit=100 (uncached)", UNCACHED_LUA))
     levels = []
     with supervisor(box, work, "history-load", build, watchdog_usec=WATCHDOG_USEC) as sup:
         sup.wait_pass()
         seen: list[dict[str, Any]] = []
 
         def from_store() -> bool:  # the store opens in its own thread, soon after start
-            seen[:] = [sup.client.json("/events?limit=100")]
+            seen[:] = [json.loads(sup.client.served("/events?limit=100"))]
             return seen[0].get("source") == "store" and len(seen[0]["events"]) == 100
 
         try:
@@ -155,7 +149,7 @@ def bench_latency(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
             level["path"] = name
             levels.append(level)
             say(f"    {name}: p99 {level['p99_ms']:.2f} ms, {level['rps']:.0f} req/s")
-    return {"events": HISTORY_EVENTS, "file_mb": round(sizes[0], 1), "levels": levels}
+    return {"events": s.history_events, "file_mb": round(sizes[0], 1), "levels": levels}
 
 
 def bench_bursts(work: Path, s: Settings) -> dict[str, Any]:

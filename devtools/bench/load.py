@@ -20,7 +20,7 @@ from devtools.bench.settings import (
     Settings,
     say,
 )
-from devtools.bench.stats import max_gap, parse_wrk
+from devtools.bench.stats import max_gap, parse_answers, parse_wrk
 from devtools.bench.watchers import Supervisor, fleet_config, supervisor
 from devtools.sandbox import Sandbox, wait_for
 
@@ -45,11 +45,11 @@ def bench_load(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
             level = wrk_level(sup, conns, s.wrk_s)
             levels.append(level)
             say(
-                f"  wrk -c{conns}: {level['rps']:.0f} req/s, p99 {level['p99_ms']:.2f} ms, "
-                f"watchdog gap {level['watchdog_max_gap_s']:.2f} s"
+                f"  wrk -c{conns}: {level['rps']:.0f} served/s, {level['throttled']} throttled, "
+                f"p99 {level['p99_ms']:.2f} ms, watchdog gap {level['watchdog_max_gap_s']:.2f} s"
             )
         runs1, t1 = sup.probe_runs(), time.monotonic()
-        statuses = sup.statuses()
+        statuses = sup.statuses()  # waits out a 429 (the load may have throttled it)
     per_probe = {k: runs1[k] - runs0.get(k, 0.0) for k in runs1}
     expected = (t1 - t0) / PERIOD_S
     return {
@@ -65,15 +65,49 @@ def bench_load(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
     }
 
 
+# Counts what each answer was (wrk's own count lumps 429s with served answers): served is
+# 200 or 503 with a body (a /health answer, pass/warn or fail), throttled is 429, the rest is
+# other. Each wrk thread has its own Lua state; `done` adds them up through `thread:get`.
+COUNTING_LUA = """local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+function init(args)
+  served, throttled, other = 0, 0, 0
+end
+function response(status, headers, body)
+  if (status == 200 or status == 503) and body ~= nil and #body > 0 then
+    served = served + 1
+  elseif status == 429 then
+    throttled = throttled + 1
+  else
+    other = other + 1
+  end
+end
+function done(summary, latency, requests)
+  local s, t, o = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    s = s + thread:get("served")
+    t = t + thread:get("throttled")
+    o = o + thread:get("other")
+  end
+  io.write(string.format("answers: served %d throttled %d other %d in %d us\\n",
+    s, t, o, summary.duration))
+end
+"""
+
+
 def wrk_level(
-    sup: Supervisor, conns: int, wrk_s: int, path: str = "/health", script: Path | None = None
+    sup: Supervisor, conns: int, wrk_s: int, path: str = "/health", lua: str = ""
 ) -> dict[str, Any]:
-    """One wrk run on `path` (or the requests a Lua `script` makes) at `conns` connections,
-    with the watchdog gap and probe runs meanwhile."""
+    """One wrk run on `path` (or the requests a Lua `lua` snippet makes) at `conns`
+    connections, with the watchdog gap and probe runs meanwhile. `rps` counts served answers
+    only (`parse_answers`); wrk's own figure, 429s included, is `wrk_rps`."""
     threads = min(2, conns)  # wrk needs at least one connection per thread
-    cmd = ["wrk", "--latency", f"-t{threads}", f"-c{conns}", f"-d{wrk_s}s"]
-    if script is not None:
-        cmd += ["-s", str(script)]
+    script = sup.dir / f"wrk-{conns}-{time.monotonic_ns()}.lua"
+    script.write_text(COUNTING_LUA + lua)
+    cmd = ["wrk", "--latency", f"-t{threads}", f"-c{conns}", f"-d{wrk_s}s", "-s", str(script)]
     url = f"http://127.0.0.1:{sup.port}{path}"
     before = sup.probe_runs()
     w0 = time.monotonic()
@@ -89,6 +123,8 @@ def wrk_level(
         raise BenchError(f"wrk failed ({proc.returncode}):\n{out}")
     after = sup.probe_runs()
     level = parse_wrk(out)
+    level["wrk_rps"] = level["rps"]
+    level.update(parse_answers(out))
     level.update(
         connections=conns,
         threads=threads,

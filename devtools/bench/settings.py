@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,6 @@ SECTIONS = (
     "load",
     "history",
 )
-HISTORY_EVENTS = 100_000  # stored before `/` and /events are loaded
 BURST_EVENTS = 1_000  # recorded at once while the watchdog pings
 
 # Deadlines: every wait ends, with an error that says what it waited for.
@@ -67,10 +66,12 @@ class Settings:
     wrk_s: int
     rss_pairs: int  # history on / off supervisors started side by side, one RSS reading each
     bursts: int  # bursts of BURST_EVENTS events, each timed across a watchdog ping
+    history_events: int = 100_000  # stored before `/` and /events are loaded
+    smoke: bool = False  # the test suite's run: every section once, figures not judged
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
-        """The --quick smoke run, or the full run."""
+        """The --quick run, or the full run."""
         if quick:
             return cls(
                 quick=True,
@@ -97,4 +98,24 @@ class Settings:
             wrk_s=10,
             rss_pairs=5,
             bursts=10,
+        )
+
+    @classmethod
+    def make_smoke(cls) -> Settings:
+        """Every section at its smallest, so the test suite runs each one (figures too few to
+        judge: it proves the bench still works, not how fast the supervisor is)."""
+        return replace(
+            cls.make(quick=True),
+            startup_reps=1,
+            idle_windows=1,
+            idle_window_s=1.0,
+            idle_settle_s=0.5,
+            kills=1,
+            reps={"dead": 1, "hung": 1, "stale": 1, "orphan": 1},
+            not_recovered_wait_s=2.0,
+            wrk_s=1,
+            rss_pairs=1,
+            bursts=1,
+            history_events=2_000,
+            smoke=True,
         )

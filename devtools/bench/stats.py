@@ -85,6 +85,21 @@ def parse_wrk(text: str) -> dict[str, Any]:
     }
 
 
+def parse_answers(text: str) -> dict[str, Any]:
+    """What the answers were, from the line load.COUNTING_LUA prints: served (200/503 with a
+    body), throttled (429), other; `rps` is served answers per second of wrk's run."""
+    m = re.search(r"^answers: served (\d+) throttled (\d+) other (\d+) in (\d+) us$", text, re.M)
+    if m is None:
+        raise BenchError(f"wrk printed no answer counts (is the counting script loaded?):\n{text}")
+    served, throttled, other, duration_us = map(int, m.groups())
+    return {
+        "served": served,
+        "throttled": throttled,
+        "other": other,
+        "rps": served / (duration_us / 1e6) if duration_us else 0.0,
+    }
+
+
 def max_gap(pings: list[float], start: float, end: float) -> float:
     """The longest time without WATCHDOG=1 within [start, end] (the last ping before start
     counts; at the end, the time since the last ping counts)."""

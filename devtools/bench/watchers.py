@@ -56,6 +56,29 @@ class HttpClient:
         doc: dict[str, Any] = json.loads(body)
         return doc
 
+    def health(self) -> dict[str, Any] | None:
+        """GET /health's document, or None when the supervisor throttled the request (429:
+        it is over its CPU budget, and such an answer has no `checks`)."""
+        status, body = self.get("/health")
+        if status == 429:
+            return None
+        doc: dict[str, Any] = json.loads(body)
+        if "checks" not in doc:
+            raise BenchError(f"GET /health answered {status} without checks: {body[:200]!r}")
+        return doc
+
+    def served(self, path: str, timeout: float = SETTLE_TIMEOUT_S) -> bytes:
+        """The body of GET `path` once it is served rather than throttled (a load phase can
+        leave the supervisor over its CPU budget for a while)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.get(path)
+            if status != 429:
+                return body
+            if time.monotonic() > deadline:
+                raise BenchError(f"GET {path} still throttled (429) after {timeout:g} s")
+            time.sleep(0.2)
+
     def close(self) -> None:
         """Close the connection (the next request opens a new one)."""
         if self._conn is not None:
@@ -192,7 +215,7 @@ class Supervisor(Watcher):
 
     def statuses(self) -> dict[str, str]:
         """Each target's status in /health."""
-        doc = self.client.json("/health")
+        doc = json.loads(self.client.served("/health"))
         return {name: entries[0]["status"] for name, entries in doc["checks"].items()}
 
     def wait_pass(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
@@ -215,7 +238,7 @@ class Supervisor(Watcher):
 
     def probe_runs(self) -> dict[str, float]:
         """supervisor_probe_runs_total per {target,type} from /metrics."""
-        _status, body = self.client.get("/metrics")
+        body = self.client.served("/metrics")
         runs = {}
         for m in re.finditer(
             r"^supervisor_probe_runs_total\{([^}]*)\} (\S+)$", body.decode(), re.M

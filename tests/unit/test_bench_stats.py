@@ -9,6 +9,7 @@ from devtools.bench.settings import BenchError
 from devtools.bench.stats import (
     max_gap,
     outcome,
+    parse_answers,
     parse_time,
     parse_wrk,
     percentiles,
@@ -127,3 +128,13 @@ def test_rss_growth_refuses_readings_that_do_not_pair_up() -> None:
         rss_growth([40.0, 41.0], [38.0])
     with pytest.raises(BenchError):
         rss_growth([], [])
+
+
+def test_answers_count_served_throttled_and_other_from_the_counting_script() -> None:
+    text = WRK.replace(
+        "Requests/sec:", "answers: served 300 throttled 2300 other 14 in 2000000 us\nRequests/sec:"
+    )
+    got = parse_answers(text)
+    assert got == {"served": 300, "throttled": 2300, "other": 14, "rps": 150.0}
+    with pytest.raises(BenchError, match="no answer counts"):
+        parse_answers(WRK)
