@@ -52,6 +52,7 @@ CORE = {
     "supervisor.history.report",
     "supervisor.history.sql",
     "supervisor.api.attempts",
+    "supervisor.api.tally",
     "supervisor.risks",
     "supervisor.ops.findings",
     "supervisor.ops.judge",

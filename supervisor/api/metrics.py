@@ -1,6 +1,10 @@
-"""Prometheus metrics: a private registry and a collector over the in-memory snapshot.
+"""Prometheus metrics: a private registry and collectors over what is in memory.
 
-A scrape does no I/O: it reads the last snapshot and the last self-sample.
+A scrape does no I/O: it reads the last snapshot, the last self-sample and the counts kept
+here. Counts are counters named `_total`, shares are ratios (0..1), and no `_created` series
+is exported. Every configured target and probe type has its series from the start (counts at
+zero), so `rate()` draws 0 instead of "no data". The names 0.1.0 used are still exported for
+one release, their HELP starting with DEPRECATED and naming the replacement (`_deprecated`).
 """
 
 from __future__ import annotations
@@ -8,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+from supervisor.api.tally import BUCKETS, INF, Observed, ProbeCounts
 from supervisor.config import BudgetConfig
 from supervisor.model import ActiveState, Clock, ProbeResult, SelfStats, Snapshot, Status
 
@@ -25,6 +35,22 @@ _ACTIVE = (
     ActiveState.DEACTIVATING,
 )
 _MIB = 1024 * 1024
+_NAN = float("nan")  # a gauge of a configured target not measured yet: no figure, not zero
+REMOVED_IN = "0.3.0"  # the release that drops the names 0.1.0 used
+
+
+def deprecated(
+    name: str, replacement: str, words: str, labels: list[str] | None = None
+) -> GaugeMetricFamily:
+    """A 0.1.0 name kept for one release: a gauge whose HELP says what replaces it."""
+    return GaugeMetricFamily(
+        name, f"DEPRECATED, removed in {REMOVED_IN}: use {replacement}. {words}", labels=labels
+    )
+
+
+_NAN = float("nan")
+_INF = float("inf")  # a gauge of a configured target not measured yet: no figure, not zero
+REMOVED_IN = "0.3.0"  # the release that drops the names 0.1.0 used
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +65,15 @@ class DaemonFacts:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
-class SnapshotCollector(Collector):
+class _FromMemory(Collector):
+    """A collector over what is in memory."""
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not read a snapshot that may not exist yet."""
+        return []
+
+
+class SnapshotCollector(_FromMemory):
     """Per-target gauges and our own footprint, from memory."""
 
     def __init__(
@@ -53,10 +87,6 @@ class SnapshotCollector(Collector):
         self._stats = stats
         self._clock = clock
         self._facts = facts
-
-    def describe(self) -> list[Metric]:
-        """Nothing up front: registering must not read a snapshot that may not exist yet."""
-        return []
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family built from the current snapshot."""
@@ -79,8 +109,16 @@ class SnapshotCollector(Collector):
             "1 for the unit's current ActiveState",
             labels=["target", "state"],
         )
-        restarts = GaugeMetricFamily(
-            "supervisor_unit_restarts", "systemd's NRestarts for the unit", labels=["target"]
+        restarts = CounterMetricFamily(
+            "supervisor_unit_restarts",  # exported as supervisor_unit_restarts_total
+            "restarts of the unit by systemd (its NRestarts; resets when the unit is reloaded)",
+            labels=["target"],
+        )
+        restarts_old = deprecated(
+            "supervisor_unit_restarts",
+            "supervisor_unit_restarts_total",
+            "systemd's NRestarts for the unit",
+            ["target"],
         )
         age = GaugeMetricFamily(
             "supervisor_target_status_age_seconds",
@@ -104,7 +142,8 @@ class SnapshotCollector(Collector):
                 for a in _ACTIVE:
                     active.add_metric([t.name, a.value], 1.0 if unit.active_state is a else 0.0)
                 restarts.add_metric([t.name], float(unit.n_restarts))
-        yield from (info, status, up, active, restarts, age, gave_up)
+                restarts_old.add_metric([t.name], float(unit.n_restarts))
+        yield from (info, status, up, active, restarts, restarts_old, age, gave_up)
         overall = GaugeMetricFamily(
             "supervisor_status", "1 for the overall status", labels=["status"]
         )
@@ -157,10 +196,17 @@ class SnapshotCollector(Collector):
             "supervisor_cpu_seconds", "the supervisor's own CPU time", value=stats.cpu_seconds
         )
         yield GaugeMetricFamily(
-            "supervisor_budget_cpu_percent",
-            "the supervisor's own CPU budget, % of one core averaged ([budget] cpu_percent)",
-            value=budget.cpu_percent,
+            "supervisor_budget_cpu_ratio",
+            "the supervisor's own CPU budget, share of one core averaged ([budget] cpu_percent)",
+            value=budget.cpu_percent / 100,
         )
+        old = deprecated(
+            "supervisor_budget_cpu_percent",
+            "supervisor_budget_cpu_ratio",
+            "the supervisor's own CPU budget, % of one core averaged",
+        )
+        old.add_metric([], budget.cpu_percent)
+        yield old
         yield GaugeMetricFamily(
             "supervisor_budget_memory_bytes",
             "the supervisor's own RSS budget: over it, it sheds caches ([budget] memory_mb)",
@@ -204,6 +250,103 @@ def _probe_metrics(snap: Snapshot) -> Iterator[Metric]:
     yield from perf.values()
 
 
+class ObservedCollector(_FromMemory):
+    """Counts and last readings, with a series for every configured target and probe type
+    from the start (the snapshot says what is configured)."""
+
+    def __init__(self, observed: Observed, snapshot: Callable[[], Snapshot]) -> None:
+        self._seen = observed
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        """Probe counts, recovery actions, host load, the breaker, units' resources."""
+        snap = self._snapshot()
+        yield from self._probe_counts(snap)
+        recoveries = CounterMetricFamily(
+            "supervisor_recovery_actions",
+            "recovery actions by target, action and result",
+            labels=["target", "action", "result"],
+        )
+        for labels, count in sorted(self._seen.recoveries.items()):
+            recoveries.add_metric(list(labels), float(count))
+        yield recoveries
+        yield from self._host_and_breaker()
+        yield from self._unit_resources(snap)
+
+    def _probe_counts(self, snap: Snapshot) -> Iterator[Metric]:
+        labels = ["target", "type"]
+        runs = CounterMetricFamily("supervisor_probe_runs", "probes run", labels=labels)
+        failures = CounterMetricFamily("supervisor_probe_failures", "probes failed", labels=labels)
+        duration = HistogramMetricFamily(
+            "supervisor_probe_duration_seconds", "time a probe took", labels=labels
+        )
+        keys = set(self._seen.probes) | {(t.name, p.kind) for t in snap.targets for p in t.probes}
+        for key in sorted(keys):
+            c = self._seen.probes.get(key) or ProbeCounts()
+            runs.add_metric(list(key), float(c.runs))
+            failures.add_metric(list(key), float(c.failures))
+            buckets = [
+                ("+Inf" if b == INF else repr(float(b)), float(n))
+                for b, n in zip(BUCKETS, c.buckets, strict=True)
+            ]
+            duration.add_metric(list(key), buckets, c.duration_sum)
+        yield from (runs, failures, duration)
+
+    def _host_and_breaker(self) -> Iterator[Metric]:
+        seen = self._seen
+        for what, percent in (("cpu", seen.host_cpu_percent), ("memory", seen.host_memory_percent)):
+            words = "CPU busy" if what == "cpu" else "memory in use"
+            yield GaugeMetricFamily(
+                f"supervisor_host_{what}_ratio", f"system-wide {words}, 0..1", value=percent / 100
+            )
+            old = deprecated(
+                f"supervisor_host_{what}_percent", f"supervisor_host_{what}_ratio", words
+            )
+            old.add_metric([], percent)
+            yield old
+        yield GaugeMetricFamily(
+            "supervisor_breaker_open",
+            "1 while the breaker is open (probes paused)",
+            value=1.0 if seen.breaker_open else 0.0,
+        )
+        yield CounterMetricFamily(
+            "supervisor_breaker_trips", "times the breaker tripped since start",
+            value=float(seen.breaker_trips),
+        )  # fmt: skip
+        old = deprecated(
+            "supervisor_breaker_trips", "supervisor_breaker_trips_total", "times it tripped"
+        )
+        old.add_metric([], float(seen.breaker_trips))
+        yield old
+
+    def _unit_resources(self, snap: Snapshot) -> Iterator[Metric]:
+        """For every target with a resources probe: NaN until its first reading."""
+        memory = GaugeMetricFamily(
+            "supervisor_unit_memory_bytes",
+            "the unit's memory (resources probe)",
+            labels=["target"],
+        )
+        cpu = GaugeMetricFamily(
+            "supervisor_unit_cpu_ratio",
+            "the unit's CPU, share of one core over the probe period (resources probe)",
+            labels=["target"],
+        )
+        cpu_old = deprecated(
+            "supervisor_unit_cpu_percent",
+            "supervisor_unit_cpu_ratio",
+            "the unit's CPU, % of one core",
+            ["target"],
+        )
+        seen = self._seen
+        names = {t.name for t in snap.targets if any(p.kind == "resources" for p in t.probes)}
+        for name in sorted(names | set(seen.unit_memory_bytes) | set(seen.unit_cpu_percent)):
+            memory.add_metric([name], seen.unit_memory_bytes.get(name, _NAN))
+            percent = seen.unit_cpu_percent.get(name, _NAN)
+            cpu.add_metric([name], percent / 100)
+            cpu_old.add_metric([name], percent)
+        yield from (memory, cpu, cpu_old)
+
+
 class Metrics:
     """The registry and everything registered in it."""
 
@@ -216,71 +359,33 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SnapshotCollector(snapshot, stats, clock, facts))
-        labels = ["target", "type"]
-        reg = self.registry
-        self._duration = Histogram(
-            "supervisor_probe_duration_seconds",
-            "time a probe took",
-            labels,
-            registry=reg,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
-        )
-        self._runs = Counter("supervisor_probe_runs", "probes run", labels, registry=reg)
-        self._failures = Counter("supervisor_probe_failures", "probes failed", labels, registry=reg)
-        self._recoveries = Counter(
-            "supervisor_recovery_actions",
-            "recovery actions by target, action and result",
-            ["target", "action", "result"],
-            registry=reg,
-        )
-        self._host_cpu = Gauge("supervisor_host_cpu_percent", "system-wide CPU busy", registry=reg)
-        self._host_memory = Gauge(
-            "supervisor_host_memory_percent", "system memory in use", registry=reg
-        )
-        self._breaker_open = Gauge(
-            "supervisor_breaker_open", "1 while the breaker is open (probes paused)", registry=reg
-        )
-        self._breaker_trips = Gauge(
-            "supervisor_breaker_trips", "times the breaker tripped since start", registry=reg
-        )
-        self._memory = Gauge(
-            "supervisor_unit_memory_bytes",
-            "the unit's memory (resources probe)",
-            ["target"],
-            registry=reg,
-        )
-        self._cpu = Gauge(
-            "supervisor_unit_cpu_percent",
-            "the unit's CPU, % of one core over the probe period (resources probe)",
-            ["target"],
-            registry=reg,
-        )
+        self._seen = Observed()
+        self.registry.register(ObservedCollector(self._seen, snapshot))
 
     def observe_load(self, host_cpu_percent: float, host_memory_percent: float) -> None:
         """Keep the host's load as the breaker saw it."""
-        self._host_cpu.set(host_cpu_percent)
-        self._host_memory.set(host_memory_percent)
+        self._seen.host_cpu_percent = host_cpu_percent
+        self._seen.host_memory_percent = host_memory_percent
 
     def observe_breaker(self, is_open: bool, trips: int) -> None:
         """Breaker state and how often it has tripped."""
-        self._breaker_open.set(1.0 if is_open else 0.0)
-        self._breaker_trips.set(float(trips))
+        self._seen.breaker_open = is_open
+        self._seen.breaker_trips = trips
 
     def observe_recovery(self, target: str, action: str, result: str) -> None:
         """Count one recovery action and how it ended."""
-        self._recoveries.labels(target, action, result).inc()
+        key = (target, action, result)
+        self._seen.recoveries[key] = self._seen.recoveries.get(key, 0) + 1
 
     def observe_probe(self, result: ProbeResult) -> None:
         """Count a probe run and keep the figures it brought."""
-        self._duration.labels(result.target, result.kind).observe(result.duration_s)
-        self._runs.labels(result.target, result.kind).inc()
-        if not result.ok:
-            self._failures.labels(result.target, result.kind).inc()
+        counts = self._seen.probes.setdefault((result.target, result.kind), ProbeCounts())
+        counts.observe(result.ok, result.duration_s)
         for name, value in result.samples:
             if name == "memory_bytes":
-                self._memory.labels(result.target).set(value)
+                self._seen.unit_memory_bytes[result.target] = value
             elif name == "cpu_percent":
-                self._cpu.labels(result.target).set(value)
+                self._seen.unit_cpu_percent[result.target] = value
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything."""

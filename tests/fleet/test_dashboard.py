@@ -19,12 +19,12 @@ from tests.fleet.contrib import (
 # What the issue asks the dashboard to draw, by the metrics that carry it.
 REQUIRED = {
     "supervisor_target_status",  # status per target over time
-    "supervisor_unit_restarts",  # restarts
+    "supervisor_unit_restarts_total",  # restarts
     "supervisor_recovery_actions_total",  # recovery actions
     "supervisor_probe_duration_seconds_bucket",  # probe latency from the histogram
     "supervisor_breaker_open",  # breaker state
-    "supervisor_host_cpu_percent",
-    "supervisor_host_memory_percent",
+    "supervisor_host_cpu_ratio",
+    "supervisor_host_memory_ratio",
     "supervisor_cpu_seconds_total",  # own CPU
     "supervisor_resident_memory_bytes",  # own memory
     "supervisor_alert_outbox_messages",  # alert backlog

@@ -6,6 +6,7 @@ they raise to a fake Telegram (contrib/, docs/FLEET.md).
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -99,9 +100,13 @@ async def eventful_metrics(sandbox: Sandbox) -> str:
             15,
             "the trader restarted by recovery",
         )
+        memory = {"target": "position-monitor"}
         await until(
-            lambda: registry.get_sample_value(
-                "supervisor_unit_memory_bytes", {"target": "position-monitor"}
+            # NaN (not measured yet) is not a reading
+            lambda: (
+                not math.isnan(
+                    registry.get_sample_value("supervisor_unit_memory_bytes", memory) or math.nan
+                )
             ),
             10,
             "a resources probe",
@@ -138,11 +143,41 @@ def test_live_metrics_pass_promtool_check_metrics(live_metrics: str) -> None:
         )
         >= 1
     )
-    assert sample_value(live_metrics, "supervisor_breaker_trips ") == 1
+    assert sample_value(live_metrics, "supervisor_breaker_trips_total ") == 1
     assert sample_value(live_metrics, "supervisor_breaker_open ") == 1
     result = run(promtool, "check", "metrics", stdin=live_metrics)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout + result.stderr == ""
+
+
+# What eventful_targets configures: each target's probe types.
+PROBE_TYPES = {
+    ("trader", "heartbeat"),
+    ("dashboard", "http"),
+    ("position-monitor", "heartbeat"),
+    ("position-monitor", "resources"),
+    ("position-monitor", "tcp"),
+}
+
+
+def test_every_configured_probe_has_its_series_even_if_it_never_failed(live_metrics: str) -> None:
+    failures = {
+        (labels["target"], labels["type"]): value
+        for line in live_metrics.splitlines()
+        if line.startswith("supervisor_probe_failures_total{")
+        for labels, value in [parse_sample(line)]
+    }
+    assert set(failures) == PROBE_TYPES
+    assert failures[("position-monitor", "tcp")] > 0  # nobody listens on its port
+    # The 0.1.0 daemon had no series for a probe that never failed: rate() drew "no data".
+    assert 0 in failures.values(), failures
+
+
+def parse_sample(line: str) -> tuple[dict[str, str], float]:
+    """The labels and value of one sample line."""
+    head, value = line.rsplit(" ", 1)
+    pairs = head[head.index("{") + 1 : -1].split(",")
+    return {k: v.strip('"') for k, v in (pair.split("=", 1) for pair in pairs)}, float(value)
 
 
 def exported(text: str) -> set[str]:

@@ -114,7 +114,7 @@ async def test_metrics(client: TestClient[Any, Any], model: HealthModel) -> None
     assert 'supervisor_target_status{status="fail",target="dashboard"} 1.0' in text
     assert 'supervisor_target_up{target="trader"} 1.0' in text
     assert 'supervisor_unit_active_state{state="inactive",target="dashboard"} 1.0' in text
-    assert 'supervisor_unit_restarts{target="trader"} 1.0' in text
+    assert 'supervisor_unit_restarts_total{target="trader"} 1.0' in text
     assert "supervisor_resident_memory_bytes 3e+07" in text
     assert "supervisor_cpu_seconds_total 0.5" in text
     assert "supervisor_uptime_seconds 12.0" in text
