@@ -57,8 +57,9 @@ TXT
     fi
 }
 
-source_stamp() {  # what is installed: a hash of the package's source
-    (cd "$repo" && find pyproject.toml supervisor -type f \( -name '*.py' -o -name '*.toml' \) \
+source_stamp() {  # what is installed: a hash of the package's source and the lock
+    (cd "$repo" && find pyproject.toml requirements.lock supervisor -type f \
+        \( -name '*.py' -o -name '*.toml' -o -name '*.lock' \) \
         | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
 }
 
@@ -72,8 +73,17 @@ install_venv() {
     fi
     say "venv: installing sidecar-supervisor into $venv"
     [ -x "$venv/bin/python" ] || run "$python" -m venv "$venv" || exit 1
-    if [ "$dry_run" = 1 ]; then say "would run: pip install $repo"; return 0; fi
-    if ! "$venv/bin/python" -m pip install --quiet --upgrade "$repo" > "$prefix/pip.log" 2>&1; then
+    # The dependencies at the exact versions of requirements.lock, each file checked against
+    # its hashes (pip refuses anything unpinned, unhashed or different); then the package
+    # itself from this checkout, adding no dependency of its own.
+    local pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+    if [ "$dry_run" = 1 ]; then
+        say "would run: pip install --require-hashes -r $repo/requirements.lock"
+        say "would run: pip install --no-deps $repo"
+        return 0
+    fi
+    if ! { "${pip[@]}" --require-hashes -r "$repo/requirements.lock" &&
+           "${pip[@]}" --upgrade --no-deps "$repo"; } > "$prefix/pip.log" 2>&1; then
         tail -n 30 "$prefix/pip.log" >&2
         exit 1
     fi

@@ -1,3 +1,3 @@
 """sidecar-supervisor: keeps a small self-hosted trading deployment alive."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
