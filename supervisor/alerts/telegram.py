@@ -13,15 +13,13 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import ssl
 from collections.abc import AsyncIterator
 
-import certifi
-import httpx
+import aiohttp
 import telegram
 from telegram import error as tg_error
 from telegram.constants import ParseMode
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, RequestData
 
 from supervisor.alerts.text import fit
 from supervisor.errors import (
@@ -34,8 +32,78 @@ from supervisor.redaction import Redactor
 
 log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 25  # long polling: one request waits this long for an update
-# python-telegram-bot's own pool size, but no connection kept once its request is done.
-_NO_KEEP_ALIVE = httpx.Limits(max_connections=256, max_keepalive_connections=0)
+_DEFAULT = type(BaseRequest.DEFAULT_NONE)  # "not given": the request's own timeout applies
+
+
+def _seconds(value: object, default: float) -> float | None:
+    """A timeout python-telegram-bot passed: the default when not given, None for none."""
+    if isinstance(value, _DEFAULT):
+        return default
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+class AiohttpRequest(BaseRequest):
+    """python-telegram-bot's requests over aiohttp, the HTTP stack the probes and the server
+    use already: no second client stack (httpx's client pulls in httpcore, h11 and anyio,
+    4.5 MB) and no second TLS setup (aiohttp's verified context, the system CA store)."""
+
+    def __init__(self, timeout_s: float, read_timeout_s: float, *, keep_alive: bool) -> None:
+        self._timeout_s = timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._keep_alive = keep_alive
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The default wait for an answer (python-telegram-bot adds the long-poll time)."""
+        return self._read_timeout_s
+
+    async def initialize(self) -> None:
+        """Open the session (on the event loop)."""
+        if self._session is None or self._session.closed:
+            # Without keep-alive, one fresh connection per request holds nothing between
+            # alerts (an idle pooled one would linger, half-closed once Telegram hangs up).
+            connector = aiohttp.TCPConnector(limit=8, force_close=not self._keep_alive)
+            self._session = aiohttp.ClientSession(connector=connector)
+
+    async def shutdown(self) -> None:
+        """Close the session and its connections."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def do_request(  # noqa: PLR0917 (python-telegram-bot's signature)
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: object = BaseRequest.DEFAULT_NONE,
+        write_timeout: object = BaseRequest.DEFAULT_NONE,
+        connect_timeout: object = BaseRequest.DEFAULT_NONE,
+        pool_timeout: object = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """One request: the status and the body; our errors as python-telegram-bot's."""
+        if request_data is not None and request_data.contains_files:
+            raise tg_error.NetworkError("sending files is not supported here")
+        await self.initialize()
+        assert self._session is not None
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=_seconds(connect_timeout, self._timeout_s),
+            sock_read=_seconds(read_timeout, self._read_timeout_s),
+        )
+        data = request_data.json_parameters if request_data is not None else None
+        headers = {"User-Agent": self.USER_AGENT}
+        try:
+            async with self._session.request(
+                method, url, data=data, headers=headers, timeout=timeout
+            ) as res:
+                return res.status, await res.read()
+        except TimeoutError as err:
+            raise tg_error.TimedOut from err
+        except aiohttp.ClientError as err:
+            # The URL holds the token: only the error's class and words go on (and scrubbed).
+            raise tg_error.NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
 
 
 class TelegramChannel:
@@ -46,25 +114,9 @@ class TelegramChannel:
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._redactor = Redactor("<token>")
         self._redactor.add(token)
-        # One TLS context for both clients: each would otherwise load the CA store (~1 MB).
-        tls = {"verify": ssl.create_default_context(cafile=certifi.where())}
-        # Alerts are minutes apart: a connection kept alive for the next one sits idle (httpx
-        # only drops an expired one when it is next used, so it lingers for hours, half-closed
-        # once Telegram hangs up). One fresh connection per message holds nothing between.
-        request = HTTPXRequest(
-            connect_timeout=timeout_s,
-            read_timeout=timeout_s,
-            write_timeout=timeout_s,
-            pool_timeout=timeout_s,
-            httpx_kwargs={**tls, "limits": _NO_KEEP_ALIVE},
-        )
-        polling = HTTPXRequest(
-            connect_timeout=timeout_s,
-            read_timeout=timeout_s + POLL_TIMEOUT_S,
-            write_timeout=timeout_s,
-            pool_timeout=timeout_s,
-            httpx_kwargs=tls,
-        )
+        # Alerts are minutes apart: no connection kept alive for them; the long poll keeps its.
+        request = AiohttpRequest(timeout_s, timeout_s, keep_alive=False)
+        polling = AiohttpRequest(timeout_s, timeout_s + POLL_TIMEOUT_S, keep_alive=True)
         self._bot = telegram.Bot(
             token,
             base_url=f"{api_url.rstrip('/')}/bot",
