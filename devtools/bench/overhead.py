@@ -3,10 +3,14 @@ what its RSS is made of (import by import, in a fresh interpreter)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from devtools.bench.processes import cpu_seconds, rss_mb
 from devtools.bench.settings import REPO, VENV_PYTHON, BenchError, Settings, say
 from devtools.bench.stats import summary
 from devtools.bench.watchers import fleet_config, supervisor
+from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 
 # What the supervisor's RSS is made of: a fresh interpreter importing what `supervisor run`
@@ -28,16 +33,20 @@ IMPORT_ORDER = (
     "aiohttp",
     "supervisor.cli",
     "supervisor.app.daemon",
+    "supervisor.alerts.telegram",  # only with [alerts.telegram]: python-telegram-bot
 )
 _IMPORT_PROBE = """
 import importlib, json, os, sys
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 out = [["python", rss()]]
+telegram_by = None
 for name in sys.argv[1:]:
     importlib.import_module(name)
     out.append([name, rss()])
-print(json.dumps({"steps": out, "telegram": "telegram" in sys.modules}))
+    if telegram_by is None and "telegram" in sys.modules:
+        telegram_by = name
+print(json.dumps({"steps": out, "telegram_by": telegram_by}))
 """
 
 # The dependencies alone, and without each big one (a model is defined when pydantic is there,
@@ -61,6 +70,36 @@ print(int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE
 EXTRA_TARGETS = 97  # with the three demo targets: 100
 
 
+@contextlib.contextmanager
+def fake_telegram() -> Iterator[FakeBotApi]:
+    """The fake Bot API (devtools.fakes) on its own event loop in a thread, for the
+    production configuration's Telegram."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-bot-api", daemon=True)
+    thread.start()
+    api = FakeBotApi()
+    try:
+        asyncio.run_coroutine_threadsafe(api.start(), loop).result(10)
+        yield api
+    finally:
+        asyncio.run_coroutine_threadsafe(api.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def production(box: Sandbox, api: FakeBotApi) -> Callable[[int, Path], str]:
+    """What users run: the three targets at default probes, history on, an API key and
+    Telegram on (alerts and chat commands, against the fake Bot API)."""
+    telegram = (
+        f'[alerts.telegram]\ntoken = "{api.token}"\nchat_ids = [4242]\n'
+        f'api_url = "{api.url}"\ncommands = true\n'
+    )
+    return partial(
+        fleet_config, box, recovery=True, api_key="bench-api-key-0123456789", extra=telegram
+    )
+
+
 def bench_startup(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
     """Popen to READY=1, `startup_reps` times, with the three demo targets."""
     times = []
@@ -82,13 +121,15 @@ def bench_idle(box: Sandbox, work: Path, s: Settings) -> dict[str, Any]:
         build3 = partial(fleet_config, box, recovery=True)
         build100 = partial(fleet_config, box, recovery=True, extra_targets=EXTRA_TARGETS)
         with (
+            fake_telegram() as bot_api,
             supervisor(box, work, "idle3", build3) as small,
             supervisor(box, work, "idle100", build100) as big,
+            supervisor(box, work, "production", production(box, bot_api)) as prod,
         ):
-            small.wait_pass()
-            big.wait_pass()
+            for sup in (small, big, prod):
+                sup.wait_pass()
             time.sleep(s.idle_settle_s)  # the first probes and caches are not idle cost
-            sups = {"idle_3_targets": small, "idle_100_targets": big}
+            sups = {"idle_3_targets": small, "idle_100_targets": big, "production": prod}
             pids = {k: sup.pid for k, sup in sups.items()}
             cpu: dict[str, list[float]] = {k: [] for k in pids}
             rss: dict[str, list[float]] = {k: [] for k in pids}
@@ -143,5 +184,5 @@ def bench_import_rss() -> dict[str, Any]:
             {"module": name, "rss_mb": round(mb, 1), "added_mb": round(mb - prev, 1)}
             for (name, mb), (_p, prev) in zip(steps, [steps[0], *steps[:-1]], strict=True)
         ],
-        "telegram_loaded": found["telegram"],
+        "telegram_by": found["telegram_by"],  # the first import that loaded it
     }

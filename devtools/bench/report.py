@@ -74,8 +74,17 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
             "< 0.2 %",
             cpu3 < 0.2,
         )
-        add("RSS, 3 targets, with history", f"{rss3:.1f} MB", "< 50 MB", rss3 < 50)
-        add("idle CPU, 100 targets", f"{cpu100:.3f} %", "< 2 %", cpu100 < 2)
+        add("RSS, 3 targets, with history, no Telegram", f"{rss3:.1f} MB", "< 45 MB", rss3 < 45)
+        prod = idle.get("production")
+        if prod:
+            rss_p = prod["rss_mb"]["median"]
+            add(
+                "RSS, production config (Telegram, history, API key, 3 targets)",
+                f"{rss_p:.1f} MB",
+                "< 55 MB",
+                rss_p < 55,
+            )
+        add("idle CPU, 100 targets", f"{cpu100:.3f} %", "< 0.5 %", cpu100 < 0.5)
     load = r.get("load")
     if load:
         ten = next(level for level in load["levels"] if level["connections"] == 10)
@@ -196,12 +205,18 @@ def md_overhead(r: dict[str, Any]) -> list[str]:
         out.append(row("RSS, 3 targets, with history", i3["rss_mb"], "MB"))
         out.append(row(f"idle CPU, 100 targets ({w})", i100["cpu_percent"], "%"))
         out.append(row("RSS, 100 targets", i100["rss_mb"], "MB"))
+        prod = r["idle"].get("production")
+        if prod:
+            words = "production config (Telegram, history, API key, 3 targets)"
+            out.append(row(f"idle CPU, {words} ({w})", prod["cpu_percent"], "%"))
+            out.append(row(f"RSS, {words}", prod["rss_mb"], "MB"))
         imports = r["idle"].get("import_rss_mb")
         if imports:
             steps = imports["steps"]
             parts = [f"{steps[0]['rss_mb']:.1f} bare"]
             parts += [f"{x['module']} +{x['added_mb']:.1f}" for x in steps[1:]]
-            loaded = "loaded" if imports["telegram_loaded"] else "not loaded"
+            by = imports.get("telegram_by")
+            loaded = f"loaded by {by} only" if by else "not loaded"
             without = ", ".join(
                 f"without {k} {v:.1f} MB" for k, v in imports["dependencies_without_mb"].items()
             )

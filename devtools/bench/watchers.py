@@ -286,12 +286,15 @@ def fleet_config(
     extra_targets: int = 0,
     heartbeat_max_age_s: float = 15,
     history: bool = True,
+    api_key: str | None = None,
+    extra: str = "",
 ) -> str:
     """The demo fleet at default probe settings (plus `extra_targets` heartbeat targets).
 
     The breaker is off: the benchmarks load both cores on purpose, and an open breaker pauses
-    probes. The history is on (its default) unless `history` is False. With recovery on,
-    every attempt is immediate (backoff_s = [0]) and there is no give-up in reach, so every
+    probes. The history is on (its default) unless `history` is False. `api_key` goes into
+    [http]; `extra` is TOML tables added at the end (e.g. `[alerts.telegram]`). With recovery
+    on, every attempt is immediate (backoff_s = [0]) and there is no give-up in reach, so every
     repetition is the first attempt of a fresh incident.
     """
 
@@ -304,9 +307,10 @@ def fleet_config(
         )
 
     hb = box.heartbeat_path
+    key = "" if api_key is None else f"api_key = {json.dumps(api_key)}\n"
     text = f"""state_dir = {json.dumps(str(state_dir))}
 [http]
-port = {port}
+{key}port = {port}
 [breaker]
 enabled = false
 [history]
@@ -343,4 +347,4 @@ unit = "position-monitor.service"
             f'  [[targets.probes]]\n  type = "heartbeat"\n'
             f"  path = {json.dumps(str(hb('trader')))}\n  max_age_s = 15\n"
         )
-    return text
+    return text + extra
