@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -42,6 +43,19 @@ def _seconds(value: object, default: float) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
+def _tls() -> ssl.SSLContext | bool:
+    """aiohttp's own verified context (the system's CA store, loaded once at import), or,
+    where the system has no CA store, certifi's bundle (the one httpx would have used)."""
+    paths = ssl.get_default_verify_paths()
+    if (paths.cafile and os.path.isfile(paths.cafile)) or (
+        paths.capath and os.path.isdir(paths.capath) and os.listdir(paths.capath)
+    ):
+        return True
+    import certifi  # only here: the bundle costs memory where it is not needed
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class AiohttpRequest(BaseRequest):
     """python-telegram-bot's requests over aiohttp, the HTTP stack the probes and the server
     use already: no second client stack (httpx's client pulls in httpcore, h11 and anyio,
@@ -63,7 +77,7 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             # Without keep-alive, one fresh connection per request holds nothing between
             # alerts (an idle pooled one would linger, half-closed once Telegram hangs up).
-            connector = aiohttp.TCPConnector(limit=8, force_close=not self._keep_alive)
+            connector = aiohttp.TCPConnector(limit=8, force_close=not self._keep_alive, ssl=_tls())
             self._session = aiohttp.ClientSession(connector=connector)
 
     async def shutdown(self) -> None:
