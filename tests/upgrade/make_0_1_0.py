@@ -81,8 +81,8 @@ async def write(out: Path) -> None:
     parts.history.unit("trader", unit)
     parts.history.observe(model.snapshot())
     clock.now = BASE + 900
-    parts.policy.incidents["trader"] = Incident(
-        key="trader",
+    parts.policy.incidents["trader:health"] = Incident(
+        key="trader:health",
         target="trader",
         opened_at=BASE + 600,
         severity="critical",
