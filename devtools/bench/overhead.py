@@ -82,10 +82,19 @@ def fake_telegram() -> Iterator[FakeBotApi]:
         asyncio.run_coroutine_threadsafe(api.start(), loop).result(10)
         yield api
     finally:
-        asyncio.run_coroutine_threadsafe(api.stop(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(_stop(api), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+async def _stop(api: FakeBotApi) -> None:
+    """Stop the fake, and end what it was still serving (a long poll) before the loop closes."""
+    await api.stop()
+    rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 def production(box: Sandbox, api: FakeBotApi) -> Callable[[int, Path], str]:
