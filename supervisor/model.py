@@ -110,6 +110,7 @@ class ProbeResult:
     source: str | None = None  # where a resource figure came from: "cgroup" or "proc"
     samples: tuple[tuple[str, float], ...] = ()  # extra figures for /metrics (memory, CPU)
     perfdata: tuple[PerfDatum, ...] = ()
+    stuck: bool = False  # a failure /proc proved final: the process is stuck, not slow
 
     @property
     def ok(self) -> bool:

@@ -42,3 +42,41 @@ def parse_cgroup(text: str) -> str:
         if hierarchy == "name=systemd":
             fallback = path
     return fallback
+
+
+_LISTEN = "0A"  # the TCP state LISTEN in /proc/net/tcp{,6}
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A listening TCP socket from /proc/net/tcp or tcp6."""
+
+    port: int
+    inode: int
+    queued: int  # rx_queue of a LISTEN socket: connections waiting to be accepted
+
+
+def parse_listeners(text: str) -> list[Listener]:
+    """The LISTEN sockets of /proc/net/tcp (or tcp6) text, header line and all."""
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != _LISTEN:
+            continue
+        try:
+            port = int(fields[1].rsplit(":", 1)[1], 16)
+            queued = int(fields[4].partition(":")[2], 16)  # "tx_queue:rx_queue", in hex
+            inode = int(fields[9])
+        except (IndexError, ValueError):
+            continue
+        if inode:
+            found.append(Listener(port, inode, queued))
+    return found
+
+
+def parse_schedstat(text: str) -> int:
+    """Nanoseconds on a CPU, from /proc/PID/task/TID/schedstat; ValueError if malformed."""
+    try:
+        return int(text.split(maxsplit=1)[0])
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"not a schedstat line: {text[:60]!r}") from exc

@@ -33,6 +33,7 @@ CORE = {
     "supervisor.procfs",
     "supervisor.watch.health",
     "supervisor.probing.schedule",
+    "supervisor.probing.stuck",
     "supervisor.probing.outcome",
     "supervisor.probing.nagios",
     "supervisor.probing.conditions",

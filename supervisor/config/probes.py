@@ -103,6 +103,9 @@ class HttpProbe(_Probe):
     url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
     expect_json: dict[str, Any] | None = None  # top-level fields the body must equal
     conditions: list[JsonCondition] = Field(default_factory=list, alias="json")
+    # Fail at once, not after failure_threshold timeouts, when /proc proves the target's
+    # process holding the URL's port stuck (stopped, or no CPU while connections queue).
+    stuck_evidence: bool = True
 
 
 class TcpProbe(_Probe):

@@ -11,7 +11,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from supervisor.procfs import parse_stat
+from supervisor.probing.stuck import Reading
+from supervisor.procfs import parse_listeners, parse_schedstat, parse_stat
+
+_STOPPED = ("T", "t")
 
 
 class ProcReader:
@@ -60,6 +63,74 @@ class ProcReader:
                 continue
             total += int(statm[1]) * self._page
         return total
+
+    def listener(self, control_group: str, port: int, at: float) -> Reading:
+        """The unit's processes that hold a listening socket on `port`, and how they fare.
+
+        Read only while a probe is overdue (rarely): it lists the unit's descriptors.
+        """
+        queues: dict[int, int] = {}
+        for table in ("tcp", "tcp6"):
+            try:
+                text = (self._proc / "net" / table).read_text()
+            except OSError:
+                continue
+            queues.update((s.inode, s.queued) for s in parse_listeners(text) if s.port == port)
+        owners: list[int] = []
+        owned: set[int] = set()
+        for pid in self.pids(control_group) if queues else []:
+            inodes = _socket_inodes(self._proc / str(pid)) & queues.keys()
+            if inodes:
+                owners.append(pid)
+                owned |= inodes
+        states, cpu_ns = self._threads(owners)
+        return Reading(
+            at=at,
+            port=port,
+            pids=tuple(owners),
+            stopped=bool(states) and all(s in _STOPPED for s in states),
+            runnable="R" in states,
+            cpu_ns=cpu_ns,
+            queued=sum(queues[i] for i in owned),
+        )
+
+    def _threads(self, pids: Iterable[int]) -> tuple[list[str], int]:
+        """Every thread's state, and their CPU time in ns (schedstat, else stat's ticks)."""
+        states: list[str] = []
+        cpu_ns = 0
+        for pid in pids:
+            try:
+                tasks = list((self._proc / str(pid) / "task").iterdir())
+            except OSError:
+                continue  # exited since we listed it
+            for task in tasks:
+                try:
+                    stat = parse_stat((task / "stat").read_text())
+                except (OSError, ValueError):
+                    continue
+                states.append(stat.state)
+                try:
+                    cpu_ns += parse_schedstat((task / "schedstat").read_text())
+                except (OSError, ValueError):
+                    cpu_ns += stat.cpu_ticks * 1_000_000_000 // self._ticks
+        return states, cpu_ns
+
+
+def _socket_inodes(pid_dir: Path) -> set[int]:
+    """Inodes of the sockets a process holds (none if it is gone or not ours to read)."""
+    found: set[int] = set()
+    try:
+        fds = list((pid_dir / "fd").iterdir())
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(int(link[8:-1]))
+    return found
 
 
 def _walk_procs(base: Path) -> Iterable[int]:

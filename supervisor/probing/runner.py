@@ -8,11 +8,15 @@ nothing of the bus, the breaker or the daemon.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -29,8 +33,8 @@ from supervisor.config import (
     TcpProbe,
     probe_ids,
 )
-from supervisor.model import ActiveState, Clock, ProbeResult, UnitState
-from supervisor.probing import probes
+from supervisor.model import ActiveState, Clock, ProbeResult, Status, UnitState
+from supervisor.probing import probes, stuck
 from supervisor.probing.command import ExecCheck
 from supervisor.probing.host import DiskCheck, LoadCheck, MemoryCheck
 from supervisor.probing.schedule import ProbeSchedule
@@ -47,6 +51,12 @@ class ProbeRun:
     check: probes.Check
     schedule: ProbeSchedule
     timeout_s: float
+    watch_port: int | None = None  # an http probe's port, whose owners /proc may prove stuck
+    latency: stuck.Latencies = field(default_factory=stuck.Latencies)
+
+
+class ProcessReader(probes.ProcessTree, stuck.ListenerReader, Protocol):
+    """/proc for the resources probe and for the evidence that a probe is stuck."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,7 @@ class ProbeContext:
 
     clock: Clock
     session: Callable[[], aiohttp.ClientSession]
-    reader: probes.ProcessTree
+    reader: ProcessReader
     read_unit: Callable[[str], probes.ReadUnit]  # unit -> how to read its cgroup figures
     unit_state: Callable[[str], UnitState | None]
     paused: Callable[[], bool]  # the breaker is open: probe nothing
@@ -98,7 +108,8 @@ def plan(
             # A random first offset so many targets' probes do not fire together.
             first = now + rng.uniform(0, spec.period_s)
             sched = ProbeSchedule(track, spec.period_s, spec.confirm_interval_s, first)
-            runs.append(ProbeRun(target, pid, spec, check, sched, spec.timeout_s))
+            port = _watch_port(spec) if target.unit else None
+            runs.append(ProbeRun(target, pid, spec, check, sched, spec.timeout_s, port))
     return runs
 
 
@@ -130,6 +141,17 @@ def build(
     return probes.ResourcesCheck(spec, read_unit, reader, clock)
 
 
+def _watch_port(spec: ProbeConfig) -> int | None:
+    """The port of an http probe's URL, if stuck evidence is on for it."""
+    if not isinstance(spec, HttpProbe) or not spec.stuck_evidence:
+        return None
+    url = urlsplit(spec.url)
+    try:
+        return url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        return None  # a port that is not a number: the probe itself will say so
+
+
 def _allowed(ctx: ProbeContext, target: TargetConfig) -> bool:
     """Probe only active units (an inactive one is known bad) and only with the breaker shut."""
     if ctx.paused():
@@ -158,12 +180,56 @@ async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
             sched.skipped(started)
             continue
         before = _main_pid(ctx, target)
-        result = await probes.run(target.name, run.probe, run.check, run.timeout_s, clock)
+        result = await _probe(run, ctx)
         ctx.observe(result)
         after = _main_pid(ctx, target)
         if before is None or after is None or before != after:
             sched.skipped(clock.monotonic())  # about a process that is gone: discard
             continue
+        if result.status in (Status.PASS, Status.WARN):
+            run.latency.answered(result.duration_s)
         if model.apply_probe(result):
             ctx.wake()
         sched.ran(started, clock.monotonic())
+
+
+async def _probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
+    """Run the probe; while it is overdue, read /proc for proof that its target is stuck.
+
+    Proof of a stopped process ends the probe at once; proof of no progress over its whole
+    timeout makes its timeout final. Without proof it is the plain probe, timeout and all.
+    """
+    clock = ctx.clock
+    check = probes.run(run.target.name, run.probe, run.check, run.timeout_s, clock)
+    unit = ctx.unit_state(run.target.unit) if run.target.unit else None
+    if run.watch_port is None or unit is None or not unit.control_group:
+        return await check
+    cgroup, port = unit.control_group, run.watch_port
+    started = clock.monotonic()
+    task = asyncio.ensure_future(check)
+    readings: list[stuck.Reading] = []
+    at = started + run.latency.overdue_after(run.timeout_s)
+    try:
+        while not (await asyncio.wait({task}, timeout=max(0.0, at - clock.monotonic())))[0]:
+            readings.append(ctx.reader.listener(cgroup, port, clock.monotonic()))
+            words = stuck.stopped(readings)
+            if words is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                kind = run.check.kind
+                took = clock.monotonic() - started
+                output = f"{kind}: no answer after {took:.1f} s; {words}"
+                return ProbeResult(
+                    run.target.name, run.probe, kind, Status.FAIL, output, took, stuck=True
+                )
+            at += stuck.READ_EVERY_S
+    finally:
+        task.cancel()  # a no-op once done; stops the probe if we are cancelled
+    result = task.result()
+    if readings and result.status is Status.FAIL and result.duration_s >= run.timeout_s:
+        readings.append(ctx.reader.listener(cgroup, port, clock.monotonic()))
+        words = stuck.no_progress(readings, run.timeout_s) or stuck.stopped(readings)
+        if words is not None:
+            return dataclasses.replace(result, output=f"{result.output}; {words}", stuck=True)
+    return result

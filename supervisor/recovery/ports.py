@@ -17,10 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.procfs import parse_cgroup, parse_stat
+from supervisor.procfs import parse_cgroup, parse_listeners, parse_stat
 
 log = logging.getLogger(__name__)
-_LISTEN = "0A"  # TCP state in /proc/net/tcp
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +44,10 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int]:
     inodes: set[int] = set()
     for table in ("tcp", "tcp6"):
         try:
-            lines = (proc / "net" / table).read_text().splitlines()[1:]
+            text = (proc / "net" / table).read_text()
         except OSError:
             continue
-        for line in lines:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], int(fields[9])
-            if state == _LISTEN and int(local.rsplit(":", 1)[1], 16) == port and inode:
-                inodes.add(inode)
+        inodes.update(s.inode for s in parse_listeners(text) if s.port == port)
     return inodes
 
 

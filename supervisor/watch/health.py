@@ -59,6 +59,8 @@ class ProbeTrack:
         if status is Status.FAIL:
             self.consecutive_failures += 1
             self.consecutive_successes = 0
+            if result.stuck:  # proved stuck, not slow: waiting for more failures adds nothing
+                self.consecutive_failures = max(self.consecutive_failures, self.failure_threshold)
             if self.consecutive_failures >= self.failure_threshold:
                 self.failing = True
         else:

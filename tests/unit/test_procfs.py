@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.procfs import parse_cgroup, parse_stat
+from supervisor.procfs import Listener, parse_cgroup, parse_listeners, parse_schedstat, parse_stat
 
 # A real line's shape: the command name may hold spaces and ')'.
 STAT = "4242 (evil ) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 " + (
@@ -30,3 +30,20 @@ def test_cgroup_prefers_unified_then_systemd_v1() -> None:
     unified = "0::/user.slice/app.slice/dashboard.service\n"
     assert parse_cgroup(unified) == "/user.slice/app.slice/dashboard.service"
     assert parse_cgroup("4:pids:/\n") == ""
+
+
+def test_listeners_are_listen_sockets_with_their_accept_queue() -> None:
+    text = (
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+        "   0: 0100007F:13BA 00000000:0000 0A 00000000:00000003 00:00000000 00000000 0 0 777 1\n"
+        "   1: 0100007F:13BA 0100007F:D45E 01 00000000:00000010 00:00000000 00000000 0 0 0 1\n"
+        "   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 0 1\n"
+        "   3: garbage\n"
+    )
+    assert parse_listeners(text) == [Listener(port=5050, inode=777, queued=3)]
+
+
+def test_schedstat_is_nanoseconds_on_a_cpu() -> None:
+    assert parse_schedstat("1236000 4453796 3\n") == 1236000
+    with pytest.raises(ValueError, match="not a schedstat line"):
+        parse_schedstat("")

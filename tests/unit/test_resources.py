@@ -58,3 +58,58 @@ def test_v1_hierarchy_fallback(tmp_path: Path) -> None:
     unit.mkdir(parents=True)
     (unit / "cgroup.procs").write_text("7\n")
     assert ProcReader(tmp_path, tmp_path / "cg").pids("/app.slice/a.service") == [7]
+
+
+TCP = (
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+    "timeout inode\n"
+    "   0: 0100007F:13BA 00000000:0000 0A 00000000:00000002 00:00000000 00000000  0  0 777 1\n"
+    "   1: 0100007F:13BA 0100007F:D45E 01 00000000:00000000 00:00000000 00000000  0  0 0 1\n"
+    "   2: 0100007F:1F90 00000000:0000 0A 00000000:00000005 00:00000000 00000000  0  0 888 1\n"
+)
+
+
+def fake_listener(root: Path, pid: int, threads: dict[int, tuple[str, int]]) -> None:
+    """pid holds socket inode 777 (port 5050: 0x13BA); each thread: (state, ns on CPU)."""
+    d = root / "proc" / str(pid)
+    (d / "fd").mkdir(parents=True)
+    (d / "fd" / "3").symlink_to("socket:[777]")
+    (d / "fd" / "4").symlink_to("/dev/null")
+    for tid, (state, ns) in threads.items():
+        t = d / "task" / str(tid)
+        t.mkdir(parents=True)
+        fields = [state, "1", "1", "1", "0", "-1", "0", "0", "0", "0", "0", "3", "2"]
+        (t / "stat").write_text(f"{tid} (py) " + " ".join(fields) + " 0" * 40 + "\n")
+        (t / "schedstat").write_text(f"{ns} 100 7\n")
+
+
+def test_listener_reads_owners_threads_and_accept_queue(tmp_path: Path) -> None:
+    unit = tmp_path / "cg" / "unified" / "app.slice" / "dashboard.service"
+    unit.mkdir(parents=True)
+    (unit / "cgroup.procs").write_text("20\n21\n")
+    (tmp_path / "proc" / "net").mkdir(parents=True)
+    (tmp_path / "proc" / "net" / "tcp").write_text(TCP)
+    fake_listener(tmp_path, 20, {20: ("T", 1_000), 22: ("t", 2_000)})
+    (tmp_path / "proc" / "21" / "fd").mkdir(parents=True)  # in the unit, no socket
+    reader = ProcReader(tmp_path / "proc", tmp_path / "cg", ticks_per_s=100, page_size=4096)
+    got = reader.listener("/app.slice/dashboard.service", 5050, at=3.5)
+    assert (got.at, got.port, got.pids, got.queued, got.cpu_ns) == (3.5, 5050, (20,), 2, 3_000)
+    assert got.stopped
+    assert not got.runnable
+    # Port 8080's socket (inode 888) is nobody's in the unit: nothing found, nothing proved.
+    other = reader.listener("/app.slice/dashboard.service", 8080, at=3.5)
+    assert (other.found, other.queued) == (False, 0)
+
+
+def test_listener_sees_a_runnable_thread_and_falls_back_to_ticks(tmp_path: Path) -> None:
+    unit = tmp_path / "cg" / "unified" / "app.slice" / "dashboard.service"
+    unit.mkdir(parents=True)
+    (unit / "cgroup.procs").write_text("20\n")
+    (tmp_path / "proc" / "net").mkdir(parents=True)
+    (tmp_path / "proc" / "net" / "tcp6").write_text(TCP)
+    fake_listener(tmp_path, 20, {20: ("S", 1_000), 23: ("R", 0)})
+    (tmp_path / "proc" / "20" / "task" / "23" / "schedstat").unlink()  # no schedstat here
+    reader = ProcReader(tmp_path / "proc", tmp_path / "cg", ticks_per_s=100, page_size=4096)
+    got = reader.listener("/app.slice/dashboard.service", 5050, at=0.0)
+    assert (got.stopped, got.runnable) == (False, True)
+    assert got.cpu_ns == 1_000 + 5 * 10_000_000  # 5 ticks of 10 ms
