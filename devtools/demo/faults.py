@@ -20,6 +20,16 @@ no-crash-on-start  removes that flag file      starts work again
 stall-feed         SIGRTMIN+4 to the MainPID   dashboard: its market feed stays "connected" but
                                                no message arrives (last_message_at stops)
 resume-feed        SIGRTMIN+5 to the MainPID   dashboard: messages arrive again, at once
+deadlock           SIGRTMIN+6 to the MainPID   dashboard: its accepting thread and its feed
+                                               thread take two locks in opposite order and
+                                               deadlock; every handler thread then blocks on
+                                               the state lock: the port stays open, nothing is
+                                               accepted, no CPU is used
+spin               SIGRTMIN+7 to the MainPID   dashboard: every request handler spins on the
+                                               CPU forever and never answers (CPU moves)
+slow               SIGRTMIN+8 to the MainPID   dashboard: slow but alive: every 6 s it holds
+                                               its state lock for 1.5 s (nothing accepted or
+                                               answered meanwhile, no CPU), then serves again
 =================  ==========================  ===================================================
 
 Faults without a program named apply to all three programs.
@@ -82,6 +92,9 @@ FAULTS: dict[str, Fault] = {
         Fault("no-crash-on-start", None, "remove <program>.crash-on-start again"),
         Fault("stall-feed", "SIGRTMIN+4", "feed connected but silent", ("dashboard",)),
         Fault("resume-feed", "SIGRTMIN+5", "feed messages arrive again", ("dashboard",)),
+        Fault("deadlock", "SIGRTMIN+6", "handlers deadlocked, port open", ("dashboard",)),
+        Fault("spin", "SIGRTMIN+7", "handlers spin on the CPU, never answer", ("dashboard",)),
+        Fault("slow", "SIGRTMIN+8", "pause 1.5 s every 6 s, answer after", ("dashboard",)),
     )
 }
 
@@ -165,6 +178,9 @@ class FaultState:
         self.stalled = False
         self.feed_stalled = False
         self.hung = False
+        self.deadlocked = False
+        self.spinning = False
+        self.slow = False
         # Set whenever a fault arrives, so a waiting work loop reacts at once.
         self.wake = threading.Event()
         self._ballast: list[bytes] = []
@@ -199,4 +215,7 @@ class FaultState:
                 name, self.feed_stalled
             )
             self.hung = self.hung or name == "hang"
+            self.deadlocked = self.deadlocked or name == "deadlock"
+            self.spinning = self.spinning or name == "spin"
+            self.slow = self.slow or name == "slow"
         self.wake.set()
