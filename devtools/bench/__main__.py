@@ -19,6 +19,7 @@ from typing import Any
 
 import devtools.bench
 from devtools.bench.detection import bench_detection
+from devtools.bench.hang import bench_hang
 from devtools.bench.history import bench_history
 from devtools.bench.load import bench_load
 from devtools.bench.machine import loadavg, machine, source_hash
@@ -105,6 +106,10 @@ def run_sections(
         say("history: RSS on vs off, / and /events with stored events, bursts vs watchdog")
         with section(results, "history"):
             results["history"] = bench_history(box, work, s)
+    if "hang" in sections:
+        say(f"hangs side by side (evidence on, off, Monit), {s.hang_reps} each")
+        with section(results, "hang"):
+            results["hang"] = bench_hang(box, work, s, rng)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     s = Settings.make(args.quick)
     sections = set(args.only or SECTIONS)
     for tool, needed in (
-        ("monit", "monit" in sections),
+        ("monit", bool({"monit", "hang"} & sections)),
         ("wrk", bool({"load", "history"} & sections)),
     ):
         if needed and shutil.which(tool) is None:
@@ -173,6 +178,7 @@ def settings_of(s: Settings, sections: set[str], seed: int) -> dict[str, Any]:
         "rss_pairs": s.rss_pairs,
         "bursts": s.bursts,
         "history_events": s.history_events,
+        "hang_reps": s.hang_reps,
         "probe": {"period_s": PERIOD_S, "timeout_s": TIMEOUT_S, "threshold": FAILURE_THRESHOLD},
     }
 

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from devtools.bench.hang import hang_targets, md_hang
 from devtools.bench.settings import SCENARIOS
-
-
-def fmt_s(value: float) -> str:
-    """Seconds, with two decimals below 10 s and one above."""
-    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+from devtools.bench.stats import fmt_s
 
 
 def fmt_outcome(o: dict[str, Any] | None) -> str:
@@ -108,6 +105,7 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
             load["probes_on_schedule"],
         )
     rows += history_targets(r.get("history"))
+    rows += hang_targets(r.get("hang"))
     start = r.get("startup_ready_s")
     if start:
         add(
@@ -187,7 +185,7 @@ def markdown(r: dict[str, Any]) -> str:
             "those of the sections that finished.**",
             "",
         ]
-    for part in (md_overhead, md_detection, md_recovery, md_load, md_history, md_targets):
+    for part in (md_overhead, md_detection, md_recovery, md_load, md_history, md_hang, md_targets):
         out += part(r)
     return "\n".join(out)
 

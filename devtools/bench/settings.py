@@ -29,6 +29,7 @@ SECTIONS = (
     "systemd",
     "load",
     "history",
+    "hang",
 )
 BURST_EVENTS = 1_000  # recorded at once while the watchdog pings
 
@@ -68,6 +69,7 @@ class Settings:
     bursts: int  # bursts of BURST_EVENTS events, each timed across a watchdog ping
     history_events: int = 100_000  # stored before `/` and /events are loaded
     smoke: bool = False  # the test suite's run: every section once, figures not judged
+    hang_reps: int = 7  # repetitions per hang and tool in the hang section
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -85,6 +87,7 @@ class Settings:
                 wrk_s=3,
                 rss_pairs=3,
                 bursts=3,
+                hang_reps=2,
             )
         return cls(
             quick=False,
@@ -117,5 +120,6 @@ class Settings:
             rss_pairs=1,
             bursts=1,
             history_events=2_000,
+            hang_reps=1,
             smoke=True,
         )

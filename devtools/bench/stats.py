@@ -13,6 +13,11 @@ from devtools.bench.settings import BenchError
 _WRK_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
+def fmt_s(value: float) -> str:
+    """Seconds, with two decimals below 10 s and one above."""
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
 def summary(values: list[float]) -> dict[str, Any]:
     """Median, min, max, count and the (rounded) values themselves."""
     return {

@@ -288,6 +288,7 @@ def fleet_config(
     history: bool = True,
     api_key: str | None = None,
     extra: str = "",
+    stuck_evidence: bool = True,
 ) -> str:
     """The demo fleet at default probe settings (plus `extra_targets` heartbeat targets).
 
@@ -331,6 +332,7 @@ ports = [{box.dashboard_port}]
   [[targets.probes]]
   type = "http"
   url = "http://127.0.0.1:{box.dashboard_port}/health"
+  stuck_evidence = {json.dumps(stuck_evidence)}
 {recovery_toml('["restart", "free-port"]')}
 [[targets]]
 name = "position-monitor"

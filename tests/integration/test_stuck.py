@@ -110,10 +110,15 @@ async def test_slow_but_alive_under_cpu_load_is_never_failed(sandbox: Sandbox) -
         restarts = sandbox.show("dashboard.service", "NRestarts")["NRestarts"]
         sandbox.fault("dashboard", "slow")
         seen: set[Status] = set()
+
+        def failed() -> bool:
+            seen.add(run.status("dashboard"))
+            return Status.FAIL in seen
+
         with cpu_hogs(3), pytest.raises(AssertionError, match="timed out"):
             # Watch the whole time: a single `fail` ends the wait (and the test) early.
             await until(
-                lambda: seen.add(run.status("dashboard")) or Status.FAIL in seen,
+                failed,
                 SLOW_WATCH_S,
                 "dashboard fail (it must never come)",
                 step=0.02,
