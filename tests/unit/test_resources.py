@@ -83,15 +83,20 @@ def fake_listener(root: Path, pid: int, threads: dict[int, tuple[str, int]]) -> 
         (t / "schedstat").write_text(f"{ns} 100 7\n")
 
 
-def test_listener_reads_owners_threads_and_accept_queue(tmp_path: Path) -> None:
-    unit = tmp_path / "cg" / "unified" / "app.slice" / "dashboard.service"
+def listener_tree(root: Path, procs: str, table: str) -> ProcReader:
+    """dashboard.service holding `procs`, and /proc/net/`table`."""
+    unit = root / "cg" / "unified" / "app.slice" / "dashboard.service"
     unit.mkdir(parents=True)
-    (unit / "cgroup.procs").write_text("20\n21\n")
-    (tmp_path / "proc" / "net").mkdir(parents=True)
-    (tmp_path / "proc" / "net" / "tcp").write_text(TCP)
+    (unit / "cgroup.procs").write_text(procs)
+    (root / "proc" / "net").mkdir(parents=True)
+    (root / "proc" / "net" / table).write_text(TCP)
+    return ProcReader(root / "proc", root / "cg", ticks_per_s=100, page_size=4096)
+
+
+def test_listener_reads_owners_threads_and_accept_queue(tmp_path: Path) -> None:
+    reader = listener_tree(tmp_path, "20\n21\n", "tcp")
     fake_listener(tmp_path, 20, {20: ("T", 1_000), 22: ("t", 2_000)})
     (tmp_path / "proc" / "21" / "fd").mkdir(parents=True)  # in the unit, no socket
-    reader = ProcReader(tmp_path / "proc", tmp_path / "cg", ticks_per_s=100, page_size=4096)
     got = reader.listener("/app.slice/dashboard.service", 5050, at=3.5)
     assert (got.at, got.port, got.pids, got.queued, got.cpu_ns) == (3.5, 5050, (20,), 2, 3_000)
     assert got.stopped
@@ -102,14 +107,9 @@ def test_listener_reads_owners_threads_and_accept_queue(tmp_path: Path) -> None:
 
 
 def test_listener_sees_a_runnable_thread_and_falls_back_to_ticks(tmp_path: Path) -> None:
-    unit = tmp_path / "cg" / "unified" / "app.slice" / "dashboard.service"
-    unit.mkdir(parents=True)
-    (unit / "cgroup.procs").write_text("20\n")
-    (tmp_path / "proc" / "net").mkdir(parents=True)
-    (tmp_path / "proc" / "net" / "tcp6").write_text(TCP)
+    reader = listener_tree(tmp_path, "20\n", "tcp6")
     fake_listener(tmp_path, 20, {20: ("S", 1_000), 23: ("R", 0)})
     (tmp_path / "proc" / "20" / "task" / "23" / "schedstat").unlink()  # no schedstat here
-    reader = ProcReader(tmp_path / "proc", tmp_path / "cg", ticks_per_s=100, page_size=4096)
     got = reader.listener("/app.slice/dashboard.service", 5050, at=0.0)
     assert (got.stopped, got.runnable) == (False, True)
     assert got.cpu_ns == 1_000 + 5 * 10_000_000  # 5 ticks of 10 ms
