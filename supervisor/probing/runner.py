@@ -180,7 +180,7 @@ async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
             sched.skipped(started)
             continue
         before = _main_pid(ctx, target)
-        result = await _probe(run, ctx)
+        result = await probe(run, ctx)
         ctx.observe(result)
         after = _main_pid(ctx, target)
         if before is None or after is None or before != after:
@@ -193,7 +193,7 @@ async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
         sched.ran(started, clock.monotonic())
 
 
-async def _probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
+async def probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
     """Run the probe; while it is overdue, read /proc for proof that its target is stuck.
 
     Proof of a stopped process ends the probe at once; proof of no progress over its whole

@@ -32,6 +32,7 @@ REMEMBERED = 20  # recent answers the latency is learned from
 READ_EVERY_S = 0.25  # readings while a probe is overdue
 STOPPED_SPAN_S = 0.5  # stopped in every reading over at least this long
 IDLE_CPU_SHARE = 0.01  # "next to no CPU": under 1 % of one core over the window
+SLACK_S = 0.02  # timers fire a little early or late: spans are judged with this slack
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ def stopped(readings: Sequence[Reading]) -> str | None:
     if not _consistent(readings) or not all(r.stopped for r in readings):
         return None
     span = readings[-1].at - readings[0].at
-    if span < STOPPED_SPAN_S:
+    if span + SLACK_S < STOPPED_SPAN_S:
         return None
     return f"stuck: {_who(readings[-1])} stopped (state T) for {span:.1f} s, nothing answers"
 
@@ -101,7 +102,7 @@ def no_progress(readings: Sequence[Reading], timeout_s: float) -> str | None:
         return None
     first, last = readings[0], readings[-1]
     span = last.at - first.at
-    if span < timeout_s / 2:
+    if span + SLACK_S < timeout_s / 2:
         return None
     if any(r.runnable or r.queued < 1 for r in readings):
         return None  # working, waiting for a CPU, or it took the waiting connections
