@@ -5,7 +5,13 @@ Monit with the same period, timeout and failure count.
 
 Per repetition: from the fault to `fail` (the supervisor: the time of its status event in
 /events; Monit: the moment its restart took the hung process down) and to serving again from
-a new process. Each repetition starts after a random delay over one probe period.
+a new process.
+
+Where in the probe period a hang falls decides most of the figure. For the supervisor the
+phases are stratified: of n repetitions the k-th falls (k + 0.5)/n of a period before its
+next probe (read from its last probe in /history), in a seeded random order, so the median
+is the median over the period and not one draw of seven. Monit's schedule cannot be read:
+its repetitions start after a random delay over one period.
 """
 
 from __future__ import annotations
@@ -51,9 +57,16 @@ def bench_hang(box: Sandbox, work: Path, s: Settings, rng: random.Random) -> dic
         build = partial(fleet_config, box, recovery=True, stuck_evidence=tool == "supervisor")
         with supervisor(box, work, f"hang-{tool}", build) as sup:
             for hang in TOOLS[tool]:
+                reasons: list[str] = []
                 results[tool][hang] = _reps(
-                    box, s, rng, hang=hang, settle=sup.wait_pass, fail_after=_fail_event(sup)
+                    box,
+                    s,
+                    hang=hang,
+                    settle=sup.wait_pass,
+                    phase=_Phases(sup, s.hang_reps, rng),
+                    fail_after=_fail_event(sup, reasons),
                 )
+                results[tool][hang]["reasons"] = reasons
                 say(f"  {tool} {hang}: {fmt_hang(results[tool][hang])}")
     for hang in () if s.smoke else TOOLS["monit"]:
         check, checks = monit_checks(box, "hung")
@@ -61,7 +74,12 @@ def bench_hang(box: Sandbox, work: Path, s: Settings, rng: random.Random) -> dic
         try:
             mon.start()
             results["monit"][hang] = _reps(
-                box, s, rng, hang=hang, settle=_MonitSettle(mon, check), fail_after=None
+                box,
+                s,
+                hang=hang,
+                settle=_MonitSettle(mon, check),
+                phase=_random_phase(rng),
+                fail_after=None,
             )
         finally:
             mon.stop()
@@ -84,28 +102,55 @@ class _MonitSettle:
         self._mark = len(self._mon.lines())
 
 
-def _fail_event(sup: Supervisor) -> Callable[[float], float | None]:
-    """When the dashboard first turned `fail` after a wall time (its status event)."""
+def _fail_event(sup: Supervisor, reasons: list[str]) -> Callable[[float], float | None]:
+    """When the dashboard first turned `fail` after a wall time (its status event); the
+    reason it gave goes into `reasons`."""
 
     def fail_after(wall: float) -> float | None:
         doc = sup.client.json("/events?target=dashboard&kind=status&limit=50")
-        times = [
-            e["id"] / 1e6
+        found: list[tuple[float, str]] = [
+            (e["id"] / 1e6, str(e["data"].get("reason", "")))
             for e in doc["events"]
             if e["data"].get("to") == "fail" and e["id"] / 1e6 >= wall
         ]
-        return min(times) - wall if times else None
+        if not found:
+            return None
+        at, why = min(found)
+        reasons.append(why)
+        return at - wall
 
     return fail_after
+
+
+class _Phases:
+    """Waits until the next fault is due: (k + 0.5)/n of a period before the next probe."""
+
+    def __init__(self, sup: Supervisor, n: int, rng: random.Random) -> None:
+        self._sup = sup
+        self._waits = [PERIOD_S * (k + 0.5) / n for k in range(n)]
+        rng.shuffle(self._waits)
+
+    def __call__(self) -> None:
+        ring = self._sup.client.json("/history/dashboard")["probes"]["http"]
+        last = ring[-1]
+        started = last["t"] - last["ms"] / 1000  # periods run start to start
+        at = started + PERIOD_S - self._waits.pop()
+        while at < time.time() + 0.05:
+            at += PERIOD_S
+        time.sleep(at - time.time())
+
+
+def _random_phase(rng: random.Random) -> Callable[[], None]:
+    return lambda: time.sleep(rng.uniform(0, PERIOD_S))
 
 
 def _reps(
     box: Sandbox,
     s: Settings,
-    rng: random.Random,
     *,
     hang: str,
     settle: Callable[[], None],
+    phase: Callable[[], None],
     fail_after: Callable[[float], float | None] | None,
 ) -> dict[str, Any]:
     """`s.hang_reps` repetitions of one hang: detection and serving-again times."""
@@ -115,7 +160,7 @@ def _reps(
     for _ in range(s.hang_reps):
         box.reset_failed()
         settle()
-        time.sleep(rng.uniform(0, PERIOD_S))  # found by polling: the phase matters
+        phase()  # found by polling: where in the period it falls matters
         old, wall, t0 = signal_unit(box, "dashboard", HANGS[hang])
         fault = Fault(hang, "dashboard", old, t0)
         gone, took = _watch(box, fault)
