@@ -147,7 +147,9 @@ The status page: http://127.0.0.1:$http_port/   (live; open it and break somethi
 /events:  http://127.0.0.1:$http_port/events    /history: http://127.0.0.1:$http_port/history/trader
 Things to try in another shell (first: eval "\$(scripts/sandbox.sh env)"):
   kill -9 \$(systemctl --user show -p MainPID --value trader.service)    # dead: restarted at once
-  kill -STOP \$(systemctl --user show -p MainPID --value dashboard.service) # hung: http probe, restart
+  kill -STOP \$(systemctl --user show -p MainPID --value dashboard.service) # stopped: stuck at once
+  .venv/bin/python -m devtools.demo fault dashboard deadlock --root $root     # stuck at 1st timeout
+  .venv/bin/python -m devtools.demo fault dashboard slow --root $root         # slow: never failed
   .venv/bin/python -m devtools.demo fault trader stall-heartbeat --root $root  # stale heartbeat
   .venv/bin/python -m devtools.demo fault trader grow-memory --root $root      # +64 MiB each
   .venv/bin/python -m devtools.demo fault dashboard stall-feed --root $root   # silent feed

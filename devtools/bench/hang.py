@@ -30,7 +30,7 @@ from devtools.bench.settings import PERIOD_S, POLL_S, RECOVERY_TIMEOUT_S, Settin
 from devtools.bench.stats import fmt_s, summary
 from devtools.bench.watchers import Supervisor, fleet_config, run_dir, supervisor
 from devtools.demo import faults as demo_faults
-from devtools.sandbox import Sandbox
+from devtools.sandbox import Sandbox, wait_for
 
 HANGS = {
     "sigstop": int(signal.SIGSTOP),
@@ -131,13 +131,19 @@ class _Phases:
         rng.shuffle(self._waits)
 
     def __call__(self) -> None:
-        ring = self._sup.client.json("/history/dashboard")["probes"]["http"]
-        last = ring[-1]
+        # A probe run from now on sets the schedule: /health may pass on the unit's state
+        # before a new process's first probe, and a restart moves the schedule.
+        since = time.time()
+        last = wait_for(lambda: self._last_probe(since), PERIOD_S * 2, "a dashboard probe")
         started = last["t"] - last["ms"] / 1000  # periods run start to start
         at = started + PERIOD_S - self._waits.pop()
         while at < time.time() + 0.05:
             at += PERIOD_S
         time.sleep(at - time.time())
+
+    def _last_probe(self, since: float) -> dict[str, Any] | None:
+        ring = self._sup.client.json("/history/dashboard")["probes"].get("http")
+        return ring[-1] if ring and ring[-1]["t"] >= since else None
 
 
 def _random_phase(rng: random.Random) -> Callable[[], None]:
