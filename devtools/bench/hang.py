@@ -16,6 +16,7 @@ its repetitions start after a random delay over one period.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
@@ -134,7 +135,9 @@ class _Phases:
         # A probe run from now on sets the schedule: /health may pass on the unit's state
         # before a new process's first probe, and a restart moves the schedule.
         since = time.time()
-        last = wait_for(lambda: self._last_probe(since), PERIOD_S * 2, "a dashboard probe")
+        last = wait_for(
+            lambda: self._last_probe(since), PERIOD_S * 2, "a dashboard probe", interval=0.25
+        )
         started = last["t"] - last["ms"] / 1000  # periods run start to start
         at = started + PERIOD_S - self._waits.pop()
         while at < time.time() + 0.05:
@@ -142,7 +145,10 @@ class _Phases:
         time.sleep(at - time.time())
 
     def _last_probe(self, since: float) -> dict[str, Any] | None:
-        ring = self._sup.client.json("/history/dashboard")["probes"].get("http")
+        status, body = self._sup.client.get("/history/dashboard")
+        if status != 200:
+            return None  # 429: polled too often for the supervisor's own CPU budget
+        ring = json.loads(body)["probes"].get("http")
         return ring[-1] if ring and ring[-1]["t"] >= since else None
 
 
