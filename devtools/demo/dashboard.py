@@ -9,7 +9,8 @@ silent).
 Its state sits behind a lock that request handlers, the feed thread and the accepting
 thread's housekeeping (after every poll of the listening socket) all take, as a real app's
 shared state would: that is what the ``deadlock`` and ``slow`` faults play with (see
-`devtools.demo.faults`).
+`devtools.demo.faults`; the accepting thread is the main thread, which runs the signal
+handlers, so the deadlock forms the moment its signal arrives).
 
 When the port is taken (say, by an orphaned process) it exits 1 with a message saying so,
 which makes its unit fail to start.
@@ -107,8 +108,6 @@ class _Server(ThreadingHTTPServer):
 
     def service_actions(self) -> None:
         """Housekeeping in the accepting thread after every poll: it takes the state lock."""
-        if self.faults.deadlocked:
-            self.locks.inverted(self.locks.state, self.locks.feed)
         if self.faults.slow and not self._pausing:
             self._pausing = True
             threading.Thread(target=self.locks.pause_forever, name="slow", daemon=True).start()
@@ -166,6 +165,10 @@ def run(port: int, state_dir: Path, host: str = "127.0.0.1") -> int:
             flush=True,
         )
         return 1
+    # Signal handlers run in the main thread, which is the accepting thread: on the deadlock
+    # fault it takes the state lock and waits for the feed's at once, so the hang starts the
+    # moment the fault arrives (not at the next poll).
+    faults.hooks["deadlock"] = lambda: locks.inverted(locks.state, locks.feed)
     threading.Thread(target=feed.receive_forever, name="feed", daemon=True).start()
     with server:
         print(f"dashboard: pid {os.getpid()}, http://{host}:{port}/health and /feed", flush=True)

@@ -183,6 +183,8 @@ class FaultState:
         self.slow = False
         # Set whenever a fault arrives, so a waiting work loop reacts at once.
         self.wake = threading.Event()
+        # What a program does at once, in the signal handler (its main thread), per fault.
+        self.hooks: dict[str, Callable[[], None]] = {}
         self._ballast: list[bytes] = []
 
     def install(self) -> None:
@@ -219,3 +221,6 @@ class FaultState:
             self.spinning = self.spinning or name == "spin"
             self.slow = self.slow or name == "slow"
         self.wake.set()
+        hook = self.hooks.get(name)
+        if hook is not None:
+            hook()
