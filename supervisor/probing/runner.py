@@ -217,12 +217,7 @@ async def probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                kind = run.check.kind
-                took = clock.monotonic() - started
-                output = f"{kind}: no answer after {took:.1f} s; {words}"
-                return ProbeResult(
-                    run.target.name, run.probe, kind, Status.FAIL, output, took, stuck=True
-                )
+                return _stopped(run, words, clock.monotonic() - started)
             at += stuck.READ_EVERY_S
     finally:
         task.cancel()  # a no-op once done; stops the probe if we are cancelled
@@ -233,3 +228,10 @@ async def probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
         if words is not None:
             return dataclasses.replace(result, output=f"{result.output}; {words}", stuck=True)
     return result
+
+
+def _stopped(run: ProbeRun, words: str, took: float) -> ProbeResult:
+    """The final failure of a probe ended early: its target's process is stopped."""
+    kind = run.check.kind
+    output = f"{kind}: no answer after {took:.1f} s; {words}"
+    return ProbeResult(run.target.name, run.probe, kind, Status.FAIL, output, took, stuck=True)
