@@ -79,11 +79,34 @@ class UnitState:
     exit_code: int = 0  # ExecMainCode: a CLD_* code (1 exited, 2 killed, 3 dumped); 0 none yet
     exit_status: int = 0  # ExecMainStatus: the exit status or the signal number
     job_id: int = 0  # a job systemd has queued for the unit (its own Restart=, or ours)
+    # A job someone else asked systemd for (systemctl stop/restart/start): its JobType
+    # ("stop", "restart", "start", ...) or "unknown" when it ended before we could read it;
+    # None while no such job is on the unit. Set by the D-Bus adapter, never by systemd.
+    operator_job: str | None = None
 
     @property
     def found(self) -> bool:
         """False when systemd has no such unit file."""
         return self.load_state not in ("not-found", "bad-setting", "error", "masked")
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A person's "I am working on it": no recovery and no alerts for a target until `until`."""
+
+    until: float  # wall clock
+    reason: str = ""
+    by: str = ""  # who set it: "cli:alice", "http:127.0.0.1", "chat:@bob"
+    since: float = 0.0  # wall clock
+
+
+@dataclass(frozen=True, slots=True)
+class Flapping:
+    """A target that keeps failing and recovering: `count` failures within `span_s`."""
+
+    count: int
+    span_s: float
+    since: float  # wall clock of the first failure counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +171,24 @@ class TargetHealth:
     unit_state: UnitState | None
     probes: tuple[ProbeView, ...] = ()
     recovery: str = "idle"
+    stopped_at: float | None = None  # wall clock of a stop someone asked systemd for
+    starting: tuple[float, float] | None = None  # (seconds since start, grace) while in grace
+    hold: Hold | None = None
+    flapping: Flapping | None = None
+
+    @property
+    def back(self) -> bool:
+        """Up again for real: passing (or only warning) with a running unit, past its grace.
+
+        A unit that is activating, or inside its start-up grace, is not back yet: a resolved
+        notice then would be a guess.
+        """
+        if self.status not in (Status.PASS, Status.WARN) or self.starting is not None:
+            return False
+        if self.stopped_at is not None:
+            return False
+        unit = self.unit_state
+        return self.unit is None or (unit is not None and unit.active_state is ActiveState.ACTIVE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ from supervisor.runtime import logs
 from supervisor.runtime.notify import Notifier
 from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.link import BusLink
-from supervisor.watch.systemd import Listener, Systemd, bus_address
+from supervisor.watch.systemd import Listener, Systemd
+from supervisor.watch.units import bus_address
 
 
 @dataclass

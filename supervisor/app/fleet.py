@@ -16,6 +16,7 @@ from supervisor.model import Clock
 from supervisor.probing import runner
 from supervisor.recovery.executor import Repairer
 from supervisor.watch.health import HealthModel, TargetSpec
+from supervisor.watch.intent import FlapRule
 from supervisor.watch.systemd import Systemd
 
 
@@ -41,7 +42,10 @@ def build_fleet(
     previous: Fleet | None = None,
 ) -> Fleet:
     """Build the fleet for `config` (no I/O: nothing runs until the daemon starts it)."""
-    model = HealthModel([TargetSpec(t.name, t.unit, t.critical) for t in config.targets], clock)
+    alerts = config.alerts
+    flap = FlapRule(alerts.flap_count, alerts.flap_window_s, alerts.flap_quiet_s)
+    specs = [TargetSpec(t.name, t.unit, t.critical) for t in config.targets]
+    model = HealthModel(specs, clock, flap)
     if previous is not None:
         model.carry_over(previous.model)
     repairer = Repairer(

@@ -164,6 +164,12 @@ class AlertsConfig(_Strict):
     critical_after_s: Seconds = 300.0  # a critical target failing this long is critical
     max_per_hour: Count = 10  # beyond it alerts are held and sent later as one digest
     on_warn: bool = False  # a target in warn opens its own, lower-severity incident
+    # This many failures within flap_window_s make a target "flapping": one alert, not one
+    # per crash; "stable again" once it passed flap_quiet_s with no failure.
+    flap_count: Annotated[int, Field(ge=2, le=1000)] = 3
+    flap_window_s: Seconds = 900.0
+    flap_quiet_s: Seconds = 300.0
+    stopped_notice_after_s: Seconds = 1800.0  # one notice when a stop on request lasts this long
     telegram: TelegramConfig | None = None
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
+GraceSeconds = Annotated[float, Field(ge=0, le=86_400)]  # 0: none
 Count = Annotated[int, Field(ge=1, le=1000)]
 Percent = Annotated[float, Field(gt=0, le=100)]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

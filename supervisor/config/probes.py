@@ -12,6 +12,7 @@ from supervisor.config.base import (
     NAME_PATTERN,
     Count,
     FieldError,
+    GraceSeconds,
     Percent,
     Port,
     Seconds,
@@ -45,6 +46,10 @@ class _Probe(Strict):
     failure_threshold: Count = 3
     success_threshold: Count = 1
     confirm_interval_s: Seconds = 0.5  # re-probe this soon after a first failure
+    # After any start of the unit, failures do not count until this probe first passes or
+    # this long has passed (Kubernetes' startup probe); 0 turns it off. The unit dying
+    # always counts at once.
+    startup_grace_s: GraceSeconds = 60.0
     # A timeout longer than the period is allowed: the next probe then starts when the
     # slow one ends (start-to-start periods never overlap).
 

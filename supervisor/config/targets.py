@@ -10,6 +10,7 @@ from supervisor.config.base import (
     NAME_PATTERN,
     Count,
     FieldError,
+    GraceSeconds,
     Port,
     Seconds,
     Strict,
@@ -20,7 +21,14 @@ from supervisor.config.probes import UNIT_PROBES, ProbeConfig
 
 _UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".mount", ".path", ".scope")
 # Probe timing keys: set on a target, they are the defaults of its probes.
-_TIMING = ("period_s", "timeout_s", "failure_threshold", "success_threshold", "confirm_interval_s")
+_TIMING = (
+    "period_s",
+    "timeout_s",
+    "failure_threshold",
+    "success_threshold",
+    "confirm_interval_s",
+    "startup_grace_s",
+)
 
 RecoveryAction = Literal["restart", "free-port", "run"]
 _UNIT_ACTIONS = ("restart", "free-port")
@@ -81,6 +89,7 @@ class TargetConfig(Strict):
     failure_threshold: Count = 3
     success_threshold: Count = 1
     confirm_interval_s: Seconds = 0.5
+    startup_grace_s: GraceSeconds = 60.0  # failures count after a first pass or this long
     probes: list[ProbeConfig] = Field(default_factory=list)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
 

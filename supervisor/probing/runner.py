@@ -95,7 +95,9 @@ def plan(
             if old is not None and old.spec == spec:
                 track = old.schedule.track
             else:
-                track = ProbeTrack(spec.failure_threshold, spec.success_threshold)
+                track = ProbeTrack(
+                    spec.failure_threshold, spec.success_threshold, grace_s=spec.startup_grace_s
+                )
             model.add_probe(target.name, pid, spec.type, track)
             check = build(
                 spec,

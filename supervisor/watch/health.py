@@ -6,19 +6,26 @@ transition is tested without an event loop or sleeping.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from supervisor.model import (
     ActiveState,
     Clock,
+    Hold,
     ProbeResult,
-    ProbeView,
     Snapshot,
     Status,
     TargetHealth,
     UnitState,
 )
+from supervisor.watch import intent
+from supervisor.watch.intent import FlapRule, FlapTrack
+from supervisor.watch.track import ProbeTrack
+
+__all__ = ["HealthModel", "ProbeTrack", "TargetSpec", "overall", "unit_verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,81 +35,6 @@ class TargetSpec:
     name: str
     unit: str | None  # None: a host target, judged by its probes alone
     critical: bool = False
-
-
-@dataclass(slots=True)
-class ProbeTrack:
-    """Kubernetes' threshold semantics for one probe, plus a warning and an unknown level.
-
-    A probe turns failing after `failure_threshold` consecutive failures and passing again
-    after `success_threshold` consecutive non-failures; one blip changes nothing. A warning
-    answered, so it counts as a non-failure (it never leads to recovery) but shows as warn.
-    An unknown result (the check could not tell) counts neither way.
-    """
-
-    failure_threshold: int = 3
-    success_threshold: int = 1
-    consecutive_failures: int = 0
-    consecutive_successes: int = 0
-    failing: bool = False
-    last: ProbeResult | None = None
-    level: Status | None = None  # the settled level; None until one is known
-    settled: ProbeResult | None = None  # the result that set it (its words explain it)
-
-    def record(self, result: ProbeResult) -> None:
-        """Count one result and flip `failing` when a threshold is reached."""
-        self.last = result
-        status = result.status
-        if status is Status.UNKNOWN:
-            self.level, self.settled = Status.UNKNOWN, result
-            return
-        if status is Status.FAIL:
-            self.consecutive_failures += 1
-            self.consecutive_successes = 0
-            if result.stuck:  # proved stuck, not slow: waiting for more failures adds nothing
-                self.consecutive_failures = max(self.consecutive_failures, self.failure_threshold)
-            if self.consecutive_failures >= self.failure_threshold:
-                self.failing = True
-        else:
-            self.consecutive_successes += 1
-            self.consecutive_failures = 0
-            if self.failing and self.consecutive_successes >= self.success_threshold:
-                self.failing = False
-        if self.failing or status is not Status.FAIL:
-            self.level, self.settled = (Status.FAIL if self.failing else status), result
-        # else: an unconfirmed failure keeps the level it had (one blip changes nothing)
-
-    def reset(self) -> None:
-        """Forget everything (a new process of the unit)."""
-        self.consecutive_failures = self.consecutive_successes = 0
-        self.failing = False
-        self.last = self.settled = None
-        self.level = None
-
-    @property
-    def suspect(self) -> bool:
-        """Failed at least once but not yet confirmed: re-probe soon (fast confirm)."""
-        return not self.failing and self.consecutive_failures > 0
-
-    def view(self, probe: str, kind: str) -> ProbeView:
-        """The probe as a snapshot shows it (an unconfirmed failure shows as warn)."""
-        last = self.last
-        if last is None:
-            status, output = Status.UNKNOWN, "not run yet"
-        else:
-            status = Status.WARN if self.suspect else (self.level or Status.UNKNOWN)
-            output = last.output
-        return ProbeView(
-            probe=probe,
-            kind=kind,
-            status=status,
-            output=output,
-            consecutive_failures=self.consecutive_failures,
-            observed_value=last.observed_value if last else None,
-            observed_unit=last.observed_unit if last else None,
-            source=last.source if last else None,
-            perfdata=last.perfdata if last else (),
-        )
 
 
 @dataclass(slots=True)
@@ -117,6 +49,10 @@ class _Target:
     probes: dict[str, tuple[str, ProbeTrack]] = field(default_factory=dict)
     recovery: str = "idle"
     blocker: str | None = None  # why recovery cannot act (e.g. a port held by a forbidden PID)
+    stopped_at: float | None = None  # wall clock of a stop someone asked systemd for
+    started_at: float | None = None  # monotonic: the current process's start (for the grace)
+    hold: Hold | None = None
+    flap: FlapTrack = field(default_factory=lambda: FlapTrack(FlapRule()))
 
 
 def unit_verdict(unit: UnitState) -> tuple[Status, str]:
@@ -151,10 +87,13 @@ def overall(targets: Iterable[TargetHealth], notes: Iterable[str] = ()) -> Statu
 class HealthModel:
     """Per-target health, updated from unit states and probe results."""
 
-    def __init__(self, targets: Iterable[TargetSpec], clock: Clock) -> None:
+    def __init__(
+        self, targets: Iterable[TargetSpec], clock: Clock, flap: FlapRule | None = None
+    ) -> None:
         self._clock = clock
         now = clock.time()
-        self._targets = {s.name: _Target(spec=s, since=now) for s in targets}
+        rule = flap or FlapRule()
+        self._targets = {s.name: _Target(spec=s, since=now, flap=FlapTrack(rule)) for s in targets}
         for target in self._targets.values():
             if target.spec.unit is None:
                 target.output = "waiting for the first probe"
@@ -184,17 +123,105 @@ class HealthModel:
         previous = target.unit
         target.unit = unit
         if previous is not None and previous.main_pid != unit.main_pid:
-            # A new process deserves a clean slate: old failures were about the old one.
+            # A new process deserves a clean slate: old failures were about the old one,
+            # and its probes get the start-up grace before their failures count.
+            mono = self._clock.monotonic()
+            target.started_at = mono if unit.main_pid else None
             for _kind, track in target.probes.values():
                 track.reset()
+                if unit.main_pid:
+                    track.start_grace(mono)
+        if intent.stopped_on_request(unit):
+            target.stopped_at = target.stopped_at or self._clock.time()
+        elif intent.started(unit):
+            target.stopped_at = None
         return self._evaluate(target)
 
     def apply_probe(self, result: ProbeResult) -> bool:
         """Count a probe result; True if the target's status changed."""
         target = self._targets[result.target]
         _kind, track = target.probes[result.probe]
-        track.record(result)
+        track.record(result, self._clock.monotonic())
         return self._evaluate(target)
+
+    def tick(self) -> float | None:
+        """Apply what time alone changes (graces ending, flapping settling, holds ending).
+
+        Returns the seconds until the next such moment, so the caller can wake then.
+        """
+        mono, wall = self._clock.monotonic(), self._clock.time()
+        soonest: list[float] = []
+        for target in self._targets.values():
+            expired = [track.expire(mono) for _k, track in target.probes.values()]
+            settled = target.flap.settle(target.status is Status.PASS, wall)
+            if any(expired) or settled:
+                self._evaluate(target)
+            elif self._starting(target, mono) is not None:
+                self._evaluate(target)  # the words say how long it has been starting
+            ends = [t.grace_until - mono for _k, t in target.probes.values() if t.grace_until]
+            quiet = target.flap.quiet_at()
+            if quiet is not None:
+                ends.append(quiet - wall)
+            if target.hold is not None:
+                ends.append(target.hold.until - wall)
+            soonest.extend(max(0.0, e) for e in ends)
+        return min(soonest) if soonest else None
+
+    # -- holds ------------------------------------------------------------------------------
+
+    def set_hold(self, name: str, hold: Hold) -> None:
+        """Hold a target: its probes run and show; recovery and alerts leave it alone."""
+        self._targets[name].hold = hold
+        self._changed()
+
+    def release(self, name: str) -> Hold | None:
+        """End a hold; the target starts over with fresh counts. Returns the hold ended."""
+        target = self._targets[name]
+        hold, target.hold = target.hold, None
+        if hold is not None:
+            # Fresh counts: a target that still fails is judged from now, not from before.
+            target.since = self._clock.time()
+            target.consecutive_failures = 0
+            self._changed()
+        return hold
+
+    def expired_holds(self) -> list[tuple[str, Hold]]:
+        """Holds whose time is up (not yet released)."""
+        now = self._clock.time()
+        return [
+            (name, t.hold)
+            for name, t in self._targets.items()
+            if t.hold is not None and t.hold.until <= now
+        ]
+
+    def holds(self) -> dict[str, Hold]:
+        """Every hold in force."""
+        return {name: t.hold for name, t in self._targets.items() if t.hold is not None}
+
+    def export(self) -> dict[str, Any]:
+        """What a restart of the supervisor must not forget: holds and stops on request."""
+        return {
+            "holds": {
+                name: {"until": h.until, "reason": h.reason, "by": h.by, "since": h.since}
+                for name, h in self.holds().items()
+            },
+            "stopped": {n: t.stopped_at for n, t in self._targets.items() if t.stopped_at},
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Take back what `export()` gave (targets no longer configured are dropped)."""
+        for name, raw in data.get("holds", {}).items():
+            if name in self._targets and isinstance(raw, dict):
+                try:
+                    self._targets[name].hold = Hold(**raw)
+                except TypeError:
+                    continue
+        for name, at in data.get("stopped", {}).items():
+            if name in self._targets and isinstance(at, int | float):
+                self._targets[name].stopped_at = float(at)
+        self._changed()
+
+    # -- notes, recovery words, reload ------------------------------------------------------
 
     def set_note(self, key: str, text: str | None) -> None:
         """Set or clear a fleet-level degradation (e.g. "bus", "breaker")."""
@@ -233,19 +260,26 @@ class HealthModel:
 
         Status, `since`, last success, the unit's state, recovery words and fleet notes
         carry over, so a reload never turns a failing target `pass` (and then falsely
-        "resolved"). Probe tracks are carried by the caller, per unchanged probe.
+        "resolved"); so do holds, stops on request, the start time and recent failures.
+        Probe tracks are carried by the caller, per unchanged probe.
         """
         self._notes.update(previous._notes)
         # Versions keep counting: a cached rendering of the old model is never reused.
         self._version = previous._version
         for name, target in self._targets.items():
             old = previous._targets.get(name)
-            if old is None or old.spec.unit != target.spec.unit:
+            if old is None:
+                continue
+            target.hold = old.hold
+            if old.spec.unit != target.spec.unit:
                 continue
             target.status, target.output, target.since = old.status, old.output, old.since
             target.consecutive_failures = old.consecutive_failures
             target.last_success, target.unit = old.last_success, old.unit
             target.recovery, target.blocker = old.recovery, old.blocker
+            target.stopped_at, target.started_at = old.stopped_at, old.started_at
+            old.flap.rule = target.flap.rule
+            target.flap = old.flap
         self._changed()
 
     def target(self, name: str) -> TargetHealth:
@@ -280,38 +314,59 @@ class HealthModel:
         self._changed()
         return changed
 
-    @staticmethod
-    def _judge(target: _Target) -> tuple[Status, str]:
+    def _judge(self, target: _Target) -> tuple[Status, str]:
         unit = target.unit
         if target.spec.unit is None:  # a host target: its probes are all there is
             said = [t.settled.output for _k, t in target.probes.values() if t.settled]
             status, output = Status.PASS, "; ".join(said) or "no probe has run yet"
         elif unit is None:
             return target.status, target.output
+        elif target.stopped_at is not None and not intent.started(unit):
+            return Status.WARN, f"stopped on request at {_clock_time(target.stopped_at)}"
         else:
-            status, output = unit_verdict(unit)
+            status, output = intent.on_request(unit) or unit_verdict(unit)
         if status is not Status.PASS:
             return status, output
         # The worst settled probe level decides; a warning never hides a failure.
-        for level in (Status.FAIL, Status.WARN, Status.UNKNOWN):
-            words = [
-                t.settled.output
-                for _k, t in target.probes.values()
-                if t.level is level and t.settled
-            ]
+        failing = _words(target, Status.FAIL)
+        if failing:
+            return Status.FAIL, failing
+        starting = self._starting(target, self._clock.monotonic())
+        if starting is not None:
+            waiting = "; ".join(
+                t.last.output for _k, t in target.probes.values() if t.grace_until and t.last
+            )
+            return Status.WARN, starting + (f": {waiting}" if waiting else "")
+        for level in (Status.WARN, Status.UNKNOWN):
+            words = _words(target, level)
             if words:
-                return level, "; ".join(words)
+                return level, words
         return Status.PASS, output
+
+    @staticmethod
+    def _starting(target: _Target, mono: float) -> str | None:
+        """`starting (12 s of 60 s grace)` while a probe of a new process has not passed."""
+        graces = [t.grace_s for _k, t in target.probes.values() if t.in_grace(mono)]
+        if not graces or target.started_at is None:
+            return None
+        return f"starting ({mono - target.started_at:.0f} s of {max(graces):g} s grace)"
 
     def _set_status(self, target: _Target, status: Status, output: str) -> bool:
         target.output = output
         if status is target.status:
             return False
+        if status is Status.FAIL and target.hold is None:
+            target.flap.failed(self._clock.time())
         target.status = status
         target.since = self._clock.time()
         return True
 
     def _view(self, target: _Target) -> TargetHealth:
+        mono = self._clock.monotonic()
+        starting = None
+        if self._starting(target, mono) is not None and target.started_at is not None:
+            grace = max(t.grace_s for _k, t in target.probes.values() if t.in_grace(mono))
+            starting = (mono - target.started_at, grace)
         return TargetHealth(
             name=target.spec.name,
             unit=target.spec.unit,
@@ -324,8 +379,22 @@ class HealthModel:
             unit_state=target.unit,
             probes=tuple(track.view(p, kind) for p, (kind, track) in target.probes.items()),
             recovery=target.recovery,
+            stopped_at=target.stopped_at,
+            starting=starting,
+            hold=target.hold,
+            flapping=target.flap.flapping,
         )
 
     def _changed(self) -> None:
         self._version += 1
         self._snapshot = None
+
+
+def _words(target: _Target, level: Status) -> str:
+    return "; ".join(
+        t.settled.output for _k, t in target.probes.values() if t.level is level and t.settled
+    )
+
+
+def _clock_time(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))

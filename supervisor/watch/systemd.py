@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -22,7 +21,10 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from supervisor.errors import BusError
-from supervisor.model import ActiveState, UnitResources, UnitState
+from supervisor.model import UnitResources, UnitState
+from supervisor.watch.jobs import UNKNOWN as UNKNOWN_JOB
+from supervisor.watch.jobs import JobBook
+from supervisor.watch.units import FIELDS, _u64, merge
 
 log = logging.getLogger(__name__)
 
@@ -31,51 +33,10 @@ MANAGER_PATH = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 UNIT = "org.freedesktop.systemd1.Unit"
 SERVICE = "org.freedesktop.systemd1.Service"
+JOB = "org.freedesktop.systemd1.Job"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 BUS_DAEMON = "org.freedesktop.DBus"
 UNIT_PATHS = "/org/freedesktop/systemd1/unit"
-_UNSET_U64 = 2**64 - 1  # systemd's "not set" for MemoryCurrent, CPUUsageNSec
-
-
-def bus_address(env: Mapping[str, str] = os.environ) -> str:
-    """The user bus: DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus."""
-    if address := env.get("DBUS_SESSION_BUS_ADDRESS"):
-        return address
-    runtime = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
-    return f"unix:path={runtime}/bus"
-
-
-def _u64(value: int) -> int | None:
-    return None if value == _UNSET_U64 else int(value)
-
-
-# D-Bus property -> (UnitState field, converter).
-_FIELDS: dict[str, tuple[str, Any]] = {
-    "LoadState": ("load_state", str),
-    "ActiveState": ("active_state", ActiveState.parse),
-    "SubState": ("sub_state", str),
-    "Result": ("result", str),
-    "MainPID": ("main_pid", int),
-    "NRestarts": ("n_restarts", int),
-    "StateChangeTimestamp": ("state_change_usec", int),
-    "MemoryCurrent": ("memory_bytes", _u64),
-    "CPUUsageNSec": ("cpu_nsec", _u64),
-    "ControlGroup": ("control_group", str),
-    "ExecMainCode": ("exit_code", int),
-    "ExecMainStatus": ("exit_status", int),
-    "Job": ("job_id", lambda job: int(job[0])),  # (id, path); id 0: no job queued
-}
-
-
-def merge(state: UnitState, props: Mapping[str, Any]) -> UnitState:
-    """Fold D-Bus properties (Variants or plain values) into a unit state."""
-    changes: dict[str, Any] = {}
-    for key, value in props.items():
-        spec = _FIELDS.get(key)
-        if spec is not None:
-            raw = value.value if isinstance(value, Variant) else value
-            changes[spec[0]] = spec[1](raw)
-    return replace(state, **changes) if changes else state
 
 
 class Listener(Protocol):
@@ -102,6 +63,7 @@ class Systemd:
         self._listener: Listener | None = None
         self._jobs: dict[str, asyncio.Future[str]] = {}  # job path -> result
         self._early: dict[str, str] = {}  # JobRemoved seen before our call returned
+        self._book = JobBook()  # whose job is it: ours, systemd's, or an operator's
         self._background: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
 
     @property
@@ -193,13 +155,16 @@ class Systemd:
 
     async def refresh(self, unit: str) -> UnitState:
         """Read one unit with GetAll and tell the listener."""
+        state = await self._read(unit)
+        self._publish(state)
+        return state
+
+    async def _read(self, unit: str) -> UnitState:
         path = await self._unit_path(unit)
         props = dict((await self._call(_props(path, "GetAll", "s", UNIT)))[0])
         if unit.endswith(".service") and props.get("LoadState", Variant("s", "")).value == "loaded":
             props.update((await self._call(_props(path, "GetAll", "s", SERVICE)))[0])
-        state = merge(UnitState(unit=unit), props)
-        self._publish(state)
-        return state
+        return merge(UnitState(unit=unit, operator_job=self._book.pending(unit)), props)
 
     async def get_properties(
         self, unit: str, interface: str, names: Iterable[str]
@@ -251,8 +216,11 @@ class Systemd:
             return
         if msg.member == "PropertiesChanged" and msg.path in self._paths:
             self._on_properties(self._paths[msg.path], msg.body)
+        elif msg.member == "JobNew" and len(msg.body) == 3:
+            self._job_new(str(msg.body[1]), str(msg.body[2]))
         elif msg.member == "JobRemoved" and len(msg.body) == 4:
             self._job_removed(str(msg.body[1]), str(msg.body[3]))
+            self._foreign_removed(str(msg.body[1]))
         elif msg.member == "Reloading" and msg.body and msg.body[0] is False:
             # A daemon-reload may have created or changed unit files: read everything again.
             self._spawn(self._refresh_quietly())
@@ -279,8 +247,45 @@ class Systemd:
             return
         current = self._states.get(unit, UnitState(unit=unit))
         self._publish(merge(current, changed))
-        if any(name in _FIELDS for name in invalidated):
+        if any(name in FIELDS for name in invalidated):
             self._spawn(self._refresh_quietly(unit))
+
+    # -- jobs someone else asked for (systemctl stop/restart/start): see watch.jobs --------
+
+    def _job_new(self, path: str, unit: str) -> None:
+        if unit not in self._units:
+            return
+        state = self._states.get(unit, UnitState(unit=unit))
+        if self._book.new(path, state):
+            self._publish(replace(state, operator_job=state.operator_job or UNKNOWN_JOB))
+            self._spawn(self._read_job_type(path))
+
+    async def _read_job_type(self, path: str) -> None:
+        try:
+            reply = await self._call(_props(path, "Get", "ss", JOB, "JobType"))
+        except BusError:
+            return  # the job ended first: it stays "unknown"
+        unit = self._book.typed(path, str(reply[0].value))
+        state = self._states.get(unit or "")
+        if unit is not None and state is not None:
+            self._publish(replace(state, operator_job=self._book.pending(unit)))
+
+    def _foreign_removed(self, path: str) -> None:
+        entry = self._book.removed(path)
+        if entry is not None:
+            self._spawn(self._settle(*entry))
+
+    async def _settle(self, unit: str, job_type: str) -> None:
+        # systemd sends a unit's pending PropertiesChanged before JobRemoved; a re-read still
+        # makes sure the settled state is judged while we know whose job it was.
+        state = self._states.get(unit)
+        try:
+            state = await self._read(unit)
+        except BusError as exc:
+            log.warning("re-reading %s after an operator's job failed: %s", unit, exc)
+        if state is not None:
+            self._publish(replace(state, operator_job=job_type))
+            self._publish(replace(state, operator_job=self._book.pending(unit)))
 
     def _job_removed(self, path: str, result: str) -> None:
         waiter = self._jobs.pop(path, None)
@@ -304,7 +309,13 @@ class Systemd:
     async def _job(self, method: str, unit: str, timeout_s: float) -> str:
         # The JobRemoved match was added at connect, before this call: a job that ends
         # before the reply reaches us is caught in _early rather than lost.
-        path = str((await self._call(_manager(method, "ss", unit, "replace")))[0])
+        self._book.calling(unit)
+        path = None
+        try:
+            path = str((await self._call(_manager(method, "ss", unit, "replace")))[0])
+        finally:
+            if self._book.called(unit, path) and (state := self._states.get(unit)):
+                self._publish(replace(state, operator_job=self._book.pending(unit)))
         if path in self._early:
             return self._early.pop(path)
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -362,6 +373,7 @@ class Systemd:
             if not waiter.done():
                 waiter.set_exception(BusError("bus connection lost while waiting for the job"))
         self._jobs.clear()
+        self._book.clear()
         self._paths.clear()
         self._states.clear()
         if bus is not None and bus.connected:

@@ -1,0 +1,124 @@
+"""What the people who run the box asked for: deliberate stops, holds, start-up grace, flapping.
+
+Pure: judged from unit states and times passed in. The D-Bus adapter marks a unit's state
+with `operator_job` while a job that someone else asked systemd for (`systemctl stop`,
+`restart`, `start`) is on it; the health model asks here what that means.
+
+systemd's own `Restart=` never restarts a unit that was stopped on request; neither do we.
+A death nobody asked for (a signal, a failing exit status, a clean exit of a unit that
+should be running) has no such job on it, and stays a failure exactly as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+from supervisor.model import ActiveState, Flapping, Status, UnitState
+
+DEFAULT_HOLD_S = 1800.0
+MAX_HOLD_S = 86_400.0
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_RUNNING = (ActiveState.ACTIVE, ActiveState.RELOADING, ActiveState.REFRESHING)
+_VERB = {"stop": "stopping", "restart": "restarting", "start": "starting", "reload": "reloading"}
+
+
+def parse_duration(text: str) -> float:
+    """`45s`, `20m`, `2h` (or plain seconds) as seconds; ValueError naming the limits."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 45s, 20m or 2h")
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if not 0 < seconds <= MAX_HOLD_S:
+        raise ValueError(f"{text!r}: a hold lasts more than 0 s and at most 24h")
+    return seconds
+
+
+def stopped_on_request(unit: UnitState) -> bool:
+    """The unit is down because someone asked systemd to stop it.
+
+    A stop job of someone else's on a unit that is now inactive (or failed while stopping)
+    is a stop on request. When the job ended before its type could be read ("unknown"),
+    only a clean end counts (inactive, Result=success): a failing result is a failure.
+    """
+    job = unit.operator_job
+    if job is None or unit.active_state not in (ActiveState.INACTIVE, ActiveState.FAILED):
+        return False
+    if job == "stop":
+        return True
+    return (
+        job == "unknown" and unit.active_state is ActiveState.INACTIVE and unit.result == "success"
+    )
+
+
+def started(unit: UnitState) -> bool:
+    """Any start (ours, systemd's, the operator's) ends a stop on request."""
+    return (
+        unit.active_state in (*_RUNNING, ActiveState.ACTIVATING)
+        and unit.sub_state != "auto-restart"
+    )
+
+
+def on_request(unit: UnitState) -> tuple[Status, str] | None:
+    """How a unit with someone else's job under way is judged; None: as usual.
+
+    An operator's restart passes through deactivating, inactive and activating: that is not
+    a failure. A start or restart that fails (failed, a failing result) is one.
+    """
+    job = unit.operator_job
+    if job is None or unit.active_state in _RUNNING:
+        return None
+    if unit.active_state is ActiveState.FAILED or unit.result != "success":
+        return None
+    words = (
+        f"{unit.active_state.value} ({unit.sub_state})"
+        if unit.sub_state
+        else unit.active_state.value
+    )
+    return Status.WARN, f"{words}: {_VERB.get(job, 'changing')} on request"
+
+
+@dataclass(frozen=True, slots=True)
+class FlapRule:
+    """`count` failures within `window_s` make a target flapping; `quiet_s` passing ends it."""
+
+    count: int = 3
+    window_s: float = 900.0
+    quiet_s: float = 300.0
+
+
+class FlapTrack:
+    """One target's recent failures (wall times) and whether it is flapping."""
+
+    def __init__(self, rule: FlapRule) -> None:
+        self.rule = rule
+        self._onsets: deque[float] = deque()
+        self.flapping: Flapping | None = None
+
+    def failed(self, now: float) -> None:
+        """The target turned `fail` now."""
+        self._onsets.append(now)
+        while self._onsets and self._onsets[0] < now - self.rule.window_s:
+            self._onsets.popleft()
+        count = len(self._onsets)
+        if count >= self.rule.count:
+            first = self._onsets[0] if self.flapping is None else self.flapping.since
+            self.flapping = Flapping(count, now - self._onsets[0], first)
+
+    def settle(self, passing: bool, now: float) -> bool:
+        """End flapping after `quiet_s` passing with no failure; True if it ended now."""
+        if self.flapping is None or not passing:
+            return False
+        if self._onsets and now - self._onsets[-1] < self.rule.quiet_s:
+            return False
+        self.flapping = None
+        self._onsets.clear()
+        return True
+
+    def quiet_at(self) -> float | None:
+        """The wall time flapping may end (if the target passes then)."""
+        if self.flapping is None or not self._onsets:
+            return None
+        return self._onsets[-1] + self.rule.quiet_s
