@@ -45,6 +45,7 @@ CORE = {
     "supervisor.guard.breaker",
     "supervisor.guard.throttle",
     "supervisor.alerts.policy",
+    "supervisor.alerts.incident",
     "supervisor.alerts.outbox",
     "supervisor.alerts.chat",
     "supervisor.alerts.commands",

@@ -10,71 +10,20 @@ digest. Everything here round-trips through `export()`/`restore()` so a restart 
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import asdict
 from typing import Any
 
-from supervisor.alerts.text import LIMIT, bounded, clip, escape_html, units
+from supervisor.alerts.incident import Alert, Incident, Severity, duration, format_html
 from supervisor.config import AlertsConfig
 from supervisor.model import Clock, Status, TargetHealth
 
 _HOUR = 3600.0
-
-
-class Severity(StrEnum):
-    """How loud an alert is."""
-
-    INFO = "info"
-    NOTICE = "notice"  # a target in warn (only with on_warn): below any failure
-    WARNING = "warning"
-    CRITICAL = "critical"
-    RESOLVED = "resolved"
+__all__ = ["Alert", "AlertPolicy", "Incident", "Severity", "duration", "format_html"]
 
 
 _RANK = {Severity.NOTICE: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _WHAT = {"health": "failing", "warn": "warn"}  # an incident's summary by its key's suffix
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """One message for a person."""
-
-    key: str
-    target: str
-    severity: Severity
-    summary: str
-    reason: str = ""
-    recovery: str = ""
-    at: float = 0.0  # wall clock
-    opened_at: float = 0.0
-    reminder: bool = False
-    actions: tuple[str, ...] = ()
-
-
-@dataclass(slots=True)
-class Incident:
-    """An open problem with one target (or the breaker)."""
-
-    key: str
-    target: str
-    opened_at: float
-    severity: str = Severity.WARNING.value
-    notified_at: float | None = None
-    notified_severity: str | None = None
-    reason: str = ""
-    actions: list[str] = field(default_factory=list)
-
-
-def duration(seconds: float) -> str:
-    """`3m 12s`, `2h 05m`, `45s`."""
-    s = int(max(0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
 
 
 class AlertPolicy:
@@ -97,16 +46,98 @@ class AlertPolicy:
     # -- inputs ----------------------------------------------------------------------------
 
     def observe(self, t: TargetHealth, gave_up: bool) -> list[Alert]:
-        """A target's latest health; returns the alerts to send now."""
-        return self._gate(self._failure(t, gave_up) + self._warning(t))
+        """A target's latest health; returns the alerts to send now.
+
+        A held target sends nothing (its incidents are forgotten when the hold ends, so a
+        target that still fails then starts with fresh counts).
+        """
+        if t.hold is not None:
+            return []
+        found = self._flapping(t) + self._failure(t, gave_up) + self._warning(t)
+        return self._gate(found + self._stopped(t))
+
+    def forget(self, target: str) -> None:
+        """Drop a target's incidents without a word (a hold on it ended)."""
+        for key in [k for k, i in self.incidents.items() if i.target == target]:
+            del self.incidents[key]
+
+    def _flapping(self, t: TargetHealth) -> list[Alert]:
+        """One alert when a target starts flapping, one "stable again" when it stops."""
+        key = f"{t.name}:flapping"
+        incident = self.incidents.get(key)
+        now = self._clock.time()
+        flap = t.flapping
+        if flap is not None and incident is None:
+            reason = f"{flap.count} failures in {duration(flap.span_s)}"
+            incident = Incident(key=key, target=t.name, opened_at=flap.since, reason=reason)
+            self.incidents[key] = incident
+            # One incident, not one per crash: an open failure of this target is part of it.
+            self.incidents.pop(f"{t.name}:health", None)
+            return self._once(incident, Severity.WARNING, "flapping", t.recovery, now)
+        if flap is None and incident is not None and t.status is not Status.UNKNOWN:
+            del self.incidents[key]
+            if incident.notified_at is None or self.silenced(t.name):
+                return []
+            took = duration(now - incident.opened_at)
+            return [
+                Alert(
+                    key=key,
+                    target=t.name,
+                    severity=Severity.RESOLVED,
+                    summary=f"stable again after {took} of flapping",
+                    at=now,
+                    opened_at=incident.opened_at,
+                )
+            ]
+        return []
+
+    def _stopped(self, t: TargetHealth) -> list[Alert]:
+        """One notice when a stop on request lasts `stopped_notice_after_s`; a start ends it."""
+        key = f"{t.name}:stopped"
+        now = self._clock.time()
+        if t.stopped_at is None:
+            self.incidents.pop(key, None)  # started again: nothing to say
+            return []
+        if key in self.incidents or now - t.stopped_at < self._cfg.stopped_notice_after_s:
+            return []
+        incident = Incident(
+            key=key, target=t.name, opened_at=t.stopped_at, severity=Severity.NOTICE.value
+        )
+        incident.reason = t.output
+        self.incidents[key] = incident
+        summary = f"stopped on request {duration(now - t.stopped_at)} ago"
+        return self._once(incident, Severity.NOTICE, summary, "", now)
+
+    def _once(
+        self, incident: Incident, severity: Severity, summary: str, recovery: str, now: float
+    ) -> list[Alert]:
+        """The one alert of an incident that is never reminded."""
+        if self.silenced(incident.target):
+            return []
+        incident.notified_at, incident.notified_severity = now, severity.value
+        alert = Alert(
+            key=incident.key,
+            target=incident.target,
+            severity=severity,
+            summary=summary,
+            reason=incident.reason,
+            recovery=recovery,
+            at=now,
+            opened_at=incident.opened_at,
+        )
+        return [alert]
 
     def _failure(self, t: TargetHealth, gave_up: bool) -> list[Alert]:
         key = f"{t.name}:health"
         incident = self.incidents.get(key)
         now = self._clock.time()
+        if t.flapping is not None and not gave_up:
+            return []  # its flapping incident speaks for it; giving up is still told
         if t.status is not Status.FAIL:
             if incident is None or t.status is Status.UNKNOWN:
                 return []  # unknown: neither a new failure nor a recovery
+            if not t.back:
+                return []  # activating, starting, stopped: not back yet
             if any(p.status is Status.UNKNOWN for p in t.probes):
                 # Active again, but its probes have not judged the new process yet (a restart
                 # in a crash loop, or our own restart): "resolved" would be a guess.
@@ -126,7 +157,7 @@ class AlertPolicy:
         key = f"{t.name}:warn"
         incident = self.incidents.get(key)
         now = self._clock.time()
-        if t.status is Status.WARN and self._cfg.on_warn:
+        if t.status is Status.WARN and self._cfg.on_warn and t.back:
             if incident is None:
                 if self._rounds(t, now) < self._cfg.failure_threshold:
                     return []
@@ -326,45 +357,3 @@ def _alert_from(raw: dict[str, Any]) -> Alert:
     return Alert(
         **{**raw, "severity": Severity(raw["severity"]), "actions": tuple(raw.get("actions", ()))}
     )
-
-
-_ICON = {
-    Severity.INFO: "🔵",
-    Severity.NOTICE: "🟡",
-    Severity.WARNING: "⚠️",
-    Severity.CRITICAL: "🔴",
-    Severity.RESOLVED: "✅",
-}
-
-
-_REASON_UNITS = 1024  # a probe's output can be long; the message must stay readable
-_RECOVERY_UNITS = 256
-
-
-def format_html(alert: Alert, host: str) -> str:
-    """A short Telegram message (HTML parse mode, everything escaped), within Telegram's limit.
-
-    A digest lists what it held one per line, as many as fit, then "… and N more".
-    """
-    e = escape_html
-    head = (
-        f"{_ICON[alert.severity]} <b>{e(alert.severity.value.upper())}</b> "
-        f"{clip(alert.target, 128)} on {clip(host, 128)}: {clip(alert.summary, 256)}"
-    )
-    lines = [head]
-    if alert.reason:
-        lines.append(f"why: {clip(alert.reason, _REASON_UNITS)}")
-    if alert.recovery:
-        lines.append(f"recovery: {clip(alert.recovery, _RECOVERY_UNITS)}")
-    tail = [f"still failing since {e(_stamp(alert.opened_at))}"] if alert.reminder else []
-    tail.append(f"<i>{e(_stamp(alert.at))}</i>")
-    if alert.actions:
-        digest = alert.key == "digest"
-        label = "" if digest else "done: "
-        room = LIMIT - units("\n".join([*lines, *tail])) - units("\n" + label)
-        lines.append(label + bounded(alert.actions, room, "\n" if digest else "; "))
-    return "\n".join([*lines, *tail])
-
-
-def _stamp(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))

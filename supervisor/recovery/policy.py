@@ -26,6 +26,7 @@ class Action(StrEnum):
     RESET_START = "reset-failed+start"  # systemd's start limit was hit
     RUN = "run"  # run the configured command (a cure that is not a restart)
     GIVE_UP = "give-up"
+    HELD = "held"  # a person holds it: nothing is restarted until the hold ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,11 @@ class Recovery:
             # The slow retry worked: a later failure gets the usual attempts (still counted
             # in the window), not an immediate give-up.
             self._slow_retry = False
+        if health.hold is not None:
+            hold = health.hold
+            until = time.strftime("%H:%M:%S", time.localtime(hold.until))
+            why = f"; {hold.reason}" if hold.reason else ""
+            return Decision(Action.HELD, f"held until {until} by {hold.by or 'someone'}{why}")
         if not cfg.enabled or self._busy or health.status is not Status.FAIL:
             return Decision(Action.NONE, "nothing to do")
         unit = health.unit_state
@@ -147,6 +153,8 @@ class Recovery:
 
     def describe(self, decision: Decision | None = None) -> str:
         """Words for /health: idle, waiting 8s, restarting, attempt 2/3, gave up until 14:05."""
+        if decision is not None and decision.action is Action.HELD:
+            return decision.reason
         if self._busy:
             doing = "restarting" if "restart" in self._cfg.actions else "running the cure"
             return f"{doing} (attempt {len(self._attempts)}/{self._cfg.max_attempts})"

@@ -10,7 +10,7 @@ import pytest
 
 from supervisor.alerts.policy import AlertPolicy, Severity, duration, format_html
 from supervisor.config import AlertsConfig
-from supervisor.model import ProbeView, Status, TargetHealth
+from supervisor.model import ActiveState, ProbeView, Status, TargetHealth, UnitState
 from tests.clock import FakeClock
 
 
@@ -32,7 +32,9 @@ def target(
         since=since or clock.time(),
         consecutive_failures=failures,
         last_success=None,
-        unit_state=None,
+        unit_state=UnitState(
+            unit=f"{name}.service", active_state=ActiveState.ACTIVE, sub_state="running"
+        ),
         recovery="attempt 1/3",
     )
 

@@ -1,0 +1,102 @@
+"""What the alert policy decides about: incidents, alerts and their severity, and the words
+of a Telegram message. Pure."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from supervisor.alerts.text import LIMIT, bounded, clip, escape_html, units
+
+
+class Severity(StrEnum):
+    """How loud an alert is."""
+
+    INFO = "info"
+    NOTICE = "notice"  # a target in warn (only with on_warn): below any failure
+    WARNING = "warning"
+    CRITICAL = "critical"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message for a person."""
+
+    key: str
+    target: str
+    severity: Severity
+    summary: str
+    reason: str = ""
+    recovery: str = ""
+    at: float = 0.0  # wall clock
+    opened_at: float = 0.0
+    reminder: bool = False
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Incident:
+    """An open problem with one target (or the breaker)."""
+
+    key: str
+    target: str
+    opened_at: float
+    severity: str = Severity.WARNING.value
+    notified_at: float | None = None
+    notified_severity: str | None = None
+    reason: str = ""
+    actions: list[str] = field(default_factory=list)
+
+
+def duration(seconds: float) -> str:
+    """`3m 12s`, `2h 05m`, `45s`."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+_ICON = {
+    Severity.INFO: "🔵",
+    Severity.NOTICE: "🟡",
+    Severity.WARNING: "⚠️",
+    Severity.CRITICAL: "🔴",
+    Severity.RESOLVED: "✅",
+}
+
+
+_REASON_UNITS = 1024  # a probe's output can be long; the message must stay readable
+_RECOVERY_UNITS = 256
+
+
+def format_html(alert: Alert, host: str) -> str:
+    """A short Telegram message (HTML parse mode, everything escaped), within Telegram's limit.
+
+    A digest lists what it held one per line, as many as fit, then "… and N more".
+    """
+    e = escape_html
+    head = (
+        f"{_ICON[alert.severity]} <b>{e(alert.severity.value.upper())}</b> "
+        f"{clip(alert.target, 128)} on {clip(host, 128)}: {clip(alert.summary, 256)}"
+    )
+    lines = [head]
+    if alert.reason:
+        lines.append(f"why: {clip(alert.reason, _REASON_UNITS)}")
+    if alert.recovery:
+        lines.append(f"recovery: {clip(alert.recovery, _RECOVERY_UNITS)}")
+    tail = [f"still failing since {e(_stamp(alert.opened_at))}"] if alert.reminder else []
+    tail.append(f"<i>{e(_stamp(alert.at))}</i>")
+    if alert.actions:
+        digest = alert.key == "digest"
+        label = "" if digest else "done: "
+        room = LIMIT - units("\n".join([*lines, *tail])) - units("\n" + label)
+        lines.append(label + bounded(alert.actions, room, "\n" if digest else "; "))
+    return "\n".join([*lines, *tail])
+
+
+def _stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
