@@ -1,5 +1,5 @@
-"""The `supervisor` command: run, check-config, status, events, alert-test, reset, last-word,
-doctor, backup, restore."""
+"""The `supervisor` command: run, check-config, status, events, alert-test, reset, hold,
+release, holds, last-word, doctor, backup, restore."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from supervisor import __version__, config, risks
+from supervisor import __version__, config, hold_cli, risks
 from supervisor.alerts import lastword
 from supervisor.api import render
 from supervisor.config import API_KEY_HEADER, probe_ids
@@ -79,6 +79,17 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--url", help="the supervisor's base URL (default: from the config)")
     reset.add_argument("--config", type=Path)
     ops.add_parsers(sub)  # doctor, backup, restore
+    hold = sub.add_parser("hold", help="no restarts and no alerts for a target for a while")
+    hold.add_argument("target")
+    hold.add_argument("--for", dest="span", help="45s, 20m, 2h (default 30m, at most 24h)")
+    hold.add_argument("--reason", default="", help="why (shown in /health, the page, history)")
+    hold.add_argument("--config", type=Path)
+    release = sub.add_parser("release", help="end a hold (recovery and alerts start afresh)")
+    release.add_argument("target", nargs="?")
+    release.add_argument("--all", action="store_true", help="end every hold")
+    release.add_argument("--config", type=Path)
+    holds = sub.add_parser("holds", help="list the holds in force")
+    holds.add_argument("--config", type=Path)
     return parser
 
 
@@ -101,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return _events(args)
     if args.command in ops.COMMANDS:
         return ops.main(args)
+    if args.command in ("hold", "release", "holds"):
+        return hold_cli.run(args)
     return _status(args.url, args.config, args.json)
 
 

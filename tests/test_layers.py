@@ -84,6 +84,7 @@ ADAPTERS = {
     "supervisor.api.history",
     "supervisor.api.stream",
     "supervisor.api.page",
+    "supervisor.api.control",
     "supervisor.runtime.limits",
     "supervisor.ops.host",
 }
@@ -107,6 +108,8 @@ COMPOSITION = {
     "supervisor.app.waiting",
     "supervisor.cli",
     "supervisor.ops.commands",
+    "supervisor.hold_cli",
+    "supervisor.app.holding",
     "supervisor.__main__",
 }
 IO_LIBS = {

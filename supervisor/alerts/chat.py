@@ -19,7 +19,9 @@ HELP = (
     "/restart <target> - restart a unit (asks to confirm)\n"
     "/silence <target> <minutes> - no alerts about it for a while\n"
     "/unsilence <target> - alerts again\n"
-    "/reset <target> - retry a target whose recovery gave up"
+    "/reset <target> - retry a target whose recovery gave up\n"
+    "/hold <target> [20m] [reason] - no restarts, no alerts for a while (default 30m)\n"
+    "/release <target> - end a hold"
 )
 CONFIRM_PREFIX = "restart:"
 STALE_S = 60.0  # a command older than this when we read it is not run: the moment has passed

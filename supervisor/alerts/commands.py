@@ -7,12 +7,14 @@ from `chat`. A restart needs a confirmation button pressed by the user who asked
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from supervisor.alerts import chat
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.alerts.text import LIMIT, clip, escape_html
-from supervisor.model import Clock
+from supervisor.model import Clock, Hold
+from supervisor.watch.intent import parse_duration
 
 log = logging.getLogger(__name__)
 _CONFIRM_S = 120.0
@@ -30,6 +32,8 @@ class Commands:
         status: Callable[[], str],
         restart: Callable[[str], Awaitable[str]],
         reset: Callable[[str], bool],
+        hold: Callable[[str, float | None, str, str], Hold],
+        release: Callable[[str, str], Hold | None],
     ) -> None:
         self._clock = clock
         self._policy = policy
@@ -37,6 +41,8 @@ class Commands:
         self._status = status
         self._restart = restart
         self._reset = reset
+        self._hold = hold
+        self._release = release
         # (chat, target) -> (the user who asked, confirm deadline)
         self._pending: dict[tuple[int, str], tuple[int, float]] = {}
 
@@ -46,8 +52,10 @@ class Commands:
             return chat.Reply(f"<pre>{clip(self._status(), LIMIT - len('<pre></pre>'))}</pre>")
         if cmd.name in ("start", "help"):
             return chat.Reply(escape_html(chat.HELP))
+        if cmd.name == "hold" and cmd.args:
+            return self._held(cmd, user_id)
         arity = 2 if cmd.name == "silence" else 1
-        if cmd.name not in ("restart", "silence", "unsilence", "reset"):
+        if cmd.name not in ("restart", "silence", "unsilence", "reset", "hold", "release"):
             return chat.Reply(f"unknown command /{clip(cmd.name, 64)}\n{escape_html(chat.HELP)}")
         problem = chat.check_target(cmd, self._targets(), arity)
         if problem is not None:
@@ -71,8 +79,30 @@ class Commands:
             return chat.Reply(
                 f"{escape_html(name)}: " + ("alerts on again" if had else "was not silenced")
             )
+        if cmd.name == "release":
+            ended = self._release(name, f"chat:{user_id}")
+            return chat.Reply(f"{escape_html(name)}: " + ("released" if ended else "was not held"))
         self._reset(name)
         return chat.Reply(f"{escape_html(name)}: recovery reset, it will be retried at once")
+
+    def _held(self, cmd: chat.Command, user_id: int) -> chat.Reply:
+        """`/hold <target> [duration] [reason...]`."""
+        name, rest = cmd.args[0], list(cmd.args[1:])
+        problem = chat.check_target(chat.Command(cmd.name, (name,)), self._targets())
+        if problem is not None:
+            return chat.Reply(clip(problem, 512))
+        for_s = None
+        if rest and rest[0][:1].isdigit():
+            try:
+                for_s = parse_duration(rest.pop(0))
+            except ValueError as exc:
+                return chat.Reply(escape_html(clip(str(exc), 512)))
+        try:
+            hold = self._hold(name, for_s, " ".join(rest), f"chat:{user_id}")
+        except ValueError as exc:
+            return chat.Reply(escape_html(clip(str(exc), 512)))
+        until = time.strftime("%H:%M", time.localtime(hold.until))
+        return chat.Reply(f"{escape_html(name)}: held until {until}: no restarts, no alerts")
 
     async def button(self, data: str, chat_id: int, user_id: int) -> chat.Reply:
         """A confirmation button was pressed; only the user who asked may confirm."""

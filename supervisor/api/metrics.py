@@ -65,6 +65,27 @@ class DaemonFacts:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
+def _people_metrics() -> tuple[GaugeMetricFamily, ...]:
+    """What the people who run the box did: held, flapping, stopped on request (0 or 1)."""
+    return (
+        GaugeMetricFamily(
+            "supervisor_target_held",
+            "1 while a person holds the target (no recovery, no alerts)",
+            labels=["target"],
+        ),
+        GaugeMetricFamily(
+            "supervisor_target_flapping",
+            "1 while the target keeps failing and recovering (flap_count within flap_window_s)",
+            labels=["target"],
+        ),
+        GaugeMetricFamily(
+            "supervisor_target_stopped_on_request",
+            "1 while the target's unit is stopped because someone asked systemd to stop it",
+            labels=["target"],
+        ),
+    )
+
+
 class _FromMemory(Collector):
     """A collector over what is in memory."""
 
@@ -130,8 +151,11 @@ class SnapshotCollector(_FromMemory):
             "1 while automatic recovery of the target is suspended (gave up; a slow retry follows)",
             labels=["target"],
         )
+        people = _people_metrics()
         for t in snap.targets:
             info.add_metric([t.name, t.unit or "", str(t.critical).lower()], 1.0)
+            for family, on in zip(people, (t.hold, t.flapping, t.stopped_at), strict=True):
+                family.add_metric([t.name], 0.0 if on is None else 1.0)
             gave_up.add_metric([t.name], 1.0 if t.name in facts.gave_up else 0.0)
             for s in _STATUSES:
                 status.add_metric([t.name, s.value], 1.0 if t.status is s else 0.0)
@@ -143,7 +167,7 @@ class SnapshotCollector(_FromMemory):
                     active.add_metric([t.name, a.value], 1.0 if unit.active_state is a else 0.0)
                 restarts.add_metric([t.name], float(unit.n_restarts))
                 restarts_old.add_metric([t.name], float(unit.n_restarts))
-        yield from (info, status, up, active, restarts, restarts_old, age, gave_up)
+        yield from (info, status, up, active, restarts, restarts_old, age, gave_up, *people)
         overall = GaugeMetricFamily(
             "supervisor_status", "1 for the overall status", labels=["status"]
         )

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from supervisor import __version__
-from supervisor.model import Snapshot, Status, TargetHealth
+from supervisor.model import Hold, Snapshot, Status, TargetHealth
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
@@ -47,6 +47,7 @@ def target_check(t: TargetHealth, now: float) -> dict[str, Any]:
     }
     if t.status is Status.UNKNOWN:
         entry["state"] = "unknown"
+    entry.update(_people(t))
     if unit is not None:
         entry.update(
             activeState=unit.active_state.value,
@@ -58,6 +59,35 @@ def target_check(t: TargetHealth, now: float) -> dict[str, Any]:
     if t.probes:
         entry["probes"] = [_probe(p) for p in t.probes]
     return entry
+
+
+def hold_document(hold: Hold) -> dict[str, Any]:
+    """A hold as JSON: until, reason, who set it, since."""
+    return {
+        "until": iso(hold.until),
+        "reason": hold.reason,
+        "by": hold.by,
+        "since": iso(hold.since),
+    }
+
+
+def _people(t: TargetHealth) -> dict[str, Any]:
+    """What the people who run the box did or see: a hold, a stop, a start, flapping."""
+    out: dict[str, Any] = {}
+    if t.hold is not None:
+        out["hold"] = hold_document(t.hold)
+    if t.stopped_at is not None:
+        out["stoppedOnRequest"] = iso(t.stopped_at)
+    if t.starting is not None:
+        out["starting"] = {"elapsedSeconds": round(t.starting[0], 1), "graceSeconds": t.starting[1]}
+    if t.flapping is not None:
+        f = t.flapping
+        out["flapping"] = {
+            "failures": f.count,
+            "withinSeconds": round(f.span_s),
+            "since": iso(f.since),
+        }
+    return out
 
 
 def _probe(p: Any) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from supervisor.api import render
 from supervisor.api.attempts import KeyAttempts
 from supervisor.config import API_KEY_HEADER
 from supervisor.guard.throttle import METER, Meter, Throttle
-from supervisor.model import Clock, Snapshot, SystemClock
+from supervisor.model import Clock, Hold, Snapshot, SystemClock
+from supervisor.watch.intent import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json({"error": "internal error"}, 500)
 
 
+class HoldControl(Protocol):
+    """Holds, as the daemon carries them out (ValueError: the request cannot be done)."""
+
+    def hold(self, name: str, for_s: float | None, reason: str, by: str) -> Hold:
+        """Hold a target."""
+
+    def release(self, name: str, by: str) -> Hold | None:
+        """End a hold; None if there was none."""
+
+
 class Routes(Protocol):
     """More routes on the same app (history, the event stream, the status page)."""
 
@@ -136,6 +147,7 @@ class HealthApp:
         throttle: Throttle | None = None,
         hosts: Collection[str] = LOOPBACK_NAMES,
         reset: Callable[[str], bool] | None = None,
+        holds: HoldControl | None = None,
         api_key: str | None = None,
         attempts: KeyAttempts | None = None,
         routes: Sequence[Routes] = (),
@@ -147,6 +159,7 @@ class HealthApp:
         self._throttle = throttle
         self._hosts = frozenset(hosts)
         self._reset = reset
+        self._holds = holds
         self._api_key = api_key.encode() if api_key else None
         self._attempts = attempts or KeyAttempts(self._clock)
         self._version = -1
@@ -162,6 +175,8 @@ class HealthApp:
         app.router.add_get("/health/{target}", self.health_target)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_post("/targets/{target}/reset", self.reset)
+        app.router.add_post("/targets/{target}/hold", self.hold)
+        app.router.add_delete("/targets/{target}/hold", self.release)
         for routes in self._routes:
             routes.add_to(app)
         return app
@@ -241,6 +256,47 @@ class HealthApp:
         if self._reset is None or not self._reset(name):
             return _json({"error": f"no target named {name!r}"}, 404)
         return _json({"target": name, "reset": True}, 200)
+
+    async def hold(self, request: web.Request) -> web.Response:
+        """Hold a target: `{"for": "20m", "reason": "deploy"}` (both optional; API key)."""
+        denied = await self._held_target(request)
+        if denied is not None:
+            return denied
+        assert self._holds is not None  # checked by _held_target
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _json({"error": "the body must be a JSON object"}, 400)
+        name = request.match_info["target"]
+        try:
+            span = body.get("for", request.query.get("for"))
+            for_s = None if span is None else parse_duration(str(span))
+            reason = str(body.get("reason", request.query.get("reason", "")))
+            hold = self._holds.hold(name, for_s, reason, f"http:{request.remote}")
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"target": name, "hold": render.hold_document(hold)}, 200)
+
+    async def release(self, request: web.Request) -> web.Response:
+        """End a hold (API key)."""
+        denied = await self._held_target(request)
+        if denied is not None:
+            return denied
+        assert self._holds is not None
+        name = request.match_info["target"]
+        ended = self._holds.release(name, f"http:{request.remote}")
+        return _json({"target": name, "released": ended is not None}, 200)
+
+    async def _held_target(self, request: web.Request) -> web.Response | None:
+        denied = await self._authorize(request)
+        if denied is not None:
+            return denied
+        name = request.match_info["target"]
+        if self._holds is None or self._snapshot().target(name) is None:
+            return _json({"error": f"no target named {name!r}"}, 404)
+        return None
 
     async def _authorize(self, request: web.Request) -> web.Response | None:
         if self._api_key is None:

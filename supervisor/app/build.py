@@ -18,6 +18,8 @@ from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
+from supervisor.api.control import FILE_NAME as CONTROL_FILE
+from supervisor.api.control import ControlServer
 from supervisor.api.history import HistoryRoutes
 from supervisor.api.metrics import DaemonFacts, Metrics
 from supervisor.api.page import StatusPage
@@ -25,6 +27,7 @@ from supervisor.api.server import HealthApp, Routes, served_hosts
 from supervisor.api.stream import EventStream
 from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.app.fleet import Fleet, build_fleet
+from supervisor.app.holding import HoldDesk
 from supervisor.app.persist import StateKeeper
 from supervisor.app.supervision import Supervision
 from supervisor.config import Config
@@ -92,6 +95,8 @@ class Parts:
     rng: random.Random
     history: Recorder
     stream: EventStream
+    desk: HoldDesk
+    control: ControlServer
 
     def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
         """The fleet for `config`, keeping what `previous` knew."""
@@ -148,6 +153,9 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
     history = _history(config, clock, now)
+    desk = HoldDesk(
+        lambda: now.fleet, policy=policy, clock=clock, events=history, wake=hooks.wake.set
+    )
 
     def observe_probe(result: ProbeResult) -> None:
         metrics.observe_probe(result)
@@ -180,6 +188,8 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
             # Late-bound on purpose: a reload replaces the fleet.
             restart=lambda name: now.fleet.repairer.manual_restart(name),  # noqa: PLW0108
             reset=lambda name: now.fleet.repairer.reset(name),  # noqa: PLW0108
+            hold=desk.hold,
+            release=desk.release,
         ),
     )
     keeper = StateKeeper(
@@ -188,6 +198,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         outbox=outbox,
         alerts=alerts,
         repairer=lambda: now.fleet.repairer,
+        model=lambda: now.fleet.model,
     )
 
     def observe_load(host: HostLoad) -> None:
@@ -229,16 +240,17 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         notifier=notifier,
         wake=hooks.wake,
         history=history,
+        desk=desk,
     )
     stream = EventStream()
     history.subscribe(lambda event: stream.publish(event.id, event.document()))
     about = lambda: report.about(__version__, sampler.latest, now.config.budget)  # noqa: E731
     routes: list[Routes] = [HistoryRoutes(history, about), stream, StatusPage()]
-    server = http_server(config, now, metrics, clock, throttle, routes=routes)
+    server = http_server(config, now, metrics, clock, throttle, routes=routes, desk=desk)
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
         InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
-        history, stream,
+        history, stream, desk, ControlServer(config.state_dir / CONTROL_FILE, desk.handle),
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
@@ -268,6 +280,7 @@ def http_server(
     throttle: Throttle,
     *,
     routes: list[Routes],
+    desk: HoldDesk | None = None,
 ) -> HttpServer:
     """The HTTP server: the app (throttled, Host-checked, key-guarded) on a capped site."""
     http = config.http
@@ -282,6 +295,7 @@ def http_server(
         throttle=throttle,
         hosts=served_hosts(http.host, http.port, http.allowed_hosts),
         reset=reset,
+        holds=desk,
         api_key=key,
         routes=routes,
     )

@@ -108,6 +108,7 @@ class Daemon:
         p.lock.acquire()  # first: a second instance must change nothing, bind nothing
         self._keep_config(self.config)  # valid, and the state directory is ours
         await p.http.start()
+        await p.control.start()  # `supervisor hold|release|holds` reach us here
         log.info("serving /health and /metrics on http://%s:%d", self.config.http.host, p.http.port)
         p.sampler.start()
         p.history.start()
@@ -148,6 +149,7 @@ class Daemon:
         await self.fleet.repairer.close()
         await p.probing.session().close()
         await p.http.stop()
+        await p.control.stop()
         p.systemd.close()
         p.notifier.close()
         await asyncio.to_thread(p.history.close)  # the last events and spans reach the file

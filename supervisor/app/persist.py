@@ -1,4 +1,4 @@
-"""What survives a restart: incidents, silences, outbox, recovery attempts, Telegram offset.
+"""What survives a restart: incidents, silences, outbox, attempts, holds, Telegram offset.
 
 The composition layer's bridge between the parts that hold this state and the state file.
 Writes never happen on the event loop: the supervision pass only says what the state is
@@ -22,6 +22,7 @@ from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.recovery.executor import Repairer
 from supervisor.runtime.state import StateStore
+from supervisor.watch.health import HealthModel
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class SavedState(_Section):
     outbox: dict[str, Any] = {}
     recovery: dict[str, _Recovery] = {}
     telegram_offset: int | None = None
+    targets: dict[str, Any] = {}  # holds and stops on request (the health model's export)
 
 
 class StateKeeper:
@@ -65,12 +67,14 @@ class StateKeeper:
         outbox: Outbox,
         alerts: AlertService,
         repairer: Callable[[], Repairer],  # the current fleet's (a reload replaces it)
+        model: Callable[[], HealthModel],  # likewise
     ) -> None:
         self.store = store
         self._policy = policy
         self._outbox = outbox
         self._alerts = alerts
         self._repairer = repairer
+        self._model = model
         self._saved: dict[str, Any] | None = None  # what the file holds (None: unknown)
         self._kick = asyncio.Event()
         # The writer's thread may still be writing when shutdown saves: the last word must be
@@ -92,6 +96,7 @@ class StateKeeper:
         self._policy.restore(saved.alerts.model_dump())
         self._outbox.restore(saved.outbox)
         self._repairer().restore({k: v.model_dump() for k, v in saved.recovery.items()})
+        self._model().restore(saved.targets)
         self._alerts.offset = saved.telegram_offset
         if saved.running:
             how = "the previous run ended without a clean stop (crash, watchdog or kill)"
@@ -108,6 +113,7 @@ class StateKeeper:
             "outbox": self._outbox.export(),
             "recovery": self._repairer().export(),
             "telegram_offset": self._alerts.offset,
+            "targets": self._model().export(),
         }
 
     def save_soon(self) -> None:

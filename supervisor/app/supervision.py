@@ -16,6 +16,7 @@ from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
 from supervisor.app.fleet import Fleet
+from supervisor.app.holding import HoldDesk
 from supervisor.app.persist import StateKeeper
 from supervisor.guard.breaker import Breaker
 from supervisor.history.recorder import Recorder
@@ -41,6 +42,7 @@ class Supervision:
     notifier: Notifier
     wake: asyncio.Event
     history: Recorder
+    desk: HoldDesk
     passes: int = 0
 
     def __post_init__(self) -> None:
@@ -74,8 +76,10 @@ class Supervision:
             self.passes += 1
 
     def step(self) -> float | None:
-        """One pass; returns seconds until a recovery backoff ends, if one is running."""
+        """One pass; returns seconds until a backoff, grace or hold ends, if one is running."""
         fleet = self.fleet()
+        self.desk.expire()
+        timed = fleet.model.tick()  # graces ending, flapping settling, holds ending
         # Status changes are recorded before recovery acts on them: the timeline reads in order.
         self.history.observe(fleet.model.snapshot())
         backoff_ends = fleet.repairer.step() if self.systemd.connected else None
@@ -83,7 +87,8 @@ class Supervision:
         self._report(snap)
         self._alert(snap, fleet)
         self.keeper.save_soon()
-        return backoff_ends
+        ends = [e for e in (backoff_ends, timed) if e is not None]
+        return min(ends) if ends else None
 
     def _alert(self, snap: Snapshot, fleet: Fleet) -> None:
         if not self.systemd.connected:

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     SUPERVISOR = "supervisor"  # started, stopped, reloaded, restarted after an unclean stop
     CHAT = "chat"  # a command from a chat, and who sent it
     HISTORY = "history"  # the store itself became unavailable or came back
+    HOLD = "hold"  # a person held a target, released it, or the hold expired
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,13 @@ class Repairer:
         self._wake()
         return True
 
+    def fresh(self, name: str) -> None:
+        """Forget a target's attempts and give-up quietly (a hold on it ended)."""
+        policy = self.policies.get(name)
+        if policy is not None:
+            policy.reset()
+            self._model.set_blocker(name, None)
+
     def gave_up(self, name: str) -> bool:
         """True while automatic recovery of `name` is suspended."""
         policy = self.policies.get(name)

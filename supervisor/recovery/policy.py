@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from supervisor.config import RecoveryConfig
-from supervisor.model import ActiveState, Clock, Status, TargetHealth, backoff
+from supervisor.model import ActiveState, Clock, Hold, Status, TargetHealth, backoff
 
 
 class Action(StrEnum):
@@ -74,24 +74,13 @@ class Recovery:
             # in the window), not an immediate give-up.
             self._slow_retry = False
         if health.hold is not None:
-            hold = health.hold
-            until = time.strftime("%H:%M:%S", time.localtime(hold.until))
-            why = f"; {hold.reason}" if hold.reason else ""
-            return Decision(Action.HELD, f"held until {until} by {hold.by or 'someone'}{why}")
+            return _held(health.hold)
         if not cfg.enabled or self._busy or health.status is not Status.FAIL:
             return Decision(Action.NONE, "nothing to do")
         unit = health.unit_state
-        if health.unit is not None:  # a host target has no unit to wait for
-            if unit is None or not unit.found:
-                return Decision(Action.NONE, "no such unit: restarting cannot help")
-            if unit.active_state is ActiveState.ACTIVATING and unit.sub_state == "auto-restart":
-                return Decision(Action.WAIT, "systemd is restarting it (Restart=)")
-            if unit.active_state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
-                return Decision(Action.WAIT, f"unit is {unit.active_state.value}")
-            if unit.job_id:
-                # Between auto-restart and start, systemd's own restart job passes through
-                # inactive (dead): a restart of ours now would replace its job and fight it.
-                return Decision(Action.WAIT, f"systemd has job {unit.job_id} queued for it")
+        waiting = _unit_busy(health)
+        if waiting is not None:
+            return waiting
         if self._gave_up_until is not None:
             if now < self._gave_up_until:
                 return Decision(Action.NONE, "gave up")
@@ -201,6 +190,31 @@ class Recovery:
         while self._attempts and self._attempts[0] <= now - self._cfg.window_s:
             self._attempts.popleft()
             self._walls.popleft()
+
+
+def _unit_busy(health: TargetHealth) -> Decision | None:
+    """Why the unit must be left to systemd now, if it must (None: we may act)."""
+    unit = health.unit_state
+    if health.unit is None:  # a host target has no unit to wait for
+        return None
+    if unit is None or not unit.found:
+        return Decision(Action.NONE, "no such unit: restarting cannot help")
+    if unit.active_state is ActiveState.ACTIVATING and unit.sub_state == "auto-restart":
+        return Decision(Action.WAIT, "systemd is restarting it (Restart=)")
+    if unit.active_state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
+        return Decision(Action.WAIT, f"unit is {unit.active_state.value}")
+    if unit.job_id:
+        # Between auto-restart and start, systemd's own restart job passes through
+        # inactive (dead): a restart of ours now would replace its job and fight it.
+        return Decision(Action.WAIT, f"systemd has job {unit.job_id} queued for it")
+    return None
+
+
+def _held(hold: Hold) -> Decision:
+    """A person holds the target: nothing is done until the hold ends."""
+    until = time.strftime("%H:%M:%S", time.localtime(hold.until))
+    why = f"; {hold.reason}" if hold.reason else ""
+    return Decision(Action.HELD, f"held until {until} by {hold.by or 'someone'}{why}")
 
 
 def _healthy(health: TargetHealth) -> bool:

@@ -25,6 +25,7 @@ from supervisor.alerts.policy import Alert, AlertPolicy, Severity
 from supervisor.alerts.telegram import TelegramChannel
 from supervisor.config import AlertsConfig
 from supervisor.errors import MessageRejectedError
+from supervisor.model import Hold
 from tests.clock import FakeClock
 from tests.integration.harness import until
 
@@ -40,10 +41,20 @@ class Rig:
     service: AlertService = field(init=False)
     notes: list[str | None] = field(default_factory=list)
     restarts: list[str] = field(default_factory=list)
+    holds: list[tuple[str, float | None, str, str]] = field(default_factory=list)
+    released: list[tuple[str, str]] = field(default_factory=list)
     status: str = "trader  pass"
 
     def note(self) -> str:
         return self.notes[-1] if self.notes and self.notes[-1] else ""
+
+    def hold(self, name: str, for_s: float | None, reason: str, by: str) -> Hold:
+        self.holds.append((name, for_s, reason, by))
+        return Hold(until=self.clock.time() + (for_s or 1800), reason=reason, by=by)
+
+    def release(self, name: str, by: str) -> Hold | None:
+        self.released.append((name, by))
+        return Hold(until=self.clock.time()) if self.holds else None
 
 
 def alerts_config(fake: FakeBotApi, chats: list[int], **telegram: Any) -> AlertsConfig:
@@ -88,6 +99,8 @@ async def serving(config: AlertsConfig) -> AsyncIterator[Rig]:
         status=lambda: rig.status,
         restart=restart,
         reset=lambda name: True,
+        hold=rig.hold,
+        release=rig.release,
     )
     rig.service = AlertService(
         config,
@@ -249,6 +262,27 @@ async def test_a_restart_is_confirmed_only_by_whoever_asked(
         f"from user {BOB} in chat {GROUP}: asked for by user {ALICE}" in r.getMessage()
         for r in caplog.records
     )
+
+
+async def test_hold_and_release_from_the_chat_name_the_user(fake: FakeBotApi) -> None:
+    async with serving(alerts_config(fake, [GROUP], allowed_user_ids=[ALICE])) as rig:
+        now = int(rig.clock.time())
+        await fake.wait_for_request("getUpdates")
+        fake.queue_message(GROUP, "/hold trader 20m deploy v2", from_user_id=ALICE, date=now)
+        fake.queue_message(GROUP, "/hold dashboard", from_user_id=ALICE, date=now)
+        fake.queue_message(GROUP, "/hold trader 25h", from_user_id=ALICE, date=now)
+        fake.queue_message(GROUP, "/hold trader 5m", from_user_id=BOB, date=now)
+        fake.queue_message(GROUP, "/release trader", from_user_id=ALICE, date=now)
+        await fake.wait_for_messages(4)
+        assert rig.holds == [
+            ("trader", 1200.0, "deploy v2", f"chat:{ALICE}"),
+            ("dashboard", None, "", f"chat:{ALICE}"),
+        ]
+        assert rig.released == [("trader", f"chat:{ALICE}")]
+        said = texts(fake, GROUP)
+        assert said[0].startswith("trader: held until ")
+        assert "at most 24h" in said[2]
+        assert said[3] == "trader: released"
 
 
 async def test_a_command_that_waited_out_an_outage_is_not_run(fake: FakeBotApi) -> None:
