@@ -77,7 +77,9 @@ def on_request(unit: UnitState) -> tuple[Status, str] | None:
         if unit.sub_state
         else unit.active_state.value
     )
-    return Status.WARN, f"{words}: {_VERB.get(job, 'changing')} on request"
+    if job not in _VERB:  # its type not read yet (or the job ended first): say what it does
+        job = "start" if unit.active_state is ActiveState.ACTIVATING else "stop"
+    return Status.WARN, f"{words}: {_VERB[job]} on request"
 
 
 @dataclass(frozen=True, slots=True)
