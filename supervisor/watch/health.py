@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.model import (
-    ActiveState,
     Clock,
     Hold,
     ProbeResult,
@@ -24,6 +23,7 @@ from supervisor.model import (
 from supervisor.watch import intent
 from supervisor.watch.intent import FlapRule, FlapTrack
 from supervisor.watch.track import ProbeTrack
+from supervisor.watch.units import unit_verdict
 
 __all__ = ["HealthModel", "ProbeTrack", "TargetSpec", "overall", "unit_verdict"]
 
@@ -53,24 +53,6 @@ class _Target:
     started_at: float | None = None  # monotonic: the current process's start (for the grace)
     hold: Hold | None = None
     flap: FlapTrack = field(default_factory=lambda: FlapTrack(FlapRule()))
-
-
-def unit_verdict(unit: UnitState) -> tuple[Status, str]:
-    """Judge a unit from systemd's state alone ("active" is necessary, not sufficient)."""
-    if not unit.found:
-        return Status.FAIL, f"unit {unit.unit} not found (LoadState={unit.load_state})"
-    state, sub = unit.active_state, unit.sub_state
-    words = f"{state.value} ({sub})" if sub else state.value
-    if state in (ActiveState.ACTIVE, ActiveState.RELOADING, ActiveState.REFRESHING):
-        return Status.PASS, words
-    if state is ActiveState.ACTIVATING and sub == "auto-restart":
-        return Status.FAIL, f"{words}: exited ({unit.result}), systemd is restarting it"
-    if state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
-        return Status.WARN, words
-    if state is ActiveState.UNKNOWN:
-        return Status.UNKNOWN, "state unknown"
-    result = f", result {unit.result}" if unit.result and unit.result != "success" else ""
-    return Status.FAIL, f"{words}{result}"
 
 
 def overall(targets: Iterable[TargetHealth], notes: Iterable[str] = ()) -> Status:
@@ -378,7 +360,7 @@ class HealthModel:
             last_success=target.last_success,
             unit_state=target.unit,
             probes=tuple(track.view(p, kind) for p, (kind, track) in target.probes.items()),
-            recovery=target.recovery,
+            recovery=_recovery_words(target),
             stopped_at=target.stopped_at,
             starting=starting,
             hold=target.hold,
@@ -394,6 +376,14 @@ def _words(target: _Target, level: Status) -> str:
     return "; ".join(
         t.settled.output for _k, t in target.probes.values() if t.level is level and t.settled
     )
+
+
+def _recovery_words(target: _Target) -> str:
+    """What recovery is doing, and that the target is flapping (so the page and table say)."""
+    flap = target.flap.flapping
+    if flap is None:
+        return target.recovery
+    return f"{target.recovery}; flapping: {flap.count} failures in {flap.span_s:.0f} s"
 
 
 def _clock_time(ts: float) -> str:

@@ -1,4 +1,5 @@
-"""systemd's unit properties as our `UnitState`, and where the user bus is. Pure."""
+"""systemd's unit properties as our `UnitState`, a unit judged on them alone, and where the
+user bus is. Pure."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from supervisor.model import ActiveState, UnitState
+from supervisor.model import ActiveState, Status, UnitState
 
 _UNSET_U64 = 2**64 - 1  # systemd's "not set" for MemoryCurrent, CPUUsageNSec
-__all__ = ["FIELDS", "_u64", "bus_address", "merge"]
+__all__ = ["FIELDS", "_u64", "bus_address", "merge", "unit_verdict"]
 
 
 def bus_address(env: Mapping[str, str] = os.environ) -> str:
@@ -52,3 +53,21 @@ def merge(state: UnitState, props: Mapping[str, Any]) -> UnitState:
             raw = getattr(value, "value", value)  # a dbus Variant, or a plain value
             changes[spec[0]] = spec[1](raw)
     return replace(state, **changes) if changes else state
+
+
+def unit_verdict(unit: UnitState) -> tuple[Status, str]:
+    """Judge a unit from systemd's state alone ("active" is necessary, not sufficient)."""
+    if not unit.found:
+        return Status.FAIL, f"unit {unit.unit} not found (LoadState={unit.load_state})"
+    state, sub = unit.active_state, unit.sub_state
+    words = f"{state.value} ({sub})" if sub else state.value
+    if state in (ActiveState.ACTIVE, ActiveState.RELOADING, ActiveState.REFRESHING):
+        return Status.PASS, words
+    if state is ActiveState.ACTIVATING and sub == "auto-restart":
+        return Status.FAIL, f"{words}: exited ({unit.result}), systemd is restarting it"
+    if state in (ActiveState.ACTIVATING, ActiveState.DEACTIVATING):
+        return Status.WARN, words
+    if state is ActiveState.UNKNOWN:
+        return Status.UNKNOWN, "state unknown"
+    result = f", result {unit.result}" if unit.result and unit.result != "success" else ""
+    return Status.FAIL, f"{words}{result}"
