@@ -68,11 +68,11 @@ class AlertPolicy:
         now = self._clock.time()
         flap = t.flapping
         if flap is not None and incident is None:
+            if f"{t.name}:health" in self.incidents:
+                return []  # told once that failure is resolved: one incident at a time
             reason = f"{flap.count} failures in {duration(flap.span_s)}"
             incident = Incident(key=key, target=t.name, opened_at=flap.since, reason=reason)
             self.incidents[key] = incident
-            # One incident, not one per crash: an open failure of this target is part of it.
-            self.incidents.pop(f"{t.name}:health", None)
             return self._once(incident, Severity.WARNING, "flapping", t.recovery, now)
         if flap is None and incident is not None and t.status is not Status.UNKNOWN:
             del self.incidents[key]
@@ -131,8 +131,8 @@ class AlertPolicy:
         key = f"{t.name}:health"
         incident = self.incidents.get(key)
         now = self._clock.time()
-        if t.flapping is not None and not gave_up:
-            return []  # its flapping incident speaks for it; giving up is still told
+        if t.flapping is not None and incident is None and not gave_up:
+            return []  # no alert per crash: the flapping alert speaks for them (not give-up)
         if t.status is not Status.FAIL:
             if incident is None or t.status is Status.UNKNOWN:
                 return []  # unknown: neither a new failure nor a recovery
