@@ -24,9 +24,10 @@ from supervisor.errors import BusError
 from supervisor.model import UnitResources, UnitState
 from supervisor.watch.jobs import UNKNOWN as UNKNOWN_JOB
 from supervisor.watch.jobs import JobBook
-from supervisor.watch.units import FIELDS, _u64, merge
+from supervisor.watch.units import FIELDS, _u64, bus_address, merge
 
 log = logging.getLogger(__name__)
+__all__ = ["Listener", "Systemd", "bus_address"]  # bus_address: its home is watch.units
 
 SYSTEMD = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
