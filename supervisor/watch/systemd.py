@@ -284,9 +284,11 @@ class Systemd:
             state = await self._read(unit)
         except BusError as exc:
             log.warning("re-reading %s after an operator's job failed: %s", unit, exc)
-        if state is not None:
+        newer = self._book.pending(unit)  # a job queued since (a start after the stop)
+        if state is not None and newer is None:
             self._publish(replace(state, operator_job=job_type))
-            self._publish(replace(state, operator_job=self._book.pending(unit)))
+        if state is not None:
+            self._publish(replace(state, operator_job=newer))
 
     def _job_removed(self, path: str, result: str) -> None:
         waiter = self._jobs.pop(path, None)
