@@ -67,7 +67,7 @@ def _words(args: argparse.Namespace, answer: dict[str, Any]) -> str:
     if args.command == "release":
         released = answer.get("released", [])
         if not released:
-            return f"{args.target or 'nothing'}: was not held"
+            return "no holds" if args.all else f"{args.target}: was not held"
         return "released: " + ", ".join(released)
     holds = answer.get("holds", {})
     if not holds:
