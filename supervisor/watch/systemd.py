@@ -24,7 +24,7 @@ from supervisor.errors import BusError
 from supervisor.model import UnitResources, UnitState
 from supervisor.watch.jobs import UNKNOWN as UNKNOWN_JOB
 from supervisor.watch.jobs import JobBook
-from supervisor.watch.units import FIELDS, _u64, bus_address, merge
+from supervisor.watch.units import FIELDS, bus_address, merge, u64
 
 log = logging.getLogger(__name__)
 __all__ = ["Listener", "Systemd", "bus_address"]  # bus_address: its home is watch.units
@@ -184,8 +184,8 @@ class Systemd:
             unit, SERVICE, ("MemoryCurrent", "CPUUsageNSec", "ControlGroup")
         )
         return UnitResources(
-            memory_bytes=_u64(props["MemoryCurrent"]),
-            cpu_nsec=_u64(props["CPUUsageNSec"]),
+            memory_bytes=u64(props["MemoryCurrent"]),
+            cpu_nsec=u64(props["CPUUsageNSec"]),
             control_group=str(props["ControlGroup"]),
         )
 

@@ -11,7 +11,7 @@ from typing import Any
 from supervisor.model import ActiveState, Status, UnitState
 
 _UNSET_U64 = 2**64 - 1  # systemd's "not set" for MemoryCurrent, CPUUsageNSec
-__all__ = ["FIELDS", "_u64", "bus_address", "merge", "unit_verdict"]
+__all__ = ["FIELDS", "bus_address", "merge", "u64", "unit_verdict"]
 
 
 def bus_address(env: Mapping[str, str] = os.environ) -> str:
@@ -22,7 +22,7 @@ def bus_address(env: Mapping[str, str] = os.environ) -> str:
     return f"unix:path={runtime}/bus"
 
 
-def _u64(value: int) -> int | None:
+def u64(value: int) -> int | None:
     return None if value == _UNSET_U64 else int(value)
 
 
@@ -35,8 +35,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "MainPID": ("main_pid", int),
     "NRestarts": ("n_restarts", int),
     "StateChangeTimestamp": ("state_change_usec", int),
-    "MemoryCurrent": ("memory_bytes", _u64),
-    "CPUUsageNSec": ("cpu_nsec", _u64),
+    "MemoryCurrent": ("memory_bytes", u64),
+    "CPUUsageNSec": ("cpu_nsec", u64),
     "ControlGroup": ("control_group", str),
     "ExecMainCode": ("exit_code", int),
     "ExecMainStatus": ("exit_status", int),
