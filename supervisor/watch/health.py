@@ -339,6 +339,8 @@ class HealthModel:
             return False
         if status is Status.FAIL and target.hold is None:
             target.flap.failed(self._clock.time())
+        elif status is Status.PASS:
+            target.flap.passed()
         target.status = status
         target.since = self._clock.time()
         return True

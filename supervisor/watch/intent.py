@@ -98,9 +98,17 @@ class FlapTrack:
         self.rule = rule
         self._onsets: deque[float] = deque()
         self.flapping: Flapping | None = None
+        self._recovered = True  # passed since the last failure counted
+
+    def passed(self) -> None:
+        """The target passes: its next failure counts (it failed *and recovered*)."""
+        self._recovered = True
 
     def failed(self, now: float) -> None:
-        """The target turned `fail` now."""
+        """The target turned `fail` now; counted only if it recovered since the last one."""
+        if not self._recovered:
+            return  # the same outage, still not back: down, not flapping
+        self._recovered = False
         self._onsets.append(now)
         while self._onsets and self._onsets[0] < now - self.rule.window_s:
             self._onsets.popleft()

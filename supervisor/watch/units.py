@@ -69,5 +69,9 @@ def unit_verdict(unit: UnitState) -> tuple[Status, str]:
         return Status.WARN, words
     if state is ActiveState.UNKNOWN:
         return Status.UNKNOWN, "state unknown"
+    if state is ActiveState.INACTIVE and unit.job_id and unit.result == "success":
+        # A restart (ours, mostly) passes through inactive (dead) with its job still on the
+        # unit: between two processes, not a new failure (after a crash Result says so).
+        return Status.WARN, f"{words}: job {unit.job_id} under way"
     result = f", result {unit.result}" if unit.result and unit.result != "success" else ""
     return Status.FAIL, f"{words}{result}"

@@ -11,7 +11,7 @@ from supervisor.config import AlertsConfig, RecoveryConfig
 from supervisor.model import ActiveState, Hold, ProbeResult, Status, UnitState
 from supervisor.recovery.policy import Action, Recovery
 from supervisor.watch import intent
-from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec
+from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec, unit_verdict
 from supervisor.watch.intent import FlapRule, FlapTrack, parse_duration
 from supervisor.watch.jobs import JobBook
 from tests.clock import FakeClock
@@ -180,6 +180,13 @@ def test_a_process_that_never_passes_fails_when_its_grace_ends(clock: FakeClock)
     assert m.target("trader").status is Status.FAIL
 
 
+def test_a_restart_passing_through_inactive_with_its_job_is_no_new_failure() -> None:
+    between = replace(unit(ActiveState.INACTIVE, "dead", pid=0), job_id=108)
+    assert unit_verdict(between) == (Status.WARN, "inactive (dead): job 108 under way")
+    crashed = replace(between, result="signal")  # systemd's Restart= after a crash
+    assert unit_verdict(crashed)[0] is Status.FAIL
+
+
 def test_the_unit_dying_counts_at_once_even_in_grace(clock: FakeClock) -> None:
     m = model(clock)
     m.apply_unit("trader", unit(pid=200))
@@ -249,9 +256,10 @@ def test_no_resolved_while_activating_or_starting_only_once_it_passes(clock: Fak
 
 def test_flapping_after_count_failures_within_the_window_and_stable_after_quiet() -> None:
     track = FlapTrack(FlapRule(count=3, window_s=900, quiet_s=300))
-    track.failed(0)
-    track.failed(500)
-    track.failed(1000)  # the first is out of the window
+    for at in (0, 500, 1000):  # the first is out of the window by the third
+        track.failed(at)
+        track.failed(at + 10)  # still down: the same outage
+        track.passed()
     assert track.flapping is None
     track.failed(1100)
     assert track.flapping is not None
