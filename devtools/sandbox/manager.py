@@ -31,7 +31,7 @@ from devtools.sandbox.procs import (
     LOCK_PATH,
     ProcId,
     SandboxError,
-    SandboxUnavailable,
+    SandboxFailed,
     _cgroup_base,
     _parent_pid,
     _pid1_is_systemd,
@@ -185,7 +185,7 @@ class Sandbox(DemoFleet):
 
     def _forked_manager(self, holder: subprocess.Popen[bytes]) -> ProcId | None:
         if holder.poll() is not None:
-            raise SandboxUnavailable(self._exit_report(None, holder.returncode))
+            raise SandboxFailed(self._exit_report(None, holder.returncode))
         children = [pid for pid in _pids() if _parent_pid(pid) == holder.pid]
         return ProcId.of(children[0], "systemd --user") if children else None
 
@@ -195,14 +195,14 @@ class Sandbox(DemoFleet):
 
         def answers() -> bool:
             if not manager.alive():
-                raise SandboxUnavailable(self._exit_report(manager, self._holder_status()))
+                raise SandboxFailed(self._exit_report(manager, self._holder_status()))
             return self.systemctl("show", "--property=Version", check=False).returncode == 0
 
         try:
             wait_for(answers, START_TIMEOUT_S, "systemctl --user to answer")
             wait_for(self.bus_answers, START_TIMEOUT_S, "org.freedesktop.systemd1 on the bus")
         except TimeoutError as exc:
-            raise SandboxUnavailable(f"{exc}\n{self._manager_logs(manager.pid)}") from exc
+            raise SandboxFailed(f"{exc}\n{self._manager_logs(manager.pid)}") from exc
         state.cgroup_base = _cgroup_base(manager.pid)
         state.dump(self.state_file)
 

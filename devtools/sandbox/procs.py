@@ -33,7 +33,18 @@ class SandboxError(SupervisorError):
 
 
 class SandboxUnavailable(SandboxError):  # noqa: N818 - the name callers already use
-    """A systemd user manager cannot run here; the message says exactly why."""
+    """A systemd user manager cannot run here; the message says exactly why.
+
+    Only what the preflight finds missing (systemd, dbus-user-session, root for
+    /run/systemd/system): tests may skip on it outside CI.
+    """
+
+
+class SandboxFailed(SandboxError):  # noqa: N818 - parallel to SandboxUnavailable
+    """A user manager could run here but died or did not answer in time: a broken machine.
+
+    Never a reason to skip a test: a manager that dies or is slow is what tests must see.
+    """
 
 
 # --- processes, named by PID and start time -------------------------------------------------

@@ -27,7 +27,13 @@ WAIT_S = float(os.environ.get("SANDBOX_WAIT_S", "1800"))
 def sandbox(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Sandbox]:
-    """A running sandbox with the demo fleet ready; skipped where no user manager can run."""
+    """A running sandbox with the demo fleet ready.
+
+    Skipped, saying why, only where no user manager can run here (systemd or
+    dbus-user-session missing: SandboxUnavailable), and under CI=true even that fails
+    (tests/ci_skips.py). A manager that dies or does not answer in time (SandboxFailed) is an
+    error, never a skip: it is a broken machine, which is what tests must report.
+    """
     box = Sandbox(tmp_path_factory.mktemp("sandbox"), dashboard_port=free_port(), restart="no")
     # Registered before `up`, so whatever a failing `up` left behind is still taken down.
     request.addfinalizer(box.down)
