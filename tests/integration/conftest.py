@@ -8,11 +8,12 @@ parallel workers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi
 from devtools.net import free_port
 from devtools.sandbox import Sandbox, SandboxUnavailable
 from devtools.sandbox.waiting import up_when_free
@@ -54,6 +55,13 @@ def _restore_sandbox_fleet(request: pytest.FixtureRequest) -> Iterator[None]:
     box = request.node.funcargs.get("sandbox")
     if isinstance(box, Sandbox):
         box.restore_fleet()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    """The fake Telegram Bot API on 127.0.0.1 (real HTTP); see tests/integration/bot.py."""
+    async with FakeBotApi() as api:
+        yield api
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from devtools.fakes.telegram_api import FakeBotApi
 from devtools.net import free_port
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
+from tests.integration.bot import CHAT, STRANGER, alerts_toml, texts
 from tests.integration.harness import (
     Running,
     config,
@@ -31,27 +32,6 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.sandbox
-CHAT = 111
-STRANGER = 999
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as api:
-        yield api
-
-
-def alerts_toml(fake: FakeBotApi, *, commands: bool = False, **alerts: object) -> str:
-    extra = "".join(f"{k} = {v}\n" for k, v in alerts.items())
-    return (
-        f'[alerts]\n{extra}[alerts.telegram]\ntoken = "{fake.token}"\n'
-        f'chat_ids = [{CHAT}]\napi_url = "{fake.url}"\n'
-        f"commands = {'true' if commands else 'false'}\ntimeout_s = 3\n"
-    )
-
-
-def texts(fake: FakeBotApi, chat_id: int = CHAT) -> list[str]:
-    return [str(m["text"]) for m in fake.sent if m["chat_id"] == chat_id]
 
 
 def dashboard_failures(run: Running) -> int:

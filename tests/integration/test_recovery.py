@@ -12,8 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
+from tests.integration.bot import alerts_toml, texts
 from tests.integration.harness import (
     Running,
     config,
@@ -133,7 +135,7 @@ async def test_orphan_on_the_port_is_killed_and_only_it(
 
 
 async def test_forbidden_orphan_is_not_killed_and_target_says_why(
-    sandbox: Sandbox, orphan_of: list[subprocess.Popen[bytes]]
+    sandbox: Sandbox, orphan_of: list[subprocess.Popen[bytes]], fake: FakeBotApi
 ) -> None:
     port = sandbox.dashboard_port
     sandbox.install_unit(
@@ -152,7 +154,7 @@ async def test_forbidden_orphan_is_not_killed_and_target_says_why(
         sandbox.systemctl("start", "squatter.service")
         squatter = sandbox.main_pid("squatter.service")
         await until(lambda: _listening(port), 10, "the squatter listening")
-        async with running(sandbox, config(sandbox, targets)) as run:
+        async with running(sandbox, config(sandbox, targets, extra=alerts_toml(fake))) as run:
             await until(
                 lambda: "recovery blocked" in run.target("dashboard").output,
                 20,
@@ -161,15 +163,36 @@ async def test_forbidden_orphan_is_not_killed_and_target_says_why(
             output = run.target("dashboard").output
             assert "belongs to squatter.service, another watched unit" in output
             assert run.status("dashboard") is Status.FAIL
-            assert sandbox.main_pid("squatter.service") == squatter  # not killed
+            # Every attempt is blocked, so recovery gives up and the alert escalates.
+            await until(lambda: critical(fake), 30, "a critical alert")
+            [alert] = critical(fake)
+            assert "recovery: gave up until" in alert
+            assert "belongs to squatter.service" in alert
+            assert actions(run, "dashboard", "restart", "blocked") == 3  # max_attempts
+            assert actions(run, "dashboard", "restart", "done") == 0
+            assert sandbox.main_pid("squatter.service") == squatter  # never killed
             assert actions(run, "dashboard", "free-port", "killed") == 0
     finally:
         sandbox.systemctl("stop", "squatter.service", check=False)
 
 
-async def test_crash_loop_gives_up_after_max_attempts(sandbox: Sandbox) -> None:
-    body = f"ports = [{sandbox.dashboard_port}]\n"
-    cfg = config(sandbox, target_toml("dashboard", "dashboard.service", body, recovery=FAST))
+def critical(fake: FakeBotApi) -> list[str]:
+    return [t for t in texts(fake) if "CRITICAL</b> dashboard" in t]
+
+
+def _hh_mm_in(seconds: float) -> set[str]:
+    """The local HH:MM `seconds` from now, give or take a minute (the clock may tick over)."""
+    now = time.time() + seconds
+    return {time.strftime("%H:%M", time.localtime(now + d)) for d in (-60, 0, 60)}
+
+
+async def test_crash_loop_gives_up_after_max_attempts(sandbox: Sandbox, fake: FakeBotApi) -> None:
+    body = f"ports = [{sandbox.dashboard_port}]\n" + http_probe(sandbox)
+    cfg = config(
+        sandbox,
+        target_toml("dashboard", "dashboard.service", body, recovery=FAST),
+        extra=alerts_toml(fake),
+    )
     async with running(sandbox, cfg) as run:
         await until(lambda: run.status("dashboard") is Status.PASS, 15, "dashboard pass")
         sandbox.fault("dashboard", "crash-on-start")
@@ -179,11 +202,21 @@ async def test_crash_loop_gives_up_after_max_attempts(sandbox: Sandbox) -> None:
         )
         assert actions(run, "dashboard", "restart") == 3
         assert actions(run, "dashboard", "give-up", "gave-up") == 1
+        # Loudly: a critical alert saying recovery gave up, sent at once.
+        await until(lambda: critical(fake), 15, "a critical alert")
+        [alert] = critical(fake)
+        assert "recovery: gave up until" in alert
+        # The slow retry: one hour after the give-up (retry_after_give_up_s = 3600).
+        until_hh_mm = run.target("dashboard").recovery.removeprefix("gave up until ")
+        assert until_hh_mm in _hh_mm_in(3600)
         await passes(run, 5)
         assert actions(run, "dashboard", "restart") == 3  # no more within the window
         _code, doc = await run.get("/health/dashboard")
         assert doc["checks"]["dashboard"][0]["recovery"].startswith("gave up until")
         assert doc["status"] == "fail"
+        assert critical(fake) == [alert]  # once
+        # One incident all along: no restart that crashed again looked like a repair.
+        assert not [t for t in texts(fake) if "RESOLVED" in t], texts(fake)
 
 
 async def test_systemd_restarting_is_not_fought(sandbox: Sandbox) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -100,7 +101,47 @@ async def test_a_reused_pid_is_never_signalled(polite: tuple[subprocess.Popen[st
     assert proc.poll() is None  # still alive
 
 
+# Listens like the others, and reports every signal it gets on stdout, in order.
+RECORDING = """
+import signal, socket, sys
+def said(signum, _frame): print(signal.Signals(signum).name, flush=True)
+for sig in (signal.SIGTERM, signal.SIGUSR1): signal.signal(sig, said)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
+while True: signal.pause()
+"""
+
+
+@pytest.fixture
+def recording() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    p, port = start(RECORDING)
+    yield p, port
+    stop(p)
+
+
 async def test_a_holder_that_fails_the_recheck_is_never_signalled(
+    recording: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, port = recording
+    [holder] = ports.find_holders(port)
+    checks = []
+
+    async def recheck() -> str | None:
+        # The first look, right before SIGTERM: it joined a service since it was judged.
+        checks.append(1)
+        return "it now belongs to dashboard.service"
+
+    words = await ports.terminate(holder, recheck, grace_s=0.3)
+    assert words == "not signalled: it now belongs to dashboard.service"
+    assert checks == [1]
+    # No signal at all: the first signal it ever reports is the one we send now.
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "SIGUSR1"
+    assert proc.poll() is None
+
+
+async def test_a_holder_that_fails_the_recheck_before_sigkill_is_not_killed(
     stubborn: tuple[subprocess.Popen[str], int],
 ) -> None:
     proc, port = stubborn
