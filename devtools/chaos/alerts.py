@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from devtools.chaos.record import Fault, Message, Record
 
-# The stamp in an alert has whole seconds; a decision and our record of a fault are each
-# a poll apart. Beyond this, a fault and an alert do not belong together.
-SLACK_S = 2.0
+# The stamp in an alert has whole seconds (cut, not rounded): the supervisor decided within
+# the second after it, and before the fake Bot API received the message. That interval, not
+# an allowance around it, is what is held against a fault's start and end.
+STAMP_S = 1.0
 STEADY_S = 0.3
 ROUND_MARGIN_S = 0.5  # the policy counts rounds at its passes, not at our samples
 _HEAD = re.compile(r"^\S+ <b>(?P<severity>[A-Z]+)</b> (?P<target>\S+) on \S+: (?P<summary>.*)$")
@@ -30,6 +31,11 @@ class Alert:
     summary: str
     decided: float  # the stamp the supervisor wrote (whole seconds)
     reminder: bool
+
+    @property
+    def latest(self) -> float:
+        """The latest moment it can have been decided: its stamp's second, or its receipt."""
+        return min(self.decided + STAMP_S, self.message.at)
 
     @property
     def opens(self) -> bool:
@@ -218,12 +224,14 @@ def _open_during(incident: Incident, fault: Fault) -> bool:
     not yet resolved covers it: the policy sends no second alert for an open incident)."""
     assert fault.start is not None
     end = fault.ended if fault.ended is not None else float("inf")
-    closed = incident.resolved.decided if incident.resolved else float("inf")
-    return incident.opened.decided <= end + SLACK_S and closed >= fault.start - SLACK_S
+    closed = incident.resolved.latest if incident.resolved else float("inf")
+    return incident.opened.decided <= end and closed >= fault.start
 
 
 def _belongs(alert: Alert, fault: Fault) -> bool:
-    return fault.active(alert.decided, SLACK_S)
+    assert fault.start is not None
+    end = fault.ended if fault.ended is not None else float("inf")
+    return alert.decided <= end and alert.latest >= fault.start
 
 
 def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
@@ -244,9 +252,9 @@ def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
         known = [
             f
             for f in mine
-            if f in cause or (f.detected is not None and f.detected < resolved.decided - SLACK_S)
+            if f in cause or (f.detected is not None and f.detected < resolved.decided)
         ]
-        lasting = [f for f in known if _unrepaired_at(f, resolved.decided)]
+        lasting = [f for f in known if _unrepaired_at(f, resolved)]
         for fault in lasting:
             problems.append(
                 f"chat {incident.chat}, {incident.target}: resolved at {_t(resolved)} while fault "
@@ -255,11 +263,12 @@ def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
     return problems
 
 
-def _unrepaired_at(fault: Fault, at: float) -> bool:
-    """True if `fault` had surely started and was surely not repaired at `at`."""
+def _unrepaired_at(fault: Fault, notice: Alert) -> bool:
+    """True if `fault` had surely started and was surely not repaired when `notice` was
+    decided (at any moment it can have been)."""
     assert fault.start is not None
     end = fault.repaired or fault.ended or float("inf")
-    return fault.start < at - SLACK_S and end > at + SLACK_S
+    return fault.start < notice.decided and end > notice.latest
 
 
 def _t(alert: Alert) -> str:

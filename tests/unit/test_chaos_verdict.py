@@ -16,7 +16,7 @@ from devtools.chaos.record import (
     Record,
 )
 from devtools.chaos.report import table
-from devtools.chaos.verdict import judge
+from devtools.chaos.verdict import Check, judge
 from supervisor.alerts.policy import Alert, Severity, format_html
 
 T0 = 1_700_000_000.0
@@ -254,3 +254,37 @@ def test_a_state_file_that_lags_the_outbox_is_found() -> None:
     rec.proc = [sample(i, 2 if i < 5 else 0, 2) for i in range(30)]  # delivered, never written
     check = next(c for c in judge(rec).checks if c.name.startswith("state file"))
     assert not check.ok and "the file lists 2 waiting, /metrics says 0" in check.problems[0]
+
+
+def skipped(n: int, kind: Kind, why: str = "trader was not free within 30 s") -> Fault:
+    return Fault(Planned(n, 0.0, kind, "trader"), skipped=why)
+
+
+def test_every_planned_kind_must_be_injected_and_skips_are_capped() -> None:
+    def check(faults: list[Fault]) -> Check:
+        found = judge(record(faults, []))
+        return next(c for c in found.checks if c.name == "every kind injected, skips <= 5 %")
+
+    hangs = [hang(n, "trader", T0 + n, T0 + n + 0.5) for n in range(1, 21)]
+    ok = check([*hangs, skipped(21, Kind.HANG)])  # 1 of 21 skipped: within 5 %
+    assert ok.ok, ok
+    many = check([*hangs, skipped(21, Kind.HANG), skipped(22, Kind.HANG)])
+    assert not many.ok
+    assert "2 of 22 faults skipped (at most 1: 5 %)" in many.problems
+    kind = check([*hangs, skipped(21, Kind.STALL)])
+    assert not kind.ok
+    assert kind.problems[0] == "stall: planned, never injected"
+    assert kind.problems[1].startswith("fault 21 stall trader skipped: trader was not free")
+
+
+def test_an_alert_belongs_to_a_fault_only_within_its_stamps_second() -> None:
+    # The hang ended at T0 + 25.1 (fault.ended); the alert's stamp says T0 + 27 and it was
+    # received at once: it was decided after the fault, so no fault was under way. The old
+    # 2 s allowance let it belong to the hang.
+    late = incident("trader", T0 + 27, T0 + 30)
+    found = judge_alerts(record([hang(1, "trader", T0 + 10, T0 + 25)], late))
+    assert any("trader" in p and "no fault" in p for p in found.false)
+    # Stamped in the fault's last second (T0 + 25 cut from T0 + 25.05): it belongs to it.
+    inside = incident("trader", T0 + 25, T0 + 30)
+    found = judge_alerts(record([hang(1, "trader", T0 + 10, T0 + 25)], inside))
+    assert not [p for p in found.false if "no fault" in p]

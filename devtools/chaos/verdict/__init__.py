@@ -18,6 +18,7 @@ def judge(record: Record) -> Verdict:
     """Every check, and the figures the table shows."""
     v = Verdict(kinds=_kinds(record))
     injected = [f for f in record.faults if f.start is not None]
+    v.checks.append(recovery.injected(record))
     v.checks.append(recovery.detected(injected))
     v.checks.append(recovery.repaired(injected))
     v.checks.append(recovery.false_restarts(record))

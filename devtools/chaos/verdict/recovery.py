@@ -10,11 +10,32 @@ from devtools.chaos.record import Fault, Record
 from devtools.chaos.verdict.parts import Check, clock
 
 RESTART_SLACK_S = 1.0  # a restart this long after a fault ended still belongs to it
+SKIP_CAP = 0.05  # at most this share of the planned faults may be skipped
 _GIVE_UP = re.compile(r"giving up on (?P<target>\S+) \(.*?\): (?P<n>\d+) attempts")
 
 
 def _name(fault: Fault) -> str:
     return f"fault {fault.plan.n} {fault.kind}{' ' + fault.target if fault.target else ''}"
+
+
+def injected(record: Record) -> Check:
+    """Every kind the plan holds was injected at least once, and few faults were skipped.
+
+    A skipped fault is dropped from every other check, so a run that skipped what was hard
+    (a target never free, a fault that could not be made) would otherwise pass untested.
+    """
+    planned = record.faults
+    skipped = [f for f in planned if f.start is None]
+    kinds = {f.kind for f in planned}
+    done = {f.kind for f in planned if f.start is not None}
+    problems = [f"{kind}: planned, never injected" for kind in sorted(kinds - done)]
+    cap = int(len(planned) * SKIP_CAP)
+    if len(skipped) > cap:
+        problems.append(f"{len(skipped)} of {len(planned)} faults skipped (at most {cap}: 5 %)")
+    if problems:
+        problems += [f"{_name(f)} skipped: {f.skipped or 'never started'}" for f in skipped]
+    detail = f"{len(done)}/{len(kinds)} kinds, {len(skipped)}/{len(planned)} skipped"
+    return Check("every kind injected, skips <= 5 %", not problems, detail, tuple(problems))
 
 
 def detected(faults: list[Fault]) -> Check:
