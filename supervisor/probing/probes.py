@@ -71,8 +71,8 @@ class HttpCheck:
                 if spec.expect_json is None and not spec.conditions:
                     return Outcome(PASS, f"http: status {resp.status}", resp.status, "status")
                 body = await resp.content.read(_MAX_BODY + 1)
-        except aiohttp.ClientConnectorError as exc:
-            return Outcome(FAIL, f"http: cannot connect: {_why(exc.os_error)}")
+        except aiohttp.ClientConnectorError as exc:  # as for tcp: our errnos are unknown
+            return Outcome(_blame(exc.os_error), f"http: cannot connect: {_why(exc.os_error)}")
         except aiohttp.ClientError as exc:
             return Outcome(FAIL, f"http: {type(exc).__name__}: {exc}")
         if len(body) > _MAX_BODY:
@@ -112,8 +112,8 @@ class TcpCheck:
         where = f"{self._spec.host}:{self._spec.port}"
         try:
             _reader, writer = await asyncio.open_connection(self._spec.host, self._spec.port)
-        except OSError as exc:
-            return Outcome(FAIL, f"tcp: {where}: {_why(exc)}")
+        except OSError as exc:  # out of descriptors is ours (unknown); refused is the target's
+            return Outcome(_blame(exc), f"tcp: {where}: {_why(exc)}")
         writer.close()
         # A reset on close is fine: the connect itself succeeded, which is the question.
         with contextlib.suppress(OSError):
