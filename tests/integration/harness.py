@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -191,6 +193,29 @@ async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIt
         started = time.monotonic()
         await asyncio.wait_for(task, 10)
         assert time.monotonic() - started < 5, "shutdown took too long"
+
+
+HOG = "while True: pass\n"
+
+
+@contextlib.contextmanager
+def cpu_hogs() -> Iterator[None]:
+    """One busy process per core: the host's CPU at 100 % while it lasts."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+# The breaker tuned for tests: a hog per core trips it in about a second, and it closes below
+# 75 %, which other work on a shared test machine rarely holds the host above.
+TEST_BREAKER = (
+    "[breaker]\ntrip_cpu_percent = 85\nresume_cpu_percent = 75\nsustain_s = 1\n"
+    "cooldown_s = 1\nsample_interval_s = 0.25\n"
+)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ class Proc:
 
     `config` is TOML with a `{port}` placeholder for the free HTTP port; `env` is added to
     ours (the sandbox's bus, say); `nofile` sets its descriptor limit, soft and hard, as
-    `ulimit -n` would (util-linux's prlimit, so no code runs between fork and exec).
+    `ulimit -n` would (util-linux's prlimit, so no code runs between fork and exec), and
+    `nofile_hard` a higher hard limit (as systemd's LimitNOFILE=1024:8192 would).
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class Proc:
         watchdog_usec: int = 400_000,
         env: Mapping[str, str] | None = None,
         nofile: int | None = None,
+        nofile_hard: int | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -56,7 +58,7 @@ class Proc:
         }
         cmd = [sys.executable, "-m", "supervisor", "run", "--config", str(self.config)]
         if nofile is not None:
-            cmd = ["prlimit", f"--nofile={nofile}:{nofile}", "--", *cmd]
+            cmd = ["prlimit", f"--nofile={nofile}:{nofile_hard or nofile}", "--", *cmd]
         self.proc = subprocess.Popen(cmd, stderr=stderr, env=full_env)
         # systemd sets WATCHDOG_PID to the main PID; here the child's PID is only known now,
         # so the watchdog is asked for through WATCHDOG_USEC alone (no WATCHDOG_PID).

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,12 +136,25 @@ def write_config(tmp: Path, fake: FakeBotApi, port: int, targets: str) -> Path:
     return path
 
 
-def outbox_len(tmp: Path) -> int:
+def saved(tmp: Path) -> dict[str, Any]:
     try:
         state = json.loads((tmp / "state" / "state.json").read_text())
     except (OSError, ValueError):
-        return 0
-    return len(state.get("outbox", {}).get("messages", []))
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def outbox_len(tmp: Path) -> int:
+    return len(saved(tmp).get("outbox", {}).get("messages", []))
+
+
+def attempts_saved(tmp: Path) -> list[Any]:
+    return list(saved(tmp).get("recovery", {}).get("trader", {}).get("attempts", []))
+
+
+# Recovery on: one attempt at once, then a long backoff, so the test sees one attempt made and
+# saved, and the next life must not make it again as if it were the first.
+SLOW_RETRY = "backoff_s = [0, 120, 120]\nwindow_s = 900\nmax_attempts = 3"
 
 
 async def test_outage_and_a_killed_supervisor_lose_nothing_and_duplicate_nothing(
@@ -148,15 +162,24 @@ async def test_outage_and_a_killed_supervisor_lose_nothing_and_duplicate_nothing
 ) -> None:
     await fake.down()
     port = free_port()
-    cfg = write_config(tmp_path, fake, port, target_toml("trader", "trader.service"))
+    trader = target_toml("trader", "trader.service", recovery=SLOW_RETRY)
+    cfg = write_config(tmp_path, fake, port, trader)
     log = tmp_path / "supervisor.log"
     procs.append(Proc(sandbox, cfg, log, fake.token))
     await until(lambda: _answers(port), 15, "the first supervisor serving")
+    sandbox.fault("trader", "crash-on-start")  # its restart fails: the incident stays open
     os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
+    await until(lambda: len(attempts_saved(tmp_path)) == 1, 20, "the attempt in the state file")
     await until(lambda: outbox_len(tmp_path) == 1, 20, "the alert saved in the outbox")
+    attempts = attempts_saved(tmp_path)
     procs[0].stop(signal.SIGKILL)  # no clean stop: nothing flushed at exit
     procs.append(Proc(sandbox, cfg, log, fake.token))
     await until(lambda: outbox_len(tmp_path) == 2, 20, "the restart notice queued behind it")
+    # The attempt survived: the new life waits out the backoff instead of starting again.
+    _code, doc = await asyncio.to_thread(get_json, f"http://127.0.0.1:{port}/health/trader")
+    assert doc["checks"]["trader"][0]["recovery"].startswith("waiting"), doc
+    assert attempts_saved(tmp_path) == attempts
+    sandbox.fault("trader", "no-crash-on-start")
     sandbox.systemctl("start", "trader.service")
     await until(lambda: outbox_len(tmp_path) == 3, 20, "the resolved notice queued")
     await fake.up()
@@ -171,6 +194,7 @@ async def test_outage_and_a_killed_supervisor_lose_nothing_and_duplicate_nothing
     assert len(texts(fake)) == 3  # each once
     logs = log.read_text()
     assert fake.token not in logs
+    assert logs.count("restart trader (attempt 1/3)") == 1  # one attempt, never repeated
 
 
 def _answers(port: int) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,8 +13,10 @@ from devtools.sandbox import Sandbox
 from supervisor.model import Status
 from tests.integration.bot import alerts_toml
 from tests.integration.harness import (
+    TEST_BREAKER,
     Running,
     config,
+    cpu_hogs,
     heartbeat_probe,
     passes,
     running,
@@ -25,6 +25,7 @@ from tests.integration.harness import (
 )
 from tests.integration.installed import UNIT, Installed, install
 from tests.integration.test_recovery import FAST, actions
+from tests.integration.test_trust import probe_runs
 
 pytestmark = pytest.mark.sandbox
 
@@ -137,41 +138,22 @@ def test_uninstall_removes_it_and_keeps_the_config(installed: Installed) -> None
     assert installed.sandbox.systemctl("cat", UNIT, check=False).returncode != 0
 
 
-HOG = "while True: pass\n"
-
-
-def probe_runs(run: Running, target: str) -> float:
-    value = run.daemon.parts.metrics.registry.get_sample_value(
-        "supervisor_probe_runs_total", {"target": target, "type": "heartbeat"}
-    )
-    return float(value or 0)
-
-
 async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox) -> None:
-    breaker = (
-        "[breaker]\ntrip_cpu_percent = 85\nresume_cpu_percent = 75\nsustain_s = 1\n"
-        "cooldown_s = 1\nsample_interval_s = 0.25\n"
-    )  # the budget stays out of reach (NO_BUDGET): the pytest process shares our PID here.
-    # A hog per core takes the host to 100 %; it closes below 75 %, which other work on a
-    # shared test machine rarely holds it above (at 30 % it often never closed).
+    # The budget stays out of reach (NO_BUDGET): the pytest process shares our PID here.
     body = heartbeat_probe(sandbox, "trader") + "period_s = 0.2\n"
     targets = target_toml(
         "trader", "trader.service", "critical = true\n" + body, recovery=FAST
     ) + target_toml("position-monitor", "position-monitor.service", recovery=FAST)
-    hogs: list[subprocess.Popen[bytes]] = []
-    async with running(sandbox, config(sandbox, targets, breaker=breaker)) as run:
-        await until(lambda: probe_runs(run, "trader") >= 3, 10, "probes running")
-        try:
-            hogs = [
-                subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(os.cpu_count() or 2)
-            ]
+    async with running(sandbox, config(sandbox, targets, breaker=TEST_BREAKER)) as run:
+        await until(lambda: probe_runs(run, "trader", "heartbeat") >= 3, 10, "probes running")
+        with cpu_hogs():
             await until(lambda: run.daemon.parts.now.breaker.open, 20, "the breaker to trip")
             _code, doc = await run.get("/health")
             assert doc["status"] == "warn"
             assert "breaker open: host CPU" in doc["output"]
-            frozen = probe_runs(run, "trader")
+            frozen = probe_runs(run, "trader", "heartbeat")
             await _load_samples(run, 6)
-            assert probe_runs(run, "trader") == frozen  # probes paused
+            assert probe_runs(run, "trader", "heartbeat") == frozen  # probes paused
             victim = sandbox.main_pid("position-monitor.service")
             os.kill(victim, signal.SIGKILL)
             await until(
@@ -187,15 +169,13 @@ async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox
             )
             assert sandbox.main_pid("position-monitor.service") not in (0, victim)
             assert run.daemon.parts.now.breaker.open
-            assert probe_runs(run, "trader") == frozen  # probes still paused
+            assert probe_runs(run, "trader", "heartbeat") == frozen  # probes still paused
             assert actions(run, "trader", "restart") == 0  # a paused probe restarts nothing
-        finally:
-            for hog in hogs:
-                hog.kill()
-                hog.wait()
         await until(lambda: not run.daemon.parts.now.breaker.open, 30, "the breaker to close")
-        resumed = probe_runs(run, "trader")
-        await until(lambda: probe_runs(run, "trader") > resumed + 2, 10, "probes resuming")
+        resumed = probe_runs(run, "trader", "heartbeat")
+        await until(
+            lambda: probe_runs(run, "trader", "heartbeat") > resumed + 2, 10, "probes resuming"
+        )
 
 
 async def _load_samples(run: Running, n: int) -> None:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,17 @@ def procs() -> Iterator[list[Proc]]:
         p.close()
 
 
-def start(procs: list[Proc], tmp: Path, sandbox: Sandbox, body: str, **kw: int) -> Proc:
-    p = Proc(tmp, "[http]\nport = {port}\n" + body, env=sandbox.env(), **kw)
+def start(
+    procs: list[Proc],
+    tmp: Path,
+    sandbox: Sandbox,
+    body: str,
+    *,
+    nofile: int | None = None,
+    nofile_hard: int | None = None,
+) -> Proc:
+    config = "[http]\nport = {port}\n" + body
+    p = Proc(tmp, config, env=sandbox.env(), nofile=nofile, nofile_hard=nofile_hard)
     procs.append(p)
     p.messages_until("READY=1")
     p.status_until(lambda line: "1 pass" in line, 15, "the dashboard to pass")
@@ -131,22 +141,51 @@ def test_http_flood_never_blinds_probing(
 
 
 HOLDERS = 1100  # more than a process at `ulimit -n 1024` can hold
+CAP = 64  # [http] max_connections, the default
 FAST_PROBE = "period_s = 1\ntimeout_s = 1\nconfirm_interval_s = 0.2\n"
 
 
-async def hold(port: int) -> None:
+@dataclass
+class Held:
+    """What the clients of a connection flood saw, and when."""
+
+    answered: list[tuple[float, float]] = field(default_factory=list)  # 200: (answer, closed)
+    refused: int = 0  # 503 "too many open connections", closed at once
+    errors: list[str] = field(default_factory=list)  # anything else (none expected)
+
+    def most_at_once(self) -> int:
+        """The most answered connections held open at the same moment."""
+        edges = sorted([(a, 1) for a, _ in self.answered] + [(c, -1) for _, c in self.answered])
+        most = now = 0
+        for _t, step in edges:
+            now += step
+            most = max(most, now)
+        return most
+
+
+async def hold(port: int, held: Held) -> None:
     """One keep-alive connection: a request, its answer, then held until the server closes
     it (idle keep-alive timeout, or at once when it is over the cap)."""
+    loop = asyncio.get_running_loop()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
+    except OSError as exc:
+        held.errors.append(f"connect: {exc}")
         return
     try:
         writer.write(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         await writer.drain()
+        status = await reader.readline()
+        answered = loop.time()
         await reader.read()  # until the server closes it
-    except OSError:
-        pass
+        if status.startswith(b"HTTP/1.1 200"):
+            held.answered.append((answered, loop.time()))
+        elif status.startswith(b"HTTP/1.1 503"):
+            held.refused += 1
+        else:
+            held.errors.append(f"answer: {status!r}")
+    except OSError as exc:
+        held.errors.append(f"held: {exc}")
     finally:
         writer.close()
 
@@ -163,12 +202,19 @@ async def test_connection_flood_at_1024_descriptors_restarts_nothing(
     sandbox: Sandbox, tmp_path: Path, procs: list[Proc]
 ) -> None:
     body = dashboard(sandbox, FAST_PROBE, recovery="enabled = true")
+    # `ulimit -n 1024` with nothing to raise it to: only the connection cap protects it.
     p = start(procs, tmp_path, sandbox, body, nofile=1024)
     # NRestarts counts systemd's own restarts; ours (RestartUnit) show as a new MainPID.
     before = sandbox.show("dashboard.service", "NRestarts", "MainPID")
     runs, failures = await asyncio.to_thread(probe_counts, p)
+    held = Held()
     async with asyncio.timeout(30):
-        await asyncio.gather(*(hold(p.port) for _ in range(HOLDERS)))
+        await asyncio.gather(*(hold(p.port, held) for _ in range(HOLDERS)))
+    print(f"\n{len(held.answered)} answered, {held.most_at_once()} at once, {held.refused} 503s")
+    assert held.errors == []  # every client connected and got an answer (the test's limit
+    assert len(held.answered) + held.refused == HOLDERS  # is 20,000: none of its own errors)
+    assert held.most_at_once() == CAP  # the cap was reached, and never passed
+    assert held.refused > 0  # ...and the rest were told so
     code, _doc = await asyncio.to_thread(get_json, p.url + "/health")
     assert code == 200  # a fresh client is answered once the flood is over
     await until(lambda: probe_counts(p)[0] > runs + 3, 10, "probes running through the flood")
@@ -176,5 +222,17 @@ async def test_connection_flood_at_1024_descriptors_restarts_nothing(
     assert "restart dashboard" not in p.log_text()
     assert probe_counts(p)[1] == failures, "a probe failed: blamed on the dashboard"
     log = p.log_text()
-    assert "descriptor limit" in log
+    assert "descriptor limit 1024 (the hard limit)" in log
+    assert "refusing HTTP connections: 64 open, the cap (http.max_connections)" in log
     assert "Too many open files" not in log
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one(
+    sandbox: Sandbox, tmp_path: Path, procs: list[Proc]
+) -> None:
+    # LimitNOFILE=1024:8192, say: the soft limit is what a plain user unit gets.
+    p = start(procs, tmp_path, sandbox, dashboard(sandbox), nofile=1024, nofile_hard=8192)
+    assert "descriptor limit raised from 1024 to 8192 (the hard limit)" in p.log_text()
+    limits = Path(f"/proc/{p.proc.pid}/limits").read_text()
+    [line] = [row for row in limits.splitlines() if row.startswith("Max open files")]
+    assert line.split()[3:5] == ["8192", "8192"]

@@ -10,13 +10,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+from dataclasses import replace
 
 import pytest
 
+from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
-from supervisor.model import Status
+from supervisor.model import Status, UnitState
+from tests.integration.bot import alerts_toml, texts
 from tests.integration.harness import (
+    TEST_BREAKER,
+    Running,
     config,
+    cpu_hogs,
     heartbeat_probe,
     http_probe,
     passes,
@@ -48,28 +54,70 @@ async def test_daemon_reexec_does_not_blind_the_supervisor(sandbox: Sandbox) -> 
         assert sandbox.main_pid("trader.service") != pid
 
 
-async def test_reload_during_an_incident_keeps_what_it_knew(sandbox: Sandbox) -> None:
+async def test_reload_during_an_incident_keeps_what_it_knew(
+    sandbox: Sandbox, fake: FakeBotApi
+) -> None:
     probe = http_probe(sandbox, period_s=1, timeout_s=0.5, failure_threshold=2)
-    alerts = "[alerts]\nfailure_threshold = 2\n"
+    alerts = alerts_toml(fake, failure_threshold=2)
     dash = target_toml("dashboard", "dashboard.service", probe)
-    async with running(sandbox, config(sandbox, dash, extra=alerts)) as run:
+    await fake.down()  # the alert waits in the outbox: a fleet note ("cannot reach Telegram")
+    cfg = config(sandbox, dash, extra=alerts, breaker=TEST_BREAKER)
+    async with running(sandbox, cfg) as run:
         await until(lambda: run.status("dashboard") is Status.PASS, 15, "dashboard pass")
         sandbox.fault("dashboard", "hang")
         await until(lambda: run.status("dashboard") is Status.FAIL, 15, "dashboard fail")
         policy = run.daemon.parts.policy
         await until(lambda: bool(policy.incidents), 10, "an incident")
         opened = {key: i.opened_at for key, i in policy.incidents.items()}
-        before = run.target("dashboard")
-        # An unrelated change: a new target. The hung dashboard's probe is unchanged.
-        more = dash + heartbeat_target(sandbox)
-        await run.reload(config(sandbox, more, extra=alerts))
-        after = run.target("dashboard")
-        assert after.status is Status.FAIL, after.output
-        assert after.since == before.since
+        with cpu_hogs():
+            breaker = run.daemon.parts.now.breaker
+            await until(lambda: breaker.open, 20, "the breaker to open")
+            await until(lambda: len(run.daemon.snapshot().notes) >= 2, 10, "two fleet notes")
+            await passes(run, 2)
+            before = run.daemon.snapshot()
+            runs = probe_runs(run, "dashboard", "http")
+            # An unrelated change: a new target. The hung dashboard's probe is unchanged.
+            more = dash + heartbeat_target(sandbox)
+            await run.reload(config(sandbox, more, extra=alerts, breaker=TEST_BREAKER))
+            after = run.daemon.snapshot()
+            # The same target, to the field: status, since, unit state, failure and probe
+            # counts (probes are paused while the breaker is open, so nothing may move).
+            # The same target: status, why, since, probe counts and results (probes are
+            # paused while the breaker is open, so none may move), recovery, unit state
+            # (less the memory figure, polled all along); its failed rounds keep counting.
+            was, now = before.target("dashboard"), after.target("dashboard")
+            assert was is not None and now is not None
+            assert replace(now, consecutive_failures=0, unit_state=_steady(now.unit_state)) == (
+                replace(was, consecutive_failures=0, unit_state=_steady(was.unit_state))
+            )
+            assert now.consecutive_failures >= was.consecutive_failures
+            assert probe_runs(run, "dashboard", "http") == runs
+            assert run.daemon.parts.now.breaker.open  # the open breaker carried over
+            assert set(after.notes) == set(before.notes)  # breaker and alerts notes
+            assert any(n.startswith("breaker open") for n in after.notes)
+            assert any("Telegram" in n for n in after.notes)
         await passes(run, 5)
         assert run.status("dashboard") is Status.FAIL
         # The same incident is still open: no false "resolved", no second incident.
         assert {key: i.opened_at for key, i in policy.incidents.items()} == opened
+        await fake.up()
+        await fake.wait_for_messages(1, 20)
+        await passes(run, 3)
+        [alert] = texts(fake)
+        assert "WARNING</b> dashboard" in alert
+
+
+def _steady(unit: UnitState | None) -> UnitState | None:
+    """A unit's state less the figures polled all the time (memory, CPU)."""
+    return None if unit is None else replace(unit, memory_bytes=None, cpu_nsec=None)
+
+
+def probe_runs(run: Running, target: str, kind: str) -> float:
+    """supervisor_probe_runs_total for one target's probe type."""
+    value = run.daemon.parts.metrics.registry.get_sample_value(
+        "supervisor_probe_runs_total", {"target": target, "type": kind}
+    )
+    return float(value or 0)
 
 
 def heartbeat_target(sandbox: Sandbox) -> str:
