@@ -288,3 +288,16 @@ def test_an_alert_belongs_to_a_fault_only_within_its_stamps_second() -> None:
     inside = incident("trader", T0 + 25, T0 + 30)
     found = judge_alerts(record([hang(1, "trader", T0 + 10, T0 + 25)], inside))
     assert not [p for p in found.false if "no fault" in p]
+
+
+def test_a_429_is_an_answer_only_during_an_http_burst() -> None:
+    burst = Fault(
+        Planned(1, 0.0, Kind.LOAD, None, 5.0), start=T0 + 20, lifted=T0 + 25, ended=T0 + 25
+    )
+    rec = record([burst], [])
+    rec.health = [HealthSample(T0 + 22, 0.003, 429, {}, {}, "", 1)]
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    assert check.ok, check
+    rec.health = [HealthSample(T0 + 40, 0.003, 429, {}, {}, "", 1)]  # no burst: refused
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    assert not check.ok and "HTTP 429" in check.problems[0]
