@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import parse_actions, parse_health, parse_log_line
 from devtools.chaos.plan import ALERTING, SHORT_KINDS, SPECS, Kind, Planned, Shape, make_plan
 from devtools.chaos.record import ActionDelta, Fault, HealthSample, Incarnation, LogEvent
 
+REPO = Path(__file__).resolve().parents[2]
 LONG = Shape(600.0, (3.0, 12.0), tuple(SPECS))
 SHORT = Shape(60.0, (1.5, 4.0), SHORT_KINDS, hold_scale=0.4)
 
@@ -135,3 +141,25 @@ def test_the_supervisors_outputs_are_read() -> None:
     assert what == "reexec"
     assert at % 60 == 1.25
     assert parse_log_line("  File x.py, line 3", at) == (at, None)
+
+
+def test_a_seed_gives_the_same_plan_in_every_process() -> None:
+    """Not only within one interpreter: string hashing differs between processes."""
+    code = (
+        "from devtools.chaos.settings import Settings\n"
+        "from devtools.chaos.plan import make_plan\n"
+        "print(repr(make_plan(10, Settings.make(10, short=True).shape)))\n"
+    )
+    plans = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in ("1", "2", "3")
+    }
+    assert len(plans) == 1
+    assert "Planned(n=1" in plans.pop()
