@@ -176,8 +176,7 @@ async def test_outage_and_a_killed_supervisor_lose_nothing_and_duplicate_nothing
     procs.append(Proc(sandbox, cfg, log, fake.token))
     await until(lambda: outbox_len(tmp_path) == 2, 20, "the restart notice queued behind it")
     # The attempt survived: the new life waits out the backoff instead of starting again.
-    _code, doc = await asyncio.to_thread(get_json, f"http://127.0.0.1:{port}/health/trader")
-    assert doc["checks"]["trader"][0]["recovery"].startswith("waiting"), doc
+    await until(lambda: _recovery(port).startswith("waiting"), 20, "the backoff carried over")
     assert attempts_saved(tmp_path) == attempts
     sandbox.fault("trader", "no-crash-on-start")
     sandbox.systemctl("start", "trader.service")
@@ -195,6 +194,12 @@ async def test_outage_and_a_killed_supervisor_lose_nothing_and_duplicate_nothing
     logs = log.read_text()
     assert fake.token not in logs
     assert logs.count("restart trader (attempt 1/3)") == 1  # one attempt, never repeated
+
+
+def _recovery(port: int) -> str:
+    """The trader's recovery words in /health ("idle" until systemd was first read)."""
+    _code, doc = get_json(f"http://127.0.0.1:{port}/health/trader", timeout=2)
+    return str(doc["checks"]["trader"][0]["recovery"])
 
 
 def _answers(port: int) -> bool:
