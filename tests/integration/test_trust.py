@@ -69,7 +69,7 @@ async def test_reload_during_an_incident_keeps_what_it_knew(
         sandbox.fault("dashboard", "hang")
         await until(lambda: run.status("dashboard") is Status.FAIL, 15, "dashboard fail")
         policy = run.daemon.parts.policy
-        await until(lambda: bool(policy.incidents), 10, "an incident")
+        await until(lambda: dashboard_incidents(policy.incidents), 10, "the dashboard's incident")
         opened = dashboard_incidents(policy.incidents)
         with cpu_hogs():
             breaker = run.daemon.parts.now.breaker
