@@ -10,8 +10,8 @@ import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
+from tests.integration.bot import alerts_toml, texts
 from tests.integration.harness import config, running, target_toml, until
-from tests.integration.test_alerts import alerts_toml, texts
 from tests.integration.test_recovery import actions
 
 pytestmark = pytest.mark.sandbox

@@ -25,6 +25,7 @@ from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 from supervisor.config import Config
 from supervisor.model import Status
+from tests.integration.bot import alerts_toml
 from tests.integration.harness import (
     Running,
     config,
@@ -35,7 +36,6 @@ from tests.integration.harness import (
     target_toml,
     until,
 )
-from tests.integration.test_alerts import alerts_toml
 from tests.integration.test_recovery import actions
 
 pytestmark = pytest.mark.sandbox
