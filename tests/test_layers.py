@@ -1,196 +1,138 @@
-"""The import direction holds: pure core <- adapters <- joiners <- composition layer.
+"""The house keeps the shape `tests/layers.py` gives it, and the README shows that same table.
 
-Every module of the shipped package is named here on its dotted name, in exactly one layer:
-
-- **core**: pure decision modules and shared types. No I/O library, and only other core
-  modules (`config` counts as core: the pure modules read their settings from it, and its one
-  I/O, `load()`, is called only by the composition layer);
-- **adapters**: the edges (D-Bus, HTTP, /proc, files, Telegram). They import the core only,
-  never another adapter;
-- **joiners**: the few modules inside a room that connect that room's adapters to the core
-  and run its loop (the recovery executor, alert delivery). They import core and adapters,
-  never the composition layer;
-- **composition**: builds everything and runs it; the only layer that may import all.
-
-Nothing in the product imports the dev tools (`devtools`: the sandbox, the demo fleet).
+Each kind of fault the check exists for is planted into a scratch copy of the tree and must be
+named; the untouched copy must pass.
 """
 
 from __future__ import annotations
 
-import ast
+import re
+import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "supervisor"
+import pytest
 
-CORE = {
-    "supervisor.model",
-    "supervisor.errors",
-    "supervisor.config",
-    "supervisor.config.base",
-    "supervisor.config.probes",
-    "supervisor.config.targets",
-    "supervisor.procfs",
-    "supervisor.watch.health",
-    "supervisor.watch.track",
-    "supervisor.watch.units",
-    "supervisor.watch.jobs",
-    "supervisor.watch.intent",
-    "supervisor.probing.schedule",
-    "supervisor.probing.stuck",
-    "supervisor.probing.outcome",
-    "supervisor.probing.nagios",
-    "supervisor.probing.conditions",
-    "supervisor.recovery.policy",
-    "supervisor.guard.breaker",
-    "supervisor.guard.throttle",
-    "supervisor.alerts.policy",
-    "supervisor.alerts.incident",
-    "supervisor.alerts.outbox",
-    "supervisor.alerts.chat",
-    "supervisor.alerts.commands",
-    "supervisor.alerts.text",
-    "supervisor.redaction",
-    "supervisor.api.render",
-    "supervisor.history.events",
-    "supervisor.history.uptime",
-    "supervisor.history.ring",
-    "supervisor.history.report",
-    "supervisor.history.sql",
-    "supervisor.api.attempts",
-    "supervisor.api.tally",
-    "supervisor.risks",
-    "supervisor.ops.findings",
-    "supervisor.ops.judge",
-    "supervisor.ops.archive",
-    "supervisor.ops.reading",
-}
-ADAPTERS = {
-    "supervisor.watch.systemd",
-    "supervisor.probing.probes",
-    "supervisor.probing.command",
-    "supervisor.probing.host",
-    "supervisor.probing.resources",
-    "supervisor.recovery.ports",
-    "supervisor.alerts.telegram",
-    "supervisor.guard.load",
-    "supervisor.api.server",
-    "supervisor.api.transport",
-    "supervisor.api.metrics",
-    "supervisor.runtime.notify",
-    "supervisor.runtime.logs",
-    "supervisor.runtime.state",
-    "supervisor.history.store",
-    "supervisor.api.history",
-    "supervisor.api.stream",
-    "supervisor.api.page",
-    "supervisor.api.control",
-    "supervisor.runtime.limits",
-    "supervisor.ops.host",
-}
-JOINERS = {
-    "supervisor.watch.link",
-    "supervisor.probing.runner",
-    "supervisor.recovery.executor",
-    "supervisor.alerts.delivery",
-    "supervisor.alerts.lastword",
-    "supervisor.guard.sentry",
-    "supervisor.history.recorder",
-    "supervisor.ops.doctor",
-    "supervisor.ops.backup",
-}
-COMPOSITION = {
-    "supervisor.app.daemon",
-    "supervisor.app.build",
-    "supervisor.app.fleet",
-    "supervisor.app.persist",
-    "supervisor.app.supervision",
-    "supervisor.app.waiting",
-    "supervisor.cli",
-    "supervisor.ops.commands",
-    "supervisor.hold_cli",
-    "supervisor.app.holding",
-    "supervisor.__main__",
-}
-IO_LIBS = {
-    "aiohttp",
-    "dbus_fast",
-    "psutil",
-    "socket",
-    "subprocess",
-    "telegram",
-    "asyncio",
-    "prometheus_client",
-    "urllib",
-    "httpx",
-    "select",
-    "signal",
-    "ctypes",
-    "sqlite3",
-    "shutil",
-    "resource",
+from tests.layers import (
+    ALLOWED,
+    ALLOWED_IO,
+    KINDS,
+    ROOMS,
+    ROOT,
+    imported_names,
+    our_module,
+    package,
+    problems,
+)
+
+
+def test_the_house_keeps_the_table() -> None:
+    assert problems(ROOT) == []
+
+
+def test_the_table_runs_one_way() -> None:
+    """No room may import, through any path, a room that may import it."""
+
+    def reach(name: str, seen: frozenset[str] = frozenset()) -> frozenset[str]:
+        assert name not in seen, f"the table loops through {sorted(seen)}"
+        below = frozenset(ROOMS[name].modules("uses"))
+        return below.union(*(reach(u, seen | {name}) for u in below))
+
+    for name, room in ROOMS.items():
+        assert set(room.modules("uses")) <= set(ROOMS), name
+        reach(name)
+
+
+def test_every_module_sits_in_one_room_as_one_kind() -> None:
+    listed = [m for room in ROOMS.values() for kind in KINDS for m in room.modules(kind)]
+    assert len(listed) == len(set(listed)), sorted(m for m in listed if listed.count(m) > 1)
+
+
+def test_every_allowance_is_still_needed() -> None:
+    """An allowance whose crossing is gone must go too, so the list only shrinks."""
+    known = package(ROOT)
+    made = {
+        (module, target)
+        for module, facts in known.items()
+        for node in facts.imports
+        for target in (our_module(n, known) for n in imported_names(node))
+        if target
+    }
+    assert set(ALLOWED) <= made, set(ALLOWED) - made
+    for module, call in ALLOWED_IO:
+        names = {getattr(c.func, "attr", getattr(c.func, "id", None)) for c in known[module].calls}
+        assert call in names, (module, call)
+
+
+def _readme_table() -> dict[str, tuple[str, set[str]]]:
+    """The README's layout table: room -> (what it holds, the rooms it may import)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[str, set[str]]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or set(cells[0]) <= {"-", " "} or cells[0] == "room":
+            continue
+        room = cells[0].strip("`*").removeprefix("supervisor/").rstrip("/")
+        rows[room] = (cells[1], set(re.findall(r"`([a-z]+)/?`", cells[2])))
+    return rows
+
+
+def test_the_readme_shows_this_table() -> None:
+    rows = _readme_table()
+    assert set(rows) - {"devtools", "tests"} == set(ROOMS)
+    for name, room in ROOMS.items():
+        holds, uses = rows[name]
+        table = set(room.modules("uses"))
+        assert uses == table, f"README row {name}: may import {uses}, the table {table}"
+        for kind in KINDS:
+            for module in set(room.modules(kind)) - {"supervisor"}:
+                file = module.split(".")[-1]
+                assert f"`{file}.py`" in holds or f"`{file}/`" in holds, (
+                    f"README row {name}: {file}"
+                )
+
+
+# A scratch copy of the tree with one fault planted: the check must name it.
+PLANTS = {
+    "relative": ("watch/health.py", "from ..app import daemon", "imports relatively"),
+    "reporting": (
+        "recovery/executor.py",
+        "from supervisor.alerts import telegram",
+        "room recovery may not import room alerts",
+    ),
+    "io": ("guard/breaker.py", "import threading", "is pure but imports the I/O library"),
+    "open": ("history/uptime.py", "def _peek() -> str:\n    return open('x').read()", "does I/O"),
+    "importlib": ("alerts/text.py", "import importlib", "imports by name at run time"),
+    "up": ("history/sql.py", "from supervisor.api import metrics", "may not import room api"),
+    "sideways": ("history/ring.py", "from supervisor.alerts import outbox", "room alerts"),
+    "action": ("recovery/policy.py", "import supervisor.history.events", "room history"),
 }
 
 
-def dotted(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean copy of the package and README, which each planting test copies again."""
+    base = tmp_path_factory.mktemp("house")
+    shutil.copytree(ROOT / "supervisor", base / "supervisor", ignore=_caches)
+    return base
 
 
-def modules() -> dict[str, Path]:
-    """Every module of the package that holds code (package docstrings alone do not count)."""
-    found = {}
-    for path in PACKAGE.rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        body = [n for n in tree.body if not isinstance(n, ast.Expr)]
-        if path.name != "__init__.py" or body:
-            found[dotted(path)] = path
-    return found
+def _caches(_: str, names: list[str]) -> list[str]:
+    """Only the source: no byte code, no static files."""
+    return [n for n in names if n in {"__pycache__", "static"}]
 
 
-def imports(name: str) -> set[str]:
-    path = modules()[name]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            # `from supervisor.api import render` imports the module supervisor.api.render
-            names.update(f"{node.module}.{a.name}" for a in node.names)
-    return names
+def test_the_untouched_copy_passes(scratch: Path) -> None:
+    assert problems(scratch) == []
 
 
-def ours(name: str) -> set[str]:
-    """The package's modules that `name` imports."""
-    known = modules()
-    return {n for n in imports(name) if n in known and n != "supervisor"}
-
-
-def test_every_module_has_exactly_one_layer() -> None:
-    layers = [CORE, ADAPTERS, JOINERS, COMPOSITION | {"supervisor"}]
-    assert set(modules()) == set().union(*layers)
-    assert sum(len(layer) for layer in layers) == len(set().union(*layers))
-
-
-def test_core_does_no_io_and_imports_only_core() -> None:
-    for module in CORE:
-        for name in imports(module):
-            assert name.split(".")[0] not in IO_LIBS, f"{module} imports {name}"
-        assert ours(module) <= CORE, f"{module} imports {ours(module) - CORE}"
-
-
-def test_adapters_import_only_the_core() -> None:
-    for module in ADAPTERS:
-        assert ours(module) <= CORE, f"{module} imports {ours(module) - CORE}"
-
-
-def test_joiners_never_import_the_composition_layer() -> None:
-    for module in JOINERS:
-        assert ours(module) <= CORE | ADAPTERS, f"{module} imports {ours(module) - CORE - ADAPTERS}"
-
-
-def test_nothing_in_the_product_imports_the_dev_tools() -> None:
-    for module in modules():
-        tools = {n for n in imports(module) if n.split(".")[0] == "devtools"}
-        assert not tools, f"{module} imports {tools}"
+@pytest.mark.parametrize("kind", sorted(PLANTS))
+def test_a_planted_fault_is_caught(kind: str, scratch: Path, tmp_path: Path) -> None:
+    file, line, expected = PLANTS[kind]
+    copy = tmp_path / "house"
+    shutil.copytree(scratch, copy)
+    target = copy / "supervisor" / file
+    target.write_text(target.read_text() + f"\n{line}\n")
+    found = problems(copy)
+    module = file.removesuffix(".py").replace("/", ".")
+    assert any(p.startswith(f"{module}:") and expected in p for p in found), found
