@@ -18,7 +18,7 @@ from supervisor.config import Config
 from supervisor.model import Status
 from tests.fakes.dbus_daemon import BusDaemon
 from tests.fakes.systemd_bus import FakeSystemd
-from tests.integration.harness import until
+from tests.polling import until
 
 CHAT = 111
 STRANGER = 999

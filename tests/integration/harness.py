@@ -14,7 +14,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +24,7 @@ from devtools.sandbox import Sandbox
 from supervisor.app.daemon import Daemon
 from supervisor.config import Config
 from supervisor.model import Status
-
-
-async def until(pred: Callable[[], object], limit: float, what: str, step: float = 0.002) -> float:
-    """Poll `pred` until true or the deadline; return the seconds it took (never sleeps blind)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while True:
-        if pred():
-            return loop.time() - start
-        if loop.time() - start > limit:
-            raise AssertionError(f"timed out after {limit:.1f} s waiting for {what}")
-        await asyncio.sleep(step)
-
+from tests.polling import until
 
 # In-process, the daemon's "own CPU" is the whole pytest process's, and a busy test box may
 # cross the host thresholds: the breaker is off, and the budget out of reach (so HTTP is not

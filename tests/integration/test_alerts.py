@@ -29,8 +29,8 @@ from tests.integration.harness import (
     passes,
     running,
     target_toml,
-    until,
 )
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 

@@ -15,7 +15,7 @@ import pytest
 from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.app.daemon import Daemon
 from supervisor.config import Config, load
-from tests.integration.harness import until
+from tests.polling import until
 
 KEPT, REMOVED = 111, 222
 

@@ -10,7 +10,8 @@ import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.model import ActiveState, Status
-from tests.integration.harness import Running, config, running, target_toml, tmpfs, until
+from tests.integration.harness import Running, config, running, target_toml, tmpfs
+from tests.polling import until
 from tests.unit.test_command import all_gone
 
 pytestmark = pytest.mark.sandbox
@@ -106,7 +107,7 @@ async def test_a_hanging_command_is_killed_with_its_children(
         assert run.target("trader").output == "exec: timeout after 0.5 s"
         found = [int(p) for p in pids.read_text().split()]
         assert len(found) >= 3
-        assert await all_gone(found), "a process of the hung check outlived its timeout"
+        await all_gone(found)  # no process of the hung check outlives its timeout
 
 
 @pytest.fixture

@@ -21,11 +21,11 @@ from tests.integration.harness import (
     passes,
     running,
     target_toml,
-    until,
 )
 from tests.integration.installed import UNIT, Installed, install
 from tests.integration.test_recovery import FAST, actions
 from tests.integration.test_trust import probe_runs
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 

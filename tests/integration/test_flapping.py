@@ -11,8 +11,9 @@ import pytest
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 from tests.integration.bot import alerts_toml, texts
-from tests.integration.harness import config, running, target_toml, until
+from tests.integration.harness import config, running, target_toml
 from tests.integration.test_recovery import actions
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 UNIT = "flappy.service"
@@ -58,7 +59,7 @@ async def test_a_unit_crashing_every_20_s_for_3_minutes_sends_at_most_3_messages
         assert flapping["failures"] >= 3
         _code, metrics = await run.get_text("/metrics")
         assert 'supervisor_target_flapping{target="flappy"} 1.0' in metrics
-        await until(lambda: loop.time() - began > RUN_FOR_S, RUN_FOR_S, "three minutes", 0.5)
+        await until(lambda: loop.time() - began > RUN_FOR_S, RUN_FOR_S, "three minutes", step=0.5)
         said = texts(fake)
         restarts = actions(run, "flappy", "restart")
         print(

@@ -9,9 +9,9 @@ import asyncio
 import math
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -39,11 +39,10 @@ from tests.integration.harness import (
     http_probe,
     running,
     target_toml,
-    until,
 )
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
-T = TypeVar("T")
 FAST_RECOVERY = "backoff_s = [0, 0.5, 0.5]\nwindow_s = 120\nmax_attempts = 3"
 # Trips at the first load sample: host memory is always over 1 %.
 TRIPPING = (
@@ -211,21 +210,6 @@ def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
         server.stop()
 
 
-async def eventually(
-    fetch: Callable[[], T], ok: Callable[[T], object], limit: float, what: str
-) -> T:
-    """Poll Prometheus (in a thread: the daemon it scrapes runs in this loop) until `ok`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        value = await asyncio.to_thread(fetch)
-        if ok(value):
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {limit:.0f} s waiting for {what}; last: {value}")
-        await asyncio.sleep(0.2)
-
-
 # A budget the test process (the daemon runs in it) cannot exceed: no budget alert joins in.
 BIG_BUDGET = "[budget]\ncpu_percent = 400\nmemory_mb = 100000\nmemory_hard_mb = 100000\n"
 
@@ -235,11 +219,13 @@ async def scraped(prometheus: Prometheus, run: Running) -> None:
     await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
     prometheus.discover(run.daemon.parts.http.port, host="sandbox")
     passing = 'supervisor_target_status{job="%s",host="sandbox",target="trader",status="pass"}'
-    await eventually(
+    await until(
         lambda: prometheus.query(passing % JOB),
-        lambda r: r and r[0]["value"][1] == "1",
         30,
         "the trader scraped as passing",
+        ok=lambda r: r and r[0]["value"][1] == "1",
+        step=0.2,
+        in_thread=True,
     )
 
 
@@ -250,7 +236,7 @@ def firing(alerts: list[dict[str, Any]]) -> bool:
 async def test_real_prometheus_fires_and_resolves_target_failing(
     sandbox: Sandbox, prometheus: Prometheus
 ) -> None:
-    await eventually(prometheus.ready, bool, 30, "prometheus ready")
+    await until(prometheus.ready, 30, "prometheus ready", step=0.2, in_thread=True)
     cfg = config(sandbox, fleet_toml(sandbox), budget=BIG_BUDGET)  # recovery off
     async with running(sandbox, cfg) as run:
         await scraped(prometheus, run)
@@ -258,21 +244,25 @@ async def test_real_prometheus_fires_and_resolves_target_failing(
         assert prometheus.alerts("SupervisorTargetFailing", **failing) == []
 
         os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
-        (alert,) = await eventually(
+        (alert,) = await until(
             lambda: prometheus.alerts("SupervisorTargetFailing", **failing),
-            firing,
             30,
             "SupervisorTargetFailing firing for the trader",
+            ok=firing,
+            step=0.2,
+            in_thread=True,
         )
         assert alert["labels"]["severity"] == "warning"
         assert alert["labels"]["notified_by"] == "supervisor"
         assert alert["labels"]["instance"] == f"127.0.0.1:{run.daemon.parts.http.port}"
         assert "trader on sandbox has been failing" in alert["annotations"]["summary"]
-        critical = await eventually(
+        critical = await until(
             lambda: prometheus.alerts("SupervisorCriticalTargetFailing", **failing),
-            firing,
             30,
             "SupervisorCriticalTargetFailing firing for the trader",
+            ok=firing,
+            step=0.2,
+            in_thread=True,
         )
         assert critical[0]["labels"]["severity"] == "critical"
 
@@ -289,14 +279,16 @@ async def test_real_prometheus_fires_and_resolves_target_failing(
         assert by_target == {"trader": "2", "dashboard": "0", "position-monitor": "0"}
 
         await asyncio.to_thread(sandbox.restore_fleet)
-        await eventually(
+        await until(
             lambda: (
                 prometheus.alerts("SupervisorTargetFailing", **failing)
                 + prometheus.alerts("SupervisorCriticalTargetFailing", **failing)
             ),
-            lambda alerts: alerts == [],
             30,
             "the trader's alerts resolved",
+            ok=lambda alerts: alerts == [],
+            step=0.2,
+            in_thread=True,
         )
         groups = await asyncio.to_thread(prometheus.api, "rules")
         for group in groups["groups"]:
@@ -304,11 +296,13 @@ async def test_real_prometheus_fires_and_resolves_target_failing(
                 assert rule["health"] == "ok", rule
 
     # The daemon is gone: only the central side can say so.
-    down = await eventually(
+    down = await until(
         lambda: prometheus.alerts("SupervisorDown", host="sandbox"),
-        firing,
         30,
         "SupervisorDown firing",
+        ok=firing,
+        step=0.2,
+        in_thread=True,
     )
     assert down[0]["labels"]["notified_by"] == "alertmanager"
 
@@ -322,27 +316,30 @@ async def test_alertmanager_sends_only_what_the_box_cannot_say(
         alertmanager.start(tool("prometheus-alertmanager"))
         prometheus.start(tool("prometheus"))
         try:
-            await eventually(alertmanager.ready, bool, 30, "alertmanager ready")
-            await eventually(prometheus.ready, bool, 30, "prometheus ready")
+            await until(alertmanager.ready, 30, "alertmanager ready", step=0.2, in_thread=True)
+            await until(prometheus.ready, 30, "prometheus ready", step=0.2, in_thread=True)
             cfg = config(sandbox, fleet_toml(sandbox), budget=BIG_BUDGET)
             async with running(sandbox, cfg) as run:
                 await scraped(prometheus, run)
                 os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
                 # The box tells of its own incident: Alertmanager holds it and sends nothing.
-                (held,) = await eventually(
+                (held,) = await until(
                     lambda: alertmanager.alerts("SupervisorCriticalTargetFailing"),
-                    lambda alerts: bool(alerts) and alerts[0]["status"]["state"] == "active",
                     30,
                     "SupervisorCriticalTargetFailing in Alertmanager",
+                    ok=lambda alerts: bool(alerts) and alerts[0]["status"]["state"] == "active",
+                    step=0.2,
+                    in_thread=True,
                 )
                 assert held["receivers"] == [{"name": "box-sends-it"}]
                 assert held["labels"]["host"] == "sandbox"
             # The box is gone: Alertmanager says so, on Telegram, in the shipped template.
-            await eventually(
+            await until(
                 lambda: [m for m in bot.sent if "cannot be scraped" in m["text"]],
-                bool,
                 30,
                 "SupervisorDown on Telegram",
+                step=0.2,
+                in_thread=True,
             )
         finally:
             prometheus.stop()

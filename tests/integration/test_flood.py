@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from devtools.sandbox import Sandbox
-from tests.integration.harness import get_json, get_text, until
+from tests.integration.harness import get_json, get_text
 from tests.integration.proc import Proc
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 

@@ -19,9 +19,10 @@ import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
-from tests.integration.harness import get_json, until
+from tests.integration.harness import get_json
 from tests.integration.installed import Installed
 from tests.integration.test_recovery import hold_port
+from tests.polling import until
 
 CHAT = 5151
 CHECK_TCP = Path("/usr/lib/nagios/plugins/check_tcp")

@@ -17,15 +17,8 @@ import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from tests.integration.harness import (
-    Running,
-    config,
-    heartbeat_probe,
-    passes,
-    running,
-    target_toml,
-    until,
-)
+from tests.integration.harness import Running, config, heartbeat_probe, passes, running, target_toml
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 FAST = "backoff_s = [0, 0.5, 0.5]\nwindow_s = 120\nmax_attempts = 3\nretry_after_give_up_s = 3600"

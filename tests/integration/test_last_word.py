@@ -19,8 +19,8 @@ from devtools.fakes.telegram_api import FakeBotApi
 from devtools.fakes.telegram_wire import JsonDict
 from devtools.sandbox import Sandbox
 from supervisor.alerts.lastword import LAST_VALID
-from tests.integration.harness import until
 from tests.integration.installed import LAST_WORD, UNIT, Installed, install
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 CHAT = 777001

@@ -26,8 +26,8 @@ import pytest
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 from supervisor.ops.host import JOURNAL_SOCKET, LINGER_DIR
-from tests.integration.harness import until
 from tests.integration.installed import UNIT, Installed, install
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 CHAT = 777101

@@ -34,9 +34,9 @@ from tests.integration.harness import (
     passes,
     running,
     target_toml,
-    until,
 )
 from tests.integration.test_recovery import actions
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 CHAT = 111

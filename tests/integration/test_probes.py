@@ -20,8 +20,8 @@ from tests.integration.harness import (
     http_probe,
     running,
     target_toml,
-    until,
 )
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 

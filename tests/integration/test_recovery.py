@@ -24,8 +24,8 @@ from tests.integration.harness import (
     passes,
     running,
     target_toml,
-    until,
 )
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 FAST = "backoff_s = [0, 0.5, 0.5]\nwindow_s = 120\nmax_attempts = 3\nretry_after_give_up_s = 3600"

@@ -22,14 +22,8 @@ import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from tests.integration.harness import (
-    config,
-    heartbeat_probe,
-    http_probe,
-    running,
-    target_toml,
-    until,
-)
+from tests.integration.harness import config, heartbeat_probe, http_probe, running, target_toml
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -120,11 +114,9 @@ async def page_shows(
     driver: Any, pred: Callable[[Any], bool], what: str, limit: float = 15
 ) -> None:
     """Poll the page (in a thread) until `pred(driver)` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await asyncio.to_thread(_safe, pred, driver):
-        assert loop.time() < deadline, f"the page never showed {what}"
-        await asyncio.sleep(0.1)
+    await until(
+        lambda: _safe(pred, driver), limit, f"the page to show {what}", step=0.1, in_thread=True
+    )
 
 
 def _safe(pred: Callable[[Any], bool], driver: Any) -> bool:

@@ -19,7 +19,8 @@ import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from tests.integration.harness import Running, config, http_probe, running, target_toml, until
+from tests.integration.harness import Running, config, http_probe, running, target_toml
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 SLOW_WATCH_S = 45.0

@@ -30,9 +30,9 @@ from tests.integration.harness import (
     passes,
     running,
     target_toml,
-    until,
 )
 from tests.integration.test_recovery import FAST, actions
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 

@@ -10,7 +10,8 @@ import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
-from tests.integration.harness import config, fleet_toml, running, target_toml, until
+from tests.integration.harness import config, fleet_toml, running, target_toml
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 

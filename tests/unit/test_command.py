@@ -11,6 +11,7 @@ from supervisor.model import PerfDatum, Status
 from supervisor.probing import probes
 from supervisor.probing.command import ExecCheck, minimal_env, run_command
 from tests.clock import FakeClock
+from tests.polling import until
 
 SECRET = "123456:telegram-token"
 OURS = {
@@ -39,14 +40,10 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-async def all_gone(pids: list[int], limit: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while any(alive(p) for p in pids):
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
+async def all_gone(pids: list[int]) -> None:
+    await until(
+        lambda: not any(alive(p) for p in pids), 5, f"processes {pids} to be gone", step=0.01
+    )
 
 
 async def test_exit_codes_are_levels_and_the_first_line_is_the_reason() -> None:
@@ -108,7 +105,7 @@ async def test_a_hanging_command_is_killed_with_all_its_children(tmp_path: Path)
     assert loop.time() - started < 3
     found = [int(p) for p in pids.read_text().split()]
     assert len(found) == 3
-    assert await all_gone(found)
+    await all_gone(found)
 
 
 async def test_the_probe_timeout_kills_the_group_too(tmp_path: Path) -> None:
@@ -116,11 +113,11 @@ async def test_the_probe_timeout_kills_the_group_too(tmp_path: Path) -> None:
     spec = sh(f"sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; sleep 300", timeout_s=30)
     r = await check(spec, limit=0.5)  # the probe's hard timeout fires first: a cancellation
     assert (r.status, r.output) == (Status.FAIL, "exec: timeout after 0.5 s")
-    assert await all_gone([int(p) for p in pids.read_text().split()])
+    await all_gone([int(p) for p in pids.read_text().split()])
 
 
 async def test_children_left_behind_by_a_finished_check_are_killed(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     r = await check(sh(f"sleep 300 & echo $! > {pids}; echo 'OK - fine'"))
     assert (r.status, r.output) == (Status.PASS, "OK - fine")
-    assert await all_gone([int(pids.read_text())])
+    await all_gone([int(pids.read_text())])

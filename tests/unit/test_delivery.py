@@ -27,7 +27,7 @@ from supervisor.config import AlertsConfig
 from supervisor.errors import MessageRejectedError
 from supervisor.model import Hold
 from tests.clock import FakeClock
-from tests.integration.harness import until
+from tests.polling import until
 
 CHAT_A, CHAT_B, GROUP = 111, 222, -100200300
 ALICE, BOB = 5001, 5002

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from supervisor.history.recorder import Recorder
 from supervisor.history.store import HistoryStore
 from supervisor.model import ActiveState, SystemClock, UnitState
 from supervisor.watch.health import HealthModel, TargetSpec
+from tests.polling import until
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -65,7 +65,7 @@ async def client(aiohttp_client: Client, parts: Parts) -> TestClient[Any, Any]:
 
 
 async def _written(parts: Parts, n: int) -> None:
-    await _until(lambda: parts.store.written >= n)
+    await until(lambda: parts.store.written >= n, 5, f"{n} events written")
 
 
 async def test_events_newest_first_with_a_next_page(
@@ -165,7 +165,7 @@ async def test_the_stream_sends_new_events_at_once(
 ) -> None:
     resp = await client.get("/events/stream")
     assert resp.headers["Content-Type"] == "text/event-stream"
-    await _until(lambda: parts.stream.clients == 1)
+    await until(lambda: parts.stream.clients == 1, 5, "1 stream clients")
     parts.recorder.record(Kind.BREAKER, "breaker open: host CPU 95 %")
     assert (await _frame(resp))["summary"] == "breaker open: host CPU 95 %"
     resp.close()
@@ -175,7 +175,7 @@ async def test_a_client_that_falls_behind_is_dropped(
     client: TestClient[Any, Any], parts: Parts
 ) -> None:
     resp = await client.get("/events/stream")
-    await _until(lambda: parts.stream.clients == 1)
+    await until(lambda: parts.stream.clients == 1, 5, "1 stream clients")
     for i in range(QUEUE_SIZE + 1):  # without yielding: its queue fills before it can drain
         parts.recorder.record(Kind.ALERT, f"alert {i}")
     assert parts.stream.dropped == 1 and parts.stream.clients == 0
@@ -187,18 +187,8 @@ async def test_a_client_that_falls_behind_is_dropped(
 async def test_clients_are_bounded(client: TestClient[Any, Any], parts: Parts) -> None:
     first = await client.get("/events/stream")
     second = await client.get("/events/stream")
-    await _until(lambda: parts.stream.clients == 2)
+    await until(lambda: parts.stream.clients == 2, 5, "2 stream clients")
     third = await client.get("/events/stream")
     assert third.status == 503 and third.headers["Retry-After"] == "10"
     first.close()
     second.close()
-
-
-async def _until(pred: Callable[[], bool]) -> None:
-    """Poll with a deadline (the store's writer is a thread: no event to wait on)."""
-    deadline = time.monotonic() + 5
-    while True:
-        if pred():
-            return
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)

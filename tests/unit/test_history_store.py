@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +14,7 @@ from supervisor.history import events
 from supervisor.history.events import EventClock, EventQuery, Kind
 from supervisor.history.store import MAX_PENDING, HistoryStore
 from tests.clock import FakeClock
-
-
-def wait_for(pred: Callable[[], object], limit: float = 5.0, what: str = "it") -> None:
-    """Poll a condition with a deadline (the writer is a thread: there is no event to await)."""
-    deadline = time.monotonic() + limit
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
+from tests.polling import until_blocking
 
 
 class Stores:
@@ -61,7 +53,7 @@ def test_events_come_back_newest_first_filtered_and_paged(stores: Stores) -> Non
     batch = _events(FakeClock(time.time() - 100), 50)
     for ev in batch:
         store.add(ev)
-    wait_for(lambda: store.written == 50, what="50 events written")
+    until_blocking(lambda: store.written == 50, 5, "50 events written")
     page = store.events(EventQuery(limit=20))
     assert [e.summary for e in page] == [f"event {i}" for i in range(49, 29, -1)]
     assert page[0].data == {"n": 49}
@@ -87,7 +79,7 @@ def test_status_spans_survive_a_restart_and_the_live_one_runs_to_now(stores: Sto
     store.close(now)
     stores.opened.remove(store)
     again = stores.open()
-    wait_for(lambda: again.ready, what="reopened")
+    until_blocking(lambda: again.ready, 5, "reopened")
     got = again.spans("trader", t0 - 1, now + 100)
     assert [(s.status, s.start, s.end) for s in got] == [
         ("pass", t0, t0 + 30),
@@ -100,12 +92,12 @@ def test_status_spans_survive_a_restart_and_the_live_one_runs_to_now(stores: Sto
 def test_a_corrupt_file_is_moved_aside_and_a_new_one_started(stores: Stores) -> None:
     stores.path.write_bytes(b"this is not a database, just junk " * 200)
     store = stores.open()
-    wait_for(lambda: None in stores.states, what="the store to be available again")
+    until_blocking(lambda: None in stores.states, 5, "the store to be available again")
     assert stores.states[0] is not None and "corrupt" in stores.states[0]
     aside = list(stores.path.parent.glob("history.sqlite3.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
     store.add(_events(FakeClock(time.time()), 1)[0])
-    wait_for(lambda: store.written == 1, what="an event written to the new file")
+    until_blocking(lambda: store.written == 1, 5, "an event written to the new file")
     assert store.events(EventQuery())[0].summary == "event 0"
 
 
@@ -114,19 +106,19 @@ def test_a_lock_held_elsewhere_degrades_then_it_recovers(stores: Stores) -> None
     clock = FakeClock(time.time())
     first, second = _events(clock, 2)
     store.add(first)
-    wait_for(lambda: store.written == 1, what="the first event")
+    until_blocking(lambda: store.written == 1, 5, "the first event")
     other = sqlite3.connect(stores.path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the database
     try:
         store.add(second)
-        wait_for(lambda: store.unavailable is not None, what="unavailable")
+        until_blocking(lambda: store.unavailable is not None, 5, "unavailable")
         assert "locked" in (store.unavailable or "")
     finally:
         other.execute("ROLLBACK")
         other.close()
     third = events.note(EventClock(clock), Kind.BUS, "bus back")
     store.add(third)
-    wait_for(lambda: store.written == 3, what="writing again after the lock is gone")
+    until_blocking(lambda: store.written == 3, 5, "writing again after the lock is gone")
     assert len(stores.states) == 2 and "locked" in str(stores.states[0])
     assert stores.states[1] is None  # available again, said once each way
     # What came while it was locked was kept and written when it came back.
@@ -142,7 +134,7 @@ def test_an_unwritable_place_is_unavailable_and_nothing_raises(stores: Stores) -
     stores.opened.append(store)
     store.add(_events(FakeClock(time.time()), 1)[0])
     store.status("trader", "pass", "ok", time.time())
-    wait_for(lambda: store.unavailable is not None, what="unavailable")
+    until_blocking(lambda: store.unavailable is not None, 5, "unavailable")
     assert "cannot use" in (store.unavailable or "")
     assert len(stores.states) == 1  # said once
 
@@ -153,12 +145,12 @@ def test_retention_drops_old_events_and_spans(stores: Stores) -> None:
     new = _events(FakeClock(time.time() - 10), 2)
     for ev in [*old, *new]:
         store.add(ev)
-    wait_for(lambda: store.written == 5, what="5 events")
+    until_blocking(lambda: store.written == 5, 5, "5 events")
     store.close(time.time())
     stores.opened.remove(store)
     pruned = stores.open(retention_days=30)
-    wait_for(lambda: pruned.ready, what="reopened")
-    wait_for(lambda: len(pruned.events(EventQuery())) == 2, what="old events pruned")
+    until_blocking(lambda: pruned.ready, 5, "reopened")
+    until_blocking(lambda: len(pruned.events(EventQuery())) == 2, 5, "old events pruned")
 
 
 def test_size_cap_drops_the_oldest_events(stores: Stores) -> None:
@@ -168,13 +160,14 @@ def test_size_cap_drops_the_oldest_events(stores: Stores) -> None:
     for i in range(2000):
         store.add(events.note(ids, Kind.ALERT, f"alert {i} " + "x" * 400, "trader"))
         clock.advance(1.0)
-    wait_for(lambda: store.written == 2000, what="2000 events")
-    wait_for(
+    until_blocking(lambda: store.written == 2000, 5, "2000 events")
+    until_blocking(
         lambda: (
             len(store.events(EventQuery(limit=1000))) < 1000
             and stores.path.stat().st_size <= 0.25 * 2**20
         ),
-        what="the oldest events pruned and the file under its cap",
+        5,
+        "the oldest events pruned and the file under its cap",
     )
     kept = store.events(EventQuery(limit=1000))
     assert kept[0].summary.startswith("alert 1999 ")  # the newest stayed

@@ -22,7 +22,7 @@ from supervisor.guard.throttle import Throttle
 from supervisor.model import ActiveState, UnitState
 from supervisor.watch.health import HealthModel
 from tests.clock import FakeClock
-from tests.integration.harness import until
+from tests.polling import until
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 KEY = "0123456789abcdef-key"

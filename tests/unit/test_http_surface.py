@@ -17,7 +17,7 @@ from supervisor.api.stream import EventStream
 from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.model import ActiveState, UnitState
 from supervisor.watch.health import HealthModel
-from tests.integration.harness import until
+from tests.polling import until
 from tests.unit.test_http_guards import KEY, key_app
 
 HOST = b"Host: 127.0.0.1\r\n"
