@@ -64,3 +64,23 @@ class Redactor:
         if self._pattern is None:
             return text
         return self._pattern.sub(self._placeholder, text)
+
+
+# Secrets we were never told about (a unit's own output): found by their shape instead.
+_BOT_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}")
+_ASSIGNED = re.compile(
+    r"(?i)\b([\w.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|credential)[\w.-]*)"
+    r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/-]{8,}=*")
+
+
+def scrub_shapes(text: str, placeholder: str = "<secret>") -> str:
+    """`text` with anything shaped like a secret replaced: bot tokens, `key=...`, bearers.
+
+    For text we did not write (a unit's last lines): its secrets were never registered with
+    a `Redactor`, so the common shapes are hidden, erring on the side of hiding too much.
+    """
+    text = _BOT_TOKEN.sub(placeholder, text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {placeholder}", text)
+    return _ASSIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}{placeholder}", text)

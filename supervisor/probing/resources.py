@@ -43,6 +43,30 @@ class ProcReader:
                 return sorted(set(_walk_procs(base)))
         return []
 
+    def oom_kills(self, control_group: str) -> int | None:
+        """How many times the kernel's OOM killer struck in the cgroup so far; None if unknown.
+
+        A cumulative figure: callers count a run's kills as the rise since the run began.
+        """
+        rel = control_group.strip("/")
+        if not rel:
+            return None
+        candidates = (
+            (self._cgroup_root / rel / "memory.events"),  # v2
+            (self._cgroup_root / "unified" / rel / "memory.events"),  # hybrid
+            (self._cgroup_root / "memory" / rel / "memory.oom_control"),  # v1 (kernel 4.13+)
+        )
+        for path in candidates:
+            try:
+                text = path.read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    return int(value)
+        return None
+
     def cpu_seconds(self, pids: Iterable[int]) -> float:
         """User + system CPU seconds of the live processes among `pids`."""
         total = 0

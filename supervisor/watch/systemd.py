@@ -22,6 +22,7 @@ from dbus_fast.aio import MessageBus
 
 from supervisor.errors import BusError
 from supervisor.model import UnitResources, UnitState
+from supervisor.watch.cause import ExitFacts, facts_from
 from supervisor.watch.jobs import UNKNOWN as UNKNOWN_JOB
 from supervisor.watch.jobs import JobBook
 from supervisor.watch.units import FIELDS, bus_address, merge, u64
@@ -188,6 +189,14 @@ class Systemd:
             cpu_nsec=u64(props["CPUUsageNSec"]),
             control_group=str(props["ControlGroup"]),
         )
+
+    async def exit_facts(self, unit: str) -> ExitFacts:
+        """What systemd says about the run that just ended (read at once when it dies)."""
+        path = await self._unit_path(unit)
+        invocation = (await self._call(_props(path, "Get", "ss", UNIT, "InvocationID")))[0]
+        props = (await self._call(_props(path, "GetAll", "s", SERVICE)))[0]
+        plain = {name: value.value for name, value in props.items()}
+        return facts_from(unit, bytes(invocation.value).hex(), plain)
 
     async def _unit_path(self, unit: str) -> str:
         for path, name in self._paths.items():

@@ -5,6 +5,7 @@ unit property tables, units and jobs, and the states a job walks a unit through.
 """
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ UNIT_PROPERTIES: dict[str, tuple[str, bool]] = {
     "StateChangeTimestamp": ("t", True),
     "ActiveEnterTimestamp": ("t", True),
     "InactiveEnterTimestamp": ("t", True),
+    "InvocationID": ("ay", False),
 }
 SERVICE_PROPERTIES: dict[str, tuple[str, bool]] = {
     "Type": ("s", False),
@@ -68,6 +70,11 @@ SERVICE_PROPERTIES: dict[str, tuple[str, bool]] = {
     "MemoryCurrent": ("t", False),
     "CPUUsageNSec": ("t", False),
     "ControlGroup": ("s", False),
+    "ExecMainStartTimestamp": ("t", False),
+    "ExecMainExitTimestamp": ("t", False),
+    "MemoryMax": ("t", False),
+    "StandardOutput": ("s", False),
+    "StandardOutputFileDescriptorName": ("s", False),
 }
 RUNNING = frozenset({"active", "reloading", "activating", "deactivating", "refreshing"})
 
@@ -158,6 +165,7 @@ def new_unit_props(
         "StateChangeTimestamp": now,
         "ActiveEnterTimestamp": now if running else 0,
         "InactiveEnterTimestamp": 0 if running else now,
+        "InvocationID": bytes(16),
     }
     if name.endswith(".service"):
         values |= {
@@ -174,6 +182,11 @@ def new_unit_props(
             "MemoryCurrent": UNSET_U64,
             "CPUUsageNSec": UNSET_U64,
             "ControlGroup": "" if load == "not-found" else f"/user.slice/app.slice/{name}",
+            "ExecMainStartTimestamp": now if running else 0,
+            "ExecMainExitTimestamp": 0,
+            "MemoryMax": UNSET_U64,
+            "StandardOutput": "journal",
+            "StandardOutputFileDescriptorName": "stdout",
         }
     return values
 
@@ -201,6 +214,8 @@ def _outcome(unit: FakeUnit, pids: Iterator[int]) -> dict[str, Any]:
         if unit.is_service:
             change |= {"MainPID": pid, "ExecMainPID": pid, "Result": "success"}
             change |= {"ExecMainCode": 0, "ExecMainStatus": 0}
+            change |= {"ExecMainStartTimestamp": usec(), "ExecMainExitTimestamp": 0}
+            change |= {"InvocationID": os.urandom(16)}
         return change
     if result in ("failed", "timeout"):
         change = {"ActiveState": "failed", "SubState": "failed"}

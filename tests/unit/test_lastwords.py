@@ -1,0 +1,139 @@
+"""Last lines from a file's end or from journalctl (a stand-in executable), always bounded.
+
+The journal reader is the real one; only the `journalctl` it runs is a small script here,
+so a missing, failing or hanging journal is reproduced rather than imagined.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from supervisor.model import ActiveState, UnitState
+from supervisor.probing.resources import ProcReader
+from supervisor.redaction import scrub_shapes
+from supervisor.watch.autopsy import WAIT_S, Autopsies, Death
+from supervisor.watch.cause import Kind
+from supervisor.watch.lastwords import LastWordsReader, Limits
+from supervisor.watch.systemd import Systemd
+from tests.clock import FakeClock
+
+INVOCATION = "0123456789abcdef0123456789abcdef"
+
+
+def script(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "journalctl"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+async def test_the_end_of_an_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "trader.log"
+    out.write_text("".join(f"tick {i}\n" for i in range(100)) + "token=abc123secret\nFATAL gone\n")
+    words = await LastWordsReader(scrub_shapes).read("", str(out), Limits(lines=3))
+    assert words.lines == ("tick 99", "token=<secret>", "FATAL gone")
+    assert words.source == f"file {out}"
+
+
+async def test_a_huge_file_is_read_only_at_its_end(tmp_path: Path) -> None:
+    out = tmp_path / "big.log"
+    out.write_text("x" * 1_000_000 + "\nlast line\n")
+    words = await LastWordsReader(str).read("", str(out), Limits(lines=5, width=50))
+    assert words.lines[-1] == "last line"
+    assert all(len(line) <= 50 for line in words.lines)
+
+
+async def test_the_journal_by_invocation(tmp_path: Path) -> None:
+    args = tmp_path / "args"
+    tool = script(tmp_path, f'echo "$@" > {args}\necho starting\necho "FATAL lost connection"')
+    words = await LastWordsReader(str, journalctl=tool).read(INVOCATION, "", Limits(lines=7))
+    assert words.lines == ("starting", "FATAL lost connection")
+    assert words.source == "journal"
+    called = args.read_text()
+    assert f"_SYSTEMD_INVOCATION_ID={INVOCATION}" in called
+    assert "--lines=7" in called and "--output=cat" in called
+
+
+async def test_unavailable_logs_say_why_in_one_line(tmp_path: Path) -> None:
+    missing = await LastWordsReader(str, journalctl=str(tmp_path / "nope")).read(
+        INVOCATION, "", Limits()
+    )
+    assert missing.lines == () and "No such file" in missing.unavailable
+    failing = script(tmp_path, 'echo "No journal files were found." >&2; exit 1')
+    failed = await LastWordsReader(str, journalctl=failing).read(INVOCATION, "", Limits())
+    assert failed.unavailable == "journalctl failed: No journal files were found."
+    empty = await LastWordsReader(str, journalctl=script(tmp_path, "exit 0")).read(
+        INVOCATION, "", Limits()
+    )
+    assert empty.unavailable == "nothing in the journal"
+    none = await LastWordsReader(str).read("", "", Limits())
+    assert "no invocation id" in none.unavailable
+
+
+async def test_a_hanging_journal_costs_its_deadline_and_is_killed(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    tool = script(tmp_path, f"echo $$ > {pidfile}\nexec sleep 600")
+    began = time.monotonic()
+    words = await LastWordsReader(str, journalctl=tool).read(INVOCATION, "", Limits(timeout_s=0.3))
+    took = time.monotonic() - began
+    assert words.unavailable == "reading the log took over 0.3 s"
+    assert took < WAIT_S
+    pid = int(pidfile.read_text())
+    assert _gone(pid)  # killed and reaped: no journalctl left behind
+
+
+def _gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists()
+
+
+async def test_a_death_is_explained_and_kept(tmp_path: Path) -> None:
+    tool = script(tmp_path, 'echo "FATAL lost connection to exchange"')
+    heard: list[Death] = []
+    autopsies = Autopsies(
+        Systemd("unix:path=/nonexistent", []),
+        reader=LastWordsReader(str, journalctl=tool),
+        procs=ProcReader(proc=tmp_path, cgroup_root=tmp_path),
+        clock=FakeClock(),
+        limits=Limits,
+        on_death=heard.append,
+    )
+    autopsies.unit_changed("trader", UnitState("trader.service", active_state=ActiveState.ACTIVE))
+    # Result arrives before ActiveState (two PropertiesChanged): one death, not two.
+    piece = UnitState(
+        "trader.service", active_state=ActiveState.ACTIVE, result="exit-code",
+        exit_code=1, exit_status=3,
+    )  # fmt: skip
+    autopsies.unit_changed("trader", piece)
+    failed = replace(piece, active_state=ActiveState.FAILED)
+    autopsies.unit_changed("trader", failed)
+    autopsies.unit_changed("trader", replace(failed, sub_state="failed"))
+    death = await autopsies.wait("trader")
+    assert death is not None and heard == [death]
+    assert death.cause.kind is Kind.EXITED
+    assert death.cause.words == "exited with status 3"
+    # Not connected: no invocation id, so the journal is not asked, and that is said.
+    assert "no invocation id" in death.log.unavailable
+    assert autopsies.latest("trader") is death
+
+
+def test_oom_kills_from_the_cgroup(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2" / "app.slice" / "trader.service"
+    v2.mkdir(parents=True)
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n")
+    assert (
+        ProcReader(proc=tmp_path, cgroup_root=tmp_path / "v2").oom_kills(
+            "/app.slice/trader.service"
+        )
+        == 2
+    )
+    v1 = tmp_path / "v1" / "memory" / "trader.service"
+    v1.mkdir(parents=True)
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    reader = ProcReader(proc=tmp_path, cgroup_root=tmp_path / "v1")
+    assert reader.oom_kills("/trader.service") == 1
+    assert reader.oom_kills("/gone.service") is None
+    assert reader.oom_kills("/") is None
+    assert os.sep == "/"
