@@ -43,9 +43,12 @@ from supervisor.history.store import FILE_NAME, HistoryStore
 from supervisor.model import Clock, ProbeResult, Snapshot
 from supervisor.probing import probes, runner
 from supervisor.probing.resources import ProcReader
+from supervisor.redaction import scrub_shapes
 from supervisor.runtime import logs
 from supervisor.runtime.notify import Notifier
 from supervisor.runtime.state import InstanceLock, StateStore
+from supervisor.watch.autopsy import Autopsies, Death
+from supervisor.watch.lastwords import LastWordsReader, Limits
 from supervisor.watch.link import BusLink
 from supervisor.watch.systemd import Listener, Systemd
 from supervisor.watch.units import bus_address
@@ -97,6 +100,7 @@ class Parts:
     stream: EventStream
     desk: HoldDesk
     control: ControlServer
+    autopsies: Autopsies
 
     def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
         """The fleet for `config`, keeping what `previous` knew."""
@@ -156,10 +160,14 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     desk = HoldDesk(
         lambda: now.fleet, policy=policy, clock=clock, events=history, wake=hooks.wake.set
     )
+    autopsies = _autopsies(clock, now, systemd, history)
 
     def observe_probe(result: ProbeResult) -> None:
         metrics.observe_probe(result)
         history.probe(result)
+        for name, value in result.samples:
+            if name == "memory_bytes":  # the last reading, for an OOM kill's words
+                autopsies.observe_memory(result.target, value)
 
     probing = runner.ProbeContext(
         clock=clock,
@@ -251,9 +259,34 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
         InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
         history, stream, desk, ControlServer(config.state_dir / CONTROL_FILE, desk.handle),
+        autopsies,
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
+
+
+def _autopsies(clock: Clock, now: Current, systemd: Systemd, history: Recorder) -> Autopsies:
+    """Each death's cause and last lines, read when it happens, told to the history."""
+
+    def limits() -> Limits:
+        causes = now.config.causes
+        return Limits(lines=causes.log_lines, width=causes.log_line_width)
+
+    def died(death: Death) -> None:
+        history.record(
+            Kind.UNIT,
+            f"{death.target} died: {death.cause.words}",
+            death.target,
+            **death.document(),
+        )
+
+    def scrub(line: str) -> str:  # our secrets, then whatever looks like one
+        return scrub_shapes(logs.redacted(line))
+
+    reader = LastWordsReader(scrub)
+    return Autopsies(
+        systemd, reader=reader, procs=ProcReader(), clock=clock, limits=limits, on_death=died
+    )
 
 
 def _history(config: Config, clock: Clock, now: Current) -> Recorder:

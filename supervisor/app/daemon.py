@@ -79,6 +79,7 @@ class Daemon:
         if name is not None:
             model.apply_unit(name, state)
             self.parts.history.unit(name, state)
+            self.parts.autopsies.unit_changed(name, state)
             self._wake.set()
 
     def bus_lost(self, reason: str) -> None:
@@ -150,6 +151,7 @@ class Daemon:
         await p.probing.session().close()
         await p.http.stop()
         await p.control.stop()
+        p.autopsies.close()
         p.systemd.close()
         p.notifier.close()
         await asyncio.to_thread(p.history.close)  # the last events and spans reach the file

@@ -181,6 +181,13 @@ class HistoryConfig(_Strict):
     max_mb: Annotated[float, Field(ge=1, le=10_000)] = 50.0  # the file is pruned under this
 
 
+class CausesConfig(_Strict):
+    """What a failure carries: its cause, and this much of the run's last output."""
+
+    log_lines: Annotated[int, Field(ge=1, le=200)] = 20  # last lines of the failed run
+    log_line_width: Annotated[int, Field(ge=20, le=1000)] = 200  # characters; longer are cut
+
+
 def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
     """`$XDG_STATE_HOME/sidecar-supervisor` (XDG default ~/.local/state)."""
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -206,6 +213,7 @@ class Config(BaseSettings):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    causes: CausesConfig = Field(default_factory=CausesConfig)
     state_dir: Path = Field(default_factory=default_state_dir)  # incidents, outbox, attempts
     dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)

@@ -89,7 +89,7 @@ class Autopsies:
 
     def unit_changed(self, target: str, state: UnitState) -> None:
         """A watched unit's new state (from the bus reader: quick, never blocks)."""
-        run = self._runs.setdefault(state.unit, _Run())
+        run = self._runs.setdefault(target, _Run())
         if state.memory_bytes is not None:
             run.memory_bytes = state.memory_bytes
         if state.active_state in _RUNNING:
@@ -101,9 +101,9 @@ class Autopsies:
             run.running = False
             self._start(target, state, run)
 
-    def observe_memory(self, unit: str, memory_bytes: float) -> None:
-        """A memory reading taken while the unit ran (the resources probe's)."""
-        run = self._runs.get(unit)
+    def observe_memory(self, target: str, memory_bytes: float) -> None:
+        """A memory reading taken while the target's unit ran (the resources probe's)."""
+        run = self._runs.get(target)
         if run is not None and run.running:
             run.memory_bytes = int(memory_bytes)
 

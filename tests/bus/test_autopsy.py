@@ -75,7 +75,7 @@ async def test_an_oom_kill_on_the_fake_systemd(
     heard: list[Death] = []
     front, autopsies = await watch(bus, tmp_path, tool, heard, Limits)
     try:
-        autopsies.observe_memory("trader.service", 1.9 * GIB)
+        autopsies.observe_memory("trader", 1.9 * GIB)
         started = systemd.unit("trader.service")["ExecMainStartTimestamp"]
         systemd.set_unit(
             "trader.service",
