@@ -18,7 +18,7 @@ from supervisor.alerts import chat
 from supervisor.alerts.commands import Commands
 from supervisor.alerts.outbox import Message, Outbox
 from supervisor.alerts.policy import Alert, Severity, format_html
-from supervisor.alerts.text import clip
+from supervisor.alerts.text import clip, with_evidence
 from supervisor.config import AlertsConfig
 from supervisor.errors import (
     ChannelUnavailableError,
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from supervisor.alerts.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
+Evidence = tuple[str, tuple[str, ...]]  # a failure's cause in words, and its last lines
+Why = Callable[[str, float], Awaitable[Evidence | None]]  # (target, incident opened) -> evidence
+_FAILING = frozenset({Severity.WARNING, Severity.CRITICAL})
 _RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _LEVEL = {
     Severity.CRITICAL: logging.ERROR,
@@ -56,6 +59,7 @@ class AlertService:
         changed: Callable[[], None],
         set_note: Callable[[str | None], None],
         events: EventSink | None = None,
+        why: Why | None = None,
     ) -> None:
         self._cfg = config
         self._events: EventSink = events or Discard()
@@ -65,6 +69,8 @@ class AlertService:
         self._host = host
         self._changed = changed  # state worth saving changed
         self._set_note = set_note
+        self._why = why  # a failure's cause and last lines, waited for briefly
+        self._waiting: set[asyncio.Task[None]] = set()  # alerts waiting for their cause
         self._kicks: dict[int, asyncio.Event] = {}  # per chat: something new to send
         self._reconfigured = asyncio.Event()
         self._channel: TelegramChannel | None = None
@@ -85,43 +91,68 @@ class AlertService:
         self._reconfigured.set()
 
     def publish(self, alerts: list[Alert]) -> None:
-        """Log each alert and queue it for every configured chat."""
+        """Log each alert and queue it for every configured chat.
+
+        A failure waits for its cause and last lines (at most half a second, bounded by
+        `why`); everything else is queued at once.
+        """
+        for alert in alerts:
+            if self._why is not None and alert.severity in _FAILING:
+                task = asyncio.get_running_loop().create_task(self._with_why(alert, self._why))
+                self._waiting.add(task)
+                task.add_done_callback(self._waiting.discard)
+            else:
+                self._queue(alert, None)
+
+    async def _with_why(self, alert: Alert, why: Why) -> None:
+        try:
+            evidence = await why(alert.target, alert.opened_at)
+        except Exception:  # our trouble must never cost the alert itself
+            log.exception("%s: the cause of the failure could not be added", alert.target)
+            evidence = None
+        self._queue(alert, evidence)
+
+    def _queue(self, alert: Alert, evidence: Evidence | None) -> None:
         # With alerts off nothing would ever deliver them: log only, queue nothing.
         telegram = self._cfg.telegram if self._cfg.enabled else None
         now = self._clock.time()
-        for alert in alerts:
-            log.log(
-                _LEVEL[alert.severity],
-                "alert %s %s: %s%s",
-                alert.severity.value,
-                alert.target,
-                alert.summary,
-                f" ({alert.reason})" if alert.reason else "",
+        cause, lines = evidence or ("", ())
+        log.log(
+            _LEVEL[alert.severity],
+            "alert %s %s: %s%s%s",
+            alert.severity.value,
+            alert.target,
+            alert.summary,
+            f" ({alert.reason})" if alert.reason else "",
+            f"; {cause}" if cause else "",
+        )
+        self._events.record(
+            Kind.ALERT,
+            f"alert {alert.severity.value}{' (reminder)' if alert.reminder else ''}: "
+            f"{alert.target} {alert.summary}" + (f": {cause}" if cause else ""),
+            alert.target,
+            severity=alert.severity.value,
+            reminder=alert.reminder,
+            reason=alert.reason,
+            recovery=alert.recovery,
+            **({"cause": cause, "log": list(lines)} if evidence else {}),
+        )
+        if telegram is None:
+            return
+        text = format_html(alert, self._host)
+        if evidence:
+            text = with_evidence(text, cause, lines)
+        dropped = self.outbox.dropped
+        for chat_id in telegram.chat_ids:
+            self.outbox.add(chat_id, text, now)
+        if self.outbox.dropped > dropped:
+            log.warning(
+                "alert outbox full: dropped the %d oldest undelivered messages",
+                self.outbox.dropped - dropped,
             )
-            self._events.record(
-                Kind.ALERT,
-                f"alert {alert.severity.value}{' (reminder)' if alert.reminder else ''}: "
-                f"{alert.target} {alert.summary}",
-                alert.target,
-                severity=alert.severity.value,
-                reminder=alert.reminder,
-                reason=alert.reason,
-                recovery=alert.recovery,
-            )
-            if telegram is not None:
-                text = format_html(alert, self._host)
-                dropped = self.outbox.dropped
-                for chat_id in telegram.chat_ids:
-                    self.outbox.add(chat_id, text, now)
-                if self.outbox.dropped > dropped:
-                    log.warning(
-                        "alert outbox full: dropped the %d oldest undelivered messages",
-                        self.outbox.dropped - dropped,
-                    )
-        if alerts:
-            for kick in self._kicks.values():
-                kick.set()
-            self._changed()
+        for kick in self._kicks.values():
+            kick.set()
+        self._changed()
 
     async def run(self) -> None:
         """Deliver and poll with the settings in force; start again when they change."""

@@ -74,3 +74,32 @@ def fit(text: str, limit: int = LIMIT) -> str:
     if units(text) <= limit:
         return text
     return clip(html.unescape(_TAG.sub("", text)), limit)
+
+
+_PRE = "\n<pre></pre>"
+
+
+def with_evidence(message: str, cause: str, lines: Sequence[str], limit: int = LIMIT) -> str:
+    """`message` (HTML) with `cause` ending its first line and `lines` in a `<pre>` block.
+
+    The first line is what a phone's notification shows, so the cause goes there. Lines are
+    kept from the newest back while they fit in `limit` (the last words matter most).
+    """
+    first, newline, rest = message.partition("\n")
+    if cause:
+        first += f": {clip(cause, 256)}"
+    base = first + newline + rest
+    room = limit - units(base) - units(_PRE)
+    kept: list[str] = []
+    for line in reversed(lines):
+        piece = escape_html(line)
+        cost = units(piece) + (1 if kept else 0)
+        if cost > room:
+            if not kept and room > 1:  # even the last line alone is too long: cut it
+                kept.append(clip(line, room))
+            break
+        kept.append(piece)
+        room -= cost
+    if not kept:
+        return fit(base, limit)
+    return base + "\n<pre>" + "\n".join(reversed(kept)) + "</pre>"

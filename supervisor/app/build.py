@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from supervisor import __version__
 from supervisor.alerts.commands import Commands
-from supervisor.alerts.delivery import AlertService
+from supervisor.alerts.delivery import AlertService, Evidence
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api import render
@@ -188,6 +188,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         changed=hooks.wake.set,  # the pass saves the state when it differs from the file
         set_note=lambda text: now.fleet.model.set_note("alerts", text),
         events=history,
+        why=lambda target, since: _evidence(autopsies, target, since),
         commands=Commands(
             clock=clock,
             policy=policy,
@@ -263,6 +264,18 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
+
+
+async def _evidence(autopsies: Autopsies, target: str, since: float) -> Evidence | None:
+    """The cause and last lines of the death that opened (or renewed) an incident, if any."""
+    death = await autopsies.wait(target)
+    if death is None or death.at < since - _STALE_S:
+        return None  # none yet, or one from before this incident began
+    lines = death.log.lines or (f"(no log lines: {death.log.unavailable})",)
+    return death.cause.words, lines
+
+
+_STALE_S = 5.0  # a death seen this long before its incident opened belongs to another
 
 
 def _autopsies(clock: Clock, now: Current, systemd: Systemd, history: Recorder) -> Autopsies:

@@ -1,0 +1,141 @@
+"""A failure alert carries its cause (first line) and last lines (<pre>), within Telegram's limit.
+
+Delivery runs as the daemon runs it, against the fake Bot API over real HTTP; `why` is the
+callable the composition layer passes in (here: one that answers at once, or never).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import re
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from devtools.fakes.telegram_api import FakeBotApi
+from supervisor.alerts.commands import Commands
+from supervisor.alerts.delivery import AlertService, Evidence, Why
+from supervisor.alerts.outbox import Outbox
+from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
+from supervisor.alerts.text import LIMIT, units, with_evidence
+from supervisor.config import AlertsConfig
+from supervisor.history.events import Kind
+from tests.clock import FakeClock
+
+CHAT = 111
+Recorded = list[tuple[Kind, str, dict[str, object]]]
+
+
+def failing(clock: FakeClock, target: str = "crasher") -> Alert:
+    now = clock.time()
+    return Alert(
+        key=f"{target}:health",
+        target=target,
+        severity=Severity.WARNING,
+        summary="failing",
+        reason="failed (failed), result exit-code",
+        at=now,
+        opened_at=now,
+    )
+
+
+def test_cause_on_the_first_line_and_lines_in_pre() -> None:
+    clock = FakeClock()
+    text = with_evidence(
+        format_html(failing(clock), "vm"),
+        "exited with status 3 after 2 s",
+        ("starting", "FATAL lost connection to exchange <&>"),
+    )
+    first = text.split("\n")[0]
+    assert first.endswith("crasher on vm: failing: exited with status 3 after 2 s")
+    assert "<pre>starting\nFATAL lost connection to exchange &lt;&amp;&gt;</pre>" in text
+
+
+def test_many_long_lines_keep_the_newest_within_the_limit() -> None:
+    clock = FakeClock()
+    lines = tuple(f"{i:03d} " + "é" * 400 for i in range(200))
+    text = with_evidence(format_html(failing(clock), "vm"), "killed by SIGKILL", lines)
+    assert units(text) <= LIMIT
+    shown = re.search(r"<pre>(.*)</pre>", text, re.S)
+    assert shown is not None
+    kept = html.unescape(shown.group(1)).split("\n")
+    assert kept[-1].startswith("199 ") and len(kept) < 200
+
+
+def test_one_line_longer_than_the_room_is_cut_not_dropped() -> None:
+    clock = FakeClock()
+    text = with_evidence(format_html(failing(clock), "vm"), "x", ("<" * 10_000,))
+    assert units(text) <= LIMIT
+    assert "<pre>&lt;&lt;" in text and text.endswith("…</pre>")
+
+
+@contextlib.asynccontextmanager
+async def delivering(fake: FakeBotApi, why: Why) -> AsyncIterator[tuple[AlertService, Recorded]]:
+    clock = FakeClock(float(int(time.time())))
+    config = AlertsConfig.model_validate(
+        {"telegram": {"token": fake.token, "chat_ids": [CHAT], "api_url": fake.url}}
+    )
+    recorded: Recorded = []
+
+    class Events:
+        def record(
+            self, kind: Kind, summary: str, target: str | None = None, **data: object
+        ) -> None:
+            recorded.append((kind, summary, data))
+
+    commands = Commands(
+        clock=clock,
+        policy=AlertPolicy(config, clock, {}),
+        targets=lambda: ["crasher"],
+        status=lambda: "",
+        restart=lambda name: asyncio.sleep(0, ""),
+        reset=lambda name: True,
+    )
+    service = AlertService(
+        config, clock=clock, outbox=Outbox(), commands=commands, host="vm",
+        changed=lambda: None, set_note=lambda note: None, events=Events(), why=why,
+    )  # fmt: skip
+    task = asyncio.create_task(service.run())
+    try:
+        yield service, recorded
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as api:
+        yield api
+
+
+async def test_the_alert_carries_cause_and_lines(fake: FakeBotApi) -> None:
+    async def why(target: str, since: float) -> Evidence | None:
+        return "exited with status 3 after 1.0 s", ("FATAL lost connection to exchange",)
+
+    async with delivering(fake, why) as (service, recorded):
+        service.publish([failing(FakeClock(float(int(time.time()))))])
+        (sent,) = await fake.wait_for_messages(1)
+    text = str(sent["text"])
+    assert "failing: exited with status 3" in text.split("\n", maxsplit=1)[0]
+    assert "<pre>FATAL lost connection to exchange</pre>" in text
+    (kind, summary, data), *_ = recorded
+    assert kind is Kind.ALERT and summary.endswith("failing: exited with status 3 after 1.0 s")
+    assert data["log"] == ["FATAL lost connection to exchange"]
+
+
+async def test_a_cause_that_never_comes_does_not_hold_the_alert(fake: FakeBotApi) -> None:
+    """`why` is bounded by its caller (Autopsies.wait); a failing one costs only the cause."""
+
+    async def why(target: str, since: float) -> Evidence | None:
+        raise RuntimeError("a bug of ours")
+
+    async with delivering(fake, why) as (service, _recorded):
+        service.publish([failing(FakeClock(float(int(time.time()))))])
+        (sent,) = await fake.wait_for_messages(1)
+    assert "<pre>" not in str(sent["text"])
+    assert str(sent["text"]).split("\n")[0].endswith("crasher on vm: failing")
