@@ -1,5 +1,5 @@
-"""The `supervisor` command: run, check-config, status, events, alert-test, reset, hold,
-release, holds, last-word, doctor, backup, restore."""
+"""The `supervisor` command: run, check-config, status, events, why, alert-test, reset,
+hold, release, holds, last-word, doctor, backup, restore."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from supervisor import __version__, config, hold_cli, risks
+from supervisor import __version__, config, hold_cli, risks, why
 from supervisor.alerts import lastword
 from supervisor.api import render
 from supervisor.config import API_KEY_HEADER, probe_ids
@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--config", type=Path)
     holds = sub.add_parser("holds", help="list the holds in force")
     holds.add_argument("--config", type=Path)
+    why.add_parser(sub)
     return parser
 
 
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return lastword.run(args.config, args.unit, args.within)
     if args.command == "events":
         return _events(args)
+    if args.command == "why":
+        return why.run(args, lambda path: _base_url(path)[0])
     if args.command in ops.COMMANDS:
         return ops.main(args)
     if args.command in ("hold", "release", "holds"):

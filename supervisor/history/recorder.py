@@ -168,8 +168,9 @@ class Recorder:
             return None
         now = self._clock.time()
         spans, why = self._spans(name, now - WINDOWS["30d"], now)
+        deaths = self._deaths(name, now - WINDOWS["30d"])
         doc = report.target_document(
-            name, spans, self.ring.recent(name), now, name in self._statuses
+            name, spans, self.ring.recent(name), now, name in self._statuses, deaths=deaths
         )
         if why is not None:
             doc["unavailable"] = why
@@ -182,8 +183,20 @@ class Recorder:
         for name in self._targets():
             spans, _why = self._spans(name, now - 7 * DAY_S, now)
             last = self.ring.last_at(name)
-            targets[name] = report.summary_entry(name, spans, last, now, name in self._statuses)
+            deaths = self._deaths(name, now - 7 * DAY_S)
+            targets[name] = report.summary_entry(
+                name, spans, last, now, name in self._statuses, deaths=deaths
+            )
         return {"unavailable": self.unavailable, "targets": targets}
+
+    def _deaths(self, name: str, since: float) -> list[report.DeathNote]:
+        """The target's deaths with their cause (unit events that carry one), for incidents."""
+        found, _stored = self.events(EventQuery(target=name, kind=Kind.UNIT.value, since=since))
+        return [
+            report.DeathNote(e.time, str(e.data["cause"]["words"]), tuple(e.data["log"]["lines"]))
+            for e in found
+            if isinstance(e.data.get("cause"), dict) and isinstance(e.data.get("log"), dict)
+        ]
 
     def _spans(self, name: str, since: float, now: float) -> tuple[list[Span], str | None]:
         if self._store is None:

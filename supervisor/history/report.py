@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +18,22 @@ from supervisor.model import SelfStats
 RECENT_INCIDENTS = 20
 
 
-def _incident(i: uptime.Incident, target: str, now: float) -> dict[str, Any]:
-    return {
+@dataclass(frozen=True, slots=True)
+class DeathNote:
+    """A death as the history keeps it: when, why, and the run's last lines."""
+
+    time: float
+    cause: str
+    log: tuple[str, ...]
+
+
+_EARLY_S = 5.0  # a death this long before an incident's first `fail` still opened it
+
+
+def _incident(
+    i: uptime.Incident, target: str, now: float, deaths: Sequence[DeathNote]
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "target": target,
         "start": iso(i.start),
         "end": iso(i.end) if i.end is not None else None,
@@ -26,12 +41,25 @@ def _incident(i: uptime.Incident, target: str, now: float) -> dict[str, Any]:
         "durationS": round(i.duration(now), 1),
         "reason": i.reason,
     }
+    end = i.end if i.end is not None else now
+    # The first death within the incident is the one that opened it: its cause is the why.
+    opened = [d for d in deaths if i.start - _EARLY_S <= d.time <= end]
+    if opened:
+        first = min(opened, key=lambda d: d.time)
+        doc["cause"], doc["log"] = first.cause, list(first.log)
+    return doc
 
 
-def incidents(target: str, spans: Sequence[Span], now: float, live: bool) -> list[dict[str, Any]]:
-    """The target's incidents, newest first."""
+def incidents(
+    target: str,
+    spans: Sequence[Span],
+    now: float,
+    live: bool,
+    deaths: Sequence[DeathNote] = (),
+) -> list[dict[str, Any]]:
+    """The target's incidents, newest first; with the cause of each one a death opened."""
     found = uptime.incidents(spans, live)[-RECENT_INCIDENTS:]
-    return [_incident(i, target, now) for i in reversed(found)]
+    return [_incident(i, target, now, deaths) for i in reversed(found)]
 
 
 def hours(spans: Sequence[Span], now: float) -> list[dict[str, Any]]:
@@ -56,6 +84,8 @@ def target_document(
     probes: Mapping[str, Sequence[Sample]],
     now: float,
     live: bool,
+    *,
+    deaths: Sequence[DeathNote] = (),
 ) -> dict[str, Any]:
     """Uptime per window, the hourly strip, incidents and the recent probe ring."""
     return {
@@ -63,13 +93,19 @@ def target_document(
         "time": iso(now),
         "uptime": {k: _percent(v) for k, v in uptime.uptime(spans, now).items()},
         "hours": hours(spans, now),
-        "incidents": incidents(name, spans, now, live),
+        "incidents": incidents(name, spans, now, live, deaths),
         "probes": {probe: [s.document() for s in ring] for probe, ring in probes.items()},
     }
 
 
 def summary_entry(
-    name: str, spans: Sequence[Span], last_probe: float | None, now: float, live: bool
+    name: str,
+    spans: Sequence[Span],
+    last_probe: float | None,
+    now: float,
+    live: bool,
+    *,
+    deaths: Sequence[DeathNote] = (),
 ) -> dict[str, Any]:
     """What the status page shows of a target beside /health: uptime, strip, incidents."""
     day = [s for s in spans if s.end >= now - uptime.DAY_S]
@@ -77,7 +113,7 @@ def summary_entry(
         "uptime24h": _percent(uptime.share(day, now - uptime.DAY_S, now).percent),
         "hours": hours(day, now),
         "lastProbe": iso(last_probe) if last_probe is not None else None,
-        "incidents": incidents(name, spans, now, live)[:5],
+        "incidents": incidents(name, spans, now, live, deaths)[:5],
     }
 
 

@@ -1,0 +1,189 @@
+"""Why a unit died, end to end: the real sandbox, the real daemon, a fake Bot API over real HTTP.
+
+Each test installs a small unit that writes its output to a file (`StandardOutput=append:`),
+waits until the daemon has seen it running, makes it die (exit 3, kill -9, SIGSEGV with
+core dumps allowed, a watchdog that is never fed), and reads what a person would see: the
+Telegram alert, `/events`, `/history/{target}` and `supervisor why`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.fakes.telegram_api import FakeBotApi
+from devtools.sandbox import Sandbox
+from supervisor.model import ActiveState
+from tests.integration.harness import Running, config, running, target_toml, until
+
+pytestmark = pytest.mark.sandbox
+CHAT = 111
+UNIT = "crasher.service"
+TOKEN = "987654321:AAFakeTokenThatMustNeverLeaveTheBox0"
+KEY = "sk-live-never-show-me"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as api:
+        yield api
+
+
+def crasher(sandbox: Sandbox, tmp: Path, script: str, extra: str = "") -> Path:
+    """A unit running `script` under sh, its output appended to a file; returns the file."""
+    out = tmp / "crasher.log"
+    sandbox.install_unit(
+        UNIT,
+        f"[Service]\nExecStart=/bin/sh -c '{script}'\nStandardOutput=append:{out}\n"
+        f"StandardError=inherit\nWorkingDirectory={tmp}\n{extra}",
+    )
+    return out
+
+
+def settings(sandbox: Sandbox, fake: FakeBotApi) -> Any:
+    alerts = (
+        "[alerts]\nfailure_threshold = 1\n[alerts.telegram]\n"
+        f'token = "{fake.token}"\nchat_ids = [{CHAT}]\napi_url = "{fake.url}"\n'
+        "commands = false\ntimeout_s = 3\n"
+    )
+    return config(sandbox, target_toml("crasher", UNIT), extra=alerts)
+
+
+@contextlib.asynccontextmanager
+async def watched(sandbox: Sandbox, fake: FakeBotApi) -> AsyncIterator[Running]:
+    """The unit started first (an inactive unit would fail, and alert, at once), then watched."""
+    sandbox.systemctl("reset-failed", UNIT, check=False)
+    sandbox.systemctl("start", UNIT)
+    try:
+        async with running(sandbox, settings(sandbox, fake)) as run:
+            yield run
+    finally:
+        sandbox.systemctl("stop", UNIT, check=False)
+        sandbox.systemctl("reset-failed", UNIT, check=False)
+
+
+async def seen_running(sandbox: Sandbox, run: Running) -> int:
+    """Wait until the daemon saw the unit running; its main PID."""
+
+    def seen() -> bool:
+        state = run.target("crasher").unit_state
+        return state is not None and state.active_state is ActiveState.ACTIVE
+
+    await until(seen, 10, "the daemon to see the unit running")
+    return sandbox.main_pid(UNIT)
+
+
+async def the_alert(fake: FakeBotApi) -> str:
+    sent = await fake.wait_for_messages(1, timeout=15)
+    return str(sent[0]["text"])
+
+
+async def death_event(run: Running) -> dict[str, Any]:
+    async def find() -> dict[str, Any] | None:
+        _code, page = await run.get("/events?target=crasher&kind=unit")
+        return next((e for e in page["events"] if "cause" in e["data"]), None)
+
+    found: list[dict[str, Any]] = []
+
+    async def poll() -> None:
+        while not found:
+            if (event := await find()) is not None:
+                found.append(event)
+            else:
+                await asyncio.sleep(0.05)  # polling /events with a deadline (below)
+
+    await asyncio.wait_for(poll(), 10)
+    return found[0]
+
+
+async def test_exit_status_3_after_a_fatal_line(
+    sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    script = (
+        f'echo "starting with api_key={KEY}"; echo "bot token {TOKEN}"; read x < {fifo}; '
+        'echo "FATAL lost connection to exchange"; exit 3'
+    )
+    crasher(sandbox, tmp_path, script)
+    async with watched(sandbox, fake) as run:
+        await seen_running(sandbox, run)
+        await asyncio.to_thread(fifo.write_text, "go\n")
+        text = await the_alert(fake)
+        first = text.split("\n")[0]
+        assert "crasher" in first and "exited with status 3 after" in first
+        assert "<pre>" in text and "FATAL lost connection to exchange" in text
+        event = await death_event(run)
+        assert event["data"]["cause"]["kind"] == "exited"
+        assert event["data"]["log"]["lines"][-1] == "FATAL lost connection to exchange"
+        assert event["data"]["log"]["source"].startswith("file ")
+        _code, history = await run.get("/history/crasher")
+        incident = history["incidents"][0]
+        assert incident["cause"].startswith("exited with status 3")
+        assert incident["log"][-1] == "FATAL lost connection to exchange"
+        why = await asyncio.to_thread(_why, run.url)
+        assert "exited with status 3" in why and "FATAL lost connection to exchange" in why
+        _code, events = await run.get_text("/events?target=crasher")
+        _code, summary = await run.get_text("/history")
+        for secret in (KEY, TOKEN, TOKEN.split(":")[1]):
+            for seen in (text, events, summary, why):
+                assert secret not in seen
+
+
+async def test_kill_9_says_sigkill(sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path) -> None:
+    crasher(sandbox, tmp_path, "echo up; exec sleep 600")
+    async with watched(sandbox, fake) as run:
+        pid = await seen_running(sandbox, run)
+        os.kill(pid, signal.SIGKILL)
+        text = await the_alert(fake)
+        assert "killed by SIGKILL after" in text.split("\n")[0]
+        assert (await death_event(run))["data"]["cause"]["kind"] == "signal"
+
+
+async def test_sigsegv_with_core_dumps_allowed_says_it_dumped_core(
+    sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    crasher(sandbox, tmp_path, "echo up; exec sleep 600", "LimitCORE=infinity\n")
+    async with watched(sandbox, fake) as run:
+        pid = await seen_running(sandbox, run)
+        os.kill(pid, signal.SIGSEGV)
+        text = await the_alert(fake)
+        cores = await asyncio.to_thread(lambda: list(tmp_path.glob("core*")))
+        event = await death_event(run)
+        if cores:  # core_pattern "core": the kernel wrote it in the working directory
+            assert "dumped core (SIGSEGV)" in text.split("\n")[0]
+            assert event["data"]["cause"]["kind"] == "core-dump"
+        else:  # a core_pattern elsewhere (a pipe to a missing helper): killed, no core
+            assert "killed by SIGSEGV" in text.split("\n")[0]
+
+
+async def test_a_watchdog_that_is_never_fed_says_watchdog(
+    sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    crasher(sandbox, tmp_path, "echo waiting for nothing; exec sleep 600", "WatchdogSec=4\n")
+    async with watched(sandbox, fake) as run:
+        await seen_running(sandbox, run)
+        text = await the_alert(fake)
+        assert "killed by its watchdog" in text.split("\n")[0]
+        assert (await death_event(run))["data"]["cause"]["kind"] == "watchdog"
+
+
+def _why(url: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor", "why", "crasher", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
