@@ -1,4 +1,4 @@
-"""`supervisor why`: the last failure from /events, a death's cause and lines, or a hang's reason."""
+"""`supervisor why`: the last failure from /events: a death's cause and lines, or a reason."""
 
 from __future__ import annotations
 
