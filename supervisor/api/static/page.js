@@ -147,8 +147,17 @@
       const took = inc.open ? "open for " + duration(inc.durationS) : "lasted " + duration(inc.durationS);
       item.appendChild(el("span", "when", clock(inc.start) + " · " + took));
       item.appendChild(el("span", "why", inc.reason));
+      if (inc.cause) item.appendChild(causeOf(inc));
       list.appendChild(item);
     }
+  }
+
+  // An incident a death opened: its cause, and the run's last lines when opened (text only).
+  function causeOf(inc) {
+    const box = el("details", "cause");
+    box.appendChild(el("summary", null, inc.cause));
+    box.appendChild(el("pre", "log", (inc.log || []).join("\n") || "(no lines)"));
+    return box;
   }
 
   function renderSelf(history) {
