@@ -167,7 +167,7 @@ class Autopsies:
     ) -> Death:
         limits = self._limits()
         facts = await self._facts(state, seen, oom_base)
-        words = await self._reader.read(facts.invocation, facts.output_file, limits)
+        words = await self._reader.read(facts, limits)
         return Death(target, state.unit, self._clock.time(), explain(facts), facts, words)
 
     async def _facts(self, state: UnitState, seen: ExitFacts, oom_base: int | None) -> ExitFacts:

@@ -11,7 +11,7 @@ notice reaches it, so `Result=signal` with an OOM kill in the run is still an OO
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -57,7 +57,9 @@ class ExitFacts:
     memory_bytes: int | None = None  # the last reading while it ran
     memory_max: int | None = None  # MemoryMax; None when unlimited
     oom_kills: int | None = None  # OOM kills in its cgroup during this run; None: unknown
-    output_file: str = ""  # StandardOutput=file:/append: path, "" when none
+    output_file: str = ""  # StandardOutput=file:/append: path, "" when none (or not told)
+    output_kind: str = ""  # StandardOutput's kind: journal, file, append, truncate, ...
+    unit_files: tuple[str, ...] = ()  # FragmentPath and DropInPaths: where the path is said
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,9 @@ class Cause:
 _UNSET = 2**64 - 1  # systemd's "not set" / "infinity" for 64-bit figures
 
 
-def facts_from(unit: str, invocation: str, service: Mapping[str, Any]) -> ExitFacts:
+def facts_from(
+    unit: str, invocation: str, service: Mapping[str, Any], unit_files: Sequence[str] = ()
+) -> ExitFacts:
     """ExitFacts from the Service interface's properties (plain values, by D-Bus name)."""
 
     def number(name: str) -> int:
@@ -98,23 +102,40 @@ def facts_from(unit: str, invocation: str, service: Mapping[str, Any]) -> ExitFa
         memory_bytes=optional("MemoryCurrent"),
         memory_max=optional("MemoryMax"),
         output_file=output_file(service),
+        output_kind=str(service.get("StandardOutput", "")).partition(":")[0],
+        unit_files=tuple(f for f in unit_files if f),
     )
 
 
-_FILE_OUTPUTS = ("file", "append", "truncate")
+FILE_OUTPUTS = ("file", "append", "truncate")
 
 
 def output_file(service: Mapping[str, Any]) -> str:
-    """The path of `StandardOutput=file:/append:/truncate:`, or "" (journal, null, ...).
+    """The path of `StandardOutput=file:/append:/truncate:` if D-Bus says it, else "".
 
-    systemd names the kind in `StandardOutput` and, for these kinds, the path in
-    `StandardOutputFileDescriptorName`; a "kind:path" spelling is accepted as well.
+    systemd 252 names only the kind over D-Bus ("append"), never the path: then the unit
+    files tell it (`output_in_unit_files`). A "kind:path" spelling is accepted as well.
     """
     kind, _, path = str(service.get("StandardOutput", "")).partition(":")
-    if kind not in _FILE_OUTPUTS:
+    if kind not in FILE_OUTPUTS:
         return ""
     path = path or str(service.get("StandardOutputFileDescriptorName", ""))
     return path if path.startswith("/") else ""
+
+
+def output_in_unit_files(texts: Sequence[str]) -> str:
+    """The output file a unit's files set (the last `StandardOutput=` wins, as in systemd).
+
+    "" when none is set or the path uses a specifier (`%h`) we would have to guess at.
+    """
+    found = ""
+    for text in texts:
+        for raw in text.splitlines():
+            key, eq, value = raw.strip().partition("=")
+            if eq and key.strip() == "StandardOutput":
+                kind, _, path = value.strip().partition(":")
+                found = path if kind in FILE_OUTPUTS else ""
+    return found if found.startswith("/") and "%" not in found else ""
 
 
 def signal_name(number: int) -> str:

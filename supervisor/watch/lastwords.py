@@ -15,7 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.watch.cause import LastWords, bound
+from supervisor.watch.cause import (
+    FILE_OUTPUTS,
+    ExitFacts,
+    LastWords,
+    bound,
+    output_in_unit_files,
+)
 
 _TAIL_BYTES = 64 * 1024  # read no more of a file's end than this
 
@@ -43,10 +49,15 @@ class LastWordsReader:
         self._journalctl = journalctl
         self._env = env
 
-    async def read(self, invocation: str, output_file: str, limits: Limits) -> LastWords:
-        """The last lines of the run `invocation` (or of `output_file`), or why there are none."""
+    async def read(self, facts: ExitFacts, limits: Limits) -> LastWords:
+        """The last lines of the run `facts` tells of (journal or output file), or why not."""
+        invocation, output_file = facts.invocation, facts.output_file
         try:
             async with asyncio.timeout(limits.timeout_s):
+                if not output_file and facts.output_kind in FILE_OUTPUTS:
+                    output_file = await asyncio.to_thread(_output_file, facts.unit_files)
+                    if not output_file:
+                        return LastWords(unavailable="its output file is not named in its unit")
                 if output_file:
                     raw, source = await asyncio.to_thread(_tail, output_file), f"file {output_file}"
                 elif invocation:
@@ -92,6 +103,14 @@ class LastWordsReader:
 
 class LogUnavailableError(Exception):
     """The log could not be read (the message says why, in one line)."""
+
+
+def _output_file(unit_files: tuple[str, ...]) -> str:
+    texts = []
+    for path in unit_files:
+        with contextlib.suppress(OSError):
+            texts.append(Path(path).read_text(errors="replace"))
+    return output_in_unit_files(texts)
 
 
 def _tail(path: str) -> list[str]:

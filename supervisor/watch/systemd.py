@@ -193,10 +193,13 @@ class Systemd:
     async def exit_facts(self, unit: str) -> ExitFacts:
         """What systemd says about the run that just ended (read at once when it dies)."""
         path = await self._unit_path(unit)
-        invocation = (await self._call(_props(path, "Get", "ss", UNIT, "InvocationID")))[0]
+        about = (await self._call(_props(path, "GetAll", "s", UNIT)))[0]
         props = (await self._call(_props(path, "GetAll", "s", SERVICE)))[0]
         plain = {name: value.value for name, value in props.items()}
-        return facts_from(unit, bytes(invocation.value).hex(), plain)
+        invocation = bytes(about["InvocationID"].value).hex() if "InvocationID" in about else ""
+        files = [about[k].value for k in ("FragmentPath",) if k in about]
+        files += about["DropInPaths"].value if "DropInPaths" in about else []
+        return facts_from(unit, invocation, plain, files)
 
     async def _unit_path(self, unit: str) -> str:
         for path, name in self._paths.items():

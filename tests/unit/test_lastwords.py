@@ -15,12 +15,23 @@ from supervisor.model import ActiveState, UnitState
 from supervisor.probing.resources import ProcReader
 from supervisor.redaction import scrub_shapes
 from supervisor.watch.autopsy import WAIT_S, Autopsies, Death
-from supervisor.watch.cause import Kind
+from supervisor.watch.cause import ExitFacts, Kind
 from supervisor.watch.lastwords import LastWordsReader, Limits
 from supervisor.watch.systemd import Systemd
 from tests.clock import FakeClock
 
 INVOCATION = "0123456789abcdef0123456789abcdef"
+
+
+def run(invocation: str = "", output_file: str = "", **kw: object) -> ExitFacts:
+    """The facts of a run that ended, as the reader gets them."""
+    return ExitFacts(
+        "trader.service",
+        "exit-code",
+        invocation=invocation,
+        output_file=output_file,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def script(tmp_path: Path, body: str) -> str:
@@ -33,7 +44,7 @@ def script(tmp_path: Path, body: str) -> str:
 async def test_the_end_of_an_output_file(tmp_path: Path) -> None:
     out = tmp_path / "trader.log"
     out.write_text("".join(f"tick {i}\n" for i in range(100)) + "token=abc123secret\nFATAL gone\n")
-    words = await LastWordsReader(scrub_shapes).read("", str(out), Limits(lines=3))
+    words = await LastWordsReader(scrub_shapes).read(run(output_file=str(out)), Limits(lines=3))
     assert words.lines == ("tick 99", "token=<secret>", "FATAL gone")
     assert words.source == f"file {out}"
 
@@ -41,7 +52,7 @@ async def test_the_end_of_an_output_file(tmp_path: Path) -> None:
 async def test_a_huge_file_is_read_only_at_its_end(tmp_path: Path) -> None:
     out = tmp_path / "big.log"
     out.write_text("x" * 1_000_000 + "\nlast line\n")
-    words = await LastWordsReader(str).read("", str(out), Limits(lines=5, width=50))
+    words = await LastWordsReader(str).read(run(output_file=str(out)), Limits(lines=5, width=50))
     assert words.lines[-1] == "last line"
     assert all(len(line) <= 50 for line in words.lines)
 
@@ -49,7 +60,9 @@ async def test_a_huge_file_is_read_only_at_its_end(tmp_path: Path) -> None:
 async def test_the_journal_by_invocation(tmp_path: Path) -> None:
     args = tmp_path / "args"
     tool = script(tmp_path, f'echo "$@" > {args}\necho starting\necho "FATAL lost connection"')
-    words = await LastWordsReader(str, journalctl=tool).read(INVOCATION, "", Limits(lines=7))
+    words = await LastWordsReader(str, journalctl=tool).read(
+        run(invocation=INVOCATION), Limits(lines=7)
+    )
     assert words.lines == ("starting", "FATAL lost connection")
     assert words.source == "journal"
     called = args.read_text()
@@ -59,17 +72,19 @@ async def test_the_journal_by_invocation(tmp_path: Path) -> None:
 
 async def test_unavailable_logs_say_why_in_one_line(tmp_path: Path) -> None:
     missing = await LastWordsReader(str, journalctl=str(tmp_path / "nope")).read(
-        INVOCATION, "", Limits()
+        run(invocation=INVOCATION), Limits()
     )
     assert missing.lines == () and "No such file" in missing.unavailable
     failing = script(tmp_path, 'echo "No journal files were found." >&2; exit 1')
-    failed = await LastWordsReader(str, journalctl=failing).read(INVOCATION, "", Limits())
+    failed = await LastWordsReader(str, journalctl=failing).read(
+        run(invocation=INVOCATION), Limits()
+    )
     assert failed.unavailable == "journalctl failed: No journal files were found."
     empty = await LastWordsReader(str, journalctl=script(tmp_path, "exit 0")).read(
-        INVOCATION, "", Limits()
+        run(invocation=INVOCATION), Limits()
     )
     assert empty.unavailable == "nothing in the journal"
-    none = await LastWordsReader(str).read("", "", Limits())
+    none = await LastWordsReader(str).read(run(), Limits())
     assert "no invocation id" in none.unavailable
 
 
@@ -77,7 +92,9 @@ async def test_a_hanging_journal_costs_its_deadline_and_is_killed(tmp_path: Path
     pidfile = tmp_path / "pid"
     tool = script(tmp_path, f"echo $$ > {pidfile}\nexec sleep 600")
     began = time.monotonic()
-    words = await LastWordsReader(str, journalctl=tool).read(INVOCATION, "", Limits(timeout_s=0.3))
+    words = await LastWordsReader(str, journalctl=tool).read(
+        run(invocation=INVOCATION), Limits(timeout_s=0.3)
+    )
     took = time.monotonic() - began
     assert words.unavailable == "reading the log took over 0.3 s"
     assert took < WAIT_S
@@ -117,6 +134,23 @@ async def test_a_death_is_explained_and_kept(tmp_path: Path) -> None:
     # Not connected: no invocation id, so the journal is not asked, and that is said.
     assert "no invocation id" in death.log.unavailable
     assert autopsies.latest("trader") is death
+
+
+async def test_the_output_file_named_only_in_the_unit_file(tmp_path: Path) -> None:
+    """systemd 252 says "append" over D-Bus, never the path: the unit's files say it."""
+    out = tmp_path / "out.log"
+    out.write_text("FATAL from the file\n")
+    unit = tmp_path / "trader.service"
+    unit.write_text("[Service]\nExecStart=/bin/true\nStandardOutput=journal\n")
+    dropin = tmp_path / "override.conf"
+    dropin.write_text(f"[Service]\nStandardOutput=append:{out}\n")
+    facts = run(output_kind="append", unit_files=(str(unit), str(dropin)))
+    words = await LastWordsReader(str).read(facts, Limits())
+    assert (words.lines, words.source) == (("FATAL from the file",), f"file {out}")
+    unnamed = run(output_kind="append", unit_files=(str(unit),))
+    assert (
+        "not named in its unit" in (await LastWordsReader(str).read(unnamed, Limits())).unavailable
+    )
 
 
 def test_oom_kills_from_the_cgroup(tmp_path: Path) -> None:
