@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
+from devtools.sandbox.journal import Journald, JournalUnavailableError
 from supervisor.model import ActiveState
 from tests.integration.harness import Running, config, running, target_toml, until
 
@@ -32,18 +33,28 @@ TOKEN = "987654321:AAFakeTokenThatMustNeverLeaveTheBox0"
 KEY = "sk-live-never-show-me"
 
 
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real systemd-journald while this module's journal tests run (this host has none)."""
+    try:
+        with Journald(tmp_path_factory.mktemp("journald") / "journald.log"):
+            yield
+    except JournalUnavailableError as exc:
+        pytest.fail(f"no journal for the journal tests: {exc}")
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBotApi]:
     async with FakeBotApi() as api:
         yield api
 
 
-def crasher(sandbox: Sandbox, tmp: Path, script: str, extra: str = "") -> Path:
-    """A unit running `script` under sh, its output appended to a file; returns the file."""
+def crasher(sandbox: Sandbox, tmp: Path, script: str, extra: str = "", *, to: str = "") -> Path:
+    """A unit running `script` under sh, its output appended to a file (or `to`: journal)."""
     out = tmp / "crasher.log"
     sandbox.install_unit(
         UNIT,
-        f"[Service]\nExecStart=/bin/sh -c '{script}'\nStandardOutput=append:{out}\n"
+        f"[Service]\nExecStart=/bin/sh -c '{script}'\nStandardOutput={to or f'append:{out}'}\n"
         f"StandardError=inherit\nWorkingDirectory={tmp}\n{extra}",
     )
     return out
@@ -105,16 +116,41 @@ async def death_event(run: Running) -> dict[str, Any]:
     return found[0]
 
 
-async def test_exit_status_3_after_a_fatal_line(
-    sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
-) -> None:
-    fifo = tmp_path / "go"
+def fatal_script(fifo: Path) -> str:
+    """Prints two secrets, waits for a line on `fifo`, then a FATAL line and exit 3."""
     os.mkfifo(fifo)
-    script = (
+    return (
         f'echo "starting with api_key={KEY}"; echo "bot token {TOKEN}"; read x < {fifo}; '
         'echo "FATAL lost connection to exchange"; exit 3'
     )
-    crasher(sandbox, tmp_path, script)
+
+
+async def test_exit_status_3_after_a_fatal_line_in_the_journal(
+    journal: None, sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "go"
+    crasher(sandbox, tmp_path, fatal_script(fifo), to="journal")
+    async with watched(sandbox, fake) as run:
+        await seen_running(sandbox, run)
+        await asyncio.to_thread(fifo.write_text, "go\n")
+        text = await the_alert(fake)
+        assert "exited with status 3 after" in text.split("\n")[0]
+        assert "FATAL lost connection to exchange</pre>" in text
+        event = await death_event(run)
+        assert event["data"]["log"]["source"] == "journal"
+        assert event["data"]["log"]["lines"][-1] == "FATAL lost connection to exchange"
+        assert event["data"]["invocation"]
+        _code, events = await run.get_text("/events?target=crasher")
+        for secret in (KEY, TOKEN, TOKEN.split(":")[1]):
+            assert secret not in text and secret not in events
+        assert "api_key=<secret>" in events
+
+
+async def test_exit_status_3_after_a_fatal_line_in_a_file(
+    sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "go"
+    crasher(sandbox, tmp_path, fatal_script(fifo))
     async with watched(sandbox, fake) as run:
         await seen_running(sandbox, run)
         await asyncio.to_thread(fifo.write_text, "go\n")
