@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor import config
-from supervisor.alerts.text import bounded, escape_html
+from supervisor.alerts.text import bounded, escape_html, with_evidence
 from supervisor.config import Config, TelegramConfig
 from supervisor.errors import (
     EXIT_ALREADY_RUNNING,
@@ -36,8 +36,11 @@ from supervisor.errors import (
     TokenRejectedError,
 )
 from supervisor.model import backoff
+from supervisor.redaction import scrub_shapes
 from supervisor.runtime import logs
 from supervisor.runtime.state import private_dir, write_atomic
+from supervisor.watch.cause import ExitFacts, LastWords
+from supervisor.watch.lastwords import LastWordsReader, Limits
 
 if TYPE_CHECKING:
     from supervisor.alerts.telegram import TelegramChannel
@@ -45,7 +48,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LAST_VALID = "last-valid-config.toml"
 UNIT = "sidecar-supervisor.service"
-PROPERTIES = ("Result", "ExecMainCode", "ExecMainStatus", "NRestarts", "StateChangeTimestamp")
+PROPERTIES = (
+    "Result",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "NRestarts",
+    "StateChangeTimestamp",
+    "InvocationID",
+)
 WITHIN_S = 45.0  # every attempt ends by then: the oneshot's TimeoutStartSec is 60
 _RETRY_S = (1.0, 2.0, 4.0, 8.0)
 _TARGETS_BUDGET = 1000  # characters of the message for the list of targets
@@ -213,6 +223,13 @@ def message(props: Mapping[str, str], host: str, unit: str, targets: Sequence[st
     return "\n".join(lines)
 
 
+async def own_lines(unit: str, props: Mapping[str, str], cfg: Config) -> LastWords:
+    """The supervisor's own last lines from its last run (journal), scrubbed like any unit's."""
+    facts = ExitFacts(unit, props.get("Result", ""), invocation=props.get("InvocationID", ""))
+    limits = Limits(lines=cfg.causes.log_lines, width=cfg.causes.log_line_width, timeout_s=5.0)
+    return await LastWordsReader(lambda line: scrub_shapes(logs.redacted(line))).read(facts, limits)
+
+
 async def deliver(telegram: TelegramConfig, token: str, text: str, within_s: float) -> list[int]:
     """Send `text` to every chat, retrying while Telegram is unreachable; the chats missed."""
     # Imported here, as in delivery.py: only a configured Telegram pays for the library.
@@ -289,6 +306,8 @@ def run(config_path: Path | None, unit: str = UNIT, within_s: float = WITHIN_S) 
     logs.redact(token)
     log.info("sending the last word to %d chat(s) as %s says", len(telegram.chat_ids), source)
     text = message(props, socket.gethostname(), unit, [t.name for t in cfg.targets])
+    words = asyncio.run(own_lines(unit, props, cfg))
+    text = with_evidence(text, "", words.lines or (f"(no log lines: {words.unavailable})",))
     missed = asyncio.run(deliver(telegram, token, text, within_s))
     if missed:
         log.error("the last word did not reach chat(s) %s", ", ".join(map(str, missed)))
