@@ -70,7 +70,7 @@ class AlertService:
         self._changed = changed  # state worth saving changed
         self._set_note = set_note
         self._why = why  # a failure's cause and last lines, waited for briefly
-        self._waiting: set[asyncio.Task[None]] = set()  # alerts waiting for their cause
+        self._waiting: dict[asyncio.Task[None], Alert] = {}  # alerts waiting for their cause
         self._kicks: dict[int, asyncio.Event] = {}  # per chat: something new to send
         self._reconfigured = asyncio.Event()
         self._channel: TelegramChannel | None = None
@@ -99,8 +99,8 @@ class AlertService:
         for alert in alerts:
             if self._why is not None and alert.severity in _FAILING:
                 task = asyncio.get_running_loop().create_task(self._with_why(alert, self._why))
-                self._waiting.add(task)
-                task.add_done_callback(self._waiting.discard)
+                self._waiting[task] = alert
+                task.add_done_callback(lambda done: self._waiting.pop(done, None))
             else:
                 self._queue(alert, None)
 
@@ -111,6 +111,14 @@ class AlertService:
             log.exception("%s: the cause of the failure could not be added", alert.target)
             evidence = None
         self._queue(alert, evidence)
+
+    def settle(self) -> None:
+        """Queue at once every alert still waiting for its cause (before the final save)."""
+        waiting, self._waiting = self._waiting, {}
+        for task, alert in waiting.items():
+            if not task.done():  # done: it queued its alert already
+                task.cancel()
+                self._queue(alert, None)
 
     def _queue(self, alert: Alert, evidence: Evidence | None) -> None:
         # With alerts off nothing would ever deliver them: log only, queue nothing.

@@ -144,6 +144,7 @@ class Daemon:
     async def shutdown(self) -> None:
         """Save (a halt is not a clean stop) and close every connection."""
         p = self.parts
+        p.alerts.settle()  # an alert still waiting for its cause goes into the outbox without it
         p.keeper.save_now(running=self.exit_code != EXIT_OK, final=True)
         p.history.stopped(self.exit_code)
         p.stream.close()  # streams end now, not at the server's shutdown timeout

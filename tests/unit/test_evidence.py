@@ -139,3 +139,20 @@ async def test_a_cause_that_never_comes_does_not_hold_the_alert(fake: FakeBotApi
         (sent,) = await fake.wait_for_messages(1)
     assert "<pre>" not in str(sent["text"])
     assert str(sent["text"]).split("\n")[0].endswith("crasher on vm: failing")
+
+
+async def test_an_alert_waiting_for_its_cause_is_queued_at_shutdown(fake: FakeBotApi) -> None:
+    """settle() (before the final save) puts it in the outbox: a stop never loses it."""
+    never = asyncio.Event()
+
+    async def why(target: str, since: float) -> Evidence | None:
+        await never.wait()
+        return None
+
+    async with delivering(fake, why) as (service, _recorded):
+        service.publish([failing(FakeClock(float(int(time.time()))))])
+        assert len(service.outbox) == 0  # still waiting for the cause
+        service.settle()
+        assert len(service.outbox) == 1
+        (sent,) = await fake.wait_for_messages(1)
+    assert "crasher on vm: failing" in str(sent["text"])
