@@ -43,7 +43,6 @@ class Death:
     def document(self) -> dict[str, Any]:
         """As JSON (the `cause` and `log` of /events, /history and `supervisor why`)."""
         return {
-            "target": self.target,
             "unit": self.unit,
             "at": self.at,
             "cause": self.cause.document(),

@@ -1,0 +1,69 @@
+"""The whole daemon on a fake systemd: a death's cause reaches the alert, /events and /history.
+
+The fake gives what this host's systemd will not on demand (`Result=oom-kill`); the wiring
+from the bus to Telegram, the history and `supervisor why` is the daemon's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from devtools.fakes.telegram_api import FakeBotApi
+from supervisor.why import explain
+from tests.bus.test_daemon import NO_RECOVERY, alerts_toml, config, running, target, texts
+from tests.fakes.dbus_daemon import BusDaemon
+from tests.fakes.systemd_bus import FakeSystemd
+from tests.integration.harness import get_json
+
+GIB = 1024**3
+
+
+async def test_an_oom_kill_is_said_in_the_alert_events_and_history(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    async with FakeBotApi() as fake:
+        cfg = config(
+            tmp_path,
+            target("trader", NO_RECOVERY),
+            "[alerts]\nfailure_threshold = 1\n" + alerts_toml(fake),
+        )
+        async with running(bus, cfg) as run:
+            started = systemd.unit("trader.service")["ExecMainStartTimestamp"]
+            systemd.set_unit(
+                "trader.service", quiet=True, InvocationID=bytes(range(16)), MemoryMax=2 * GIB,
+                ExecMainExitTimestamp=started + 90_000_000,
+            )  # fmt: skip
+            systemd.set_unit(
+                "trader.service", ActiveState="failed", SubState="failed", Result="oom-kill",
+                MainPID=0, ExecMainCode=2, ExecMainStatus=9,
+            )  # fmt: skip
+            await fake.wait_for_messages(1, timeout=10)
+            first = texts(fake)[0].split("\n")[0]
+            assert "trader" in first
+            assert first.endswith(
+                "failing: killed by the kernel's OOM killer (MemoryMax 2.0 GiB) after 1 min 30 s"
+            )
+            url = f"http://127.0.0.1:{run.daemon.parts.http.port}"
+            _code, page = await asyncio.to_thread(get_json, f"{url}/events?target=trader")
+            death = next(e for e in page["events"] if e["kind"] == "unit" and "cause" in e["data"])
+            assert death["summary"].startswith("trader died: killed by the kernel's OOM killer")
+            assert death["data"]["cause"]["kind"] == "oom-kill"
+            assert death["data"]["invocation"] == bytes(range(16)).hex()
+            assert explain("trader", page["events"]).startswith(
+                "trader: killed by the kernel's OOM killer"
+            )
+
+            async def incident_cause() -> object:
+                _code, doc = await asyncio.to_thread(get_json, f"{url}/history/trader")
+                return (doc.get("incidents") or [{}])[0].get("cause")
+
+            found: list[object] = []
+
+            async def has_cause() -> None:
+                while not found:
+                    if cause := await incident_cause():
+                        found.append(cause)
+
+            await asyncio.wait_for(has_cause(), 10)
+            assert str(found[0]).startswith("killed by the kernel's OOM killer")
