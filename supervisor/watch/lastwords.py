@@ -33,7 +33,7 @@ class Limits:
     lines: int = 20
     width: int = 200  # characters per line
     total: int = 3000  # characters in all (fits a Telegram message with room to spare)
-    timeout_s: float = 0.4  # for the read itself; the alert's own wait is 0.5 s
+    timeout_s: float = 2.0  # the read itself; an alert waits for it at most 0.5 s (WAIT_S)
 
 
 class LastWordsReader:
