@@ -53,6 +53,7 @@ class ExitFacts:
     started_usec: int = 0  # ExecMainStartTimestamp, wall clock, microseconds
     exited_usec: int = 0  # ExecMainExitTimestamp
     n_restarts: int = 0
+    main_pid: int = 0  # ExecMainPID: the process that ran (its journal stream's _PID)
     invocation: str = ""  # InvocationID, hex: the journal's _SYSTEMD_INVOCATION_ID
     memory_bytes: int | None = None  # the last reading while it ran
     memory_max: int | None = None  # MemoryMax; None when unlimited
@@ -98,6 +99,7 @@ def facts_from(
         started_usec=number("ExecMainStartTimestamp"),
         exited_usec=number("ExecMainExitTimestamp"),
         n_restarts=number("NRestarts"),
+        main_pid=number("ExecMainPID"),
         invocation=invocation,
         memory_bytes=optional("MemoryCurrent"),
         memory_max=optional("MemoryMax"),

@@ -61,7 +61,7 @@ class LastWordsReader:
                 if output_file:
                     raw, source = await asyncio.to_thread(_tail, output_file), f"file {output_file}"
                 elif invocation:
-                    raw, source = await self._journal(invocation, limits.lines), "journal"
+                    raw, source = await self._journal(facts, limits.lines), "journal"
                 else:
                     return LastWords(unavailable="no invocation id: the journal cannot be asked")
         except TimeoutError:
@@ -75,14 +75,14 @@ class LastWordsReader:
             return LastWords(source=source, unavailable=f"nothing in the {source.split()[0]}")
         return LastWords(lines, source)
 
-    async def _journal(self, invocation: str, count: int) -> list[str]:
+    async def _journal(self, facts: ExitFacts, count: int) -> list[str]:
         proc = await asyncio.create_subprocess_exec(
             self._journalctl,
             "--no-pager",
             "--quiet",
             "--output=cat",
             f"--lines={count}",
-            f"_SYSTEMD_INVOCATION_ID={invocation}",
+            *journal_matches(facts),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -103,6 +103,21 @@ class LastWordsReader:
 
 class LogUnavailableError(Exception):
     """The log could not be read (the message says why, in one line)."""
+
+
+def journal_matches(facts: ExitFacts) -> list[str]:
+    """journalctl's matches for the run: its invocation id, or its main process since it began.
+
+    journald tags a unit's output with `_SYSTEMD_INVOCATION_ID` from the unit's cgroup; where
+    it cannot (a user manager that is not under user@.service, as on cgroup v1 hosts), the
+    stream still carries the trusted `_PID` of the process systemd started, so that PID since
+    the run's start is the same run.
+    """
+    matches = [f"_SYSTEMD_INVOCATION_ID={facts.invocation}"]
+    if facts.main_pid > 0 and facts.started_usec > 0:
+        since = f"--since=@{facts.started_usec // 1_000_000}"
+        matches = [since, *matches, "+", f"_PID={facts.main_pid}"]
+    return matches
 
 
 def _output_file(unit_files: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -135,7 +136,7 @@ async def test_exit_status_3_after_a_fatal_line_in_the_journal(
         await asyncio.to_thread(fifo.write_text, "go\n")
         text = await the_alert(fake)
         assert "exited with status 3 after" in text.split("\n")[0]
-        assert "FATAL lost connection to exchange</pre>" in text
+        assert "FATAL lost connection to exchange</pre>" in text, await _journal_fields()
         event = await death_event(run)
         assert event["data"]["log"]["source"] == "journal"
         assert event["data"]["log"]["lines"][-1] == "FATAL lost connection to exchange"
@@ -211,6 +212,24 @@ async def test_a_watchdog_that_is_never_fed_says_watchdog(
         text = await the_alert(fake)
         assert "killed by its watchdog" in text.split("\n")[0]
         assert (await death_event(run))["data"]["cause"]["kind"] == "watchdog"
+
+
+async def _journal_fields() -> str:
+    """What the journal holds of the last lines (for the message of a failed assertion)."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["journalctl", "--no-pager", "-o", "json", "-n", "3"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    keep = ("MESSAGE", "_PID", "_SYSTEMD_INVOCATION_ID", "_SYSTEMD_UNIT", "_SYSTEMD_USER_UNIT")
+    return "\n".join(
+        str({k: v for k, v in json.loads(line).items() if k in keep})
+        for line in done.stdout.splitlines()
+        if line.startswith("{")
+    )
 
 
 def _why(url: str) -> str:

@@ -16,7 +16,7 @@ from supervisor.probing.resources import ProcReader
 from supervisor.redaction import scrub_shapes
 from supervisor.watch.autopsy import WAIT_S, Autopsies, Death
 from supervisor.watch.cause import ExitFacts, Kind
-from supervisor.watch.lastwords import LastWordsReader, Limits
+from supervisor.watch.lastwords import LastWordsReader, Limits, journal_matches
 from supervisor.watch.systemd import Systemd
 from tests.clock import FakeClock
 
@@ -68,6 +68,19 @@ async def test_the_journal_by_invocation(tmp_path: Path) -> None:
     called = args.read_text()
     assert f"_SYSTEMD_INVOCATION_ID={INVOCATION}" in called
     assert "--lines=7" in called and "--output=cat" in called
+
+
+def test_the_journal_is_asked_by_invocation_or_by_the_main_pid_since_it_began() -> None:
+    # journald cannot always tag the invocation (a user manager outside user@.service);
+    # the stream's trusted _PID since the run began is the same run.
+    assert journal_matches(run(invocation=INVOCATION)) == [f"_SYSTEMD_INVOCATION_ID={INVOCATION}"]
+    facts = run(invocation=INVOCATION, main_pid=4242, started_usec=1_800_000_000_500_000)
+    assert journal_matches(facts) == [
+        "--since=@1800000000",
+        f"_SYSTEMD_INVOCATION_ID={INVOCATION}",
+        "+",
+        "_PID=4242",
+    ]
 
 
 async def test_unavailable_logs_say_why_in_one_line(tmp_path: Path) -> None:
