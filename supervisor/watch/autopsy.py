@@ -99,6 +99,8 @@ class Autopsies:
         if died(run.running, state.active_state.value, state.result):
             run.running = False
             self._start(target, state, run)
+        elif state.active_state is ActiveState.INACTIVE and state.result == "success":
+            run.running = False  # a clean stop: the next start is a new run
 
     def observe_memory(self, target: str, memory_bytes: float) -> None:
         """A memory reading taken while the target's unit ran (the resources probe's)."""

@@ -184,3 +184,24 @@ def test_oom_kills_from_the_cgroup(tmp_path: Path) -> None:
     assert reader.oom_kills("/gone.service") is None
     assert reader.oom_kills("/") is None
     assert os.sep == "/"
+
+
+async def test_a_clean_stop_ends_the_run_without_a_death(tmp_path: Path) -> None:
+    heard: list[Death] = []
+    autopsies = Autopsies(
+        Systemd("unix:path=/nonexistent", []),
+        reader=LastWordsReader(str),
+        procs=ProcReader(proc=tmp_path, cgroup_root=tmp_path),
+        clock=FakeClock(),
+        limits=Limits,
+        on_death=heard.append,
+    )
+    active = UnitState("trader.service", active_state=ActiveState.ACTIVE)
+    autopsies.unit_changed("trader", active)
+    autopsies.unit_changed("trader", replace(active, active_state=ActiveState.INACTIVE))
+    # A failed state read afterwards (e.g. re-read after a reconnect) is no death of a run.
+    autopsies.unit_changed(
+        "trader", replace(active, active_state=ActiveState.FAILED, result="exit-code")
+    )
+    assert not autopsies.reading("trader") and autopsies.latest("trader") is None
+    assert heard == []
