@@ -79,10 +79,10 @@ class Cause:
 _UNSET = 2**64 - 1  # systemd's "not set" / "infinity" for 64-bit figures
 
 
-def facts_from(
-    unit: str, invocation: str, service: Mapping[str, Any], unit_files: Sequence[str] = ()
-) -> ExitFacts:
-    """ExitFacts from the Service interface's properties (plain values, by D-Bus name)."""
+def facts_from(unit: str, about: Mapping[str, Any], service: Mapping[str, Any]) -> ExitFacts:
+    """ExitFacts from the Unit and Service interfaces' properties (plain values, by name)."""
+    invocation = bytes(about.get("InvocationID", b"")).hex()
+    unit_files = [str(about.get("FragmentPath", "")), *about.get("DropInPaths", [])]
 
     def number(name: str) -> int:
         return int(service.get(name, 0))
@@ -105,7 +105,7 @@ def facts_from(
         memory_max=optional("MemoryMax"),
         output_file=output_file(service),
         output_kind=str(service.get("StandardOutput", "")).partition(":")[0],
-        unit_files=tuple(f for f in unit_files if f),
+        unit_files=tuple(str(f) for f in unit_files if f),
     )
 
 

@@ -193,13 +193,11 @@ class Systemd:
     async def exit_facts(self, unit: str) -> ExitFacts:
         """What systemd says about the run that just ended (read at once when it dies)."""
         path = await self._unit_path(unit)
-        about = (await self._call(_props(path, "GetAll", "s", UNIT)))[0]
-        props = (await self._call(_props(path, "GetAll", "s", SERVICE)))[0]
-        plain = {name: value.value for name, value in props.items()}
-        invocation = bytes(about["InvocationID"].value).hex() if "InvocationID" in about else ""
-        files = [about[k].value for k in ("FragmentPath",) if k in about]
-        files += about["DropInPaths"].value if "DropInPaths" in about else []
-        return facts_from(unit, invocation, plain, files)
+        about, service = [
+            {k: v.value for k, v in (await self._call(_props(path, "GetAll", "s", i)))[0].items()}
+            for i in (UNIT, SERVICE)
+        ]
+        return facts_from(unit, about, service)
 
     async def _unit_path(self, unit: str) -> str:
         for path, name in self._paths.items():

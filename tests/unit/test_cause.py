@@ -113,7 +113,7 @@ def test_facts_from_service_properties() -> None:
         "StandardOutput": "append",
         "StandardOutputFileDescriptorName": "/var/log/trader.log",
     }
-    f = facts_from("trader.service", "ab12", props)
+    f = facts_from("trader.service", {"InvocationID": b"\xab\x12"}, props)
     assert (f.code, f.status, f.n_restarts, f.invocation) == (1, 3, 4, "ab12")
     assert f.memory_bytes is None and f.memory_max is None
     assert f.output_file == "/var/log/trader.log"

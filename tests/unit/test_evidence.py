@@ -23,6 +23,7 @@ from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
 from supervisor.alerts.text import LIMIT, units, with_evidence
 from supervisor.config import AlertsConfig
 from supervisor.history.events import Kind
+from supervisor.model import Hold
 from tests.clock import FakeClock
 
 CHAT = 111
@@ -93,6 +94,8 @@ async def delivering(fake: FakeBotApi, why: Why) -> AsyncIterator[tuple[AlertSer
         status=lambda: "",
         restart=lambda name: asyncio.sleep(0, ""),
         reset=lambda name: True,
+        hold=lambda name, for_s, reason, by: Hold(until=clock.time() + (for_s or 1800)),
+        release=lambda name, by: None,
     )
     service = AlertService(
         config, clock=clock, outbox=Outbox(), commands=commands, host="vm",
