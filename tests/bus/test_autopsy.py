@@ -7,7 +7,6 @@ stand-in `journalctl` executable.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.clock import FakeClock
 from tests.fakes.dbus_daemon import BusDaemon
 from tests.fakes.systemd_bus import FakeSystemd
 from tests.fakes.systemd_model import usec
+from tests.polling import until
 
 GIB = 1024**3
 INVOCATION = bytes(range(16))
@@ -128,19 +128,10 @@ async def test_the_alert_waits_at_most_half_a_second_for_a_hanging_journal(
 
 
 async def _reading(autopsies: Autopsies, timeout_s: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not autopsies.reading("trader"):
-        assert time.monotonic() < deadline, "no death was noticed"
-        await _tick()
+    await until(lambda: autopsies.reading("trader"), timeout_s, "a death noticed")
 
 
 async def _death(autopsies: Autopsies, timeout_s: float = 3.0) -> Death:
-    deadline = time.monotonic() + timeout_s
-    while (death := autopsies.latest("trader")) is None:
-        assert time.monotonic() < deadline, "the death was not read in time"
-        await _tick()
+    death = await until(lambda: autopsies.latest("trader"), timeout_s, "the death read")
+    assert death is not None
     return death
-
-
-async def _tick() -> None:
-    await asyncio.sleep(0.01)  # poll a condition with a deadline (the loop must run meanwhile)

@@ -15,6 +15,7 @@ from tests.bus.test_daemon import NO_RECOVERY, alerts_toml, config, running, tar
 from tests.fakes.dbus_daemon import BusDaemon
 from tests.fakes.systemd_bus import FakeSystemd
 from tests.integration.harness import get_json
+from tests.polling import until
 
 GIB = 1024**3
 
@@ -54,16 +55,9 @@ async def test_an_oom_kill_is_said_in_the_alert_events_and_history(
                 "trader: killed by the kernel's OOM killer"
             )
 
-            async def incident_cause() -> object:
-                _code, doc = await asyncio.to_thread(get_json, f"{url}/history/trader")
+            def incident_cause() -> object:
+                _code, doc = get_json(f"{url}/history/trader")
                 return (doc.get("incidents") or [{}])[0].get("cause")
 
-            found: list[object] = []
-
-            async def has_cause() -> None:
-                while not found:
-                    if cause := await incident_cause():
-                        found.append(cause)
-
-            await asyncio.wait_for(has_cause(), 10)
-            assert str(found[0]).startswith("killed by the kernel's OOM killer")
+            cause = await until(incident_cause, 10, "the incident's cause", in_thread=True)
+            assert str(cause).startswith("killed by the kernel's OOM killer")

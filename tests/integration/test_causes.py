@@ -25,7 +25,8 @@ from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 from devtools.sandbox.journal import Journald, JournalUnavailableError
 from supervisor.model import ActiveState
-from tests.integration.harness import Running, config, running, target_toml, until
+from tests.integration.harness import Running, config, get_json, running, target_toml
+from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
 CHAT = 111
@@ -100,21 +101,13 @@ async def the_alert(fake: FakeBotApi) -> str:
 
 
 async def death_event(run: Running) -> dict[str, Any]:
-    async def find() -> dict[str, Any] | None:
-        _code, page = await run.get("/events?target=crasher&kind=unit")
+    def find() -> dict[str, Any] | None:
+        _code, page = get_json(f"{run.url}/events?target=crasher&kind=unit")
         return next((e for e in page["events"] if "cause" in e["data"]), None)
 
-    found: list[dict[str, Any]] = []
-
-    async def poll() -> None:
-        while not found:
-            if (event := await find()) is not None:
-                found.append(event)
-            else:
-                await asyncio.sleep(0.05)  # polling /events with a deadline (below)
-
-    await asyncio.wait_for(poll(), 10)
-    return found[0]
+    found = await until(find, 10, "the death in /events", in_thread=True)
+    assert found is not None
+    return found
 
 
 def fatal_script(fifo: Path) -> str:
