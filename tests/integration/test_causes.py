@@ -92,7 +92,10 @@ async def seen_running(sandbox: Sandbox, run: Running) -> int:
         return state is not None and state.active_state is ActiveState.ACTIVE
 
     await until(seen, 10, "the daemon to see the unit running")
-    return sandbox.main_pid(UNIT)
+    pid = sandbox.main_pid(UNIT)
+    # Never 0 (or below): os.kill(0, ...) would signal this test run's own process group.
+    assert pid > 1, f"{UNIT} has no main process: {sandbox.show(UNIT, 'ActiveState', 'Result')}"
+    return pid
 
 
 async def the_alert(fake: FakeBotApi) -> str:
