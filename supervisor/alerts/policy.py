@@ -19,6 +19,10 @@ from supervisor.config import AlertsConfig
 from supervisor.model import Clock, Status, TargetHealth
 
 _HOUR = 3600.0
+# A unit with no probe has only systemd's word that it is up, and a start that fails shows
+# `active (running)` for a moment (DESIGN.md: active is not healthy): it is back only once it
+# has stayed active this long.
+SETTLE_S = 2.0
 __all__ = ["Alert", "AlertPolicy", "Incident", "Severity", "duration", "format_html"]
 
 
@@ -136,8 +140,8 @@ class AlertPolicy:
         if t.status is not Status.FAIL:
             if incident is None or t.status is Status.UNKNOWN:
                 return []  # unknown: neither a new failure nor a recovery
-            if not t.back:
-                return []  # activating, starting, stopped: not back yet
+            if not t.back or not self._settled(t, now):
+                return []  # activating, starting, stopped, or up only a moment: not back yet
             if any(p.status is Status.UNKNOWN for p in t.probes):
                 # Active again, but its probes have not judged the new process yet (a restart
                 # in a crash loop, or our own restart): "resolved" would be a guess.
@@ -244,6 +248,14 @@ class AlertPolicy:
         return until is not None
 
     # -- decisions -------------------------------------------------------------------------
+
+    @staticmethod
+    def _settled(t: TargetHealth, now: float) -> bool:
+        """Probes judge a target with probes; a unit with none must have stayed up a while."""
+        unit = t.unit_state
+        if t.probes or unit is None or not unit.state_change_usec:
+            return True
+        return now - unit.state_change_usec / 1e6 >= SETTLE_S
 
     def _rounds(self, t: TargetHealth, now: float) -> int:
         # A unit that stays dead emits no more events; count rounds by time as well.

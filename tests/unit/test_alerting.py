@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.alerts.policy import AlertPolicy, Severity, duration, format_html
+from supervisor.alerts.policy import SETTLE_S, AlertPolicy, Severity, duration, format_html
 from supervisor.config import AlertsConfig
 from supervisor.model import ActiveState, ProbeView, Status, TargetHealth, UnitState
 from tests.clock import FakeClock
@@ -298,3 +298,19 @@ def test_no_resolved_notice_before_the_probes_have_judged_the_new_process(
     assert p.observe(active, gave_up=False) == []
     judged = replace(active, probes=(replace(unjudged, status=Status.PASS, output="http 200"),))
     assert [a.severity for a in p.observe(judged, gave_up=False)] == [Severity.RESOLVED]
+
+
+def test_a_unit_with_no_probe_is_back_only_once_it_stayed_up(clock: FakeClock) -> None:
+    # A start that fails shows `active (running)` for a moment: with no probe to judge it,
+    # "resolved" waits until the unit has stayed active for SETTLE_S.
+    p = policy(clock, failure_threshold=1)
+    assert p.observe(target(clock), gave_up=False)
+    up = target(clock, status=Status.PASS, failures=0)
+    assert up.unit_state is not None
+    entered = replace(up.unit_state, state_change_usec=int(clock.time() * 1e6))
+    just_up = replace(up, unit_state=entered)
+    assert p.observe(just_up, gave_up=False) == []
+    clock.advance(SETTLE_S - 0.1)
+    assert p.observe(just_up, gave_up=False) == []
+    clock.advance(0.2)
+    assert [a.severity for a in p.observe(just_up, gave_up=False)] == [Severity.RESOLVED]
