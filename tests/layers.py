@@ -92,7 +92,7 @@ ROOMS: dict[str, Room] = {
     ),
     "api": Room(
         uses="shared guard history",
-        pure="api.render api.attempts api.tally",
+        pure="api.render api.attempts api.tally api.quiet",
         edges="api.server api.transport api.metrics api.history api.stream api.page api.control",
     ),
     "ops": Room(

@@ -33,13 +33,9 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-log = logging.getLogger(__name__)
+from supervisor.api.quiet import Tally
 
-# Sent to a connection over the cap before it is closed: no parsing, no handler, no task.
-_FULL = (
-    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
-    b"Content-Type: text/plain\r\nContent-Length: 26\r\n\r\ntoo many open connections\n"
-)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +48,17 @@ class HttpSettings:
     max_connections: int = 64
 
 
+# Sent to a connection over the cap: no parsing, no handler, no task.
+FULL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 26\r\n\r\ntoo many open connections\n"
+)
+LINGER_S = 1.0  # a refused connection waits this long at most for its client to close
+LINGER_MAX = 256  # refused connections waiting at once (the listen backlog)
 RESERVE_MAX = 8  # slots kept for short GETs (at most a quarter of max_connections)
 RESERVE_IDLE_S = 1.0  # a reserve connection without a request this long is closed
 _SHORT_GET = re.compile(rb"GET /(health|metrics)[ /?]")
 _SHORT_GET_LEN = len(b"GET /metrics ")
-TALLY_WINDOW_S = 60.0
-
-
-class Tally:
-    """One line per category per window, then the count of those held back. Pure."""
-
-    def __init__(self, clock: Callable[[], float], window_s: float = TALLY_WINDOW_S) -> None:
-        self._clock = clock
-        self.window_s = window_s
-        self._seen: dict[str, tuple[float, int]] = {}
-
-    def note(self, category: str) -> int | None:
-        """None to stay quiet; else the number held back since the last line (say it now)."""
-        now = self._clock()
-        first, held = self._seen.get(category, (0.0, -1))
-        if held >= 0 and now - first < self.window_s:
-            self._seen[category] = (first, held + 1)
-            return None
-        self._seen[category] = (now, 0)
-        return max(0, held)
 
 
 class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
@@ -227,7 +210,7 @@ class _Counted(asyncio.Protocol):
         """Told the server is full, and closed."""
         self._evicted = True
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_FULL)
+            self.transport.write(FULL)
             self.transport.close()
 
     def _arm(self) -> None:
@@ -255,16 +238,41 @@ class _Counted(asyncio.Protocol):
 
 
 class _Refused(asyncio.Protocol):
-    """A connection over the cap: told why and closed at once, its descriptor freed."""
+    """A connection over the cap: told why, its sending side shut, closed once the client is.
+
+    A plain close of a socket whose request was never read makes the kernel answer with a
+    reset, and a client that had not read our 503 yet saw "connection reset by peer", not the
+    reason (hundreds did in a 1,100-connection flood). So, as web servers linger on close, what
+    the client still sends is read and dropped until it closes or `LINGER_S` passes. At most
+    `LINGER_MAX` (one accept burst) wait at once; past that a refusal closes at once.
+    """
 
     def __init__(self, site: _CappedSite) -> None:
         self._site = site
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._site.activity()
         assert isinstance(transport, asyncio.Transport)
-        transport.write(_FULL)
-        transport.close()
+        transport.write(FULL)
+        if self._site.lingering >= LINGER_MAX or not transport.can_write_eof():
+            transport.close()
+            return
+        self._site.lingering += 1
+        transport.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        self._site.activity()  # dropped: unread bytes would turn the close into a reset
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: the transport closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._site.lingering -= 1
 
 
 class _CappedSite(web.BaseSite):
@@ -290,6 +298,7 @@ class _CappedSite(web.BaseSite):
         self._reserve = min(RESERVE_MAX, settings.max_connections // 4)
         self._in_reserve: list[_Counted] = []  # oldest first
         self._refusing = False
+        self.lingering = 0  # refused connections waiting for their client to close
 
     @property
     def name(self) -> str:

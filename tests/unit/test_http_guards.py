@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from supervisor.api.attempts import KeyAttempts
 from supervisor.api.metrics import Metrics
 from supervisor.api.server import HealthApp, host_allowed, served_hosts
-from supervisor.api.transport import HttpServer, HttpSettings
+from supervisor.api.transport import FULL, HttpServer, HttpSettings
 from supervisor.guard.throttle import Throttle
 from supervisor.model import ActiveState, UnitState
 from supervisor.watch.health import HealthModel
@@ -263,3 +264,28 @@ async def test_connections_over_the_cap_are_closed_at_once(server: HttpServer) -
     await until(lambda: server.connections < 2, 5, "the server to see the close")
     assert status_of(await raw(server.port, get)) == 200
     held[1][1].close()
+
+
+def read_to_the_end(sock: socket.socket) -> bytes:
+    """Everything until the server's end of stream (a reset raises ConnectionResetError)."""
+    sock.settimeout(5)
+    got = b""
+    while chunk := sock.recv(4096):
+        got += chunk
+    return got
+
+
+async def test_a_refused_client_reads_why_and_the_end_never_a_reset(server: HttpServer) -> None:
+    get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+    for reader, writer in held:
+        writer.write(get)
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    # Connected and sent while the server's loop is busy (these calls block it): the request
+    # is already in when the refusal is made, so a plain close would answer with a reset.
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(get)
+        reply = await asyncio.to_thread(read_to_the_end, sock)
+    assert reply == FULL
+    for _reader, writer in held:
+        writer.close()
