@@ -225,8 +225,9 @@ async def test_a_starter_that_never_passes_is_restarted_when_its_grace_ends_then
         issued: list[float] = []
 
         def heard(event: Event) -> None:
-            restart = event.kind is Kind.RECOVERY and event.target == "dashboard"
-            if restart and "result" not in event.data:
+            data = event.data
+            restart = event.kind is Kind.RECOVERY and "restart" in str(data.get("action"))
+            if restart and event.target == "dashboard" and "result" not in data:
                 issued.append(event.time)
 
         unsubscribe = run.daemon.parts.history.subscribe(heard)
