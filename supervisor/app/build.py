@@ -26,9 +26,11 @@ from supervisor.api.page import StatusPage
 from supervisor.api.server import HealthApp, Routes, served_hosts
 from supervisor.api.stream import EventStream
 from supervisor.api.transport import HttpServer, HttpSettings
+from supervisor.app.dispatch import Dispatcher
 from supervisor.app.fleet import Fleet, build_fleet
 from supervisor.app.holding import HoldDesk
 from supervisor.app.persist import StateKeeper
+from supervisor.app.subscribers import to_alert_notes, to_history, to_journal, to_metrics
 from supervisor.app.supervision import Supervision
 from supervisor.config import Config
 from supervisor.errors import EXIT_MEMORY_HARD_LIMIT
@@ -36,6 +38,7 @@ from supervisor.guard.breaker import Breaker
 from supervisor.guard.load import HostLoad, SelfSampler
 from supervisor.guard.sentry import GuardHooks, Sentry
 from supervisor.guard.throttle import Throttle
+from supervisor.happenings import BreakerChanged, BusConnected, Happening
 from supervisor.history import report
 from supervisor.history.events import Kind
 from supervisor.history.recorder import Recorder
@@ -101,6 +104,7 @@ class Parts:
     desk: HoldDesk
     control: ControlServer
     autopsies: Autopsies
+    dispatcher: Dispatcher
 
     def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
         """The fleet for `config`, keeping what `previous` knew."""
@@ -108,11 +112,9 @@ class Parts:
             config,
             clock=self.clock,
             systemd=self.systemd,
-            metrics=self.metrics,
             probing=self.probing,
             rng=self.rng,
-            on_action=self.policy.note_action,
-            events=self.history,
+            emit=self.dispatcher.emit,
             previous=previous,
         )
 
@@ -213,15 +215,13 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     def observe_load(host: HostLoad) -> None:
         metrics.observe_load(host.cpu_percent, host.memory_percent)
 
+    dispatcher = _dispatcher(
+        now, metrics=metrics, history=history, policy=policy, alerts=alerts, hooks=hooks
+    )
+
     def breaker_changed(breaker: Breaker) -> None:
-        metrics.observe_breaker(breaker.open, breaker.trips)
-        now.fleet.model.set_note("breaker", breaker.describe() if breaker.open else None)
-        closed = "breaker closed: host load back under the resume thresholds"
-        history.record(
-            Kind.BREAKER, breaker.describe() if breaker.open else closed, open=breaker.open
-        )
-        alerts.publish(policy.observe_breaker(breaker.open, breaker.reason))
-        hooks.wake.set()
+        changed = BreakerChanged(breaker.open, breaker.trips, breaker.describe(), breaker.reason)
+        dispatcher.emit(changed)
 
     def over_limit() -> None:
         hooks.halt(EXIT_MEMORY_HARD_LIMIT)
@@ -233,11 +233,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     guard = GuardHooks(observe_load, breaker_changed, over_limit, throttle_changed)
     sentry = Sentry(clock, sampler, throttle, guard)
 
-    def bus_back() -> None:
-        now.fleet.model.set_note("bus", None)
-        history.record(Kind.BUS, "connected to the user bus")
-
-    link = BusLink(systemd, hooks.listener, bus_back)
+    link = BusLink(systemd, hooks.listener, lambda: dispatcher.emit(BusConnected()))
     notifier = Notifier(env)
     supervision = Supervision(
         fleet=lambda: now.fleet,
@@ -261,6 +257,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
         history, stream, desk, ControlServer(config.state_dir / CONTROL_FILE, desk.handle),
         autopsies,
+        dispatcher,
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
@@ -300,6 +297,35 @@ def _autopsies(clock: Clock, now: Current, systemd: Systemd, history: Recorder) 
     return Autopsies(
         systemd, reader=reader, procs=ProcReader(), clock=clock, limits=limits, on_death=died
     )
+
+
+def _dispatcher(
+    now: Current,
+    *,
+    metrics: Metrics,
+    history: Recorder,
+    policy: AlertPolicy,
+    alerts: AlertService,
+    hooks: Hooks,
+) -> Dispatcher:
+    """The one dispatcher, with every destination of the parts' events subscribed."""
+    dispatcher = Dispatcher()
+    for subscriber in (to_metrics(metrics), to_journal, to_history(history)):
+        dispatcher.subscribe(subscriber)
+    dispatcher.subscribe(to_alert_notes(policy.note_action))
+
+    def to_daemon(event: Happening) -> None:
+        """The notes /health shows, the breaker's incident, and a pass soon."""
+        match event:
+            case BreakerChanged(is_open, _trips, description, reason):
+                now.fleet.model.set_note("breaker", description if is_open else None)
+                alerts.publish(policy.observe_breaker(is_open, reason))
+                hooks.wake.set()
+            case BusConnected():
+                now.fleet.model.set_note("bus", None)
+
+    dispatcher.subscribe(to_daemon)
+    return dispatcher
 
 
 def _history(config: Config, clock: Clock, now: Current) -> Recorder:

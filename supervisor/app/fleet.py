@@ -6,12 +6,10 @@ Rebuilt on reload; a `previous` fleet hands over what must survive it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from supervisor.api.metrics import Metrics
 from supervisor.config import Config
-from supervisor.history.events import EventSink
+from supervisor.happenings import Emit
 from supervisor.model import Clock
 from supervisor.probing import runner
 from supervisor.recovery.executor import Repairer
@@ -34,11 +32,9 @@ def build_fleet(
     *,
     clock: Clock,
     systemd: Systemd,
-    metrics: Metrics,
     probing: runner.ProbeContext,
     rng: random.Random,
-    on_action: Callable[[str, str], None],
-    events: EventSink,
+    emit: Emit,
     previous: Fleet | None = None,
 ) -> Fleet:
     """Build the fleet for `config` (no I/O: nothing runs until the daemon starts it)."""
@@ -53,11 +49,9 @@ def build_fleet(
         clock=clock,
         model=model,
         systemd=systemd,
-        metrics=metrics,
         wake=probing.wake,
+        emit=emit,
         previous=previous.repairer if previous else None,
-        on_action=on_action,
-        events=events,
     )
     runs = runner.plan(config, model, probing, rng, previous.runs if previous else ())
     return Fleet(model, runs, repairer)

@@ -1,7 +1,8 @@
 """Carries out what the recovery policy decides: restart, free a port, give up loudly.
 
-Part of the composition layer (like daemon.py): it joins the policy to the adapters
-(systemd, ports) and reports to the model and metrics. One action per target at a time.
+It joins the policy to the adapters (systemd, ports, the cure command) and says what it did
+as typed events (`supervisor.happenings`); it knows no destination: history, metrics, logs
+and the alert policy subscribe in the composition layer. One action per target at a time.
 """
 
 from __future__ import annotations
@@ -10,13 +11,28 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor.api.metrics import Metrics
 from supervisor.config import OUTPUT_MAX_BYTES, Config, TargetConfig
 from supervisor.errors import BusError
-from supervisor.history.events import Discard, EventSink, Kind
+from supervisor.happenings import (
+    CureRan,
+    CureStarting,
+    Emit,
+    JobResult,
+    ManualRestart,
+    Outcome,
+    PortFreed,
+    PortRefused,
+    RecoveryFinished,
+    RecoveryGaveUp,
+    RecoveryReset,
+    RecoveryStarted,
+    Repair,
+    Step,
+)
 from supervisor.model import Clock
 from supervisor.probing.command import minimal_env, run_command
 from supervisor.recovery import ports
@@ -25,6 +41,24 @@ from supervisor.watch.health import HealthModel
 from supervisor.watch.systemd import Systemd
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Attempt:
+    """How far one attempt went and how it ended (DRY_RUN until something else is known)."""
+
+    repair: Repair
+    outcome: Outcome = Outcome.DRY_RUN
+    exit_code: int | None = None
+    error: str = ""
+
+
+def job_result(words: str) -> JobResult:
+    """systemd's job result as our type (one it has not documented is INVALID)."""
+    try:
+        return JobResult(words)
+    except ValueError:
+        return JobResult.INVALID
 
 
 class Repairer:
@@ -37,17 +71,14 @@ class Repairer:
         clock: Clock,
         model: HealthModel,
         systemd: Systemd,
-        metrics: Metrics,
         wake: Callable[[], None],
+        emit: Emit,
         previous: Repairer | None = None,
-        on_action: Callable[[str, str], None] | None = None,
-        events: EventSink | None = None,
     ) -> None:
         self._config = config
-        self._events: EventSink = events or Discard()
+        self._emit = emit
         self._model = model
         self._systemd = systemd
-        self._metrics = metrics
         self._wake = wake
         self._dry_run = config.dry_run
         old = previous.policies if previous else {}
@@ -59,7 +90,6 @@ class Repairer:
             for t in config.targets
         }
         self._tasks: set[asyncio.Task[None]] = set()
-        self._on_action = on_action or (lambda _target, _words: None)
         self._manual_at: dict[str, float] = {}
         self._clock = clock
 
@@ -73,21 +103,10 @@ class Repairer:
                 self._start(target, policy, decision)
             elif decision.action is Action.GIVE_UP:
                 policy.give_up()
-                log.error(
-                    "giving up on %s (%s): %s; next try %s",
-                    target.name,
-                    target.unit,
-                    decision.reason,
-                    policy.describe(),
+                gave_up = RecoveryGaveUp(
+                    target.name, target.unit, decision.reason, policy.describe()
                 )
-                self._metrics.observe_recovery(target.name, "give-up", "gave-up")
-                self._events.record(
-                    Kind.RECOVERY,
-                    f"gave up on {target.name}: {decision.reason}; next try {policy.describe()}",
-                    target.name,
-                    action="give-up",
-                    reason=decision.reason,
-                )
+                self._emit(gave_up)
             elif decision.action is Action.WAIT and decision.wait_s > 0:
                 soonest = decision.wait_s if soonest is None else min(soonest, decision.wait_s)
             self._model.set_recovery(target.name, policy.describe(decision))
@@ -100,10 +119,7 @@ class Repairer:
             return False
         policy.reset()
         self._model.set_blocker(name, None)
-        log.warning("recovery state of %s reset by request", name)
-        self._events.record(
-            Kind.RECOVERY, f"recovery of {name} reset by request", name, action="reset"
-        )
+        self._emit(RecoveryReset(name))
         self._wake()
         return True
 
@@ -141,23 +157,16 @@ class Repairer:
         if last is not None and now - last < min_interval_s:
             return f"{name} was restarted {now - last:.0f} s ago; try again in a minute"
         self._manual_at[name] = now
-        log.warning("restarting %s (%s) on request", name, target.unit)
-        self._events.record(Kind.RECOVERY, f"restart {name} on request", name, action="manual")
+        self._emit(ManualRestart(name, target.unit))
         try:
-            result = await self._systemd.restart(target.unit, target.recovery.job_timeout_s)
+            job = job_result(
+                await self._systemd.restart(target.unit, target.recovery.job_timeout_s)
+            )
+            done = ManualRestart(name, target.unit, Outcome.of(job))
         except BusError as exc:
-            result = f"failed: {exc}"
-        self._metrics.observe_recovery(name, "manual-restart", result.split(":")[0])
-        self._events.record(
-            Kind.RECOVERY,
-            f"restart {name} on request: {result}",
-            name,
-            action="manual",
-            result=result,
-        )
-        if result == "done":
-            self._on_action(name, "restarted on request")
-        return f"restart {name}: {result}"
+            done = ManualRestart(name, target.unit, Outcome.FAILED, error=str(exc))
+        self._emit(done)
+        return f"restart {name}: {done.result}"
 
     async def close(self) -> None:
         """Cancel actions under way (shutdown)."""
@@ -172,69 +181,55 @@ class Repairer:
         task.add_done_callback(self._tasks.discard)
 
     async def _act(self, target: TargetConfig, policy: Recovery, decision: Decision) -> None:
-        action = decision.action.value
-        where = f"{target.name} (attempt {decision.attempt}/{decision.max_attempts})"
-        result = "dry-run"
+        """One attempt: the cure, freeing the ports, the job; always says how it ended."""
+        attempt = _Attempt(Repair((Step(decision.action.value),)))
         try:
-            if self._dry_run:
-                log.warning("dry run: would %s %s: %s", action, where, decision.reason)
-                return
-            if "run" in target.recovery.actions:
-                log.warning("running the cure for %s: %s", where, decision.reason)
-                result = await self._run_cure(target)
-                if decision.action is Action.RUN:
-                    return
-                action = f"run+{action}"  # the restart follows whatever the command did
-            if "free-port" in target.recovery.actions and target.ports:
-                blocked = await self._free_ports(target)
-                if blocked:
-                    result = "blocked"
-                    return
-                action = f"free-port+{action}"
-            log.warning("%s %s: %s", action, where, decision.reason)
-            self._events.record(
-                Kind.RECOVERY,
-                f"{action} {where}: {decision.reason}",
-                target.name,
-                action=action,
-                attempt=decision.attempt,
-                maxAttempts=decision.max_attempts,
-            )
-            result = await self._run_job(target, decision)
-            if result == "done":
-                self._on_action(
-                    target.name,
-                    "restarted" if "free-port" not in action else "port freed and restarted",
-                )
-            log.log(
-                logging.INFO if result == "done" else logging.ERROR,
-                "%s %s: job %s",
-                action,
-                target.name,
-                result,
-            )
+            await self._attempt(target, decision, attempt)
         except BusError as exc:
-            result = "bus-error"
-            log.error("%s %s failed: %s", action, target.name, exc)
+            attempt.outcome, attempt.error = Outcome.BUS_ERROR, str(exc)
         except Exception:  # recorded as what it is, never as a dry run; supervision goes on
-            result = "error"
-            log.exception("%s %s failed unexpectedly", action, target.name)
+            attempt.outcome = Outcome.ERROR
+            log.exception("%s %s failed unexpectedly", attempt.repair.label, target.name)
         finally:
-            policy.end(restarted=result == "done")
-            self._events.record(
-                Kind.RECOVERY,
-                f"{action} {where}: {result}",
-                target.name,
-                action=action,
-                result=result,
-                attempt=decision.attempt,
+            policy.end(restarted=attempt.outcome is Outcome.DONE)
+            self._emit(
+                RecoveryFinished(
+                    target.name,
+                    attempt.repair,
+                    attempt.outcome,
+                    decision.attempt,
+                    decision.max_attempts,
+                    exit_code=attempt.exit_code,
+                    error=attempt.error,
+                )
             )
-            self._metrics.observe_recovery(target.name, action, result)
             self._model.set_recovery(target.name, policy.describe())
             self._wake()
 
-    async def _run_cure(self, target: TargetConfig) -> str:
-        """Run the target's `run` command like an exec probe; "done" when it exits 0."""
+    async def _attempt(self, target: TargetConfig, decision: Decision, attempt: _Attempt) -> None:
+        """The steps of one attempt, noting in `attempt` how far it went and how it ended."""
+        name, why = target.name, decision.reason
+        tries = (decision.attempt, decision.max_attempts)
+        if self._dry_run:
+            self._emit(RecoveryStarted(name, attempt.repair, *tries, why, dry_run=True))
+            return
+        if Step.RUN.value in target.recovery.actions:
+            self._emit(CureStarting(name, *tries, why))
+            cure = await self._run_cure(target)
+            if decision.action is Action.RUN:
+                attempt.outcome, attempt.exit_code = cure.outcome, cure.exit_code
+                return
+            attempt.repair = attempt.repair.then(Step.RUN)  # the restart follows the command
+        if Step.FREE_PORT.value in target.recovery.actions and target.ports:
+            if await self._free_ports(target):
+                attempt.outcome = Outcome.BLOCKED
+                return
+            attempt.repair = attempt.repair.then(Step.FREE_PORT)
+        self._emit(RecoveryStarted(name, attempt.repair, *tries, why))
+        attempt.outcome = Outcome.of(await self._run_job(target, decision))
+
+    async def _run_cure(self, target: TargetConfig) -> CureRan:
+        """Run the target's `run` command like an exec probe; DONE when it exits 0."""
         cfg = target.recovery
         assert cfg.run is not None  # the config requires it with the "run" action
         program = cfg.run[0]
@@ -247,24 +242,25 @@ class Repairer:
                 max_bytes=OUTPUT_MAX_BYTES,
             )
         except OSError as exc:
-            log.error("cannot run %s for %s: %s", program, target.name, exc.strerror or exc)
-            return "cannot-run"
+            why = str(exc.strerror or exc)
+            cure = CureRan(target.name, program, Outcome.CANNOT_RUN, None, why)
+            self._emit(cure)
+            return cure
         said = " | ".join(line for line in (done.stdout + done.stderr).splitlines() if line)
         if done.timed_out:
-            result = "timeout"
+            cure = CureRan(target.name, program, Outcome.TIMEOUT, None, said)
         else:
-            result = "done" if done.exit_code == 0 else f"failed (exit {done.exit_code})"
-        level = logging.INFO if result == "done" else logging.ERROR
-        log.log(level, "ran %s for %s: %s; output: %s", program, target.name, result, said or "-")
-        self._on_action(target.name, f"ran {Path(program).name}: {result}")
-        return result
+            outcome = Outcome.DONE if done.exit_code == 0 else Outcome.FAILED
+            cure = CureRan(target.name, program, outcome, done.exit_code, said)
+        self._emit(cure)
+        return cure
 
-    async def _run_job(self, target: TargetConfig, decision: Decision) -> str:
+    async def _run_job(self, target: TargetConfig, decision: Decision) -> JobResult:
         assert target.unit is not None  # host targets only run commands
         timeout = target.recovery.job_timeout_s
         if decision.action is Action.RESET_START:
-            return await self._systemd.reset_and_start(target.unit, timeout)
-        return await self._systemd.restart(target.unit, timeout)
+            return job_result(await self._systemd.reset_and_start(target.unit, timeout))
+        return job_result(await self._systemd.restart(target.unit, timeout))
 
     async def _free_ports(self, target: TargetConfig) -> bool:
         """Kill orphans holding the target's ports; True if a safety rule forbade one."""
@@ -275,34 +271,19 @@ class Repairer:
                 reason = self._judge(holder, target)
                 if reason is None:
                     outcome = await ports.terminate(holder, self._recheck(holder, target, port))
-                    log.warning(
-                        "freed port %d for %s: %s: %s",
-                        port,
-                        target.name,
-                        holder.describe(),
-                        outcome,
-                    )
-                    self._metrics.observe_recovery(target.name, "free-port", "killed")
-                    self._events.record(
-                        Kind.RECOVERY,
-                        f"freed port {port} for {target.name}: {holder.describe()}: {outcome}",
-                        target.name,
-                        action="free-port",
-                        pid=holder.pid,
-                        cmdline=holder.cmdline,
-                        user=holder.user,
-                        result=outcome,
+                    self._emit(
+                        PortFreed(
+                            target.name,
+                            port,
+                            holder.describe(),
+                            holder.pid,
+                            holder.cmdline,
+                            holder.user,
+                            outcome,
+                        )
                     )
                 elif target.unit not in holder.cgroup.split("/"):
-                    log.error("not freeing port %d for %s: %s", port, target.name, reason)
-                    self._events.record(
-                        Kind.RECOVERY,
-                        f"refused to free port {port} for {target.name}: {reason}",
-                        target.name,
-                        action="free-port",
-                        result="refused",
-                        rule=reason,
-                    )
+                    self._emit(PortRefused(target.name, port, reason))
                     forbidden.append(f"port {port} held by {reason}")
         self._model.set_blocker(target.name, "; ".join(forbidden) or None)
         return bool(forbidden)

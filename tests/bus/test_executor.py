@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from supervisor.api.metrics import Metrics
+from supervisor.app.dispatch import Dispatcher
+from supervisor.app.subscribers import to_alert_notes, to_metrics
 from supervisor.config import Config
 from supervisor.model import SelfStats, Status, UnitState
 from supervisor.recovery.executor import Repairer
@@ -37,14 +39,17 @@ class Supervised:
         self.actions: list[tuple[str, str]] = []
         self.woken = asyncio.Event()
         self._heard = asyncio.Event()
+        # The daemon's own subscribers, on a dispatcher of this test's (as build wires them).
+        events = Dispatcher()
+        events.subscribe(to_metrics(self.metrics))
+        events.subscribe(to_alert_notes(lambda target, words: self.actions.append((target, words))))
         self.repairer = Repairer(
             config,
             clock=clock,
             model=self.model,
             systemd=front,
-            metrics=self.metrics,
             wake=self.woken.set,
-            on_action=lambda target, words: self.actions.append((target, words)),
+            emit=events.emit,
         )
 
     def unit_changed(self, state: UnitState) -> None:

@@ -1,0 +1,173 @@
+"""The destinations of typed events: history, metrics, the journal, the alert policy.
+
+Each is a function from an event to what its destination wants, subscribed to the one
+dispatcher by `build`. A producer (the recovery executor, the breaker) never names them; a
+new destination is one more function here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import Any
+
+from supervisor.api.metrics import Metrics
+from supervisor.happenings import (
+    BreakerChanged,
+    BusConnected,
+    CureRan,
+    CureStarting,
+    Happening,
+    ManualRestart,
+    Outcome,
+    PortFreed,
+    PortRefused,
+    RecoveryFinished,
+    RecoveryGaveUp,
+    RecoveryReset,
+    RecoveryStarted,
+    Step,
+)
+from supervisor.history.events import EventSink, Kind
+
+# What recovery did keeps the logger name it always had: journal filters and the chaos run
+# read it by that name.
+log = logging.getLogger("supervisor.recovery.executor")
+
+BREAKER_CLOSED = "breaker closed: host load back under the resume thresholds"
+Record = tuple[Kind, str, str | None, dict[str, Any]]
+
+
+def _where(target: str, attempt: int, most: int) -> str:
+    return f"{target} (attempt {attempt}/{most})"
+
+
+def history_record(event: Happening) -> Record | None:
+    """What history keeps of an event: kind, words, target and details (None: nothing)."""
+    match event:
+        case RecoveryStarted(target, repair, attempt, most, reason, dry_run=False):
+            words = f"{repair.label} {_where(target, attempt, most)}: {reason}"
+            data = {"action": repair.label, "attempt": attempt, "maxAttempts": most}
+            return Kind.RECOVERY, words, target, data
+        case RecoveryFinished(target=target, repair=repair, attempt=attempt):
+            words = f"{repair.label} {_where(target, attempt, event.max_attempts)}: {event.result}"
+            data = {"action": repair.label, "result": event.result, "attempt": attempt}
+            return Kind.RECOVERY, words, target, data
+        case RecoveryGaveUp(target, _unit, reason, next_try):
+            words = f"gave up on {target}: {reason}; next try {next_try}"
+            return Kind.RECOVERY, words, target, {"action": "give-up", "reason": reason}
+        case RecoveryReset(target):
+            return (
+                Kind.RECOVERY,
+                f"recovery of {target} reset by request",
+                target,
+                {"action": "reset"},
+            )
+        case ManualRestart(target, _unit, None):
+            return Kind.RECOVERY, f"restart {target} on request", target, {"action": "manual"}
+        case ManualRestart(target):
+            words = f"restart {target} on request: {event.result}"
+            return Kind.RECOVERY, words, target, {"action": "manual", "result": event.result}
+        case PortFreed(target, port, holder, pid, cmdline, user, outcome):
+            words = f"freed port {port} for {target}: {holder}: {outcome}"
+            data = {"action": "free-port", "pid": pid, "cmdline": cmdline, "user": user}
+            return Kind.RECOVERY, words, target, data | {"result": outcome}
+        case PortRefused(target, port, rule):
+            words = f"refused to free port {port} for {target}: {rule}"
+            data = {"action": "free-port", "result": "refused", "rule": rule}
+            return Kind.RECOVERY, words, target, data
+        case BreakerChanged(is_open, _trips, description, _reason):
+            return Kind.BREAKER, description if is_open else BREAKER_CLOSED, None, {"open": is_open}
+        case BusConnected():
+            return Kind.BUS, "connected to the user bus", None, {}
+    return None
+
+
+def to_history(sink: EventSink) -> Callable[[Happening], None]:
+    """Record each event history keeps."""
+
+    def hear(event: Happening) -> None:
+        if (found := history_record(event)) is not None:
+            kind, words, target, data = found
+            sink.record(kind, words, target, **data)
+
+    return hear
+
+
+def to_metrics(metrics: Metrics) -> Callable[[Happening], None]:
+    """Count recovery actions and keep the breaker's state."""
+
+    def hear(event: Happening) -> None:
+        match event:
+            case RecoveryFinished(target=target, repair=repair, outcome=outcome):
+                metrics.observe_recovery(target, repair.label, outcome.value)
+            case RecoveryGaveUp(target=target):
+                metrics.observe_recovery(target, Step.GIVE_UP.value, Outcome.GAVE_UP.value)
+            case PortFreed(target=target):
+                metrics.observe_recovery(target, Step.FREE_PORT.value, Outcome.KILLED.value)
+            case ManualRestart(target=target, outcome=Outcome() as outcome):
+                metrics.observe_recovery(target, Step.MANUAL_RESTART.value, outcome.value)
+            case BreakerChanged(open=is_open, trips=trips):
+                metrics.observe_breaker(is_open, trips)
+
+    return hear
+
+
+def to_journal(event: Happening) -> None:
+    """Log what recovery does, naming the target and the action."""
+    match event:
+        case RecoveryGaveUp(target, unit, reason, next_try):
+            log.error("giving up on %s (%s): %s; next try %s", target, unit, reason, next_try)
+        case RecoveryReset(target):
+            log.warning("recovery state of %s reset by request", target)
+        case ManualRestart(target, unit, None):
+            log.warning("restarting %s (%s) on request", target, unit)
+        case RecoveryStarted(target, repair, attempt, most, reason, dry_run=True):
+            where = _where(target, attempt, most)
+            log.warning("dry run: would %s %s: %s", repair.label, where, reason)
+        case CureStarting(target, attempt, most, reason):
+            log.warning("running the cure for %s: %s", _where(target, attempt, most), reason)
+        case CureRan(target, program, Outcome.CANNOT_RUN, _code, why):
+            log.error("cannot run %s for %s: %s", program, target, why)
+        case CureRan(target, program, outcome, _code, said):
+            level = logging.INFO if outcome is Outcome.DONE else logging.ERROR
+            log.log(
+                level, "ran %s for %s: %s; output: %s", program, target, event.result, said or "-"
+            )
+        case RecoveryStarted(target, repair, attempt, most, reason):
+            log.warning("%s %s: %s", repair.label, _where(target, attempt, most), reason)
+        case RecoveryFinished(target=target, repair=repair, outcome=outcome) if event.job_ran:
+            level = logging.INFO if outcome is Outcome.DONE else logging.ERROR
+            log.log(level, "%s %s: job %s", repair.label, target, event.result)
+        case RecoveryFinished(target=target, repair=repair, outcome=Outcome.BUS_ERROR):
+            log.error("%s %s failed: %s", repair.label, target, event.error)
+        case PortFreed(target, port, holder, _pid, _cmdline, _user, outcome):
+            log.warning("freed port %d for %s: %s: %s", port, target, holder, outcome)
+        case PortRefused(target, port, rule):
+            log.error("not freeing port %d for %s: %s", port, target, rule)
+
+
+def action_note(event: Happening) -> tuple[str, str] | None:
+    """What recovery did, in the words a resolved alert tells (target, words), or None."""
+    match event:
+        case RecoveryFinished(target=target, repair=repair, outcome=Outcome.DONE) if event.job_ran:
+            freed = Step.FREE_PORT in repair.steps
+            return target, "port freed and restarted" if freed else "restarted"
+        case CureRan(target=target, program=program, outcome=outcome) if (
+            outcome is not Outcome.CANNOT_RUN
+        ):
+            return target, f"ran {PurePath(program).name}: {event.result}"
+        case ManualRestart(target=target, outcome=Outcome.DONE):
+            return target, "restarted on request"
+    return None
+
+
+def to_alert_notes(note: Callable[[str, str], None]) -> Callable[[Happening], None]:
+    """Tell the alert policy what recovery did (the resolved notice says it)."""
+
+    def hear(event: Happening) -> None:
+        if (found := action_note(event)) is not None:
+            note(*found)
+
+    return hear

@@ -1,0 +1,105 @@
+"""One dispatcher, and what each destination makes of a typed event."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from supervisor.app.dispatch import Dispatcher
+from supervisor.app.subscribers import action_note, history_record, to_journal
+from supervisor.happenings import (
+    BreakerChanged,
+    CureRan,
+    Happening,
+    JobResult,
+    ManualRestart,
+    Outcome,
+    PortFreed,
+    RecoveryFinished,
+    RecoveryStarted,
+    Repair,
+    Step,
+)
+from supervisor.history.events import Kind
+
+RESTART = Repair((Step.RESTART,))
+
+
+def test_every_subscriber_hears_in_order_and_a_broken_one_stops_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    heard: list[str] = []
+    events = Dispatcher()
+    events.subscribe(lambda e: heard.append(f"first {type(e).__name__}"))
+
+    def broken(_event: Happening) -> None:
+        raise RuntimeError("a destination broke")
+
+    events.subscribe(broken)
+    events.subscribe(lambda e: heard.append(f"last {type(e).__name__}"))
+    events.emit(BreakerChanged(True, 1, "breaker open: cpu", "cpu"))
+    assert heard == ["first BreakerChanged", "last BreakerChanged"]
+    assert "a subscriber failed on BreakerChanged" in caplog.text
+
+
+def test_a_repair_names_its_steps_in_the_order_they_ran() -> None:
+    repair = Repair((Step.RESTART,)).then(Step.RUN).then(Step.FREE_PORT)
+    assert repair.label == "free-port+run+restart"
+    assert [Outcome.of(j).value for j in JobResult] == [j.value for j in JobResult]
+
+
+def test_history_keeps_the_words_and_details_it_always_kept() -> None:
+    started = RecoveryStarted("trader", RESTART, 1, 3, "unit failed")
+    assert history_record(started) == (
+        Kind.RECOVERY,
+        "restart trader (attempt 1/3): unit failed",
+        "trader",
+        {"action": "restart", "attempt": 1, "maxAttempts": 3},
+    )
+    assert history_record(RecoveryStarted("trader", RESTART, 1, 3, "x", dry_run=True)) is None
+    cure = RecoveryFinished("disk", Repair((Step.RUN,)), Outcome.FAILED, 1, 3, exit_code=3)
+    assert history_record(cure) == (
+        Kind.RECOVERY,
+        "run disk (attempt 1/3): failed (exit 3)",
+        "disk",
+        {"action": "run", "result": "failed (exit 3)", "attempt": 1},
+    )
+    manual = ManualRestart("trader", "trader.service", Outcome.FAILED, error="bus gone")
+    assert history_record(manual) == (
+        Kind.RECOVERY,
+        "restart trader on request: failed: bus gone",
+        "trader",
+        {"action": "manual", "result": "failed: bus gone"},
+    )
+
+
+def test_the_alert_policy_hears_only_what_recovery_got_done() -> None:
+    freed = Repair((Step.RESTART,)).then(Step.FREE_PORT)
+    assert action_note(RecoveryFinished("web", freed, Outcome.DONE, 1, 3)) == (
+        "web",
+        "port freed and restarted",
+    )
+    assert action_note(RecoveryFinished("web", RESTART, Outcome.TIMEOUT, 1, 3)) is None
+    # A cure that ran is told, with its result; one that could not start is not.
+    ran = CureRan("disk", "/usr/local/bin/clean-cache", Outcome.FAILED, 2, "no space")
+    assert action_note(ran) == ("disk", "ran clean-cache: failed (exit 2)")
+    assert action_note(CureRan("disk", "/x", Outcome.CANNOT_RUN, None, "No such file")) is None
+    # The cure alone is not a restart, even when it succeeds.
+    assert action_note(RecoveryFinished("disk", Repair((Step.RUN,)), Outcome.DONE, 1, 3)) is None
+
+
+def test_the_journal_names_the_target_and_the_action(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "supervisor")
+    freed = PortFreed("web", 5050, "pid 7 ('python', user me)", 7, "python", "me", "ended")
+    for event in (
+        freed,
+        RecoveryFinished("web", RESTART, Outcome.DONE, 1, 3),
+        RecoveryFinished("web", RESTART, Outcome.BUS_ERROR, 2, 3, error="no reply"),
+    ):
+        to_journal(event)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "freed port 5050 for web: pid 7 ('python', user me): ended"),
+        ("INFO", "restart web: job done"),
+        ("ERROR", "restart web failed: no reply"),
+    ]
