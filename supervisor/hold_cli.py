@@ -13,7 +13,7 @@ from typing import Any
 from supervisor import config
 from supervisor.api.control import FILE_NAME, request
 from supervisor.errors import EXIT_CONFIG, ConfigError
-from supervisor.watch.intent import parse_duration
+from supervisor.times import parse_duration
 
 UNREACHABLE = 3
 

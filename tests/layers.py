@@ -48,8 +48,8 @@ KINDS = ("pure", "edges", "joins", "composes")
 ROOMS: dict[str, Room] = {
     "shared": Room(
         uses="",
-        pure="supervisor model errors procfs redaction happenings config config.base config.probes"
-        " config.targets",
+        pure="supervisor model errors procfs redaction happenings times"
+        " config config.base config.probes config.targets",
     ),
     "runtime": Room(
         uses="shared", edges="runtime.notify runtime.logs runtime.state runtime.limits"
@@ -119,13 +119,6 @@ ROOMS: dict[str, Room] = {
 ALLOWED: dict[tuple[str, str], str] = {
     # issue 23 phase 2: delivery emits "alert sent" events; history subscribes.
     ("alerts.delivery", "history.events"): "delivery records to history by hand",
-    # issue 23 phase 2: one time formatter with one time zone rule, in the shared room.
-    ("history.events", "api.render"): "borrows the report room's time formatter",
-    ("history.report", "api.render"): "borrows the report room's time formatter",
-    ("history.report", "alerts.policy"): "borrows the alert policy's duration formatter",
-    ("alerts.commands", "watch.intent"): "borrows the hold duration parser",
-    ("api.server", "watch.intent"): "borrows the hold duration parser",
-    ("hold_cli", "watch.intent"): "borrows the hold duration parser",
     # issue 20: the cgroup's OOM count and the last words belong with the /proc readers and
     # the journal reader; to go when both are passed in as callables by the composition layer.
     ("watch.autopsy", "probing.resources"): "reads the cgroup's OOM kills with ProcReader",

@@ -14,7 +14,7 @@ from supervisor.alerts import chat
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.alerts.text import LIMIT, clip, escape_html
 from supervisor.model import Clock, Hold
-from supervisor.watch.intent import parse_duration
+from supervisor.times import parse_duration
 
 log = logging.getLogger(__name__)
 _CONFIRM_S = 120.0

@@ -3,11 +3,11 @@ of a Telegram message. Pure."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from supervisor.alerts.text import LIMIT, bounded, clip, escape_html, units
+from supervisor.times import utc_stamp
 
 
 class Severity(StrEnum):
@@ -50,16 +50,6 @@ class Incident:
     actions: list[str] = field(default_factory=list)
 
 
-def duration(seconds: float) -> str:
-    """`3m 12s`, `2h 05m`, `45s`."""
-    s = int(max(0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
-
-
 _ICON = {
     Severity.INFO: "🔵",
     Severity.NOTICE: "🟡",
@@ -88,15 +78,11 @@ def format_html(alert: Alert, host: str) -> str:
         lines.append(f"why: {clip(alert.reason, _REASON_UNITS)}")
     if alert.recovery:
         lines.append(f"recovery: {clip(alert.recovery, _RECOVERY_UNITS)}")
-    tail = [f"still failing since {e(_stamp(alert.opened_at))}"] if alert.reminder else []
-    tail.append(f"<i>{e(_stamp(alert.at))}</i>")
+    tail = [f"still failing since {e(utc_stamp(alert.opened_at))}"] if alert.reminder else []
+    tail.append(f"<i>{e(utc_stamp(alert.at))}</i>")
     if alert.actions:
         digest = alert.key == "digest"
         label = "" if digest else "done: "
         room = LIMIT - units("\n".join([*lines, *tail])) - units("\n" + label)
         lines.append(label + bounded(alert.actions, room, "\n" if digest else "; "))
     return "\n".join([*lines, *tail])
-
-
-def _stamp(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))

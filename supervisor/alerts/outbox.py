@@ -13,13 +13,13 @@ queued: the same form as when there was one queue for all chats, so either resto
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from supervisor.model import backoff
+from supervisor.times import utc_clock
 
 _BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 MAX_WAIT_S = 300.0  # the longest we wait before trying a chat again, whatever Telegram asks
@@ -110,7 +110,7 @@ class Outbox:
         if not stuck:
             return None
         msg = max(stuck, key=lambda m: m.next_at)
-        at = time.strftime("%H:%M:%S UTC", time.gmtime(msg.next_at))
+        at = utc_clock(msg.next_at)
         if msg.asked_s is not None:
             why = f"Telegram asked us to wait {msg.asked_s:.0f} s"
             if msg.asked_s > MAX_WAIT_S:

@@ -14,9 +14,10 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
-from supervisor.alerts.incident import Alert, Incident, Severity, duration, format_html
+from supervisor.alerts.incident import Alert, Incident, Severity, format_html
 from supervisor.config import AlertsConfig
 from supervisor.model import Clock, Status, TargetHealth
+from supervisor.times import duration
 
 _HOUR = 3600.0
 # A unit with no probe has only systemd's word that it is up, and a start that fails shows

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from supervisor import __version__
 from supervisor.model import Hold, Snapshot, Status, TargetHealth
+from supervisor.times import iso
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 
@@ -14,14 +14,6 @@ HEALTH_CONTENT_TYPE = "application/health+json"
 def _public(status: Status) -> str:
     # The draft knows only pass/warn/fail: "unknown" is a warning whose output says why.
     return Status.WARN.value if status is Status.UNKNOWN else status.value
-
-
-def iso(ts: float | None) -> str | None:
-    """RFC 3339 UTC with milliseconds (detection latency is measured from it), or None."""
-    if ts is None:
-        return None
-    ms = int((ts % 1) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{ms:03d}Z"
 
 
 def http_code(status: Status) -> int:

@@ -28,7 +28,7 @@ from supervisor.api.attempts import KeyAttempts
 from supervisor.config import API_KEY_HEADER
 from supervisor.guard.throttle import METER, Meter, Throttle
 from supervisor.model import Clock, Hold, Snapshot, SystemClock
-from supervisor.watch.intent import parse_duration
+from supervisor.times import parse_duration
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from supervisor.api.render import hold_document
 from supervisor.app.fleet import Fleet
 from supervisor.history.events import EventSink, Kind
 from supervisor.model import Clock, Hold
-from supervisor.watch.intent import DEFAULT_HOLD_S, MAX_HOLD_S
+from supervisor.times import DEFAULT_HOLD_S, MAX_HOLD_S
 
 log = logging.getLogger(__name__)
 REASON_MAX = 200  # characters of a reason kept (it is shown in /health, the page and alerts)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from supervisor.api.render import iso
 from supervisor.model import Clock, Status, TargetHealth, UnitState
+from supervisor.times import iso
 
 
 class Kind(StrEnum):

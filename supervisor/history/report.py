@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from supervisor.alerts.policy import duration
-from supervisor.api.render import iso
 from supervisor.config import BudgetConfig
 from supervisor.history import uptime
 from supervisor.history.ring import Sample
 from supervisor.history.uptime import Span
 from supervisor.model import SelfStats
+from supervisor.times import duration, iso
 
 RECENT_INCIDENTS = 20
 

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from supervisor.api.render import iso
+from supervisor.times import iso
 
 FORMAT = 1  # the manifest's `format`: what a restore knows how to read
 MANIFEST = "manifest.json"

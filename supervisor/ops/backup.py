@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from supervisor import __version__, config
-from supervisor.api.render import iso
 from supervisor.ops import archive, host
 from supervisor.runtime.state import InstanceLock, private_dir, write_atomic
+from supervisor.times import iso
 
 STATE_FILE = "state.json"  # runtime.state's file name in the state directory
 _CHUNK = 1 << 20

@@ -11,29 +11,13 @@ should be running) has no such job on it, and stays a failure exactly as before.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 
 from supervisor.model import ActiveState, Flapping, Status, UnitState
 
-DEFAULT_HOLD_S = 1800.0
-MAX_HOLD_S = 86_400.0
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
-_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _RUNNING = (ActiveState.ACTIVE, ActiveState.RELOADING, ActiveState.REFRESHING)
 _VERB = {"stop": "stopping", "restart": "restarting", "start": "starting", "reload": "reloading"}
-
-
-def parse_duration(text: str) -> float:
-    """`45s`, `20m`, `2h` (or plain seconds) as seconds; ValueError naming the limits."""
-    match = _DURATION.match(text.strip().lower())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration: use e.g. 45s, 20m or 2h")
-    seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-    if not 0 < seconds <= MAX_HOLD_S:
-        raise ValueError(f"{text!r}: a hold lasts more than 0 s and at most 24h")
-    return seconds
 
 
 def stopped_on_request(unit: UnitState) -> bool:

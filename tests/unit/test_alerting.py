@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from supervisor.alerts.policy import SETTLE_S, AlertPolicy, Severity, duration, format_html
+from supervisor.alerts.policy import SETTLE_S, AlertPolicy, Severity, format_html
 from supervisor.config import AlertsConfig
 from supervisor.model import ActiveState, ProbeView, Status, TargetHealth, UnitState
+from supervisor.times import duration
 from tests.clock import FakeClock
 
 

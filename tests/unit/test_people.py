@@ -10,9 +10,10 @@ from supervisor.alerts.policy import AlertPolicy, Severity
 from supervisor.config import AlertsConfig, RecoveryConfig
 from supervisor.model import ActiveState, Hold, ProbeResult, Status, UnitState
 from supervisor.recovery.policy import Action, Recovery
+from supervisor.times import parse_duration
 from supervisor.watch import intent
 from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec, unit_verdict
-from supervisor.watch.intent import FlapRule, FlapTrack, parse_duration
+from supervisor.watch.intent import FlapRule, FlapTrack
 from supervisor.watch.jobs import JobBook
 from tests.clock import FakeClock
 

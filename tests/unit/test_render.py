@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from supervisor import times
 from supervisor.api import render
 from supervisor.model import ActiveState, UnitState
 from supervisor.watch.health import HealthModel, TargetSpec
@@ -52,5 +53,5 @@ def test_table_lists_every_target() -> None:
 
 
 def test_iso_has_milliseconds() -> None:
-    assert render.iso(1_800_000_000.1234) == "2027-01-15T08:00:00.123Z"
-    assert render.iso(None) is None
+    assert times.iso(1_800_000_000.1234) == "2027-01-15T08:00:00.123Z"
+    assert times.iso(None) is None
