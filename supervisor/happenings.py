@@ -198,6 +198,46 @@ class PortRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertQueued:
+    """An alert the policy decided on, queued for every chat (or only logged, alerts off)."""
+
+    target: str
+    severity: str
+    summary: str
+    reminder: bool
+    reason: str
+    recovery: str
+    cause: str = ""  # why the target failed, when it was found in time
+    log: tuple[str, ...] | None = None  # the unit's last lines, when a cause was looked for
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsDisabled:
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelivery:
+    """One message's try: delivered, failed (kept for a retry), or refused (dropped)."""
+
+    chat_id: int
+    result: str  # "delivered", "failed" or "refused"
+    attempts: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCommand:
+    """A command from an allowed chat, and who sent it."""
+
+    command: str
+    args: tuple[str, ...]
+    user_id: int
+    sender: str
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class BreakerChanged:
     open: bool
     trips: int
@@ -220,6 +260,10 @@ Happening = (
     | CureRan
     | PortFreed
     | PortRefused
+    | AlertQueued
+    | AlertsDisabled
+    | AlertDelivery
+    | ChatCommand
     | BreakerChanged
     | BusConnected
 )

@@ -25,7 +25,7 @@ from supervisor.errors import (
     MessageRejectedError,
     TokenRejectedError,
 )
-from supervisor.history.events import Discard, EventSink, Kind
+from supervisor.happenings import AlertDelivery, AlertQueued, AlertsDisabled, ChatCommand, Emit
 from supervisor.model import Clock, Incoming, backoff
 from supervisor.runtime import logs
 
@@ -58,11 +58,11 @@ class AlertService:
         host: str,
         changed: Callable[[], None],
         set_note: Callable[[str | None], None],
-        events: EventSink | None = None,
+        emit: Emit = lambda _event: None,
         why: Why | None = None,
     ) -> None:
         self._cfg = config
-        self._events: EventSink = events or Discard()
+        self._emit = emit  # what happened, for history (this part names no destination)
         self._clock = clock
         self.outbox = outbox
         self._commands = commands
@@ -134,16 +134,17 @@ class AlertService:
             f" ({alert.reason})" if alert.reason else "",
             f"; {cause}" if cause else "",
         )
-        self._events.record(
-            Kind.ALERT,
-            f"alert {alert.severity.value}{' (reminder)' if alert.reminder else ''}: "
-            f"{alert.target} {alert.summary}" + (f": {cause}" if cause else ""),
-            alert.target,
-            severity=alert.severity.value,
-            reminder=alert.reminder,
-            reason=alert.reason,
-            recovery=alert.recovery,
-            **({"cause": cause, "log": list(lines)} if evidence else {}),
+        self._emit(
+            AlertQueued(
+                alert.target,
+                alert.severity.value,
+                alert.summary,
+                alert.reminder,
+                alert.reason,
+                alert.recovery,
+                cause=cause,
+                log=tuple(lines) if evidence else None,
+            )
         )
         if telegram is None:
             return
@@ -213,7 +214,7 @@ class AlertService:
 
     def _disable(self, why: str) -> None:
         log.error("alerts disabled: %s", why)
-        self._events.record(Kind.ALERT, f"alerts disabled: {why}")
+        self._emit(AlertsDisabled(why))
         self._set_note(f"alerts disabled: {why}")
 
     async def _connect(self) -> None:
@@ -261,20 +262,14 @@ class AlertService:
                 exc,
                 retry_at - self._clock.time(),
             )
-            self._events.record(
-                Kind.ALERT,
-                f"alert delivery to chat {head.chat_id} failed (attempt {head.attempts}): {exc}",
-                result="failed",
-            )
+            self._emit(AlertDelivery(head.chat_id, "failed", head.attempts, str(exc)))
         except MessageRejectedError as exc:
             log.error("dropping an alert Telegram refused for chat %d: %s", head.chat_id, exc)
             self.outbox.drop(head)
-            self._events.record(Kind.ALERT, f"alert refused by Telegram: {exc}", result="refused")
+            self._emit(AlertDelivery(head.chat_id, "refused", head.attempts, str(exc)))
         else:
             self.outbox.sent(head)
-            self._events.record(
-                Kind.ALERT, f"alert delivered to chat {head.chat_id}", result="delivered"
-            )
+            self._emit(AlertDelivery(head.chat_id, "delivered", head.attempts))
 
     async def _poll(self) -> None:
         """Read commands by long polling; handle those from allowed chats and users."""
@@ -321,14 +316,8 @@ class AlertService:
                 item.sender,
                 item.chat_id,
             )
-            self._events.record(
-                Kind.CHAT,
-                f"/{' '.join([cmd.name, *cmd.args])} from user {item.user_id} "
-                f"({item.sender or 'unknown'}) in chat {item.chat_id}",
-                command=cmd.name,
-                chat=item.chat_id,
-                sender=item.sender,
-            )
+            said = ChatCommand(cmd.name, tuple(cmd.args), item.user_id, item.sender, item.chat_id)
+            self._emit(said)
             reply = await self._commands.run(cmd, item.chat_id, item.user_id)
             await self._quietly(self._channel.send(item.chat_id, reply.text, reply.button))
 

@@ -159,6 +159,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
     policy = AlertPolicy(config.alerts, clock, round_s(config))
     history = _history(config, clock, now)
+    dispatcher = Dispatcher()  # its subscribers join below, once they exist
     desk = HoldDesk(
         lambda: now.fleet, policy=policy, clock=clock, events=history, wake=hooks.wake.set
     )
@@ -189,7 +190,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         host=socket.gethostname(),
         changed=hooks.wake.set,  # the pass saves the state when it differs from the file
         set_note=lambda text: now.fleet.model.set_note("alerts", text),
-        events=history,
+        emit=dispatcher.emit,
         why=lambda target, since: _evidence(autopsies, target, since),
         commands=Commands(
             clock=clock,
@@ -215,8 +216,8 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     def observe_load(host: HostLoad) -> None:
         metrics.observe_load(host.cpu_percent, host.memory_percent)
 
-    dispatcher = _dispatcher(
-        now, metrics=metrics, history=history, policy=policy, alerts=alerts, hooks=hooks
+    _subscribe(
+        dispatcher, now, metrics=metrics, history=history, policy=policy, alerts=alerts, hooks=hooks
     )
 
     def breaker_changed(breaker: Breaker) -> None:
@@ -299,7 +300,8 @@ def _autopsies(clock: Clock, now: Current, systemd: Systemd, history: Recorder) 
     )
 
 
-def _dispatcher(
+def _subscribe(
+    dispatcher: Dispatcher,
     now: Current,
     *,
     metrics: Metrics,
@@ -307,9 +309,8 @@ def _dispatcher(
     policy: AlertPolicy,
     alerts: AlertService,
     hooks: Hooks,
-) -> Dispatcher:
-    """The one dispatcher, with every destination of the parts' events subscribed."""
-    dispatcher = Dispatcher()
+) -> None:
+    """Every destination of the parts' events, subscribed to the one dispatcher."""
     for subscriber in (to_metrics(metrics), to_journal, to_history(history)):
         dispatcher.subscribe(subscriber)
     dispatcher.subscribe(to_alert_notes(policy.note_action))
@@ -325,7 +326,6 @@ def _dispatcher(
                 now.fleet.model.set_note("bus", None)
 
     dispatcher.subscribe(to_daemon)
-    return dispatcher
 
 
 def _history(config: Config, clock: Clock, now: Current) -> Recorder:

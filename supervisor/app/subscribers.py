@@ -14,8 +14,12 @@ from typing import Any
 
 from supervisor.api.metrics import Metrics
 from supervisor.happenings import (
+    AlertDelivery,
+    AlertQueued,
+    AlertsDisabled,
     BreakerChanged,
     BusConnected,
+    ChatCommand,
     CureRan,
     CureStarting,
     Happening,
@@ -45,6 +49,10 @@ def _where(target: str, attempt: int, most: int) -> str:
 
 def history_record(event: Happening) -> Record | None:
     """What history keeps of an event: kind, words, target and details (None: nothing)."""
+    return _recovery_record(event) or _other_record(event)
+
+
+def _recovery_record(event: Happening) -> Record | None:
     match event:
         case RecoveryStarted(target, repair, attempt, most, reason, dry_run=False):
             words = f"{repair.label} {_where(target, attempt, most)}: {reason}"
@@ -58,12 +66,8 @@ def history_record(event: Happening) -> Record | None:
             words = f"gave up on {target}: {reason}; next try {next_try}"
             return Kind.RECOVERY, words, target, {"action": "give-up", "reason": reason}
         case RecoveryReset(target):
-            return (
-                Kind.RECOVERY,
-                f"recovery of {target} reset by request",
-                target,
-                {"action": "reset"},
-            )
+            words = f"recovery of {target} reset by request"
+            return Kind.RECOVERY, words, target, {"action": "reset"}
         case ManualRestart(target, _unit, None):
             return Kind.RECOVERY, f"restart {target} on request", target, {"action": "manual"}
         case ManualRestart(target):
@@ -77,6 +81,32 @@ def history_record(event: Happening) -> Record | None:
             words = f"refused to free port {port} for {target}: {rule}"
             data = {"action": "free-port", "result": "refused", "rule": rule}
             return Kind.RECOVERY, words, target, data
+    return None
+
+
+def _other_record(event: Happening) -> Record | None:
+    match event:
+        case AlertQueued(target, severity, summary, reminder, reason, recovery, cause, lines):
+            again = " (reminder)" if reminder else ""
+            words = f"alert {severity}{again}: {target} {summary}" + (f": {cause}" if cause else "")
+            data = {"severity": severity, "reminder": reminder, "reason": reason}
+            data |= {"recovery": recovery}
+            if lines is not None:
+                data |= {"cause": cause, "log": list(lines)}
+            return Kind.ALERT, words, target, data
+        case AlertsDisabled(why):
+            return Kind.ALERT, f"alerts disabled: {why}", None, {}
+        case AlertDelivery(chat_id, "delivered"):
+            return Kind.ALERT, f"alert delivered to chat {chat_id}", None, {"result": "delivered"}
+        case AlertDelivery(chat_id, "failed", attempts, error):
+            words = f"alert delivery to chat {chat_id} failed (attempt {attempts}): {error}"
+            return Kind.ALERT, words, None, {"result": "failed"}
+        case AlertDelivery(_chat, "refused", _attempts, error):
+            return Kind.ALERT, f"alert refused by Telegram: {error}", None, {"result": "refused"}
+        case ChatCommand(command, args, user_id, sender, chat_id):
+            words = f"/{' '.join([command, *args])} from user {user_id} ({sender or 'unknown'})"
+            data = {"command": command, "chat": chat_id, "sender": sender}
+            return Kind.CHAT, f"{words} in chat {chat_id}", None, data
         case BreakerChanged(is_open, _trips, description, _reason):
             return Kind.BREAKER, description if is_open else BREAKER_CLOSED, None, {"open": is_open}
         case BusConnected():

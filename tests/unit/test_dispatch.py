@@ -9,7 +9,11 @@ import pytest
 from supervisor.app.dispatch import Dispatcher
 from supervisor.app.subscribers import action_note, history_record, to_journal
 from supervisor.happenings import (
+    AlertDelivery,
+    AlertQueued,
     BreakerChanged,
+    BusConnected,
+    ChatCommand,
     CureRan,
     Happening,
     JobResult,
@@ -103,3 +107,41 @@ def test_the_journal_names_the_target_and_the_action(caplog: pytest.LogCaptureFi
         ("INFO", "restart web: job done"),
         ("ERROR", "restart web failed: no reply"),
     ]
+
+
+def test_alert_delivery_and_chat_commands_read_as_before() -> None:
+    queued = AlertQueued("trader", "critical", "failing", True, "unit failed", "attempt 1/3")
+    assert history_record(queued) == (
+        Kind.ALERT,
+        "alert critical (reminder): trader failing",
+        "trader",
+        {"severity": "critical", "reminder": True, "reason": "unit failed"}
+        | {"recovery": "attempt 1/3"},
+    )
+    failed = AlertDelivery(42, "failed", 2, "timed out")
+    assert history_record(failed) == (
+        Kind.ALERT,
+        "alert delivery to chat 42 failed (attempt 2): timed out",
+        None,
+        {"result": "failed"},
+    )
+    command = ChatCommand("restart", ("trader",), 7, "ann", 42)
+    assert history_record(command) == (
+        Kind.CHAT,
+        "/restart trader from user 7 (ann) in chat 42",
+        None,
+        {"command": "restart", "chat": 42, "sender": "ann"},
+    )
+
+
+def test_the_breaker_and_the_bus_are_kept_too() -> None:
+    opened = BreakerChanged(True, 2, "breaker open: host cpu 95 %", "cpu")
+    assert history_record(opened) == (
+        Kind.BREAKER,
+        "breaker open: host cpu 95 %",
+        None,
+        {"open": True},
+    )
+    closed = history_record(BreakerChanged(False, 2, "breaker closed", ""))
+    assert closed is not None and closed[1].startswith("breaker closed: host load back under")
+    assert history_record(BusConnected()) == (Kind.BUS, "connected to the user bus", None, {})

@@ -21,6 +21,7 @@ from supervisor.alerts.delivery import AlertService, Evidence, Why
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
 from supervisor.alerts.text import LIMIT, units, with_evidence
+from supervisor.app.subscribers import to_history
 from supervisor.config import AlertsConfig
 from supervisor.history.events import Kind
 from supervisor.model import Hold
@@ -99,7 +100,7 @@ async def delivering(fake: FakeBotApi, why: Why) -> AsyncIterator[tuple[AlertSer
     )
     service = AlertService(
         config, clock=clock, outbox=Outbox(), commands=commands, host="vm",
-        changed=lambda: None, set_note=lambda note: None, events=Events(), why=why,
+        changed=lambda: None, set_note=lambda note: None, emit=to_history(Events()), why=why,
     )  # fmt: skip
     task = asyncio.create_task(service.run())
     try:
