@@ -39,6 +39,18 @@ class BusError(SupervisorError):
     """The D-Bus call failed or the bus is gone."""
 
 
+class BusReplyError(BusError):
+    """A D-Bus call answered with an error: its name (`error_name`) says which."""
+
+    def __init__(self, member: str, error_name: str, detail: str) -> None:
+        super().__init__(f"{member}: {error_name}: {detail}")
+        self.error_name = error_name
+
+
+class AlreadySubscribedError(BusReplyError):
+    """`Subscribe()` to a manager that already counts us (it was re-executed): harmless."""
+
+
 class ChannelError(SupervisorError):
     """Telegram could not be used."""
 

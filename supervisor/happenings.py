@@ -25,6 +25,14 @@ class JobResult(StrEnum):
     INVALID = "invalid"  # a result string systemd has not documented
 
 
+def job_result(words: str) -> JobResult:
+    """systemd's word for how a job ended, as our type (one it has not documented: INVALID)."""
+    try:
+        return JobResult(words)
+    except ValueError:
+        return JobResult.INVALID
+
+
 class Step(StrEnum):
     """One thing recovery does to a target."""
 

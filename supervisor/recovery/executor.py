@@ -53,14 +53,6 @@ class _Attempt:
     error: str = ""
 
 
-def job_result(words: str) -> JobResult:
-    """systemd's job result as our type (one it has not documented is INVALID)."""
-    try:
-        return JobResult(words)
-    except ValueError:
-        return JobResult.INVALID
-
-
 class Repairer:
     """Per-target recovery state and the actions that follow from it."""
 
@@ -159,9 +151,7 @@ class Repairer:
         self._manual_at[name] = now
         self._emit(ManualRestart(name, target.unit))
         try:
-            job = job_result(
-                await self._systemd.restart(target.unit, target.recovery.job_timeout_s)
-            )
+            job = await self._systemd.restart(target.unit, target.recovery.job_timeout_s)
             done = ManualRestart(name, target.unit, Outcome.of(job))
         except BusError as exc:
             done = ManualRestart(name, target.unit, Outcome.FAILED, error=str(exc))
@@ -259,8 +249,8 @@ class Repairer:
         assert target.unit is not None  # host targets only run commands
         timeout = target.recovery.job_timeout_s
         if decision.action is Action.RESET_START:
-            return job_result(await self._systemd.reset_and_start(target.unit, timeout))
-        return job_result(await self._systemd.restart(target.unit, timeout))
+            return await self._systemd.reset_and_start(target.unit, timeout)
+        return await self._systemd.restart(target.unit, timeout)
 
     async def _free_ports(self, target: TargetConfig) -> bool:
         """Kill orphans holding the target's ports; True if a safety rule forbade one."""

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from supervisor.errors import BusError
+from supervisor.errors import AlreadySubscribedError, BusError, BusReplyError
+from supervisor.happenings import JobResult, job_result
 from supervisor.model import UnitResources, UnitState
 from supervisor.watch.cause import ExitFacts, facts_from
 from supervisor.watch.jobs import UNKNOWN as UNKNOWN_JOB
@@ -33,6 +34,7 @@ __all__ = ["Listener", "Systemd", "bus_address"]  # bus_address: its home is wat
 SYSTEMD = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
+ALREADY_SUBSCRIBED = "org.freedesktop.systemd1.AlreadySubscribed"
 UNIT = "org.freedesktop.systemd1.Unit"
 SERVICE = "org.freedesktop.systemd1.Service"
 JOB = "org.freedesktop.systemd1.Job"
@@ -138,7 +140,7 @@ class Systemd:
             await self._call(_manager("Subscribe", ""))
         except BusError as exc:
             # A re-executed manager keeps its subscribers: it says so, and that is fine.
-            if "AlreadySubscribed" not in str(exc):
+            if not isinstance(exc, AlreadySubscribedError):
                 raise
 
     async def _follow_owner(self, owner: str) -> None:
@@ -310,16 +312,16 @@ class Systemd:
                 self._early.pop(next(iter(self._early)))
             self._early[path] = result
 
-    async def restart(self, unit: str, timeout_s: float) -> str:
-        """RestartUnit(mode=replace) and wait for the job's result ("done", "failed", ...)."""
+    async def restart(self, unit: str, timeout_s: float) -> JobResult:
+        """RestartUnit(mode=replace) and wait for the job's result (DONE, FAILED, ...)."""
         return await self._job("RestartUnit", unit, timeout_s)
 
-    async def reset_and_start(self, unit: str, timeout_s: float) -> str:
+    async def reset_and_start(self, unit: str, timeout_s: float) -> JobResult:
         """ResetFailedUnit (clears a start-limit-hit), then StartUnit and wait for the job."""
         await self._call(_manager("ResetFailedUnit", "s", unit))
         return await self._job("StartUnit", unit, timeout_s)
 
-    async def _job(self, method: str, unit: str, timeout_s: float) -> str:
+    async def _job(self, method: str, unit: str, timeout_s: float) -> JobResult:
         # The JobRemoved match was added at connect, before this call: a job that ends
         # before the reply reaches us is caught in _early rather than lost.
         self._book.calling(unit)
@@ -330,14 +332,14 @@ class Systemd:
             if self._book.called(unit, path) and (state := self._states.get(unit)):
                 self._publish(replace(state, operator_job=self._book.pending(unit)))
         if path in self._early:
-            return self._early.pop(path)
+            return job_result(self._early.pop(path))
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._jobs[path] = waiter
         try:
             async with asyncio.timeout(timeout_s):
-                return await waiter
+                return job_result(await waiter)
         except TimeoutError:
-            return "timeout"
+            return JobResult.TIMEOUT
         finally:
             self._jobs.pop(path, None)
 
@@ -362,8 +364,10 @@ class Systemd:
         if reply is None:
             raise BusError(f"{member}: no reply")
         if reply.message_type is MessageType.ERROR:
-            detail = reply.body[0] if reply.body else ""
-            raise BusError(f"{member}: {reply.error_name}: {detail}")
+            detail = str(reply.body[0]) if reply.body else ""
+            name = str(reply.error_name)
+            error = AlreadySubscribedError if name == ALREADY_SUBSCRIBED else BusReplyError
+            raise error(str(member), name, detail)
         return list(reply.body)
 
     async def wait_closed(self) -> str:

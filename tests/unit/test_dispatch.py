@@ -24,6 +24,7 @@ from supervisor.happenings import (
     RecoveryStarted,
     Repair,
     Step,
+    job_result,
 )
 from supervisor.history.events import Kind
 
@@ -145,3 +146,12 @@ def test_the_breaker_and_the_bus_are_kept_too() -> None:
     closed = history_record(BreakerChanged(False, 2, "breaker closed", ""))
     assert closed is not None and closed[1].startswith("breaker closed: host load back under")
     assert history_record(BusConnected()) == (Kind.BUS, "connected to the user bus", None, {})
+
+
+def test_a_job_result_systemd_has_not_documented_is_invalid_not_a_crash() -> None:
+    assert [job_result(w) for w in ("done", "timeout", "frobbed")] == [
+        JobResult.DONE,
+        JobResult.TIMEOUT,
+        JobResult.INVALID,
+    ]
+    assert Outcome.of(job_result("frobbed")) is Outcome.INVALID
