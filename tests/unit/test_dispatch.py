@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
+from supervisor.api.metrics import Metrics
 from supervisor.app.dispatch import Dispatcher
-from supervisor.app.subscribers import action_note, history_record, to_journal
+from supervisor.app.subscribers import action_note, history_record, to_journal, to_metrics
 from supervisor.happenings import (
     AlertDelivery,
     AlertQueued,
@@ -155,3 +156,11 @@ def test_a_job_result_systemd_has_not_documented_is_invalid_not_a_crash() -> Non
         JobResult.INVALID,
     ]
     assert Outcome.of(job_result("frobbed")) is Outcome.INVALID
+
+
+def test_a_failing_cure_counts_as_failed_whatever_its_exit_code(metrics: Metrics) -> None:
+    hear = to_metrics(metrics)
+    for code in (1, 2, 3):
+        hear(RecoveryFinished("disk", Repair((Step.RUN,)), Outcome.FAILED, 1, 3, exit_code=code))
+    labels = {"target": "disk", "action": "run", "result": "failed"}
+    assert metrics.registry.get_sample_value("supervisor_recovery_actions_total", labels) == 3
