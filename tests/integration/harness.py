@@ -30,7 +30,10 @@ from tests.polling import until
 # cross the host thresholds: the breaker is off, and the budget out of reach (so HTTP is not
 # throttled either), unless a test configures them.
 NO_BREAKER = "[breaker]\nenabled = false\n"
-NO_BUDGET = "[budget]\ncpu_percent = 400\n"
+# Out of reach: the daemon under test shares the pytest process, whose CPU and memory are the
+# suite's (its RSS passed the 100 MB default halfway through a CI run, and a breaker opened on
+# "own memory" could never close: probes stayed paused and hangs went unseen).
+NO_BUDGET = "[budget]\ncpu_percent = 400\nmemory_mb = 8192\nmemory_hard_mb = 16384\n"
 
 
 def config(

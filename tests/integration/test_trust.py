@@ -82,8 +82,6 @@ async def test_reload_during_an_incident_keeps_what_it_knew(
             more = dash + heartbeat_target(sandbox)
             await run.reload(config(sandbox, more, extra=alerts, breaker=TEST_BREAKER))
             after = run.daemon.snapshot()
-            # The same target, to the field: status, since, unit state, failure and probe
-            # counts (probes are paused while the breaker is open, so nothing may move).
             # The same target: status, why, since, probe counts and results (probes are
             # paused while the breaker is open, so none may move), recovery, unit state
             # (less the memory figure, polled all along); its failed rounds keep counting.
