@@ -164,16 +164,29 @@ def test_health_latency_counts_only_while_the_supervisor_is_up() -> None:
     fast = [HealthSample(T0 + i, 0.003, 200, {}, {}, "", 1) for i in (1, 2, 14)]
     down = [HealthSample(T0 + 11, None, 0, {}, {}, "", 1)]
     rec.health = fast + down
-    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health within"))
     assert check.ok, check
     rec.health.append(HealthSample(T0 + 15, 0.250, 200, {}, {}, "", 2))
     rec.host_cpu = [(T0 + 14.5, 40.0), (T0 + 15.5, 60.0), (T0 + 16.5, 40.0)]
-    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health within"))
     assert not check.ok and "250 ms" in check.problems[0]
     # Late while every core was busy: a nice-10 process waits its turn; counted apart.
     rec.host_cpu[1] = (T0 + 15.5, 100.0)
-    check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
+    check = next(c for c in judge(rec).checks if c.name.startswith("/health within"))
     assert check.ok and "1 late while the host CPU was at 95%+" in check.detail
+
+
+def test_health_answered_fails_on_a_request_lost_while_up_whatever_the_latency() -> None:
+    rec = record([], [])
+    rec.lives = [Life(1, 50, T0 - 5, ready=T0, watchdog=[T0])]
+    rec.health = [HealthSample(T0 + i, 0.900, 200, {}, {}, "", 1) for i in (1, 2)]
+    check = next(c for c in judge(rec).checks if c.name == "/health answered while up")
+    assert check.ok and check.detail == "2/2 answered"  # slow is the timing check's business
+    rec.health.append(HealthSample(T0 + 3, None, 0, {}, {}, "", 1))
+    rec.health.append(HealthSample(T0 + 4, 0.002, 429, {}, {}, "", 1))  # no burst: not a doc
+    check = next(c for c in judge(rec).checks if c.name == "/health answered while up")
+    assert not check.ok and check.detail == "2/4 answered"
+    assert "no answer" in check.problems[0] and "HTTP 429" in check.problems[1]
 
 
 def test_footprint_drift_is_measured_within_one_life_once_it_is_warm() -> None:

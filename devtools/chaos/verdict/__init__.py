@@ -24,6 +24,7 @@ def judge(record: Record) -> Verdict:
     v.checks.append(recovery.false_restarts(record))
     v.checks.append(recovery.give_ups(record))
     v.checks += alerting.checks(record)
+    v.checks.append(serving.answered(record))
     v.checks.append(serving.health(record, v))
     v.checks.append(serving.watchdog(record))
     v.checks.append(usage.footprint(record, v))

@@ -8,7 +8,7 @@ import statistics
 
 from devtools.bench.stats import max_gap
 from devtools.chaos.plan import Kind
-from devtools.chaos.record import HealthSample, Life, Record
+from devtools.chaos.record import Fault, HealthSample, Life, Record
 from devtools.chaos.verdict.parts import Check, Verdict, clock
 
 HEALTH_LIMIT_S = 0.100  # /health must answer within this while the supervisor runs
@@ -28,10 +28,28 @@ def _up_windows(lives: list[Life]) -> list[tuple[float, float]]:
     return windows
 
 
-def health(record: Record, v: Verdict) -> Check:
+def _while_up(record: Record) -> list[HealthSample]:
     windows = _up_windows(record.lives)
     end = record.finished or float("inf")
-    up = [s for s in record.health if any(a <= s.at <= b for a, b in windows) and s.at <= end]
+    return [s for s in record.health if any(a <= s.at <= b for a, b in windows) and s.at <= end]
+
+
+def _bursts(record: Record) -> list[Fault]:
+    return [f for f in record.faults if f.kind is Kind.LOAD and f.start is not None]
+
+
+def answered(record: Record) -> Check:
+    """Every request while up got a health document: never refused, never timed out."""
+    up, loads = _while_up(record), _bursts(record)
+    lost = [s for s in up if not _answered(s, any(f.active(s.at) for f in loads))]
+    problems = tuple(f"{clock(s.at)}: {_answer(s)}" for s in lost)
+    detail = f"{len(up) - len(lost)}/{len(up)} answered"
+    return Check("/health answered while up", not lost and bool(up), detail, problems)
+
+
+def health(record: Record, v: Verdict) -> Check:
+    """How fast: a timing target, measured here and judged by the run (never in a test)."""
+    up, loads = _while_up(record), _bursts(record)
     times = sorted(s.latency_s for s in up if s.latency_s is not None)
     if times:
         v.health = {
@@ -40,7 +58,6 @@ def health(record: Record, v: Verdict) -> Check:
             "p99_ms": 1000 * times[min(len(times) - 1, int(len(times) * 0.99))],
             "max_ms": 1000 * times[-1],
         }
-    loads = [f for f in record.faults if f.kind is Kind.LOAD and f.start is not None]
     late = [s for s in up if not _in_time(s, any(f.active(s.at) for f in loads))]
     # Nice=10 on a host whose CPU is all taken: waiting for a core is not the supervisor's
     # doing. Such answers are counted apart, and the run says so.
@@ -66,12 +83,17 @@ def _host_cpu(record: Record, at: float) -> float:
     return max((cpu for _t, cpu in near), default=0.0)
 
 
-def _in_time(sample: HealthSample, burst: bool) -> bool:
-    """Answered in time with a health document; a 429 only during an HTTP burst (throttled
-    by design then: the run's own poller is one of more than 10 requests a second)."""
-    latency = sample.latency_s
+def _answered(sample: HealthSample, burst: bool) -> bool:
+    """Answered with a health document; a 429 only during an HTTP burst (throttled by design
+    then: the run's own poller is one of more than 10 requests a second)."""
     codes = (200, 503, 429) if burst else (200, 503)
-    return latency is not None and latency <= HEALTH_LIMIT_S and sample.code in codes
+    return sample.latency_s is not None and sample.code in codes
+
+
+def _in_time(sample: HealthSample, burst: bool) -> bool:
+    """Answered (as above) within the limit."""
+    latency = sample.latency_s
+    return _answered(sample, burst) and latency is not None and latency <= HEALTH_LIMIT_S
 
 
 def _answer(sample: HealthSample) -> str:
