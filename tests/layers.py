@@ -68,7 +68,7 @@ ROOMS: dict[str, Room] = {
     ),
     "guard": Room(
         uses="shared",
-        pure="guard.breaker guard.throttle",
+        pure="guard.activity guard.breaker guard.throttle",
         edges="guard.load",
         joins="guard.sentry",
     ),

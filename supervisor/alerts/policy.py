@@ -26,6 +26,8 @@ _HOUR = 3600.0
 SETTLE_S = 2.0
 __all__ = ["Alert", "AlertPolicy", "Incident", "Severity", "duration", "format_html"]
 
+SELF = "supervisor"  # the target of the supervisor's own alerts (breaker, restarts, digests)
+
 
 _RANK = {Severity.NOTICE: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _WHAT = {"health": "failing", "warn": "warn"}  # an incident's summary by its key's suffix
@@ -190,7 +192,7 @@ class AlertPolicy:
         now = self._clock.time()
         incident = self.incidents.get("breaker")
         if is_open and incident is None:
-            incident = Incident(key="breaker", target="supervisor", opened_at=now, reason=reason)
+            incident = Incident(key="breaker", target=SELF, opened_at=now, reason=reason)
             self.incidents["breaker"] = incident
             return self._gate(self._notices(incident, "probes paused", now))
         if not is_open and incident is not None:
@@ -202,7 +204,7 @@ class AlertPolicy:
         now = self._clock.time()
         alert = Alert(
             key="supervisor:restart",
-            target="supervisor",
+            target=SELF,
             severity=Severity.WARNING,
             summary="supervisor restarted",
             reason=how,
@@ -220,7 +222,7 @@ class AlertPolicy:
         now = self._clock.time()
         digest = Alert(
             key="digest",
-            target="supervisor",
+            target=SELF,
             severity=Severity.INFO,
             summary=f"{len(held)} alerts held back by the rate limit",
             at=now,
@@ -259,9 +261,15 @@ class AlertPolicy:
         return now - unit.state_change_usec / 1e6 >= SETTLE_S
 
     def _rounds(self, t: TargetHealth, now: float) -> int:
-        # A unit that stays dead emits no more events; count rounds by time as well.
+        """Failed rounds: each run of a failing probe is one, and so is each round of time.
+
+        systemd's updates are not rounds: one crash sends several (failed, its result, its
+        exit status), which made one crash "3 failed rounds" and an incident at once. And a
+        unit that stays dead sends no more: time counts rounds too.
+        """
+        probed = max((p.consecutive_failures for p in t.probes), default=0)
         by_time = 1 + int((now - t.since) / self._round_s.get(t.name, 5.0))
-        return max(t.consecutive_failures, by_time)
+        return max(probed, by_time)
 
     def _severity(self, t: TargetHealth, incident: Incident, gave_up: bool, now: float) -> Severity:
         if gave_up or (t.critical and now - incident.opened_at >= self._cfg.critical_after_s):

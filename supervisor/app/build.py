@@ -30,10 +30,17 @@ from supervisor.app.dispatch import Dispatcher
 from supervisor.app.fleet import Fleet, build_fleet
 from supervisor.app.holding import HoldDesk
 from supervisor.app.persist import StateKeeper
-from supervisor.app.subscribers import to_alert_notes, to_history, to_journal, to_metrics
+from supervisor.app.subscribers import (
+    to_activity,
+    to_alert_notes,
+    to_history,
+    to_journal,
+    to_metrics,
+)
 from supervisor.app.supervision import Supervision
 from supervisor.config import Config
 from supervisor.errors import EXIT_MEMORY_HARD_LIMIT
+from supervisor.guard.activity import Activity
 from supervisor.guard.breaker import Breaker
 from supervisor.guard.load import HostLoad, SelfSampler
 from supervisor.guard.sentry import GuardHooks, Sentry
@@ -232,7 +239,9 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
 
     throttle = Throttle()
     guard = GuardHooks(observe_load, breaker_changed, over_limit, throttle_changed)
-    sentry = Sentry(clock, sampler, throttle, guard)
+    activity = Activity(clock)
+    dispatcher.subscribe(to_activity(activity))
+    sentry = Sentry(clock, sampler, throttle, guard, activity.handling)
 
     link = BusLink(systemd, hooks.listener, lambda: dispatcher.emit(BusConnected()))
     notifier = Notifier(env)

@@ -1,4 +1,5 @@
-"""The destinations of typed events: history, metrics, the journal, the alert policy.
+"""The destinations of typed events: history, metrics, the journal, the alert policy, the
+breaker's sense of whether failures are being handled.
 
 Each is a function from an event to what its destination wants, subscribed to the one
 dispatcher by `build`. A producer (the recovery executor, the breaker) never names them; a
@@ -12,7 +13,9 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
+from supervisor.alerts.policy import SELF
 from supervisor.api.metrics import Metrics
+from supervisor.guard.activity import Activity
 from supervisor.happenings import (
     AlertDelivery,
     AlertQueued,
@@ -201,3 +204,28 @@ def to_alert_notes(note: Callable[[str, str], None]) -> Callable[[Happening], No
             note(*found)
 
     return hear
+
+
+# Handling a failure: a recovery step, a cure, a port freed or refused, an alert about a target.
+HANDLING = (
+    CureStarting,
+    RecoveryStarted,
+    RecoveryFinished,
+    RecoveryGaveUp,
+    ManualRestart,
+    CureRan,
+    PortFreed,
+    PortRefused,
+    AlertQueued,
+)
+
+
+def to_activity(activity: Activity) -> Callable[[Happening], None]:
+    """Mark the time of each failure handled: the breaker does not count that CPU as overhead."""
+
+    def mark(event: Happening) -> None:
+        # The supervisor's own alerts (its breaker, its restarts) are not a target's failure.
+        if isinstance(event, HANDLING) and getattr(event, "target", None) != SELF:
+            activity.mark()
+
+    return mark

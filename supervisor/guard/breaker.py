@@ -5,7 +5,9 @@ active probes pause (D-Bus events still flow, so a unit that dies is still seen 
 restarted). It closes only after the cooldown and only once the host is back under the
 lower resume thresholds (hysteresis), and it always tries again: monitoring is never
 disabled for good. Our own CPU counts only when serving HTTP was not to blame for it (see
-`guard.throttle`): a busy client is throttled, it never pauses probing.
+`guard.throttle`): a busy client is throttled, it never pauses probing. Nor does it count
+while failures are being handled (`guard.activity`): pausing probes mid-incident would hide
+whether recovery worked; the host's own load still trips the breaker then.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class LoadSample:
     own_cpu_percent: float  # of one core
     own_rss_mb: float
     serving_busy: bool = False  # HTTP clients had to be (or were not yet) throttled
+    handling: bool = False  # failures were handled lately (`guard.activity`): that CPU is the job
 
 
 class Breaker:
@@ -73,7 +76,7 @@ class Breaker:
             return f"host CPU {s.host_cpu_percent:.0f}% > {cfg.trip_cpu_percent:g}%"
         if s.host_memory_percent > cfg.trip_memory_percent:
             return f"host memory {s.host_memory_percent:.0f}% > {cfg.trip_memory_percent:g}%"
-        if s.own_cpu_percent > budget.cpu_percent and not s.serving_busy:
+        if s.own_cpu_percent > budget.cpu_percent and not _excused(s):
             return f"own CPU {s.own_cpu_percent:.1f}% > budget {budget.cpu_percent:g}%"
         if s.own_rss_mb > budget.memory_mb:
             return f"own memory {s.own_rss_mb:.0f} MB > budget {budget.memory_mb:g} MB"
@@ -86,10 +89,15 @@ class Breaker:
         calm = (
             s.host_cpu_percent < cfg.resume_cpu_percent
             and s.host_memory_percent < cfg.resume_memory_percent
-            and (s.own_cpu_percent <= budget.cpu_percent or s.serving_busy)
+            and (s.own_cpu_percent <= budget.cpu_percent or _excused(s))
             and s.own_rss_mb <= budget.memory_mb
         )
         if not calm:
             return False
         self.open, self.reason = False, ""
         return True
+
+
+def _excused(s: LoadSample) -> bool:
+    """Our CPU went to a client (throttled instead) or to handling failures (the job)."""
+    return s.serving_busy or s.handling

@@ -38,12 +38,18 @@ class Sentry:
     """Samples every `interval_s`; `samples` counts completed samples (tests wait on it)."""
 
     def __init__(
-        self, clock: Clock, sampler: SelfSampler, throttle: Throttle, hooks: GuardHooks
+        self,
+        clock: Clock,
+        sampler: SelfSampler,
+        throttle: Throttle,
+        hooks: GuardHooks,
+        handling: Callable[[], bool] = lambda: False,
     ) -> None:
         self._clock = clock
         self._sampler = sampler
         self._throttle = throttle
         self._hooks = hooks
+        self._handling = handling  # failures handled lately: our CPU is the job then
         self.samples = 0
 
     async def run(self, breaker: Callable[[], Breaker], budget: Callable[[], BudgetConfig]) -> None:
@@ -75,7 +81,9 @@ class Sentry:
         now = self._clock.monotonic()
         serving, busy = self._throttle_http(stats.cpu_percent, breaker.config.sample_interval_s)
         own = max(0.0, stats.cpu_percent - serving)
-        sample = LoadSample(now, host.cpu_percent, host.memory_percent, own, rss_mb, busy)
+        sample = LoadSample(
+            now, host.cpu_percent, host.memory_percent, own, rss_mb, busy, self._handling()
+        )
         self._hooks.observe_load(host)
         if breaker.observe(sample):
             if breaker.open:

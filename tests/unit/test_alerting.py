@@ -37,6 +37,8 @@ def target(
             unit=f"{name}.service", active_state=ActiveState.ACTIVE, sub_state="running"
         ),
         recovery="attempt 1/3",
+        # Its http probe's failed runs are the failed rounds (systemd's updates are not).
+        probes=(ProbeView("http", "http", status, "http: timeout after 2.0 s", failures),),
     )
 
 
@@ -76,6 +78,17 @@ def test_ten_failed_rounds_make_one_alert_then_a_reminder_then_one_resolved(
     assert resolved[0].summary == "resolved after 15m 50s"
     assert resolved[0].actions == ("restarted",)
     assert p.observe(target(clock, status=Status.PASS, failures=0), gave_up=False) == []
+
+
+def test_one_crash_is_one_round_however_many_updates_systemd_sends(clock: FakeClock) -> None:
+    # A unit with no probe: systemd's several updates for one crash (failed, its result, its
+    # exit status) raised its failure count to 3 at once, and one crash made an incident.
+    p = policy(clock)  # failure_threshold 3, rounds of 5 s
+    since = clock.time()
+    crashed = replace(target(clock, failures=3, since=since), probes=())
+    assert p.observe(crashed, gave_up=False) == []  # restarted at once: no incident
+    clock.advance(10)  # still down after three rounds of time
+    assert [a.summary for a in p.observe(crashed, gave_up=False)] == ["failing"]
 
 
 def test_a_dead_unit_with_no_events_still_counts_rounds_by_time(clock: FakeClock) -> None:
@@ -306,7 +319,7 @@ def test_a_unit_with_no_probe_is_back_only_once_it_stayed_up(clock: FakeClock) -
     # "resolved" waits until the unit has stayed active for SETTLE_S.
     p = policy(clock, failure_threshold=1)
     assert p.observe(target(clock), gave_up=False)
-    up = target(clock, status=Status.PASS, failures=0)
+    up = replace(target(clock, status=Status.PASS, failures=0), probes=())
     assert up.unit_state is not None
     entered = replace(up.unit_state, state_change_usec=int(clock.time() * 1e6))
     just_up = replace(up, unit_state=entered)

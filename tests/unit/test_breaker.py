@@ -94,3 +94,28 @@ def test_a_busy_client_does_not_hold_the_breaker_open(breaker: Breaker) -> None:
     busy = LoadSample(70, 10, 30, own_cpu_percent=5.0, own_rss_mb=30, serving_busy=True)
     assert breaker.observe(busy)
     assert not breaker.open
+
+
+def test_own_cpu_while_failures_are_handled_never_trips(breaker: Breaker) -> None:
+    """Restarting, reading why, alerting: that CPU is the job; pausing probes mid-incident
+    would hide whether recovery worked (the chaos run's breaker opened on own CPU 3.3 %)."""
+    for at in range(0, 100, 2):
+        handling = LoadSample(at, 10, 30, own_cpu_percent=3.3, own_rss_mb=30, handling=True)
+        assert not breaker.observe(handling)
+    breaker.observe(sample(100, own_cpu=3.3))  # nothing handled for a while: overhead again
+    assert breaker.observe(sample(110, own_cpu=3.3))
+    assert breaker.reason == "own CPU 3.3% > budget 1%"
+
+
+def test_the_host_still_trips_it_while_failures_are_handled(breaker: Breaker) -> None:
+    breaker.observe(LoadSample(0, 95, 30, own_cpu_percent=3.0, own_rss_mb=30, handling=True))
+    assert breaker.observe(LoadSample(10, 96, 30, 3.0, 30, handling=True))
+    assert breaker.reason == "host CPU 96% > 90%"
+
+
+def test_a_failure_to_handle_closes_a_breaker_opened_on_own_cpu(breaker: Breaker) -> None:
+    breaker.observe(sample(0, own_cpu=5.0))
+    assert breaker.observe(sample(10, own_cpu=5.0))
+    assert not breaker.observe(sample(70, own_cpu=5.0))  # still over: stays open
+    assert breaker.observe(LoadSample(72, 10, 30, 5.0, 30, handling=True))
+    assert not breaker.open

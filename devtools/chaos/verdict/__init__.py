@@ -28,7 +28,7 @@ def judge(record: Record) -> Verdict:
     v.checks.append(serving.health(record, v))
     v.checks.append(serving.watchdog(record))
     v.checks.append(usage.footprint(record, v))
-    v.checks.append(serving.own_serving(record))
+    v.checks.append(serving.own_cpu(record))
     v.checks.append(outputs.state_file(record))
     v.checks.append(outputs.log(record))
     v.checks.append(outputs.run(record))
