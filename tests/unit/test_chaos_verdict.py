@@ -314,3 +314,17 @@ def test_a_429_is_an_answer_only_during_an_http_burst() -> None:
     rec.health = [HealthSample(T0 + 40, 0.003, 429, {}, {}, "", 1)]  # no burst: refused
     check = next(c for c in judge(rec).checks if c.name.startswith("/health"))
     assert not check.ok and "HTTP 429" in check.problems[0]
+
+
+def test_own_cpu_pauses_fail_while_faults_are_handled_and_are_shown_after() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    note = "breaker open: own CPU 3.3% > budget 1%; probes paused"
+    rec.health = [HealthSample(T0 + 24, 0.002, 200, {}, {}, note, 1)]  # mid-incident
+    check = next(c for c in judge(rec).checks if c.name == "probes never paused by our own CPU")
+    assert not check.ok and "1 samples paused" in check.detail
+    rec.health = [HealthSample(T0 + 25.1 + 29, 0.002, 200, {}, {}, note, 1)]  # 29 s after
+    check = next(c for c in judge(rec).checks if c.name == "probes never paused by our own CPU")
+    assert not check.ok
+    rec.health = [HealthSample(T0 + 25.1 + 31, 0.002, 200, {}, {}, note, 1)]  # the quiet after
+    check = next(c for c in judge(rec).checks if c.name == "probes never paused by our own CPU")
+    assert check.ok and "1 paused in the quiet after the faults (shown)" in check.detail

@@ -10,6 +10,7 @@ from devtools.bench.stats import max_gap
 from devtools.chaos.plan import Kind
 from devtools.chaos.record import Fault, HealthSample, Life, Record
 from devtools.chaos.verdict.parts import Check, Verdict, clock
+from supervisor.guard.activity import HANDLING_S
 
 HEALTH_LIMIT_S = 0.100  # /health must answer within this while the supervisor runs
 SATURATED = 95.0  # host CPU busy %: a nice-10 process then waits for a core
@@ -115,15 +116,26 @@ def watchdog(record: Record) -> Check:
 
 
 def own_cpu(record: Record) -> Check:
-    """Probes never paused for our own CPU: serving is throttled (issue 11) and handling the
-    run's failures is the job (`guard.activity`); a chaos run never leaves 30 s without one."""
+    """Probes never paused for our own CPU while faults were under way, within 30 s after one
+    (handling failures is the job: `guard.activity`) or near an HTTP burst (serving is
+    throttled, issue 11). In the quiet after the last fault the budget applies as configured;
+    a pause then (the run's own pollers ask 11 times a second) is shown, not failed."""
     loads = [f for f in record.faults if f.kind is Kind.LOAD and f.start is not None]
+    faults = [f for f in record.faults if f.start is not None]
     paused = [s for s in record.health if "breaker open: own CPU" in s.notes]
     burst = [s for s in paused if any(f.active(s.at, 15.0) for f in loads)]
+    busy = [s for s in paused if s in burst or any(_handled(f, s.at) for f in faults)]
     problems = tuple(
-        f"{clock(s.at)}: {s.notes}{' (HTTP burst)' if s in burst else ''}" for s in paused[:5]
+        f"{clock(s.at)}: {s.notes}{' (HTTP burst)' if s in burst else ''}" for s in busy[:5]
     )
     detail = f"{len(loads)} bursts, {sum(r.requests for r in record.loads)} requests"
-    if paused:
-        detail += f"; {len(paused)} samples paused, {len(burst)} of them near a burst"
-    return Check("probes never paused by our own CPU", not paused, detail, problems)
+    if busy:
+        detail += f"; {len(busy)} samples paused, {len(burst)} of them near a burst"
+    if len(paused) > len(busy):
+        detail += f"; {len(paused) - len(busy)} paused in the quiet after the faults (shown)"
+    return Check("probes never paused by our own CPU", not busy, detail, problems)
+
+
+def _handled(fault: Fault, at: float) -> bool:
+    """Within a fault, or within HANDLING_S after it ended (the supervisor's own window)."""
+    return fault.start is not None and fault.start <= at <= (fault.ended or at) + HANDLING_S
