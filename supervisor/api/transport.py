@@ -238,37 +238,49 @@ class _Counted(asyncio.Protocol):
 
 
 class _Refused(asyncio.Protocol):
-    """A connection over the cap: told why, its sending side shut, closed once the client is.
+    """A connection over the cap: told why, its sending side shut, closed once its request is.
 
-    A plain close of a socket whose request was never read makes the kernel answer with a
-    reset, and a client that had not read our 503 yet saw "connection reset by peer", not the
-    reason (hundreds did in a 1,100-connection flood). So, as web servers linger on close, what
-    the client still sends is read and dropped until it closes or `LINGER_S` passes. At most
-    `LINGER_MAX` (one accept burst) wait at once; past that a refusal closes at once.
+    Closing a socket whose request was never read (or arrives after the close) makes the
+    kernel answer with a reset, and a client that had not read our 503 yet saw "connection
+    reset by peer", not the reason (hundreds did in a 1,100-connection flood). So the request
+    is read and dropped first, up to the end of its headers (or the client's EOF, or
+    `LINGER_S`), and only then is the socket closed: nothing unread, nothing more to come.
+    At most `LINGER_MAX` wait at once; past that a refusal closes at once, after our end of
+    stream.
     """
 
     def __init__(self, site: _CappedSite) -> None:
         self._site = site
+        self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._tail = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._site.activity()
         assert isinstance(transport, asyncio.Transport)
         transport.write(FULL)
+        if transport.can_write_eof():
+            # Our end of stream first: the reset that closing with a request unread makes
+            # comes after it, and the client reads why, then the end.
+            transport.write_eof()
         if self._site.lingering >= LINGER_MAX or not transport.can_write_eof():
             transport.close()
             return
         self._site.lingering += 1
-        transport.write_eof()
-        self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.abort)
+        self._transport = transport
+        self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
 
     def data_received(self, data: bytes) -> None:
         self._site.activity()  # dropped: unread bytes would turn the close into a reset
+        seen, self._tail = self._tail + data, (self._tail + data)[-3:]
+        if b"\r\n\r\n" in seen and self._transport is not None:
+            self._transport.close()  # the whole request is read: a close now is a clean FIN
 
     def eof_received(self) -> bool:
         return False  # the client is done: the transport closes
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._site.refusals_ended += 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -298,7 +310,8 @@ class _CappedSite(web.BaseSite):
         self._reserve = min(RESERVE_MAX, settings.max_connections // 4)
         self._in_reserve: list[_Counted] = []  # oldest first
         self._refusing = False
-        self.lingering = 0  # refused connections waiting for their client to close
+        self.lingering = 0  # refused connections waiting for their request or their client
+        self.refusals_ended = 0  # refused connections closed on our side
 
     @property
     def name(self) -> str:
@@ -369,6 +382,11 @@ class HttpServer:
     def connections(self) -> int:
         """Connections open now (at most `max_connections`)."""
         return self._site.open if self._site is not None else 0
+
+    @property
+    def refusals_ended(self) -> int:
+        """Refused connections closed on our side so far."""
+        return self._site.refusals_ended if self._site is not None else 0
 
     async def start(self) -> None:
         """Bind and serve; raises OSError if the port is taken."""

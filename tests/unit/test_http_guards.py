@@ -289,3 +289,20 @@ async def test_a_refused_client_reads_why_and_the_end_never_a_reset(server: Http
     assert reply == FULL
     for _reader, writer in held:
         writer.close()
+
+
+async def test_a_refused_client_that_reads_late_still_reads_why(server: HttpServer) -> None:
+    """A flooding client's loop is slow: it reads our 503 only after we closed (at once, once
+    its request was read and dropped): it reads why, then the end of stream, never a reset."""
+    get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+    for reader, writer in held:
+        writer.write(get)
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(get)
+        await until(lambda: server.refusals_ended == 1, 5, "the refusal closed on our side")
+        reply = await asyncio.to_thread(read_to_the_end, sock)
+    assert reply == FULL
+    for _reader, writer in held:
+        writer.close()
