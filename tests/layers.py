@@ -48,7 +48,7 @@ KINDS = ("pure", "edges", "joins", "composes")
 ROOMS: dict[str, Room] = {
     "shared": Room(
         uses="",
-        pure="supervisor model errors procfs redaction happenings times"
+        pure="supervisor model errors procfs redaction happenings times graph"
         " config config.base config.probes config.targets",
     ),
     "runtime": Room(
@@ -56,7 +56,7 @@ ROOMS: dict[str, Room] = {
     ),
     "watch": Room(
         uses="shared",
-        pure="watch.health watch.track watch.units watch.jobs watch.intent watch.cause",
+        pure="watch.health watch.track watch.units watch.jobs watch.intent watch.cause watch.deps",
         edges="watch.systemd watch.lastwords",
         joins="watch.link watch.autopsy",
     ),

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from supervisor import graph
 from supervisor.config.base import Count, FieldError, Percent, Seconds
 from supervisor.config.base import Strict as _Strict
 from supervisor.config.probes import (
@@ -231,7 +232,7 @@ class Config(BaseSettings):
                 if key in seen:
                     raise ValueError(f"two targets share the {what} {key!r}")
                 seen.add(key)
-        return value
+        return _check_dependencies(value)
 
     @classmethod
     def settings_customise_sources(
@@ -252,6 +253,24 @@ class Config(BaseSettings):
     def target(self, name: str) -> TargetConfig | None:
         """The named target, or None."""
         return next((t for t in self.targets if t.name == name), None)
+
+
+def _check_dependencies(targets: list[TargetConfig]) -> list[TargetConfig]:
+    """Every name in `depends_on` is a target, and no chain of them comes back to its start."""
+    names = [t.name for t in targets]
+    for i, target in enumerate(targets):
+        for needed in target.depends_on:
+            if needed not in names:
+                where = f"[{i}]({target.name}).depends_on"
+                raise FieldError(
+                    where, f"no target is named {needed!r} (known: {', '.join(names)})"
+                )
+    found = graph.cycle({t.name: t.depends_on for t in targets})
+    if found is not None:
+        i = names.index(found[0])
+        where = f"[{i}]({found[0]}).depends_on"
+        raise FieldError(where, f"dependency cycle: {' -> '.join(found)}")
+    return targets
 
 
 def default_path() -> Path:
@@ -300,7 +319,8 @@ def describe_errors(exc: ValidationError, data: dict[str, Any]) -> list[str]:
         elif err["type"] == "value_error":
             error = err.get("ctx", {}).get("error", message)
             if isinstance(error, FieldError):
-                loc = f"{loc}.{error.where}"
+                dot = "" if error.where.startswith("[") else "."
+                loc = f"{loc}{dot}{error.where}"
             message = str(error)
         secret = any(str(part) in Config.secret_fields for part in err["loc"])
         quiet = ("missing", "extra_forbidden", "value_error")

@@ -92,6 +92,9 @@ class TargetConfig(Strict):
     startup_grace_s: GraceSeconds = 60.0  # failures count after a first pass or this long
     probes: list[ProbeConfig] = Field(default_factory=list)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    # Targets this one needs that systemd does not know of (a dashboard that only reads the
+    # trader's files); relations systemd knows (Requires=, BindsTo=, ...) are read from it.
+    depends_on: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -133,6 +136,15 @@ class TargetConfig(Strict):
                     f"a host target (no unit) has nothing to {used[0]}: "
                     'only the "run" action can recover it',
                 )
+        return value
+
+    @field_validator("depends_on")
+    @classmethod
+    def _needs_names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("name") in value:
+            raise ValueError("a target cannot depend on itself")
+        if len(set(value)) != len(value):
+            raise ValueError("a target is named twice")
         return value
 
     @model_validator(mode="after")
