@@ -83,6 +83,11 @@ class UnitState:
     # ("stop", "restart", "start", ...) or "unknown" when it ended before we could read it;
     # None while no such job is on the unit. Set by the D-Bus adapter, never by systemd.
     operator_job: str | None = None
+    # The units it needs, as systemd says (Requires=, BindsTo=, PartOf=, After=).
+    requires: tuple[str, ...] = ()
+    binds_to: tuple[str, ...] = ()
+    part_of: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
@@ -175,6 +180,13 @@ class TargetHealth:
     starting: tuple[float, float] | None = None  # (seconds since start, grace) while in grace
     hold: Hold | None = None
     flapping: Flapping | None = None
+    # Dependencies (watch/deps.py): the root cause this target waits for while a target it
+    # needs is down; the root it was freed from (and when) once that came back; and every
+    # target that needs this one, directly or through others.
+    blocked_by: str | None = None
+    freed_from: str | None = None
+    freed_at: float | None = None
+    dependants: tuple[str, ...] = ()
 
     @property
     def back(self) -> bool:

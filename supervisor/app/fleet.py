@@ -44,6 +44,7 @@ def build_fleet(
     model = HealthModel(specs, clock, flap)
     if previous is not None:
         model.carry_over(previous.model)
+    model.relations.declare({t.name: t.depends_on for t in config.targets})
     repairer = Repairer(
         config,
         clock=clock,

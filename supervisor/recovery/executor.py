@@ -88,8 +88,11 @@ class Repairer:
     def step(self) -> float | None:
         """Decide for every target; start actions; return seconds until a backoff ends."""
         soonest: float | None = None
-        for target in self._config.targets:
-            policy = self.policies[target.name]
+        # Dependencies first: a dependant is left alone while what it needs is down, and the
+        # ones still failing once it is back are restarted in this order.
+        targets = {t.name: t for t in self._config.targets}
+        for name in self._model.relations.order(targets):
+            target, policy = targets[name], self.policies[name]
             decision = policy.decide(self._model.target(target.name))
             if decision.action in (Action.RESTART, Action.RESET_START, Action.RUN):
                 self._start(target, policy, decision)

@@ -75,6 +75,9 @@ class Recovery:
             self._slow_retry = False
         if health.hold is not None:
             return _held(health.hold)
+        if health.blocked_by is not None and health.status is Status.FAIL:
+            # One root cause: its recovery comes first; this one's waits until it is back.
+            return Decision(Action.WAIT, f"blocked by {health.blocked_by}")
         if not cfg.enabled or self._busy or health.status is not Status.FAIL:
             return Decision(Action.NONE, "nothing to do")
         unit = health.unit_state

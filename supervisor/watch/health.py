@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from supervisor.model import (
@@ -20,7 +20,7 @@ from supervisor.model import (
     TargetHealth,
     UnitState,
 )
-from supervisor.watch import intent
+from supervisor.watch import deps, intent
 from supervisor.watch.intent import FlapRule, FlapTrack
 from supervisor.watch.track import ProbeTrack
 from supervisor.watch.units import unit_verdict
@@ -52,6 +52,7 @@ class _Target:
     stopped_at: float | None = None  # wall clock of a stop someone asked systemd for
     started_at: float | None = None  # monotonic: the current process's start (for the grace)
     hold: Hold | None = None
+    bound_stop: bool = False  # systemd stopped it with a unit it is bound to (not a person)
     flap: FlapTrack = field(default_factory=lambda: FlapTrack(FlapRule()))
 
 
@@ -81,6 +82,7 @@ class HealthModel:
                 target.output = "waiting for the first probe"
         self._by_unit = {t.spec.unit: t for t in self._targets.values() if t.spec.unit}
         self._notes: dict[str, str] = {}
+        self.relations = deps.Relations(clock)
         self._version = 0
         self._snapshot: Snapshot | None = None
 
@@ -103,7 +105,9 @@ class HealthModel:
         """Take systemd's latest word on a target's unit; True if the status changed."""
         target = self._targets[name]
         previous = target.unit
+        unit = self._bound_stop(target, unit)
         target.unit = unit
+        self._relate(previous, unit)
         if previous is not None and previous.main_pid != unit.main_pid:
             # A new process deserves a clean slate: old failures were about the old one,
             # and its probes get the start-up grace before their failures count.
@@ -118,6 +122,30 @@ class HealthModel:
         elif intent.started(unit):
             target.stopped_at = None
         return self._evaluate(target)
+
+    def _bound_stop(self, target: _Target, unit: UnitState) -> UnitState:
+        """`unit` without the mark of a person's stop when systemd stopped it with a unit it
+        is bound to (BindsTo=, Requires=, PartOf=): that is a failure of its root, and the
+        dependant is started again once the root is back."""
+        if intent.started(unit):
+            target.bound_stop = False
+        elif unit.operator_job is not None and not target.bound_stop:
+            bound = self.relations.bound.get(target.spec.name, ())
+            others = [self._targets[n].unit for n in bound if n in self._targets]
+            target.bound_stop = deps.went_down_with(unit, others, self._clock.time())
+        if target.bound_stop and unit.operator_job is not None:
+            return replace(unit, operator_job=None)
+        return unit
+
+    def _relate(self, previous: UnitState | None, unit: UnitState) -> None:
+        """What systemd says the watched units need, learnt again when a unit's relations
+        change (a first read, a daemon-reload)."""
+        keys = ("requires", "binds_to", "part_of", "after")
+        if previous is not None and all(getattr(previous, k) == getattr(unit, k) for k in keys):
+            return
+        units = [t.unit for t in self._targets.values() if t.unit is not None]
+        names = {u: t.spec.name for u, t in self._by_unit.items()}
+        self.relations.learn(*deps.systemd_graphs(units, names))
 
     def apply_probe(self, result: ProbeResult) -> bool:
         """Count a probe result; True if the target's status changed."""
@@ -246,6 +274,7 @@ class HealthModel:
         Probe tracks are carried by the caller, per unchanged probe.
         """
         self._notes.update(previous._notes)
+        self.relations.carry_over(previous.relations)
         # Versions keep counting: a cached rendering of the old model is never reused.
         self._version = previous._version
         for name, target in self._targets.items():
@@ -260,18 +289,22 @@ class HealthModel:
             target.last_success, target.unit = old.last_success, old.unit
             target.recovery, target.blocker = old.recovery, old.blocker
             target.stopped_at, target.started_at = old.stopped_at, old.started_at
+            target.bound_stop = old.bound_stop
             old.flap.rule = target.flap.rule
             target.flap = old.flap
         self._changed()
 
     def target(self, name: str) -> TargetHealth:
         """One target as it stands now."""
-        return self._view(self._targets[name])
+        found = self.snapshot().target(name)
+        if found is None:
+            raise KeyError(name)
+        return found
 
     def snapshot(self) -> Snapshot:
         """The current picture; rebuilt only after something changed."""
         if self._snapshot is None:
-            targets = tuple(self._view(t) for t in self._targets.values())
+            targets = self.relations.apply(self._view(t) for t in self._targets.values())
             notes = tuple(self._notes.values())
             self._snapshot = Snapshot(
                 version=self._version,

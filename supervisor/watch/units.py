@@ -41,6 +41,10 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "ExecMainCode": ("exit_code", int),
     "ExecMainStatus": ("exit_status", int),
     "Job": ("job_id", lambda job: int(job[0])),  # (id, path); id 0: no job queued
+    "Requires": ("requires", lambda units: tuple(map(str, units))),
+    "BindsTo": ("binds_to", lambda units: tuple(map(str, units))),
+    "PartOf": ("part_of", lambda units: tuple(map(str, units))),
+    "After": ("after", lambda units: tuple(map(str, units))),
 }
 
 

@@ -1,0 +1,141 @@
+"""One root cause: which target is down because a target it needs is down. Pure.
+
+While a dependency (directly or through others) is down, its dependants are `blocked by` the
+root: the deepest dependency that is down while everything it needs is up. Their own status
+stays as it is; recovery and alerts leave them to the root. Once the root is back, each of
+them is `freed` (with the time), so recovery restarts the ones still failing, in dependency
+order (one still blocked by a nearer dependency waits for it), and the alert policy counts a
+freed dependant's failures from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from supervisor import graph
+from supervisor.graph import Graph
+
+__all__ = ["Graph", "Relations", "blockers", "down", "systemd_graphs", "went_down_with"]
+from supervisor.model import ActiveState, Clock, Status, TargetHealth, UnitState
+
+# A dependant stopped by systemd this soon after a dependency it is bound to (BindsTo=,
+# Requires=, PartOf=) changed state went down with it: systemd's stop, not a person's.
+BOUND_WINDOW_S = 5.0
+
+
+def down(t: TargetHealth) -> bool:
+    """Cannot serve what needs it: failing, stopped, starting or not active.
+
+    Unknown (we cannot see systemd) blocks nobody: that would be a guess.
+    """
+    return t.status is not Status.UNKNOWN and not t.back
+
+
+def blockers(targets: Mapping[str, TargetHealth], needs: Graph) -> dict[str, str]:
+    """Each target with a dependency down, and its root cause."""
+    out: dict[str, str] = {}
+    for name in targets:
+        downs = [n for n in graph.needs(needs, name) if n in targets and down(targets[n])]
+        if not downs:
+            continue
+        roots = [d for d in downs if not any(n in downs for n in graph.needs(needs, d))]
+        out[name] = (roots or downs)[-1]
+    return out
+
+
+def went_down_with(unit: UnitState, bound_to: Iterable[UnitState | None], now: float) -> bool:
+    """A stop of `unit` came from systemd because a unit it is bound to went down too.
+
+    True when one of them is not active, or changed state within `BOUND_WINDOW_S` (it died
+    and may be up again already by the time the dependant's stop is seen).
+    """
+    for other in bound_to:
+        if other is None:
+            continue
+        if other.active_state is not ActiveState.ACTIVE:
+            return True
+        if other.state_change_usec and now - other.state_change_usec / 1e6 < BOUND_WINDOW_S:
+            return True
+    return False
+
+
+def systemd_graphs(
+    units: Iterable[UnitState], names: Mapping[str, str]
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """(needs, bound) between watched units as systemd says, as graphs of target names."""
+    relations = {
+        u.unit: {
+            "Requires": u.requires,
+            "BindsTo": u.binds_to,
+            "PartOf": u.part_of,
+            "After": u.after,
+        }
+        for u in units
+    }
+    return graph.from_units(relations, names)
+
+
+class Relations:
+    """The dependency graph of the fleet and who is blocked or was freed; fed snapshots."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.needs: dict[str, tuple[str, ...]] = {}  # target -> targets it needs
+        self.bound: dict[str, tuple[str, ...]] = {}  # the needs systemd stops it with
+        self._declared: dict[str, tuple[str, ...]] = {}  # depends_on in the config
+        self._systemd: dict[str, tuple[str, ...]] = {}  # read from the units
+        self._blocked: dict[str, str] = {}
+        self._freed: dict[str, tuple[str, float]] = {}  # target -> (root, wall time freed)
+
+    def declare(self, needs: Graph) -> None:
+        """The config's `depends_on` (a reload keeps what systemd said)."""
+        self._declared = graph.merge(needs)
+        self.needs = graph.merge(self._declared, self._systemd)
+
+    def learn(self, needs: Graph, bound: Graph) -> None:
+        """What systemd says of the watched units (read at every connect)."""
+        self._systemd = graph.merge(needs)
+        self.bound = graph.merge(bound)
+        self.needs = graph.merge(self._declared, self._systemd)
+
+    def carry_over(self, previous: Relations) -> None:
+        """After a reload: systemd's relations, and who is blocked and freed, stay."""
+        self._blocked, self._freed = previous._blocked, previous._freed
+        self.learn(previous._systemd, previous.bound)
+
+    def order(self, names: Iterable[str]) -> list[str]:
+        """`names` with every dependency before what needs it."""
+        return graph.order(self.needs, names)
+
+    def apply(self, views: Iterable[TargetHealth]) -> tuple[TargetHealth, ...]:
+        """The views with `blocked_by`, `freed_from`/`freed_at` and `dependants` filled in.
+
+        A freed target stays marked freed (so every reader sees it come back, however late it
+        looks) until it is blocked again.
+        """
+        views = tuple(views)
+        by_name = {t.name: t for t in views}
+        blocked = blockers(by_name, self.needs)
+        now = self._clock.time()
+        for name, root in self._blocked.items():
+            if name not in blocked and name in by_name:
+                self._freed[name] = (root, now)
+        for name in blocked:
+            self._freed.pop(name, None)
+        self._blocked = blocked
+        out = []
+        for t in views:
+            freed = self._freed.get(t.name)
+            theirs = set(graph.dependants(self.needs, t.name))
+            dependants = tuple(self.order(n for n in by_name if n in theirs))
+            out.append(
+                replace(
+                    t,
+                    blocked_by=blocked.get(t.name),
+                    freed_from=freed[0] if freed else None,
+                    freed_at=freed[1] if freed else None,
+                    dependants=dependants,
+                )
+            )
+        return tuple(out)
