@@ -258,6 +258,15 @@ class BusConnected:
     """Connected (again) to the user bus."""
 
 
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A target waits for `by`, the root cause it needs (None: `root` is back, it is freed)."""
+
+    target: str
+    by: str | None
+    root: str
+
+
 Happening = (
     CureStarting
     | RecoveryStarted
@@ -274,5 +283,6 @@ Happening = (
     | ChatCommand
     | BreakerChanged
     | BusConnected
+    | Blocked
 )
 Emit = Callable[[Happening], None]

@@ -34,6 +34,8 @@ class Alert:
     opened_at: float = 0.0
     reminder: bool = False
     actions: tuple[str, ...] = ()
+    # A root cause's dependants: their names when it opens, how each came back when resolved.
+    dependants: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -48,6 +50,25 @@ class Incident:
     notified_severity: str | None = None
     reason: str = ""
     actions: list[str] = field(default_factory=list)
+    # The targets that need this one (blocked while it is down): name -> how it came back
+    # ("" while not known yet); and when this one was first seen back (wall clock).
+    dependants: dict[str, str] = field(default_factory=dict)
+    back_at: float | None = None
+
+    def awaiting(self, now: float) -> bool:
+        """Its dependants are not all accounted for yet (waited for at most `AWAIT_S`)."""
+        if not any(not how for how in self.dependants.values()):
+            return False
+        return self.back_at is None or now - self.back_at < AWAIT_S
+
+    def dependants_words(self) -> tuple[str, ...]:
+        """`dashboard back at 12:00:03 UTC`, one per dependant."""
+        return tuple(f"{name} {how or 'not back yet'}" for name, how in self.dependants.items())
+
+
+# How long a root's resolved notice waits for its dependants to come back (or to be failing
+# on their own, which opens their own incidents well before this).
+AWAIT_S = 120.0
 
 
 _ICON = {
@@ -76,6 +97,9 @@ def format_html(alert: Alert, host: str) -> str:
     lines = [head]
     if alert.reason:
         lines.append(f"why: {clip(alert.reason, _REASON_UNITS)}")
+    if alert.dependants:
+        label = "dependants: " if alert.severity is Severity.RESOLVED else "dependants affected: "
+        lines.append(label + clip("; ".join(alert.dependants), _REASON_UNITS))
     if alert.recovery:
         lines.append(f"recovery: {clip(alert.recovery, _RECOVERY_UNITS)}")
     tail = [f"still failing since {e(utc_stamp(alert.opened_at))}"] if alert.reminder else []

@@ -17,7 +17,7 @@ from typing import Any
 from supervisor.alerts.incident import Alert, Incident, Severity, format_html
 from supervisor.config import AlertsConfig
 from supervisor.model import Clock, Status, TargetHealth
-from supervisor.times import duration
+from supervisor.times import duration, utc_stamp
 
 _HOUR = 3600.0
 # A unit with no probe has only systemd's word that it is up, and a start that fails shows
@@ -58,10 +58,22 @@ class AlertPolicy:
         A held target sends nothing (its incidents are forgotten when the hold ends, so a
         target that still fails then starts with fresh counts).
         """
-        if t.hold is not None:
-            return []
+        if t.hold is not None or t.blocked_by is not None:
+            return []  # blocked: the root's alert speaks for it (and lists it)
         found = self._flapping(t) + self._failure(t, gave_up) + self._warning(t)
+        self._tell_root(t)
         return self._gate(found + self._stopped(t))
+
+    def _tell_root(self, t: TargetHealth) -> None:
+        """A freed dependant came back, or fails on its own: its root's resolved notice says."""
+        root = self.incidents.get(f"{t.freed_from}:health")
+        if root is None or root.dependants.get(t.name, "x"):
+            return  # not waited for, or already accounted for
+        now = self._clock.time()
+        if f"{t.name}:health" in self.incidents:
+            root.dependants[t.name] = "still failing"
+        elif t.back and self._settled(t, now) and t.status is not Status.UNKNOWN:
+            root.dependants[t.name] = f"back at {utc_stamp(now)}"
 
     def forget(self, target: str) -> None:
         """Drop a target's incidents without a word (a hold on it ended)."""
@@ -149,12 +161,18 @@ class AlertPolicy:
                 # Active again, but its probes have not judged the new process yet (a restart
                 # in a crash loop, or our own restart): "resolved" would be a guess.
                 return []
+            incident.back_at = incident.back_at or now
+            if incident.awaiting(now):
+                return []  # resolved once its dependants came back (or fail on their own)
             return [self._resolve(incident, now)]  # pass, or a warning: no longer failing
         if incident is None:
             if not gave_up and self._rounds(t, now) < self._cfg.failure_threshold:
                 return []
-            incident = Incident(key=key, target=t.name, opened_at=t.since)
+            incident = Incident(key=key, target=t.name, opened_at=max(t.since, t.freed_at or 0))
+            incident.dependants = dict.fromkeys(t.dependants, "")
             self.incidents[key] = incident
+        incident.back_at = None
+        incident.dependants.update((d, "") for d in t.dependants if d not in incident.dependants)
         incident.reason = t.output
         incident.severity = self._severity(t, incident, gave_up, now).value
         return self._notices(incident, t.recovery, now)
@@ -265,10 +283,14 @@ class AlertPolicy:
 
         systemd's updates are not rounds: one crash sends several (failed, its result, its
         exit status), which made one crash "3 failed rounds" and an incident at once. And a
-        unit that stays dead sends no more: time counts rounds too.
+        unit that stays dead sends no more: time counts rounds too. A dependant freed by its
+        root's return counts only its failures since then.
         """
+        since = t.since
         probed = max((p.consecutive_failures for p in t.probes), default=0)
-        by_time = 1 + int((now - t.since) / self._round_s.get(t.name, 5.0))
+        if t.freed_at is not None and t.freed_at > since:
+            since, probed = t.freed_at, 0
+        by_time = 1 + int((now - since) / self._round_s.get(t.name, 5.0))
         return max(probed, by_time)
 
     def _severity(self, t: TargetHealth, incident: Incident, gave_up: bool, now: float) -> Severity:
@@ -300,6 +322,7 @@ class AlertPolicy:
                 recovery=recovery,
                 opened_at=incident.opened_at,
                 reminder=due and not escalated,
+                dependants=tuple(incident.dependants),
             )
         ]
 
@@ -315,6 +338,7 @@ class AlertPolicy:
             at=now,
             opened_at=incident.opened_at,
             actions=tuple(incident.actions),
+            dependants=incident.dependants_words(),
         )
 
     def _gate(self, alerts: list[Alert]) -> list[Alert]:
@@ -376,5 +400,10 @@ def _alert_dict(alert: Alert) -> dict[str, Any]:
 
 def _alert_from(raw: dict[str, Any]) -> Alert:
     return Alert(
-        **{**raw, "severity": Severity(raw["severity"]), "actions": tuple(raw.get("actions", ()))}
+        **{
+            **raw,
+            "severity": Severity(raw["severity"]),
+            "actions": tuple(raw.get("actions", ())),
+            "dependants": tuple(raw.get("dependants", ())),
+        }
     )

@@ -152,7 +152,13 @@ class SnapshotCollector(_FromMemory):
             labels=["target"],
         )
         people = _people_metrics()
+        blocked = GaugeMetricFamily(
+            "supervisor_target_blocked",
+            '1 while a target it needs (`by`, the root cause) is down; 0 with by="" otherwise',
+            labels=["target", "by"],
+        )
         for t in snap.targets:
+            blocked.add_metric([t.name, t.blocked_by or ""], 0.0 if t.blocked_by is None else 1.0)
             info.add_metric([t.name, t.unit or "", str(t.critical).lower()], 1.0)
             for family, on in zip(people, (t.hold, t.flapping, t.stopped_at), strict=True):
                 family.add_metric([t.name], 0.0 if on is None else 1.0)
@@ -168,6 +174,7 @@ class SnapshotCollector(_FromMemory):
                 restarts.add_metric([t.name], float(unit.n_restarts))
                 restarts_old.add_metric([t.name], float(unit.n_restarts))
         yield from (info, status, up, active, restarts, restarts_old, age, gave_up, *people)
+        yield blocked
         overall = GaugeMetricFamily(
             "supervisor_status", "1 for the overall status", labels=["status"]
         )

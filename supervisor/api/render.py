@@ -36,7 +36,11 @@ def target_check(t: TargetHealth, now: float) -> dict[str, Any]:
         "consecutiveFailures": t.consecutive_failures,
         "lastSuccess": iso(t.last_success),
         "recovery": t.recovery,
+        # The root cause it waits for while a target it needs is down (its own status stays).
+        "blocked_by": t.blocked_by,
     }
+    if t.dependants:
+        entry["dependants"] = list(t.dependants)
     if t.status is Status.UNKNOWN:
         entry["state"] = "unknown"
     entry.update(_people(t))

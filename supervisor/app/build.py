@@ -256,6 +256,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         wake=hooks.wake,
         history=history,
         desk=desk,
+        emit=dispatcher.emit,
     )
     stream = EventStream()
     history.subscribe(lambda event: stream.publish(event.id, event.document()))

@@ -20,6 +20,7 @@ from supervisor.happenings import (
     AlertDelivery,
     AlertQueued,
     AlertsDisabled,
+    Blocked,
     BreakerChanged,
     BusConnected,
     ChatCommand,
@@ -114,7 +115,16 @@ def _other_record(event: Happening) -> Record | None:
             return Kind.BREAKER, description if is_open else BREAKER_CLOSED, None, {"open": is_open}
         case BusConnected():
             return Kind.BUS, "connected to the user bus", None, {}
+        case Blocked(target, by, root):
+            return Kind.STATUS, blocked_words(event), target, {"blockedBy": by, "root": root}
     return None
+
+
+def blocked_words(event: Blocked) -> str:
+    """`dashboard blocked by trader` / `dashboard freed: trader is back`."""
+    if event.by is not None:
+        return f"{event.target} blocked by {event.by}"
+    return f"{event.target} freed: {event.root} is back"
 
 
 def to_history(sink: EventSink) -> Callable[[Happening], None]:
@@ -148,7 +158,14 @@ def to_metrics(metrics: Metrics) -> Callable[[Happening], None]:
 
 
 def to_journal(event: Happening) -> None:
-    """Log what recovery does, naming the target and the action."""
+    """Log what recovery does, naming the target and the action, and who is blocked."""
+    if isinstance(event, Blocked):
+        log.warning("%s", blocked_words(event))
+    else:
+        _journal_recovery(event)
+
+
+def _journal_recovery(event: Happening) -> None:
     match event:
         case RecoveryGaveUp(target, unit, reason, next_try):
             log.error("giving up on %s (%s): %s; next try %s", target, unit, reason, next_try)

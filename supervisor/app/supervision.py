@@ -19,6 +19,7 @@ from supervisor.app.fleet import Fleet
 from supervisor.app.holding import HoldDesk
 from supervisor.app.persist import StateKeeper
 from supervisor.guard.breaker import Breaker
+from supervisor.happenings import Blocked, Emit
 from supervisor.history.recorder import Recorder
 from supervisor.model import Snapshot, Status
 from supervisor.runtime.notify import Notifier
@@ -43,10 +44,12 @@ class Supervision:
     wake: asyncio.Event
     history: Recorder
     desk: HoldDesk
+    emit: Emit
     passes: int = 0
 
     def __post_init__(self) -> None:
         self._statuses: dict[str, Status] = {}
+        self._blocked: dict[str, str] = {}  # target -> the root it is blocked by
 
     def forget_statuses(self) -> None:
         """Log every target's status again at the next pass (after a reload)."""
@@ -85,6 +88,7 @@ class Supervision:
         backoff_ends = fleet.repairer.step() if self.systemd.connected else None
         snap = fleet.model.snapshot()
         self._report(snap)
+        self._tell_blocked(snap)
         self._alert(snap, fleet)
         self.keeper.save_soon()
         ends = [e for e in (backoff_ends, timed) if e is not None]
@@ -93,9 +97,23 @@ class Supervision:
     def _alert(self, snap: Snapshot, fleet: Fleet) -> None:
         if not self.systemd.connected:
             return  # unknown is not failing: no alerts while we cannot see
-        for t in snap.targets:
+        # Dependants first: a root's resolved notice then says who came back in the same pass.
+        for t in sorted(snap.targets, key=lambda t: bool(t.dependants)):
             self.alerts.publish(self.policy.observe(t, fleet.repairer.gave_up(t.name)))
         self.alerts.publish(self.policy.flush())
+
+    def _tell_blocked(self, snap: Snapshot) -> None:
+        """A target blocked by a root cause, or freed when it is back: one event each."""
+        for t in snap.targets:
+            was = self._blocked.get(t.name)
+            if t.blocked_by == was:
+                continue
+            if t.blocked_by is not None:
+                self._blocked[t.name] = t.blocked_by
+                self.emit(Blocked(t.name, t.blocked_by, t.blocked_by))
+            elif was is not None:
+                del self._blocked[t.name]
+                self.emit(Blocked(t.name, None, was))
 
     def _report(self, snap: Snapshot) -> None:
         for t in snap.targets:

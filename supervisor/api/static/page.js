@@ -89,12 +89,14 @@
     head.appendChild(el("span", "status", check.state === "unknown" ? "unknown" : check.status));
     node.appendChild(head);
     node.appendChild(el("p", "output", check.output));
+    if (check.blocked_by) node.appendChild(el("p", "blocked", "blocked by " + check.blocked_by));
     const fields = el("div", "fields");
     const unitState = check.activeState ? check.activeState + "/" + check.subState : "unknown";
     fields.appendChild(field("state", unitState));
     fields.appendChild(field("PID", check.mainPid || "none"));
     fields.appendChild(field("restarts", check.nRestarts === undefined ? "?" : check.nRestarts));
     fields.appendChild(field("recovery", check.recovery));
+    if (check.dependants) fields.appendChild(field("needed by", check.dependants.join(", ")));
     const probe = field("last probe", ago(hist && hist.lastProbe));
     probe.querySelector(".value").dataset.since = (hist && hist.lastProbe) || "";
     fields.appendChild(probe);

@@ -1,0 +1,143 @@
+"""One root cause, one alert: the alert policy over a real health model, with a fake clock.
+
+trader; dashboard BindsTo= trader (from systemd); position-monitor depends_on trader.
+"""
+
+from __future__ import annotations
+
+from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
+from supervisor.app.subscribers import history_record
+from supervisor.config import AlertsConfig
+from supervisor.happenings import Blocked
+from supervisor.history.events import Kind
+from supervisor.model import Status
+from supervisor.times import utc_stamp
+from supervisor.watch.health import HealthModel
+from tests.clock import FakeClock
+from tests.unit.test_dependencies import BINDS, dead, fleet, running
+
+ROUND_S = 5.0
+
+
+def policy(clock: FakeClock) -> AlertPolicy:
+    return AlertPolicy(AlertsConfig(), clock, dict.fromkeys(("trader", "dashboard"), ROUND_S))
+
+
+def observe(p: AlertPolicy, model: HealthModel) -> list[Alert]:
+    """One pass as supervision makes it: dependants first, then the targets they need."""
+    snap = model.snapshot()
+    return [
+        alert
+        for t in sorted(snap.targets, key=lambda t: bool(t.dependants))
+        for alert in p.observe(t, gave_up=False)
+    ]
+
+
+def rounds(p: AlertPolicy, model: HealthModel, clock: FakeClock, n: int) -> list[Alert]:
+    sent = []
+    for _ in range(n):
+        sent += observe(p, model)
+        clock.advance(ROUND_S)
+    return sent
+
+
+def trader_dies(model: HealthModel) -> None:
+    model.apply_unit("trader", dead("trader"))
+    model.apply_unit("dashboard", dead("dashboard", **BINDS))
+
+
+def trader_back(clock: FakeClock) -> tuple[HealthModel, AlertPolicy]:
+    """The trader died, was alerted on and is back; its resolved notice waits for the rest."""
+    model, p = fleet(clock), policy(clock)
+    trader_dies(model)
+    rounds(p, model, clock, 4)
+    model.apply_unit("trader", running("trader", 20))
+    assert observe(p, model) == []  # the dashboard is not back yet: nothing resolved
+    return model, p
+
+
+def test_one_alert_names_the_root_and_lists_its_dependants() -> None:
+    clock = FakeClock()
+    model, p = fleet(clock), policy(clock)
+    trader_dies(model)
+    sent = rounds(p, model, clock, 10)
+    assert [(a.target, a.severity) for a in sent] == [("trader", Severity.WARNING)]
+    assert sent[0].dependants == ("dashboard", "position-monitor")
+    text = format_html(sent[0], "box")
+    assert "dependants affected: dashboard; position-monitor" in text
+    assert set(p.incidents) == {"trader:health"}
+
+
+def test_resolved_once_with_the_dependants_that_came_back_in_order() -> None:
+    clock = FakeClock()
+    model, p = trader_back(clock)
+    monitor_back = f"back at {utc_stamp(clock.time())}"  # it never failed: back when freed
+    dashboard = model.target("dashboard")
+    assert (dashboard.blocked_by, dashboard.freed_from) == (None, "trader")
+    clock.advance(2)
+    model.apply_unit("dashboard", running("dashboard", 21, **BINDS))
+    sent = observe(p, model)
+    assert [(a.target, a.severity) for a in sent] == [("trader", Severity.RESOLVED)]
+    back = f"back at {utc_stamp(clock.time())}"
+    assert sent[0].dependants == (f"dashboard {back}", f"position-monitor {monitor_back}")
+    assert "dependants: dashboard back at" in format_html(sent[0], "box")
+    assert rounds(p, model, clock, 5) == []
+    assert p.incidents == {}
+
+
+def test_a_dependant_still_failing_after_its_root_is_back_is_its_own_incident() -> None:
+    clock = FakeClock()
+    freed_at = clock.time() + 4 * ROUND_S
+    # Its failures count from when it was freed: not at once, after the usual rounds.
+    model, p = trader_back(clock)
+    sent = rounds(p, model, clock, 4)
+    assert [(a.target, a.severity) for a in sent] == [
+        ("dashboard", Severity.WARNING),
+        ("trader", Severity.RESOLVED),
+    ]
+    assert sent[0].opened_at == freed_at
+    assert sent[1].dependants == ("dashboard still failing", sent[1].dependants[1])
+    assert sent[1].dependants[1].startswith("position-monitor back at")
+
+
+def test_a_dependant_failing_on_its_own_while_its_root_is_healthy_is_alerted_as_before() -> None:
+    clock = FakeClock()
+    model, p = fleet(clock), policy(clock)
+    model.apply_unit("dashboard", dead("dashboard", **BINDS))
+    assert model.target("dashboard").blocked_by is None
+    sent = rounds(p, model, clock, 4)
+    assert [(a.target, a.severity, a.dependants) for a in sent] == [
+        ("dashboard", Severity.WARNING, ())
+    ]
+    model.apply_unit("dashboard", running("dashboard", 21, **BINDS))
+    resolved = observe(p, model)
+    assert [(a.target, a.severity, a.dependants) for a in resolved] == [
+        ("dashboard", Severity.RESOLVED, ())
+    ]
+
+
+def test_a_blocked_dependant_that_fails_never_alerts_even_long_after() -> None:
+    clock = FakeClock()
+    model, p = fleet(clock), policy(clock)
+    trader_dies(model)
+    sent = rounds(p, model, clock, 400)  # past the cooldown: one reminder, all about trader
+    assert {a.target for a in sent} == {"trader"}
+    dashboard = model.target("dashboard")
+    assert (dashboard.status, dashboard.blocked_by) == (Status.FAIL, "trader")
+
+
+def test_history_keeps_blocked_and_freed_as_status_events() -> None:
+    blocked = history_record(Blocked("dashboard", "trader", "trader"))
+    freed = history_record(Blocked("dashboard", None, "trader"))
+    assert blocked == (
+        Kind.STATUS,
+        "dashboard blocked by trader",
+        "dashboard",
+        {"blockedBy": "trader", "root": "trader"},
+    )
+    assert freed == (
+        Kind.STATUS,
+        "dashboard freed: trader is back",
+        "dashboard",
+        {"blockedBy": None, "root": "trader"},
+    )
