@@ -3,8 +3,9 @@ of a Telegram message. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from supervisor.alerts.text import LIMIT, bounded, clip, escape_html, units
 from supervisor.times import utc_stamp
@@ -110,3 +111,22 @@ def format_html(alert: Alert, host: str) -> str:
         room = LIMIT - units("\n".join([*lines, *tail])) - units("\n" + label)
         lines.append(label + bounded(alert.actions, room, "\n" if digest else "; "))
     return "\n".join([*lines, *tail])
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    """An alert as JSON-able data (for the state file)."""
+    data = asdict(alert)
+    data["actions"] = list(alert.actions)
+    return data
+
+
+def alert_from(raw: dict[str, Any]) -> Alert:
+    """An alert from `alert_dict`'s data (one saved before a field existed gets its default)."""
+    return Alert(
+        **{
+            **raw,
+            "severity": Severity(raw["severity"]),
+            "actions": tuple(raw.get("actions", ())),
+            "dependants": tuple(raw.get("dependants", ())),
+        }
+    )

@@ -14,7 +14,14 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
-from supervisor.alerts.incident import Alert, Incident, Severity, format_html
+from supervisor.alerts.incident import (
+    Alert,
+    Incident,
+    Severity,
+    alert_dict,
+    alert_from,
+    format_html,
+)
 from supervisor.config import AlertsConfig
 from supervisor.model import Clock, Status, TargetHealth
 from supervisor.times import duration, utc_stamp
@@ -24,6 +31,9 @@ _HOUR = 3600.0
 # `active (running)` for a moment (DESIGN.md: active is not healthy): it is back only once it
 # has stayed active this long.
 SETTLE_S = 2.0
+# How long a dependant freed by its root's return, and failing since before, is given to come
+# back (its recovery restarts it; a start moves its status, which ends the wait sooner).
+FREED_WAIT_S = 60.0
 __all__ = ["Alert", "AlertPolicy", "Incident", "Severity", "duration", "format_html"]
 
 SELF = "supervisor"  # the target of the supervisor's own alerts (breaker, restarts, digests)
@@ -166,7 +176,9 @@ class AlertPolicy:
                 return []  # resolved once its dependants came back (or fail on their own)
             return [self._resolve(incident, now)]  # pass, or a warning: no longer failing
         if incident is None:
-            if not gave_up and self._rounds(t, now) < self._cfg.failure_threshold:
+            if not gave_up and (
+                self._freed_wait(t, now) or self._rounds(t, now) < self._cfg.failure_threshold
+            ):
                 return []
             incident = Incident(key=key, target=t.name, opened_at=max(t.since, t.freed_at or 0))
             incident.dependants = dict.fromkeys(t.dependants, "")
@@ -278,6 +290,12 @@ class AlertPolicy:
             return True
         return now - unit.state_change_usec / 1e6 >= SETTLE_S
 
+    @staticmethod
+    def _freed_wait(t: TargetHealth, now: float) -> bool:
+        """Freed by its root's return, still in the failure that began before: its restart and
+        start-up grace come first (a status change ends the wait; FREED_WAIT_S at most)."""
+        return t.freed_at is not None and t.since <= t.freed_at and now - t.freed_at < FREED_WAIT_S
+
     def _rounds(self, t: TargetHealth, now: float) -> int:
         """Failed rounds: each run of a failing probe is one, and so is each round of time.
 
@@ -372,7 +390,7 @@ class AlertPolicy:
             "incidents": [asdict(i) for i in self.incidents.values()],
             "silences": dict(self.silences),
             "sent": list(self._sent),
-            "held": [_alert_dict(a) for a in self._held],
+            "held": [alert_dict(a) for a in self._held],
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -387,23 +405,6 @@ class AlertPolicy:
         self._sent.extend(float(t) for t in data.get("sent", []))
         for raw in data.get("held", []):
             try:
-                self._held.append(_alert_from(raw))
+                self._held.append(alert_from(raw))
             except (TypeError, ValueError, KeyError):
                 continue
-
-
-def _alert_dict(alert: Alert) -> dict[str, Any]:
-    data = asdict(alert)
-    data["actions"] = list(alert.actions)
-    return data
-
-
-def _alert_from(raw: dict[str, Any]) -> Alert:
-    return Alert(
-        **{
-            **raw,
-            "severity": Severity(raw["severity"]),
-            "actions": tuple(raw.get("actions", ())),
-            "dependants": tuple(raw.get("dependants", ())),
-        }
-    )

@@ -5,7 +5,7 @@ trader; dashboard BindsTo= trader (from systemd); position-monitor depends_on tr
 
 from __future__ import annotations
 
-from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
+from supervisor.alerts.policy import FREED_WAIT_S, Alert, AlertPolicy, Severity, format_html
 from supervisor.app.subscribers import history_record
 from supervisor.config import AlertsConfig
 from supervisor.happenings import Blocked
@@ -85,19 +85,36 @@ def test_resolved_once_with_the_dependants_that_came_back_in_order() -> None:
     assert p.incidents == {}
 
 
-def test_a_dependant_still_failing_after_its_root_is_back_is_its_own_incident() -> None:
+def test_a_freed_dependant_that_fails_again_after_its_restart_is_its_own_incident() -> None:
     clock = FakeClock()
-    freed_at = clock.time() + 4 * ROUND_S
-    # Its failures count from when it was freed: not at once, after the usual rounds.
     model, p = trader_back(clock)
+    assert rounds(p, model, clock, 2) == []  # freed: its restart comes first, then it is judged
+    model.apply_unit("dashboard", running("dashboard", 21, **BINDS))  # restarted ...
+    clock.advance(1)
+    model.apply_unit("dashboard", dead("dashboard", **BINDS))  # ... and dead again
+    failed_at = clock.time()
     sent = rounds(p, model, clock, 4)
     assert [(a.target, a.severity) for a in sent] == [
         ("dashboard", Severity.WARNING),
         ("trader", Severity.RESOLVED),
     ]
-    assert sent[0].opened_at == freed_at
-    assert sent[1].dependants == ("dashboard still failing", sent[1].dependants[1])
+    assert sent[0].opened_at == failed_at
+    assert sent[0].dependants == ()
+    assert sent[1].dependants[0] == "dashboard still failing"
     assert sent[1].dependants[1].startswith("position-monitor back at")
+
+
+def test_a_freed_dependant_that_never_comes_back_is_alerted_once_the_wait_is_over() -> None:
+    clock = FakeClock()
+    model, p = trader_back(clock)
+    waited = rounds(p, model, clock, int(FREED_WAIT_S / ROUND_S))
+    assert waited == []
+    sent = rounds(p, model, clock, 2)
+    assert [(a.target, a.severity) for a in sent] == [
+        ("dashboard", Severity.WARNING),
+        ("trader", Severity.RESOLVED),
+    ]
+    assert sent[1].dependants[0] == "dashboard still failing"
 
 
 def test_a_dependant_failing_on_its_own_while_its_root_is_healthy_is_alerted_as_before() -> None:
