@@ -1,0 +1,150 @@
+"""Dependencies end to end: one root cause, one alert, recovery in the right order.
+
+The real daemon, the sandbox's real systemd user manager, the fake Bot API over real HTTP.
+The dashboard runs from a unit variant with `BindsTo=trader.service` and `After=trader.service`
+(read by the daemon from systemd); the position monitor has `depends_on = ["trader"]` in the
+config. Order is read from the daemon's own history events, in the order it recorded them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from devtools.fakes.telegram_api import FakeBotApi
+from devtools.sandbox import Sandbox
+from supervisor.config import Config
+from supervisor.history.events import Event, Kind
+from supervisor.model import Status
+from tests.integration.bot import alerts_toml, texts
+from tests.integration.harness import (
+    Running,
+    config,
+    heartbeat_probe,
+    http_probe,
+    passes,
+    running,
+    target_toml,
+)
+from tests.integration.test_operator import install_variant, new_pid
+from tests.polling import until
+
+pytestmark = pytest.mark.sandbox
+
+RECOVER = "enabled = true\nbackoff_s = [0, 2]\n"
+NAMES = ("trader", "dashboard", "position-monitor")
+ALL_BACK_S = 15.0  # the issue's promise: all passing again within 15 s of the kill
+
+
+def bound_to_trader(text: str) -> str:
+    """The dashboard's unit, stopped by systemd with the trader and ordered after it."""
+    return text.replace("[Unit]\n", "[Unit]\nBindsTo=trader.service\nAfter=trader.service\n", 1)
+
+
+def fleet(sandbox: Sandbox, fake: FakeBotApi) -> Config:
+    quick = "period_s = 1\n"
+    return config(
+        sandbox,
+        target_toml(
+            "trader",
+            "trader.service",
+            "critical = true\n" + heartbeat_probe(sandbox, "trader") + quick,
+            recovery=RECOVER,
+        )
+        + target_toml(
+            "dashboard", "dashboard.service", http_probe(sandbox) + quick, recovery=RECOVER
+        )
+        + target_toml(
+            "position-monitor",
+            "position-monitor.service",
+            'depends_on = ["trader"]\n' + heartbeat_probe(sandbox, "position-monitor") + quick,
+            recovery=RECOVER,
+        ),
+        extra=alerts_toml(fake, failure_threshold=1),
+    )
+
+
+def all_back(run: Running) -> bool:
+    return all(run.target(n).back and run.target(n).blocked_by is None for n in NAMES)
+
+
+def index(events: list[Event], summary: str) -> int:
+    """Where the first event whose words start with `summary` was recorded."""
+    return next(i for i, e in enumerate(events) if e.summary.startswith(summary))
+
+
+def restarted(events: list[Event]) -> list[str | None]:
+    """The targets whose recovery ended `done`, in the order recorded."""
+    return [e.target for e in events if e.kind is Kind.RECOVERY and e.data.get("result") == "done"]
+
+
+async def test_kill_9_of_the_root_one_alert_root_first_then_dependants_one_resolved(
+    sandbox: Sandbox, fake: FakeBotApi
+) -> None:
+    install_variant(sandbox, "dashboard", bound_to_trader)
+    async with running(sandbox, fleet(sandbox, fake)) as run:
+        await until(lambda: all_back(run), 20, "all three passing")
+        assert run.daemon.fleet.model.relations.bound["dashboard"] == ("trader",)
+        events: list[Event] = []
+        unsubscribe = run.daemon.parts.history.subscribe(events.append)
+        pid = sandbox.main_pid("trader.service")
+        os.kill(pid, signal.SIGKILL)
+        await until(new_pid(sandbox, "trader.service", pid), ALL_BACK_S, "trader restarted")
+        await until(lambda: all_back(run), ALL_BACK_S, "all three passing again")
+        [alert, resolved] = await fake.wait_for_messages(2, 20)
+        await passes(run, 3)
+        unsubscribe()
+
+        assert len(fake.sent) == 2, texts(fake)
+        assert "WARNING</b> trader" in str(alert["text"])
+        assert "dependants affected: dashboard; position-monitor" in str(alert["text"])
+        assert "RESOLVED</b> trader" in str(resolved["text"])
+        assert "dashboard back at" in str(resolved["text"])
+        assert "position-monitor back at" in str(resolved["text"])
+
+        # One root cause: the dependants were blocked by it, not alerted or restarted alone.
+        blocked = index(events, "dashboard blocked by trader")
+        assert index(events, "position-monitor blocked by trader") >= 0
+        trader_done = index(events, "restart trader (attempt 1/3): done")
+        freed = index(events, "dashboard freed: trader is back")
+        dashboard_restart = index(events, "restart dashboard (attempt 1/3)")
+        assert blocked < trader_done < freed < dashboard_restart, [e.summary for e in events]
+        # systemd stopped the dashboard (BindsTo=) and did not start it again: we did. The
+        # position monitor never failed: nothing to restart.
+        assert restarted(events) == ["trader", "dashboard"]
+
+        code, doc = await run.get("/health")
+        assert code == 200
+        assert all(doc["checks"][n][0]["blocked_by"] is None for n in NAMES)
+        assert doc["checks"]["trader"][0]["dependants"] == ["dashboard", "position-monitor"]
+        _code, metrics = await run.get_text("/metrics")
+        assert 'supervisor_target_blocked{by="",target="dashboard"} 0.0' in metrics
+
+
+async def test_a_dependant_failing_on_its_own_is_alerted_and_restarted_as_before(
+    sandbox: Sandbox, fake: FakeBotApi
+) -> None:
+    install_variant(sandbox, "dashboard", bound_to_trader)
+    async with running(sandbox, fleet(sandbox, fake)) as run:
+        await until(lambda: all_back(run), 20, "all three passing")
+        events: list[Event] = []
+        unsubscribe = run.daemon.parts.history.subscribe(events.append)
+        trader_pid = sandbox.main_pid("trader.service")
+        pid = sandbox.main_pid("dashboard.service")
+        os.kill(pid, signal.SIGKILL)
+        await until(new_pid(sandbox, "dashboard.service", pid), ALL_BACK_S, "dashboard back")
+        await until(lambda: all_back(run), ALL_BACK_S, "all three passing again")
+        [alert, resolved] = await fake.wait_for_messages(2, 20)
+        await passes(run, 3)
+        unsubscribe()
+
+        assert len(fake.sent) == 2, texts(fake)
+        assert "WARNING</b> dashboard" in str(alert["text"])
+        assert "dependants" not in str(alert["text"])
+        assert "RESOLVED</b> dashboard" in str(resolved["text"])
+        assert restarted(events) == ["dashboard"]
+        assert not [e for e in events if "blocked by" in e.summary]
+        assert sandbox.main_pid("trader.service") == trader_pid
+        assert run.status("trader") is Status.PASS
