@@ -18,6 +18,7 @@ from supervisor.graph import Graph
 
 __all__ = ["Graph", "Relations", "blockers", "down", "systemd_graphs", "went_down_with"]
 from supervisor.model import ActiveState, Clock, Status, TargetHealth, UnitState
+from supervisor.watch import intent
 
 # A dependant stopped by systemd this soon after a dependency it is bound to (BindsTo=,
 # Requires=, PartOf=) changed state went down with it: systemd's stop, not a person's.
@@ -103,6 +104,40 @@ class Relations:
         """After a reload: systemd's relations, and who is blocked and freed, stay."""
         self._blocked, self._freed = previous._blocked, previous._freed
         self.learn(previous._systemd, previous.bound)
+
+    def read(
+        self, previous: UnitState | None, unit: UnitState, states: Mapping[str, UnitState | None]
+    ) -> None:
+        """Learn systemd's relations again when a unit's changed (a first read, a reload).
+
+        `states` maps every target to its unit's state (None: a host target, or not read yet).
+        """
+        keys = ("requires", "binds_to", "part_of", "after")
+        if previous is not None and all(getattr(previous, k) == getattr(unit, k) for k in keys):
+            return
+        units = {name: u for name, u in states.items() if u is not None}
+        self.learn(*systemd_graphs(units.values(), {u.unit: n for n, u in units.items()}))
+
+    def through_bound(
+        self,
+        name: str,
+        unit: UnitState,
+        bound_stop: bool,
+        states: Mapping[str, UnitState | None],
+        now: float,
+    ) -> tuple[UnitState, bool]:
+        """`unit` as the health model should take it, and whether systemd stopped it with a
+        unit it is bound to (BindsTo=, Requires=, PartOf=): then its stop is not a person's
+        but its root's failure, and it is started again once the root is back. The mark
+        stays until the unit starts again."""
+        if intent.started(unit):
+            bound_stop = False
+        elif unit.operator_job is not None and not bound_stop:
+            bound_to = [states.get(n) for n in self.bound.get(name, ())]
+            bound_stop = went_down_with(unit, bound_to, now)
+        if bound_stop and unit.operator_job is not None:
+            return replace(unit, operator_job=None), True
+        return unit, bound_stop
 
     def order(self, names: Iterable[str]) -> list[str]:
         """`names` with every dependency before what needs it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.model import (
@@ -105,9 +105,14 @@ class HealthModel:
         """Take systemd's latest word on a target's unit; True if the status changed."""
         target = self._targets[name]
         previous = target.unit
-        unit = self._bound_stop(target, unit)
+        states = {n: t.unit for n, t in self._targets.items()}
+        now = self._clock.time()
+        unit, target.bound_stop = self.relations.through_bound(
+            name, unit, target.bound_stop, states, now
+        )
         target.unit = unit
-        self._relate(previous, unit)
+        states[name] = unit
+        self.relations.read(previous, unit, states)
         if previous is not None and previous.main_pid != unit.main_pid:
             # A new process deserves a clean slate: old failures were about the old one,
             # and its probes get the start-up grace before their failures count.
@@ -122,30 +127,6 @@ class HealthModel:
         elif intent.started(unit):
             target.stopped_at = None
         return self._evaluate(target)
-
-    def _bound_stop(self, target: _Target, unit: UnitState) -> UnitState:
-        """`unit` without the mark of a person's stop when systemd stopped it with a unit it
-        is bound to (BindsTo=, Requires=, PartOf=): that is a failure of its root, and the
-        dependant is started again once the root is back."""
-        if intent.started(unit):
-            target.bound_stop = False
-        elif unit.operator_job is not None and not target.bound_stop:
-            bound = self.relations.bound.get(target.spec.name, ())
-            others = [self._targets[n].unit for n in bound if n in self._targets]
-            target.bound_stop = deps.went_down_with(unit, others, self._clock.time())
-        if target.bound_stop and unit.operator_job is not None:
-            return replace(unit, operator_job=None)
-        return unit
-
-    def _relate(self, previous: UnitState | None, unit: UnitState) -> None:
-        """What systemd says the watched units need, learnt again when a unit's relations
-        change (a first read, a daemon-reload)."""
-        keys = ("requires", "binds_to", "part_of", "after")
-        if previous is not None and all(getattr(previous, k) == getattr(unit, k) for k in keys):
-            return
-        units = [t.unit for t in self._targets.values() if t.unit is not None]
-        names = {u: t.spec.name for u, t in self._by_unit.items()}
-        self.relations.learn(*deps.systemd_graphs(units, names))
 
     def apply_probe(self, result: ProbeResult) -> bool:
         """Count a probe result; True if the target's status changed."""
