@@ -181,10 +181,9 @@ class AlertPolicy:
             ):
                 return []
             incident = Incident(key=key, target=t.name, opened_at=max(t.since, t.freed_at or 0))
-            incident.dependants = dict.fromkeys(t.dependants, "")
             self.incidents[key] = incident
-        incident.back_at = None
-        incident.dependants.update((d, "") for d in t.dependants if d not in incident.dependants)
+        # Down (again): every dependant is blocked by it, none is back yet.
+        incident.back_at, incident.dependants = None, dict.fromkeys(t.dependants, "")
         incident.reason = t.output
         incident.severity = self._severity(t, incident, gave_up, now).value
         return self._notices(incident, t.recovery, now)

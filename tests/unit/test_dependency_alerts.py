@@ -158,3 +158,17 @@ def test_history_keeps_blocked_and_freed_as_status_events() -> None:
         "dashboard",
         {"blockedBy": None, "root": "trader"},
     )
+
+
+def test_a_root_that_fails_again_before_resolving_waits_for_its_dependants_afresh() -> None:
+    clock = FakeClock()
+    model, p = trader_back(clock)  # the position monitor is counted back, the dashboard not
+    clock.advance(ROUND_S)
+    trader_dies(model)
+    assert rounds(p, model, clock, 3) == []  # the same incident: told once already
+    model.apply_unit("trader", running("trader", 22))
+    model.apply_unit("dashboard", running("dashboard", 23, **BINDS))
+    back = f"back at {utc_stamp(clock.time())}"
+    [resolved] = observe(p, model)
+    assert resolved.severity is Severity.RESOLVED
+    assert resolved.dependants == (f"dashboard {back}", f"position-monitor {back}")
