@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -28,7 +29,7 @@ from tests.integration.harness import (
     running,
     target_toml,
 )
-from tests.integration.test_operator import install_variant, new_pid
+from tests.integration.test_operator import install_variant
 from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
@@ -70,6 +71,15 @@ def all_back(run: Running) -> bool:
     return all(run.target(n).back and run.target(n).blocked_by is None for n in NAMES)
 
 
+async def back_within(run: Running, killed: str, since: float) -> None:
+    """The death seen, then all three passing again within ALL_BACK_S of the kill (a deadline,
+    not a timed assertion: the figure is printed)."""
+    await until(lambda: not run.target(killed).back, ALL_BACK_S, f"{killed}'s death seen")
+    left = ALL_BACK_S - (time.monotonic() - since)
+    await until(lambda: all_back(run), left, "all three passing again")
+    print(f"\nkill -9 of {killed} -> all three passing again: {time.monotonic() - since:.2f} s")
+
+
 def index(events: list[Event], summary: str) -> int:
     """Where the first event whose words start with `summary` was recorded."""
     return next(i for i, e in enumerate(events) if e.summary.startswith(summary))
@@ -89,10 +99,9 @@ async def test_kill_9_of_the_root_one_alert_root_first_then_dependants_one_resol
         assert run.daemon.fleet.model.relations.bound["dashboard"] == ("trader",)
         events: list[Event] = []
         unsubscribe = run.daemon.parts.history.subscribe(events.append)
-        pid = sandbox.main_pid("trader.service")
-        os.kill(pid, signal.SIGKILL)
-        await until(new_pid(sandbox, "trader.service", pid), ALL_BACK_S, "trader restarted")
-        await until(lambda: all_back(run), ALL_BACK_S, "all three passing again")
+        killed = time.monotonic()
+        os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
+        await back_within(run, "trader", killed)
         [alert, resolved] = await fake.wait_for_messages(2, 20)
         await passes(run, 3)
         unsubscribe()
@@ -132,10 +141,9 @@ async def test_a_dependant_failing_on_its_own_is_alerted_and_restarted_as_before
         events: list[Event] = []
         unsubscribe = run.daemon.parts.history.subscribe(events.append)
         trader_pid = sandbox.main_pid("trader.service")
-        pid = sandbox.main_pid("dashboard.service")
-        os.kill(pid, signal.SIGKILL)
-        await until(new_pid(sandbox, "dashboard.service", pid), ALL_BACK_S, "dashboard back")
-        await until(lambda: all_back(run), ALL_BACK_S, "all three passing again")
+        killed = time.monotonic()
+        os.kill(sandbox.main_pid("dashboard.service"), signal.SIGKILL)
+        await back_within(run, "dashboard", killed)
         [alert, resolved] = await fake.wait_for_messages(2, 20)
         await passes(run, 3)
         unsubscribe()
