@@ -8,9 +8,11 @@ config. Order is read from the daemon's own history events, in the order it reco
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from devtools.sandbox import Sandbox
 from supervisor.config import Config
 from supervisor.history.events import Event, Kind
 from supervisor.model import Status
+from tests.integration import test_status_page
 from tests.integration.bot import alerts_toml, texts
 from tests.integration.harness import (
     Running,
@@ -30,9 +33,11 @@ from tests.integration.harness import (
     target_toml,
 )
 from tests.integration.test_operator import install_variant
+from tests.integration.test_status_page import page_shows
 from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
+chromium = test_status_page.browser  # the status page test's headless Chromium, as a fixture
 
 RECOVER = "enabled = true\nbackoff_s = [0, 2]\n"
 NAMES = ("trader", "dashboard", "position-monitor")
@@ -156,3 +161,48 @@ async def test_a_dependant_failing_on_its_own_is_alerted_and_restarted_as_before
         assert not [e for e in events if "blocked by" in e.summary]
         assert sandbox.main_pid("trader.service") == trader_pid
         assert run.status("trader") is Status.PASS
+
+
+async def test_while_the_root_is_down_health_metrics_and_the_page_say_blocked_by_it(
+    sandbox: Sandbox, chromium: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser = chromium
+
+    cfg = config(
+        sandbox,
+        target_toml("trader", "trader.service", heartbeat_probe(sandbox, "trader"))
+        + target_toml(
+            "position-monitor",
+            "position-monitor.service",
+            'depends_on = ["trader"]\n' + heartbeat_probe(sandbox, "position-monitor"),
+        ),
+    )  # recovery off: the trader stays down while the test looks
+
+    def card(driver: Any, name: str) -> Any:
+        return driver.find_element(By.CSS_SELECTOR, f'article[data-target="{name}"]')
+
+    async with running(sandbox, cfg) as run:
+        await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
+        await asyncio.to_thread(browser.get, run.url + "/")
+        await page_shows(
+            browser, lambda d: "position-monitor" in card(d, "trader").text, "needed by"
+        )
+        os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
+        await until(lambda: run.target("position-monitor").blocked_by == "trader", 10, "blocked")
+
+        code, doc = await run.get("/health")
+        entry = doc["checks"]["position-monitor"][0]
+        assert (code, entry["blocked_by"], entry["status"]) == (200, "trader", "pass")
+        _code, metrics = await run.get_text("/metrics")
+        assert 'supervisor_target_blocked{by="trader",target="position-monitor"} 1.0' in metrics
+
+        def says_blocked(d: Any) -> bool:
+            blocked = card(d, "position-monitor").find_elements(By.CSS_SELECTOR, ".blocked")
+            return [b.text for b in blocked] == ["blocked by trader"]
+
+        await page_shows(browser, says_blocked, "blocked by trader")
+        assert "needed by\nposition-monitor" in await asyncio.to_thread(
+            lambda: card(browser, "trader").text
+        )
