@@ -280,3 +280,16 @@ def test_health_and_metrics_show_who_is_blocked_by_whom() -> None:
     text = Metrics(model.snapshot, SelfStats, clock).render().decode()
     assert 'supervisor_target_blocked{by="trader",target="dashboard"} 1.0' in text
     assert 'supervisor_target_blocked{by="",target="trader"} 0.0' in text
+
+
+def test_a_reload_keeps_what_systemd_said_and_who_is_blocked() -> None:
+    clock = FakeClock()
+    old = fleet(clock)
+    old.apply_unit("trader", dead("trader"))
+    old.snapshot()
+    new = HealthModel([TargetSpec(n, f"{n}.service") for n in NAMES], clock)
+    new.carry_over(old)
+    new.relations.declare({})  # depends_on dropped from the config
+    assert new.relations.bound == {"dashboard": ("trader",), "trader": (), "position-monitor": ()}
+    assert new.target("dashboard").blocked_by == "trader"
+    assert new.target("position-monitor").blocked_by is None
