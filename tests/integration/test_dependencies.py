@@ -9,9 +9,11 @@ config. Order is read from the daemon's own history events, in the order it reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -72,8 +74,36 @@ def fleet(sandbox: Sandbox, fake: FakeBotApi) -> Config:
     )
 
 
+@contextlib.asynccontextmanager
+async def bound_fleet(sandbox: Sandbox, fake: FakeBotApi) -> AsyncIterator[Running]:
+    """The daemon over the fleet with the BindsTo= dashboard, all three passing."""
+    install_variant(sandbox, "dashboard", bound_to_trader)
+    async with running(sandbox, fleet(sandbox, fake)) as run:
+        await until(lambda: all_back(run), 20, "all three passing")
+        yield run
+
+
 def all_back(run: Running) -> bool:
     return all(run.target(n).back and run.target(n).blocked_by is None for n in NAMES)
+
+
+async def kill_9(
+    run: Running, sandbox: Sandbox, fake: FakeBotApi, name: str
+) -> tuple[list[Event], str, str]:
+    """`kill -9` of `name`: the events the daemon recorded until all are back and the two
+    messages sent (an alert and its resolved notice; exactly two, a few passes later)."""
+    events: list[Event] = []
+    unsubscribe = run.daemon.parts.history.subscribe(events.append)
+    try:
+        killed = time.monotonic()
+        os.kill(sandbox.main_pid(f"{name}.service"), signal.SIGKILL)
+        await back_within(run, name, killed)
+        [alert, resolved] = await fake.wait_for_messages(2, 20)
+        await passes(run, 3)
+    finally:
+        unsubscribe()
+    assert len(fake.sent) == 2, texts(fake)
+    return events, str(alert["text"]), str(resolved["text"])
 
 
 async def back_within(run: Running, killed: str, since: float) -> None:
@@ -98,25 +128,14 @@ def restarted(events: list[Event]) -> list[str | None]:
 async def test_kill_9_of_the_root_one_alert_root_first_then_dependants_one_resolved(
     sandbox: Sandbox, fake: FakeBotApi
 ) -> None:
-    install_variant(sandbox, "dashboard", bound_to_trader)
-    async with running(sandbox, fleet(sandbox, fake)) as run:
-        await until(lambda: all_back(run), 20, "all three passing")
+    async with bound_fleet(sandbox, fake) as run:
         assert run.daemon.fleet.model.relations.bound["dashboard"] == ("trader",)
-        events: list[Event] = []
-        unsubscribe = run.daemon.parts.history.subscribe(events.append)
-        killed = time.monotonic()
-        os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
-        await back_within(run, "trader", killed)
-        [alert, resolved] = await fake.wait_for_messages(2, 20)
-        await passes(run, 3)
-        unsubscribe()
-
-        assert len(fake.sent) == 2, texts(fake)
-        assert "WARNING</b> trader" in str(alert["text"])
-        assert "dependants affected: dashboard; position-monitor" in str(alert["text"])
-        assert "RESOLVED</b> trader" in str(resolved["text"])
-        assert "dashboard back at" in str(resolved["text"])
-        assert "position-monitor back at" in str(resolved["text"])
+        events, alert, resolved = await kill_9(run, sandbox, fake, "trader")
+        assert "WARNING</b> trader" in alert
+        assert "dependants affected: dashboard; position-monitor" in alert
+        assert "RESOLVED</b> trader" in resolved
+        assert "dashboard back at" in resolved
+        assert "position-monitor back at" in resolved
 
         # One root cause: the dependants were blocked by it, not alerted or restarted alone.
         blocked = index(events, "dashboard blocked by trader")
@@ -140,23 +159,12 @@ async def test_kill_9_of_the_root_one_alert_root_first_then_dependants_one_resol
 async def test_a_dependant_failing_on_its_own_is_alerted_and_restarted_as_before(
     sandbox: Sandbox, fake: FakeBotApi
 ) -> None:
-    install_variant(sandbox, "dashboard", bound_to_trader)
-    async with running(sandbox, fleet(sandbox, fake)) as run:
-        await until(lambda: all_back(run), 20, "all three passing")
-        events: list[Event] = []
-        unsubscribe = run.daemon.parts.history.subscribe(events.append)
+    async with bound_fleet(sandbox, fake) as run:
         trader_pid = sandbox.main_pid("trader.service")
-        killed = time.monotonic()
-        os.kill(sandbox.main_pid("dashboard.service"), signal.SIGKILL)
-        await back_within(run, "dashboard", killed)
-        [alert, resolved] = await fake.wait_for_messages(2, 20)
-        await passes(run, 3)
-        unsubscribe()
-
-        assert len(fake.sent) == 2, texts(fake)
-        assert "WARNING</b> dashboard" in str(alert["text"])
-        assert "dependants" not in str(alert["text"])
-        assert "RESOLVED</b> dashboard" in str(resolved["text"])
+        events, alert, resolved = await kill_9(run, sandbox, fake, "dashboard")
+        assert "WARNING</b> dashboard" in alert
+        assert "dependants" not in alert
+        assert "RESOLVED</b> dashboard" in resolved
         assert restarted(events) == ["dashboard"]
         assert not [e for e in events if "blocked by" in e.summary]
         assert sandbox.main_pid("trader.service") == trader_pid
