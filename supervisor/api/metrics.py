@@ -48,11 +48,6 @@ def deprecated(
     )
 
 
-_NAN = float("nan")
-_INF = float("inf")  # a gauge of a configured target not measured yet: no figure, not zero
-REMOVED_IN = "0.3.0"  # the release that drops the names 0.1.0 used
-
-
 @dataclass(frozen=True, slots=True)
 class DaemonFacts:
     """What /metrics shows beyond the snapshot, read from the daemon's memory at scrape time."""

@@ -15,10 +15,10 @@ from dataclasses import replace
 
 from supervisor import graph
 from supervisor.graph import Graph
-
-__all__ = ["Graph", "Relations", "blockers", "down", "systemd_graphs", "went_down_with"]
 from supervisor.model import ActiveState, Clock, Status, TargetHealth, UnitState
 from supervisor.watch import intent
+
+__all__ = ["Graph", "Relations", "blockers", "down", "systemd_graphs", "went_down_with"]
 
 # A dependant stopped by systemd this soon after a dependency it is bound to (BindsTo=,
 # Requires=, PartOf=) changed state went down with it: systemd's stop, not a person's.
