@@ -190,13 +190,14 @@ class HealthModel:
         return {name: t.hold for name, t in self._targets.items() if t.hold is not None}
 
     def export(self) -> dict[str, Any]:
-        """What a restart of the supervisor must not forget: holds and stops on request."""
+        """What a restart of the supervisor must not forget: holds, stops on request, flapping."""
         return {
             "holds": {
                 name: {"until": h.until, "reason": h.reason, "by": h.by, "since": h.since}
                 for name, h in self.holds().items()
             },
             "stopped": {n: t.stopped_at for n, t in self._targets.items() if t.stopped_at},
+            "flapping": {n: f for n, t in self._targets.items() if (f := t.flap.export())},
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -210,6 +211,9 @@ class HealthModel:
         for name, at in data.get("stopped", {}).items():
             if name in self._targets and isinstance(at, int | float):
                 self._targets[name].stopped_at = float(at)
+        for name, flap in data.get("flapping", {}).items():
+            if name in self._targets:
+                self._targets[name].flap.restore(flap)
         self._changed()
 
     # -- notes, recovery words, reload ------------------------------------------------------

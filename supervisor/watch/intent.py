@@ -12,7 +12,8 @@ should be running) has no such job on it, and stays a failure exactly as before.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from supervisor.model import ActiveState, Flapping, Status, UnitState
 
@@ -116,3 +117,20 @@ class FlapTrack:
         if self.flapping is None or not self._onsets:
             return None
         return self._onsets[-1] + self.rule.quiet_s
+
+    def export(self) -> dict[str, Any] | None:
+        """For the state file while it flaps: a restart must not end flapping (its incident is
+        saved too, and would be told "stable again" at once by a life that forgot)."""
+        if self.flapping is None:
+            return None
+        return {"onsets": list(self._onsets), "flapping": asdict(self.flapping)}
+
+    def restore(self, data: Any) -> None:
+        """Take back what `export()` gave; anything malformed is ignored."""
+        try:
+            onsets = [float(at) for at in data["onsets"]]
+            flapping = Flapping(**data["flapping"])
+        except (TypeError, KeyError, ValueError):
+            return
+        self._onsets = deque(onsets)
+        self.flapping = flapping

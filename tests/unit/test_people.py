@@ -308,3 +308,31 @@ def test_one_notice_when_a_stop_on_request_lasts(clock: FakeClock) -> None:
     m.apply_unit("trader", unit(pid=600, job="start"))
     assert alerts.observe(m.target("trader"), False) == []
     assert alerts.incidents == {}
+
+
+def test_flapping_survives_a_restart_no_stable_again_until_quiet(clock: FakeClock) -> None:
+    rule = FlapRule(count=3, window_s=900, quiet_s=300)
+    m = model(clock, rule=rule)
+    alerts = AlertPolicy(AlertsConfig(failure_threshold=1), clock, {"trader": 5.0})
+    for pid in range(500, 503):  # three crashes, 20 s apart, each restarted at once
+        m.apply_unit("trader", unit(ActiveState.FAILED, "failed", 0, "signal"))
+        alerts.observe(m.target("trader"), False)
+        m.apply_unit("trader", unit(pid=pid))
+        m.apply_probe(probe(True))
+        alerts.observe(m.target("trader"), False)
+        clock.advance(20)
+    assert "trader:flapping" in alerts.incidents
+    # The supervisor restarts: its next life takes back the state file.
+    again = HealthModel([TargetSpec("trader", UNIT, critical=True)], clock, rule)
+    again.add_probe("trader", "heartbeat", "heartbeat", ProbeTrack(3, 1, grace_s=60))
+    again.restore(m.export())
+    policy = AlertPolicy(AlertsConfig(failure_threshold=1), clock, {"trader": 5.0})
+    policy.restore(alerts.export())
+    again.apply_unit("trader", unit(pid=502))
+    again.apply_probe(probe(True))
+    assert again.target("trader").flapping is not None
+    assert policy.observe(again.target("trader"), False) == []  # still flapping, not stable
+    clock.advance(300)
+    again.tick()
+    [stable] = policy.observe(again.target("trader"), False)
+    assert (stable.severity, stable.summary[:12]) == (Severity.RESOLVED, "stable again")
