@@ -94,22 +94,33 @@ class AlertService:
         """Log each alert and queue it for every configured chat.
 
         A failure waits for its cause and last lines (at most half a second, bounded by
-        `why`); everything else is queued at once.
+        `why`); everything else is queued at once, unless an alert of the same target still
+        waits: then right behind it (a person reads "failing" before its "resolved").
         """
         for alert in alerts:
-            if self._why is not None and alert.severity in _FAILING:
-                task = asyncio.get_running_loop().create_task(self._with_why(alert, self._why))
+            # Behind an alert of the same target still waiting for its cause: a "resolved"
+            # decided within that wait must not reach the chat before its "failing".
+            ahead = [t for t, a in self._waiting.items() if a.target == alert.target]
+            failing = self._why is not None and alert.severity in _FAILING
+            if failing or ahead:
+                why = self._why if failing else None
+                task = asyncio.get_running_loop().create_task(self._with_why(alert, why, ahead))
                 self._waiting[task] = alert
                 task.add_done_callback(lambda done: self._waiting.pop(done, None))
             else:
                 self._queue(alert, None)
 
-    async def _with_why(self, alert: Alert, why: Why) -> None:
+    async def _with_why(
+        self, alert: Alert, why: Why | None, ahead: list[asyncio.Task[None]]
+    ) -> None:
+        evidence = None
         try:
-            evidence = await why(alert.target, alert.opened_at)
+            if why is not None:
+                evidence = await why(alert.target, alert.opened_at)
         except Exception:  # our trouble must never cost the alert itself
             log.exception("%s: the cause of the failure could not be added", alert.target)
-            evidence = None
+        if ahead:  # each waits at most for its own cause (bounded by `why`), in order
+            await asyncio.wait(ahead)
         self._queue(alert, evidence)
 
     def settle(self) -> None:

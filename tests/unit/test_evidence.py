@@ -12,6 +12,7 @@ import html
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -160,3 +161,38 @@ async def test_an_alert_waiting_for_its_cause_is_queued_at_shutdown(fake: FakeBo
         assert len(service.outbox) == 1
         (sent,) = await fake.wait_for_messages(1)
     assert "crasher on vm: failing" in str(sent["text"])
+
+
+async def test_a_resolved_decided_while_its_failing_waits_for_the_cause_comes_after_it(
+    fake: FakeBotApi,
+) -> None:
+    """The outbox keeps a chat in order, but only from the moment each alert is queued: a
+    "resolved" decided while its "failing" still waited for the cause went out first."""
+    cause = asyncio.Event()
+
+    async def why(target: str, since: float) -> Evidence | None:
+        await cause.wait()
+        return "killed by SIGKILL", ("last words",)
+
+    clock = FakeClock(float(int(time.time())))
+    opened = failing(clock)
+    back = Alert(
+        key=opened.key,
+        target=opened.target,
+        severity=Severity.RESOLVED,
+        summary="resolved after 0s",
+        at=clock.time(),
+        opened_at=opened.opened_at,
+    )
+    async with delivering(fake, why) as (service, _recorded):
+        service.publish([opened])
+        service.publish([back])
+        other = failing(clock, target="other")
+        service.publish([replace(other, severity=Severity.RESOLVED, summary="resolved")])
+        first = (await fake.wait_for_messages(1))[0]  # another target's is not held back
+        assert "other on vm: resolved" in str(first["text"])
+        cause.set()
+        sent = await fake.wait_for_messages(3)
+    heads = [str(m["text"]).split("\n")[0] for m in sent[1:]]
+    assert heads[0].endswith("crasher on vm: failing: killed by SIGKILL")
+    assert heads[1].endswith("crasher on vm: resolved after 0s")
