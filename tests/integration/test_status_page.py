@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
@@ -32,6 +35,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 SCREENSHOT_ENV = "STATUS_PAGE_SCREENSHOT"
 CHROMIUM = "/usr/bin/chromium"
 DRIVER = "/usr/bin/chromedriver"
+KEY = SecretStr("a-long-enough-page-test-key")
 
 
 class HostileApp:
@@ -149,7 +153,9 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
     from selenium.webdriver.common.by import By
 
     with HostileApp() as hostile:
-        cfg = config(sandbox, fleet(sandbox, hostile.port))
+        # Two failures make a target flapping here (3 by default): the page shows it sooner.
+        cfg = config(sandbox, fleet(sandbox, hostile.port), extra="[alerts]\nflap_count = 2\n")
+        cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"api_key": KEY})})
         async with running(sandbox, cfg) as run:
             names = ["trader", "dashboard", "position-monitor"]
             await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
@@ -174,6 +180,7 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
             hostile.status = "ok"
             await page_shows(browser, lambda d: card_status(d, "position-monitor") == "pass",
                              "position-monitor pass again")  # fmt: skip
+            await people_on_the_page(sandbox, run, browser, hostile)
 
             # A fault turns the trader fail on the page without a reload.
             await asyncio.to_thread(browser.execute_script, "window.loadedOnce = true")
@@ -201,6 +208,71 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
             shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "status-page.png")
             size = await asyncio.to_thread(save_screenshot, browser, shot)
     assert size > 10_000
+
+
+def people_line(driver: Any, name: str, kind: str) -> str:
+    """The text of a target's hold, stop, start or flapping line; "" when it has none."""
+    from selenium.webdriver.common.by import By
+
+    card = driver.find_element(By.CSS_SELECTOR, f'article[data-target="{name}"]')
+    lines = card.find_elements(By.CSS_SELECTOR, f".people.{kind}")
+    return str(lines[0].text) if lines else ""
+
+
+async def people_on_the_page(sandbox: Sandbox, run: Any, driver: Any, app: HostileApp) -> None:
+    """Flapping, a hold and a stop on request each have their own line, as text."""
+    from selenium.webdriver.common.by import By
+
+    app.status = HOSTILE  # its second failure: flapping (flap_count = 2)
+    await page_shows(driver, lambda d: card_status(d, "position-monitor") == "fail", "fail again")
+    app.status = "ok"
+    flapping = re.compile(r"^flapping: 2 failures in (\d+m )?\d+s$")
+    await page_shows(
+        driver,
+        lambda d: bool(flapping.match(people_line(d, "position-monitor", "flapping"))),
+        "position-monitor flapping",
+    )
+    url = f"{run.url}/targets/position-monitor/hold"
+    body = json.dumps({"for": "20m", "reason": HOSTILE}).encode()
+    code = await asyncio.to_thread(_call, url, "POST", body)
+    assert code == 200
+    held = re.compile(r"^held until \d\d:\d\d \(" + re.escape(HOSTILE) + r"\) by http:")
+    await page_shows(
+        driver, lambda d: bool(held.match(people_line(d, "position-monitor", "hold"))), "the hold"
+    )
+    assert await asyncio.to_thread(driver.find_elements, By.TAG_NAME, "img") == []  # text only
+    assert await asyncio.to_thread(_call, url, "DELETE", None) == 200
+    await page_shows(driver, lambda d: people_line(d, "position-monitor", "hold") == "", "released")
+    # A stop on request: warn, its own line, no restart (the dashboard's recovery is on).
+    await asyncio.to_thread(sandbox.systemctl, "stop", "dashboard.service")
+    stopped = re.compile(r"^stopped on request at \d\d:\d\d:\d\d$")
+    await page_shows(
+        driver,
+        lambda d: (
+            card_status(d, "dashboard") == "warn"
+            and bool(stopped.match(people_line(d, "dashboard", "stopped")))
+        ),
+        "the dashboard stopped on request",
+    )
+    assert sandbox.main_pid("dashboard.service") == 0
+    await asyncio.to_thread(sandbox.systemctl, "start", "dashboard.service")
+    await page_shows(
+        driver,
+        lambda d: (
+            card_status(d, "dashboard") == "pass" and people_line(d, "dashboard", "stopped") == ""
+        ),
+        "the dashboard started again",
+    )
+
+
+def _call(url: str, method: str, body: bytes | None) -> int:
+    req = urllib.request.Request(
+        url, data=body, method=method, headers={"X-API-Key": KEY.get_secret_value()}
+    )
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return int(resp.status)
 
 
 def save_screenshot(driver: Any, shot: Path) -> int:

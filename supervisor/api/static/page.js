@@ -46,6 +46,11 @@
     return isNaN(d) ? "" : d.toLocaleTimeString([], { hour12: false });
   }
 
+  function hourMinute(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit" });
+  }
+
   function percent(value) {
     return value === null || value === undefined ? "no data" : value.toFixed(2) + " %";
   }
@@ -78,6 +83,30 @@
     return wrap;
   }
 
+  // What the people who run the box did, or should know: a hold, a stop on request, a start
+  // still in its grace, flapping. One line each, [class, text].
+  function people(check) {
+    const lines = [];
+    const h = check.hold;
+    if (h) {
+      const why = h.reason ? " (" + h.reason + ")" : "";
+      lines.push(["hold", "held until " + hourMinute(h.until) + why + " by " + h.by]);
+    }
+    if (check.stoppedOnRequest) {
+      lines.push(["stopped", "stopped on request at " + clock(check.stoppedOnRequest)]);
+    }
+    const s = check.starting;
+    if (s) {
+      const took = Math.floor(s.elapsedSeconds) + " s of " + s.graceSeconds + " s grace";
+      lines.push(["starting", "starting (" + took + ")"]);
+    }
+    const f = check.flapping;
+    if (f) {
+      lines.push(["flapping", "flapping: " + f.failures + " failures in " + duration(f.withinSeconds)]);
+    }
+    return lines;
+  }
+
   function card(name, check, hist) {
     const node = el("article", "target");
     node.dataset.target = name;
@@ -90,6 +119,7 @@
     node.appendChild(head);
     node.appendChild(el("p", "output", check.output));
     if (check.blocked_by) node.appendChild(el("p", "blocked", "blocked by " + check.blocked_by));
+    for (const [kind, text] of people(check)) node.appendChild(el("p", "people " + kind, text));
     const fields = el("div", "fields");
     const unitState = check.activeState ? check.activeState + "/" + check.subState : "unknown";
     fields.appendChild(field("state", unitState));
