@@ -23,10 +23,12 @@ from supervisor import __version__, config, hold_cli, risks, why
 from supervisor.alerts import lastword
 from supervisor.api import render
 from supervisor.config import API_KEY_HEADER, probe_ids
+from supervisor.config.file import ConfigFile
 from supervisor.errors import EXIT_ALREADY_RUNNING, EXIT_CONFIG, AlreadyRunningError, ConfigError
 from supervisor.history import report
 from supervisor.ops import commands as ops
 from supervisor.runtime import limits, logs
+from supervisor.runtime.state import write_private
 
 log = logging.getLogger("supervisor")
 
@@ -209,7 +211,7 @@ def _online(path: Path | None, send: bool) -> int:
 
 def _run(path: Path | None, level: str, dry_run: bool) -> int:
     logs.setup(level)
-    source = lastword.ConfigFile(path)  # keeps each config in force for the last word
+    source = ConfigFile(path, write_private)  # keeps each config in force for the last word
     try:
         cfg = source.load()
     except ConfigError as exc:
@@ -244,7 +246,7 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
     return asyncio.run(serve())
 
 
-def _reloaded(source: lastword.ConfigFile, dry_run: bool) -> config.Config:
+def _reloaded(source: ConfigFile, dry_run: bool) -> config.Config:
     cfg = source.load()
     return cfg.model_copy(update={"dry_run": True}) if dry_run else cfg
 

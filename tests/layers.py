@@ -50,6 +50,7 @@ ROOMS: dict[str, Room] = {
         uses="",
         pure="supervisor model errors procfs redaction happenings times graph"
         " config config.base config.probes config.targets",
+        edges="config.file",
     ),
     "runtime": Room(
         uses="shared", edges="runtime.notify runtime.logs runtime.state runtime.limits"

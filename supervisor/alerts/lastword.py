@@ -6,7 +6,8 @@ enters *failed*: the start limit hit after repeated crashes or watchdog kills, o
 bad config; never for a failure systemd is still restarting. It reads what happened from
 systemd and sends one message with the last config that was valid: the daemon keeps a copy of
 its config file in its state directory each time it loads one (start-up, once it holds the
-state directory) or applies a reload, so a broken config does not also break the last word.
+state directory) or applies a reload (`config/file.py`), so a broken config does not also
+break the last word.
 It never touches the daemon's state or its lock.
 """
 
@@ -14,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import subprocess
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from supervisor import config
 from supervisor.alerts.text import bounded, escape_html, with_evidence
 from supervisor.config import Config, TelegramConfig
+from supervisor.config.file import last_valid
 from supervisor.errors import (
     EXIT_ALREADY_RUNNING,
     EXIT_CONFIG,
@@ -38,7 +38,6 @@ from supervisor.errors import (
 from supervisor.model import backoff
 from supervisor.redaction import scrub_shapes
 from supervisor.runtime import logs
-from supervisor.runtime.state import private_dir, write_atomic
 from supervisor.watch.cause import ExitFacts, LastWords
 from supervisor.watch.lastwords import LastWordsReader, Limits
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from supervisor.alerts.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
-LAST_VALID = "last-valid-config.toml"
 UNIT = "sidecar-supervisor.service"
 PROPERTIES = (
     "Result",
@@ -76,80 +74,6 @@ _RESULT_WORDS = {
     "exit-code": "it exited with an error",
     "success": "systemd reports no failure (was this run by hand?)",
 }
-
-
-# -- the daemon's side: keep each config that was loaded ----------------------------------
-
-
-def keep(state_dir: Path, raw: bytes) -> bool:
-    """Keep `raw` as `<state_dir>/last-valid-config.toml`: whole, 0600 (it may hold a token)."""
-    path = state_dir / LAST_VALID
-    try:
-        private_dir(state_dir)
-        write_atomic(path, raw, mode=0o600)
-    except OSError as exc:
-        log.warning("cannot keep the config as %s: %s; the last word uses an older one", path, exc)
-        return False
-    log.debug("kept the config as %s for the last word", path)
-    return True
-
-
-class ConfigFile:
-    """The daemon's config file: `load` it, and `keep` what was loaded once it is in force."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._raw: bytes | None = None  # the bytes of the last config that validated
-
-    def load(self) -> Config:
-        """Read and validate (ConfigError as `config.load`); remember the bytes if valid."""
-        cfg, self._raw = config.load_source(self.path)
-        return cfg
-
-    def keep(self, cfg: Config) -> None:
-        """Keep the last loaded config in `cfg`'s state directory."""
-        if self._raw is not None:
-            keep(cfg.state_dir, self._raw)
-
-
-# -- the oneshot's side: find that config, read systemd, send -------------------------------
-
-
-def state_dirs(config_path: Path, env: Mapping[str, str] = os.environ) -> list[Path]:
-    """Where the copy may be: the state_dir the config names (if it still parses), the default.
-
-    The config may be broken (that may be why we run), so it is read leniently.
-    """
-    found = []
-    if env.get("SUPERVISOR_STATE_DIR"):
-        found.append(Path(env["SUPERVISOR_STATE_DIR"]).expanduser())
-    try:
-        named = tomllib.loads(config_path.read_text()).get("state_dir")
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        named = None
-    if isinstance(named, str):
-        found.append(Path(named).expanduser())
-    found.append(config.default_state_dir(env))
-    return list(dict.fromkeys(found))
-
-
-def last_valid(config_path: Path, env: Mapping[str, str] = os.environ) -> tuple[Config, Path]:
-    """The config the daemon last kept, else the current file if it is valid; ConfigError."""
-    problems = []
-    for directory in state_dirs(config_path, env):
-        copy = directory / LAST_VALID
-        if not copy.is_file():
-            problems.append(f"no copy kept at {copy}")
-            continue
-        try:
-            return config.load(copy), copy
-        except ConfigError as exc:
-            problems.append(str(exc))
-    try:
-        return config.load(config_path), config_path
-    except ConfigError as exc:
-        problems.append(str(exc))
-    raise ConfigError(str(config_path), problems)
 
 
 def unit_properties(unit: str) -> dict[str, str]:

@@ -69,6 +69,12 @@ def private_dir(directory: Path) -> None:
         )
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write `path` whole (0600) in a private directory, for what may hold a secret; OSError."""
+    private_dir(path.parent)
+    write_atomic(path, data, mode=0o600)
+
+
 class InstanceLock:
     """An exclusive flock on `<dir>/lock` holding our PID; released when the process ends."""
 

@@ -18,7 +18,7 @@ import pytest
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.fakes.telegram_wire import JsonDict
 from devtools.sandbox import Sandbox
-from supervisor.alerts.lastword import LAST_VALID
+from supervisor.config.file import LAST_VALID
 from tests.integration.installed import LAST_WORD, UNIT, Installed, install
 from tests.polling import until
 
