@@ -1,7 +1,8 @@
 """The composition root: builds every part (`app.build`), then runs it in named phases.
 
 `run` is start-up (bind HTTP, restore state), serve (each room's loop in one TaskGroup
-until stop or halt; a reload is applied in place) and shutdown (save, close). Signal
+until stop or halt; a reload is applied in place) and shutdown (save, close, within one
+deadline: `app.stopping`). Signal
 handlers only set events; shutdown and reload each happen in one place.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from supervisor.app.build import Hooks, Parts, build
 from supervisor.app.fleet import Fleet
+from supervisor.app.stopping import SHUTDOWN_DEADLINE_S, Step, stop_within
 from supervisor.app.waiting import first_of
 from supervisor.config import Config
 from supervisor.errors import EXIT_OK, BusError, ConfigError
@@ -35,7 +37,9 @@ class Daemon:
         env: Mapping[str, str] = os.environ,
         load_config: Callable[[], Config] | None = None,
         keep_config: Callable[[Config], None] | None = None,
+        shutdown_deadline_s: float = SHUTDOWN_DEADLINE_S,
     ) -> None:
+        self._shutdown_deadline_s = shutdown_deadline_s
         self._load_config = load_config
         self._keep_config = keep_config or (lambda _config: None)  # for the last word
         self._wake, self._halt = asyncio.Event(), asyncio.Event()
@@ -142,21 +146,26 @@ class Daemon:
                 task.cancel()
 
     async def shutdown(self) -> None:
-        """Save (a halt is not a clean stop) and close every connection."""
+        """Save (a halt is not a clean stop) and close every connection, within the deadline."""
         p = self.parts
-        p.alerts.settle()  # an alert still waiting for its cause goes into the outbox without it
-        p.keeper.save_now(running=self.exit_code != EXIT_OK, final=True)
-        p.history.stopped(self.exit_code)
-        p.stream.close()  # streams end now, not at the server's shutdown timeout
-        await self.fleet.repairer.close()
-        await p.probing.session().close()
-        await p.http.stop()
-        await p.control.stop()
-        p.autopsies.close()
-        p.systemd.close()
-        p.notifier.close()
-        await asyncio.to_thread(p.history.close)  # the last events and spans reach the file
-        p.lock.release()
+        steps: list[Step] = [
+            # An alert still waiting for its cause goes into the outbox without it.
+            ("alerts", p.alerts.settle),
+            ("state", lambda: p.keeper.save_now(running=self.exit_code != EXIT_OK, final=True)),
+            ("history", lambda: p.history.stopped(self.exit_code)),
+            ("event stream", p.stream.close),  # streams end now, not at the server's timeout
+            ("recovery", self.fleet.repairer.close),
+            ("probes", lambda: p.probing.session().close()),
+            ("http", p.http.stop),
+            ("control socket", p.control.stop),
+            ("autopsies", p.autopsies.close),
+            ("systemd", p.systemd.close),
+            ("notify", p.notifier.close),
+            # The last events and spans reach the file.
+            ("history file", lambda: asyncio.to_thread(p.history.close)),
+            ("lock", p.lock.release),
+        ]
+        await stop_within(steps, self._shutdown_deadline_s)
 
     def _start_probes(self) -> None:
         assert self._group is not None
