@@ -37,7 +37,7 @@ from supervisor.app.subscribers import (
     to_journal,
     to_metrics,
 )
-from supervisor.app.supervision import Supervision
+from supervisor.app.supervision import Supervision, pass_interval
 from supervisor.config import Config
 from supervisor.errors import EXIT_MEMORY_HARD_LIMIT
 from supervisor.guard.activity import Activity
@@ -252,11 +252,13 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         policy=policy,
         alerts=alerts,
         keeper=keeper,
-        notifier=notifier,
+        ping=notifier.watchdog,
+        show_status=notifier.status,
         wake=hooks.wake,
         history=history,
         desk=desk,
         emit=dispatcher.emit,
+        interval_s=pass_interval(notifier.watchdog_interval_s),
     )
     stream = EventStream()
     history.subscribe(lambda event: stream.publish(event.id, event.document()))

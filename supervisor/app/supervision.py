@@ -22,12 +22,16 @@ from supervisor.guard.breaker import Breaker
 from supervisor.happenings import Blocked, Emit
 from supervisor.history.recorder import Recorder
 from supervisor.model import Snapshot, Status
-from supervisor.runtime.notify import Notifier
 from supervisor.watch.systemd import Systemd
 
 log = logging.getLogger(__name__)
 
 PASS_INTERVAL_S = 5.0  # the longest sleep when nothing wakes the loop
+
+
+def pass_interval(watchdog_s: float | None) -> float:
+    """The longest wait between passes: often enough for the watchdog's pings, if it is on."""
+    return PASS_INTERVAL_S if watchdog_s is None else min(PASS_INTERVAL_S, watchdog_s)
 
 
 @dataclass
@@ -40,11 +44,15 @@ class Supervision:
     policy: AlertPolicy
     alerts: AlertService
     keeper: StateKeeper
-    notifier: Notifier
+    # Handed in as callbacks (uvicorn's `callback_notify`): the loop knows nothing of who
+    # listens. `ping` after each completed pass (the watchdog), `show_status` its one line.
+    ping: Callable[[], None]
+    show_status: Callable[[str], None]
     wake: asyncio.Event
     history: Recorder
     desk: HoldDesk
     emit: Emit
+    interval_s: float = PASS_INTERVAL_S  # the longest wait between passes
     passes: int = 0
 
     def __post_init__(self) -> None:
@@ -57,10 +65,7 @@ class Supervision:
 
     async def run(self) -> None:
         """Forever; one bad pass is logged and the next one runs."""
-        interval = PASS_INTERVAL_S
-        if self.notifier.watchdog_interval_s is not None:
-            interval = min(interval, self.notifier.watchdog_interval_s)
-        wait = interval
+        interval = wait = self.interval_s
         while True:
             try:
                 async with asyncio.timeout(wait):
@@ -75,7 +80,7 @@ class Supervision:
                     wait = min(wait, backoff_ends)
             except Exception:  # one bad pass must never stop supervision
                 log.exception("supervision pass failed")
-            self.notifier.watchdog()
+            self.ping()
             self.passes += 1
 
     def step(self) -> float | None:
@@ -128,4 +133,4 @@ class Supervision:
         line = render.status_line(snap)
         if not self.breaker().open:
             line += "; breaker closed"
-        self.notifier.status(line)
+        self.show_status(line)
