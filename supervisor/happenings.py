@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from supervisor.model import UnitState
+
 
 class JobResult(StrEnum):
     """How a systemd job ended (JobRemoved's result), or that we could not follow it."""
@@ -259,6 +261,21 @@ class BusConnected:
 
 
 @dataclass(frozen=True, slots=True)
+class BusLost:
+    """The user bus went away: every unit's state is unknown until it is back."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnitChanged:
+    """A watched unit's state as systemd now tells it (active state, sub-state, MainPID...)."""
+
+    target: str
+    state: UnitState
+
+
+@dataclass(frozen=True, slots=True)
 class Blocked:
     """A target waits for `by`, the root cause it needs (None: `root` is back, it is freed)."""
 
@@ -283,6 +300,8 @@ Happening = (
     | ChatCommand
     | BreakerChanged
     | BusConnected
+    | BusLost
+    | UnitChanged
     | Blocked
 )
 Emit = Callable[[Happening], None]

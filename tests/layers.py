@@ -59,7 +59,7 @@ ROOMS: dict[str, Room] = {
         uses="shared",
         pure="watch.health watch.track watch.units watch.jobs watch.intent watch.cause watch.deps",
         edges="watch.systemd watch.lastwords",
-        joins="watch.link watch.autopsy",
+        joins="watch.link watch.autopsy watch.listener",
     ),
     "probing": Room(
         uses="shared watch",

@@ -36,6 +36,7 @@ from supervisor.app.subscribers import (
     to_history,
     to_journal,
     to_metrics,
+    to_unit_history,
 )
 from supervisor.app.supervision import Supervision, pass_interval
 from supervisor.config import Config
@@ -60,7 +61,8 @@ from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.autopsy import Autopsies, Death
 from supervisor.watch.lastwords import LastWordsReader, Limits
 from supervisor.watch.link import BusLink
-from supervisor.watch.systemd import Listener, Systemd
+from supervisor.watch.listener import UnitListener
+from supervisor.watch.systemd import Systemd
 from supervisor.watch.units import bus_address
 
 
@@ -81,7 +83,6 @@ class Current:
 class Hooks:
     """What the parts report to the daemon."""
 
-    listener: Listener  # unit state changes and bus loss
     wake: asyncio.Event  # run a supervision pass soon
     halt: Callable[[int], None]  # stop with this exit code
 
@@ -112,6 +113,7 @@ class Parts:
     control: ControlServer
     autopsies: Autopsies
     dispatcher: Dispatcher
+    listener: UnitListener
 
     def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
         """The fleet for `config`, keeping what `previous` knew."""
@@ -243,7 +245,8 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     dispatcher.subscribe(to_activity(activity))
     sentry = Sentry(clock, sampler, throttle, guard, activity.handling)
 
-    link = BusLink(systemd, hooks.listener, lambda: dispatcher.emit(BusConnected()))
+    listener = UnitListener(lambda: now.fleet.model, autopsies, dispatcher.emit, hooks.wake.set)
+    link = BusLink(systemd, listener, lambda: dispatcher.emit(BusConnected()))
     notifier = Notifier(env)
     supervision = Supervision(
         fleet=lambda: now.fleet,
@@ -271,6 +274,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         history, stream, desk, ControlServer(config.state_dir / CONTROL_FILE, desk.handle),
         autopsies,
         dispatcher,
+        listener,
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
@@ -323,7 +327,12 @@ def _subscribe(
     hooks: Hooks,
 ) -> None:
     """Every destination of the parts' events, subscribed to the one dispatcher."""
-    for subscriber in (to_metrics(metrics), to_journal, to_history(history)):
+    for subscriber in (
+        to_metrics(metrics),
+        to_journal,
+        to_history(history),
+        to_unit_history(history.unit),
+    ):
         dispatcher.subscribe(subscriber)
     dispatcher.subscribe(to_alert_notes(policy.note_action))
 

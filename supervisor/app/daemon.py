@@ -20,7 +20,7 @@ from supervisor.app.waiting import first_of
 from supervisor.config import Config
 from supervisor.errors import EXIT_OK, BusError, ConfigError
 from supervisor.history.events import Kind
-from supervisor.model import Clock, Snapshot, SystemClock, UnitState
+from supervisor.model import Clock, Snapshot, SystemClock
 from supervisor.probing import runner
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,7 @@ class Daemon:
         self._wake, self._halt = asyncio.Event(), asyncio.Event()
         self.exit_code = EXIT_OK
         self.reloads = 0  # reloads handled, applied or rejected (tests wait on it)
-        self.parts: Parts = build(
-            config, clock or SystemClock(), env, Hooks(self, self._wake, self.halt)
-        )
+        self.parts: Parts = build(config, clock or SystemClock(), env, Hooks(self._wake, self.halt))
         self._probe_tasks: list[asyncio.Task[None]] = []
         self._group: asyncio.TaskGroup | None = None
 
@@ -73,25 +71,6 @@ class Daemon:
         """Stop with `code` (a part found we must not go on)."""
         self.exit_code = code
         self._halt.set()
-
-    # -- systemd.Listener -----------------------------------------------------------------
-
-    def unit_changed(self, state: UnitState) -> None:
-        """Apply a unit's new state at once (event-driven) and wake the supervision loop."""
-        model = self.fleet.model
-        name = model.name_for_unit(state.unit)
-        if name is not None:
-            model.apply_unit(name, state)
-            self.parts.history.unit(name, state)
-            self.parts.autopsies.unit_changed(name, state)
-            self._wake.set()
-
-    def bus_lost(self, reason: str) -> None:
-        """Everything is unknown until we are back on the bus."""
-        self.fleet.model.set_unknown(reason)
-        self.fleet.model.set_note("bus", f"D-Bus: {reason}; reconnecting")
-        self.parts.history.record(Kind.BUS, f"lost the user bus: {reason}", reason=reason)
-        self._wake.set()
 
     # -- running ----------------------------------------------------------------------------
 
@@ -198,7 +177,7 @@ class Daemon:
         await asyncio.gather(*self._probe_tasks, return_exceptions=True)
         p.reconfigure(new)
         for state in p.systemd.known_states():
-            self.unit_changed(state)
+            p.listener.unit_changed(state)
         self._start_probes()
         if p.systemd.connected:
             try:

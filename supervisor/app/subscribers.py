@@ -23,6 +23,7 @@ from supervisor.happenings import (
     Blocked,
     BreakerChanged,
     BusConnected,
+    BusLost,
     ChatCommand,
     CureRan,
     CureStarting,
@@ -36,8 +37,10 @@ from supervisor.happenings import (
     RecoveryReset,
     RecoveryStarted,
     Step,
+    UnitChanged,
 )
 from supervisor.history.events import EventSink, Kind
+from supervisor.model import UnitState
 
 # What recovery did keeps the logger name it always had: journal filters and the chaos run
 # read it by that name.
@@ -115,6 +118,8 @@ def _other_record(event: Happening) -> Record | None:
             return Kind.BREAKER, description if is_open else BREAKER_CLOSED, None, {"open": is_open}
         case BusConnected():
             return Kind.BUS, "connected to the user bus", None, {}
+        case BusLost(reason):
+            return Kind.BUS, f"lost the user bus: {reason}", None, {"reason": reason}
         case Blocked(target, by, root):
             return Kind.STATUS, blocked_words(event), target, {"blockedBy": by, "root": root}
     return None
@@ -134,6 +139,16 @@ def to_history(sink: EventSink) -> Callable[[Happening], None]:
         if (found := history_record(event)) is not None:
             kind, words, target, data = found
             sink.record(kind, words, target, **data)
+
+    return hear
+
+
+def to_unit_history(unit: Callable[[str, UnitState], None]) -> Callable[[Happening], None]:
+    """Tell history each unit's move (it records only real ones: failed, a new MainPID...)."""
+
+    def hear(event: Happening) -> None:
+        if isinstance(event, UnitChanged):
+            unit(event.target, event.state)
 
     return hear
 

@@ -48,14 +48,6 @@ class _PastClock(SystemClock):
         return self.now
 
 
-class _Deaf:
-    def unit_changed(self, state: UnitState) -> None:
-        pass
-
-    def bus_lost(self, reason: str) -> None:
-        pass
-
-
 def config(state_dir: Path) -> Config:
     text = f'state_dir = "{state_dir}"\n[alerts.telegram]\ntoken = "1:x"\nchat_ids = [4242]\n'
     return Config(**tomllib.loads(text + TARGETS))
@@ -63,7 +55,7 @@ def config(state_dir: Path) -> Config:
 
 async def write(out: Path) -> None:
     clock = _PastClock()
-    parts = build(config(out), clock, {}, Hooks(_Deaf(), asyncio.Event(), lambda _code: None))
+    parts = build(config(out), clock, {}, Hooks(asyncio.Event(), lambda _code: None))
     parts.history.start()
     model = parts.now.fleet.model
     unit = UnitState(unit="trader.service", active_state=ActiveState.ACTIVE, main_pid=4127)
