@@ -38,6 +38,11 @@ class Alert:
         return min(self.decided + STAMP_S, self.message.at)
 
     @property
+    def flapping(self) -> bool:
+        """An alert of a flapping incident: its opening, or its "stable again"."""
+        return self.summary.startswith(("flapping", "stable again"))
+
+    @property
     def opens(self) -> bool:
         """A first notice of a failing target (not a reminder, not an escalation)."""
         return (
@@ -96,7 +101,11 @@ def judge_alerts(record: Record) -> AlertFindings:
         alerts = [a for a in map(read, messages) if a is not None]
         _duplicates(chat, [a.message for a in alerts], found)
         for target in sorted({a.target for a in alerts if a.target != "supervisor"}):
-            _sequence(chat, target, [a for a in alerts if a.target == target], record, found)
+            mine = [a for a in alerts if a.target == target]
+            # Flapping is an incident of its own beside the failure (one "flapping" alert, one
+            # "stable again"), and a give-up while flapping is still told: two sequences.
+            _sequence(chat, target, [a for a in mine if not a.flapping], record, found)
+            _sequence(chat, target, [a for a in mine if a.flapping], record, found)
         _supervisor(chat, [a for a in alerts if a.target == "supervisor"], found)
     _chats_agree(by_chat, found)
     _every_due_alerted(record, found)
@@ -139,8 +148,9 @@ def _sequence(
             found.duplicated.append(f"{where}: a reminder at {_t(alert)} before the cooldown")
     if opened is not None:
         found.incidents.append(Incident(chat, target, opened, None))
+        what = "flapping incident" if opened.flapping else "incident"
         found.per_incident.append(
-            f"chat {chat}, {target}: the incident of {_t(opened)} never resolved"
+            f"chat {chat}, {target}: the {what} of {_t(opened)} never resolved"
         )
 
 
@@ -268,6 +278,10 @@ def _unrepaired_at(fault: Fault, notice: Alert) -> bool:
     decided (at any moment it can have been)."""
     assert fault.start is not None
     end = fault.repaired or fault.ended or float("inf")
+    if fault.repaired is not None and fault.unrepaired_seen is not None:
+        # Repaired after the last /health that said it was not, by the first that said it
+        # was: between those two samples the notice can have followed the repair.
+        end = fault.unrepaired_seen
     return fault.start < notice.decided and end > notice.latest
 
 

@@ -142,6 +142,9 @@ class Controller:
                 fault.repaired = present.at
                 self._end(fault, "repaired")
                 return
+            seen = present.health
+            if seen is not None and seen.statuses.get(fault.target or "") != "pass":
+                fault.unrepaired_seen = seen.at
         elif fault.lifted is not None and (fault.detected is not None or not spec.detect):
             self._end(fault, "over")
             return

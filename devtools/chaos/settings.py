@@ -29,6 +29,9 @@ class Settings:
     start_wait_s: float  # a planned fault waits this long for its target, then is skipped
     settle_cap_s: float  # at the end, everything has this long to settle
     lull_every_s: float | None  # how often new faults pause until everything is quiet
+    # A flapping target's "stable again" comes this long after its last failure: well within
+    # the time the run gives itself to settle (the default, 5 min, is longer than the run's).
+    flap_quiet_s: float
 
     @classmethod
     def make(cls, minutes: float, short: bool) -> Settings:
@@ -44,6 +47,7 @@ class Settings:
                 start_wait_s=30.0,
                 settle_cap_s=45.0,
                 lull_every_s=None,
+                flap_quiet_s=15.0,
             )
         return cls(
             short=False,
@@ -55,6 +59,7 @@ class Settings:
             start_wait_s=90.0,
             settle_cap_s=180.0,
             lull_every_s=120.0,
+            flap_quiet_s=60.0,
         )
 
 
@@ -82,6 +87,7 @@ port = {fleet.http_port}
 [alerts]
 max_per_hour = {per_hour}
 cooldown_s = {cooldown}
+flap_quiet_s = {s.flap_quiet_s}
 [alerts.telegram]
 token = {json.dumps(fleet.bot_token)}
 chat_ids = [{", ".join(map(str, CHATS))}]

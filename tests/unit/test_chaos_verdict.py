@@ -328,3 +328,36 @@ def test_own_cpu_pauses_fail_while_faults_are_handled_and_are_shown_after() -> N
     rec.health = [HealthSample(T0 + 25.1 + 31, 0.002, 200, {}, {}, note, 1)]  # the quiet after
     check = next(c for c in judge(rec).checks if c.name == "probes never paused by our own CPU")
     assert check.ok and "1 paused in the quiet after the faults (shown)" in check.detail
+
+
+def test_a_resolved_between_the_last_failing_sample_and_the_repair_is_not_false() -> None:
+    """The run samples /health 10 times a second: the supervisor can say "resolved" at the
+    moment it saw the pass, before the run's next sample counts the fault repaired."""
+    fault = hang(1, "dashboard", T0 + 10, T0 + 20.5)  # the notice arrived at T0 + 20.2
+    rec = record([fault], incident("dashboard", T0 + 15, T0 + 20))
+    assert any("not yet repaired" in p for p in judge_alerts(rec).false)  # by `repaired` alone
+    fault.unrepaired_seen = T0 + 20.1  # the last sample saying it failed: before the notice
+    assert not judge_alerts(rec).false
+    fault.unrepaired_seen = T0 + 20.3  # failing in a sample sent after the notice: false
+    assert any("not yet repaired" in p for p in judge_alerts(rec).false)
+
+
+def test_flapping_is_an_incident_of_its_own_beside_the_failure() -> None:
+    """A give-up while flapping is told, and so is flapping: two incidents, not a duplicate."""
+    crash = Fault(
+        Planned(1, 0.0, Kind.CRASH_LOOP, "dashboard"),
+        start=T0 + 10, lifted=T0 + 30, detected=T0 + 10, repaired=T0 + 35, ended=T0 + 35,
+    )  # fmt: skip
+    flapping = text(Severity.WARNING, "dashboard", "flapping", T0 + 15)
+    stable = text(Severity.RESOLVED, "dashboard", "stable again after 1m 00s of flapping", T0 + 75)
+    messages = [
+        *both(T0 + 15.1, flapping),
+        *both(T0 + 15.2, text(Severity.CRITICAL, "dashboard", "failing", T0 + 15)),
+        *both(T0 + 35.1, text(Severity.RESOLVED, "dashboard", "resolved after 20s", T0 + 35)),
+    ]
+    found = judge_alerts(record([crash], messages))
+    assert not found.duplicated
+    assert [p for p in found.per_incident if "flapping incident" in p and "never" in p]
+    found = judge_alerts(record([crash], [*messages, *both(T0 + 75.1, stable)]))
+    assert not (found.per_incident or found.lost or found.duplicated or found.false)
+    assert len(found.incidents) == 4  # two per chat
