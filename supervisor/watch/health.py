@@ -151,7 +151,7 @@ class HealthModel:
                 self._evaluate(target)  # the words say how long it has been starting
             ends = [t.grace_until - mono for _k, t in target.probes.values() if t.grace_until]
             quiet = target.flap.quiet_at()
-            if quiet is not None:
+            if quiet is not None and quiet > wall:  # past it, only a pass (an update) ends it
                 ends.append(quiet - wall)
             if target.hold is not None:
                 ends.append(target.hold.until - wall)

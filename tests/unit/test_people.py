@@ -336,3 +336,25 @@ def test_flapping_survives_a_restart_no_stable_again_until_quiet(clock: FakeCloc
     again.tick()
     [stable] = policy.observe(again.target("trader"), False)
     assert (stable.severity, stable.summary[:12]) == (Severity.RESOLVED, "stable again")
+
+
+def test_a_flapping_target_still_down_after_the_quiet_time_is_no_reason_to_wake(
+    clock: FakeClock,
+) -> None:
+    """Quiet time past, the target failing: "stable again" waits for it to pass (an event).
+    The next wake was 0 s away, again and again: the supervision loop spun a core."""
+    m = model(clock, grace_s=0, rule=FlapRule(count=3, window_s=900, quiet_s=15))
+    for pid in range(500, 503):
+        m.apply_unit("trader", unit(ActiveState.FAILED, "failed", 0, "signal"))
+        m.apply_unit("trader", unit(pid=pid))
+        m.apply_probe(probe(True))
+        clock.advance(2)
+    m.apply_unit("trader", unit(ActiveState.FAILED, "failed", 0, "signal"))  # and stays down
+    assert m.target("trader").flapping is not None
+    assert m.tick() == pytest.approx(15)
+    clock.advance(20)
+    assert m.tick() is None  # nothing timed left: its next update wakes the loop
+    m.apply_unit("trader", unit(pid=600))
+    m.apply_probe(probe(True))
+    m.tick()
+    assert m.target("trader").flapping is None  # passing, and quiet since its last failure
