@@ -74,6 +74,20 @@ def parse_listeners(text: str) -> list[Listener]:
     return found
 
 
+_ESTABLISHED = "01"
+
+
+def parse_connected(text: str) -> set[int]:
+    """Inodes of the ESTABLISHED sockets of /proc/net/tcp (or tcp6) text: open connections."""
+    found = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 10 and fields[3] == _ESTABLISHED and fields[9].isdigit():
+            found.add(int(fields[9]))
+    found.discard(0)
+    return found
+
+
 def parse_schedstat(text: str) -> int:
     """Nanoseconds on a CPU, from /proc/PID/task/TID/schedstat; ValueError if malformed."""
     try:

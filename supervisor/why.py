@@ -50,8 +50,13 @@ def explain(target: str, events: Sequence[Mapping[str, Any]]) -> str:
     if death is None and failing is None:
         return ""
     if failing is not None and (death is None or failing["id"] > death["id"] + _SAME_US):
-        # The last failure was no death (a hang, a failed probe): its reason says why.
-        return f"{target}: failing since {_when(failing)}: {failing['data'].get('reason', '')}"
+        # The last failure was no death (a hang, a failed probe): its reason says why, and
+        # a hang's evidence (what the probe saw, the process in /proc) follows.
+        data = failing["data"]
+        said = f"{target}: failing since {_when(failing)}: {data.get('reason', '')}"
+        if not isinstance(data.get("cause"), dict):
+            return said
+        return "\n".join([said, f"  cause: {data['cause']['words']}", *_log(data, "evidence")])
     assert death is not None
     data = death["data"]
     lines = [f"{target}: {data['cause']['words']}", f"  when: {_when(death)}"]
@@ -59,13 +64,19 @@ def explain(target: str, events: Sequence[Mapping[str, Any]]) -> str:
         f"  unit: {data.get('unit', '?')}, result {data.get('result', '?')}, "
         f"restarts {data.get('nRestarts', 0)}"
     )
+    return "\n".join(lines + _log(data))
+
+
+def _log(data: Mapping[str, Any], heading: str = "last lines") -> list[str]:
+    """A failure's last lines (or evidence), indented, or why there are none."""
+    lines: list[str] = []
     log = data.get("log", {})
     if log.get("lines"):
-        lines.append(f"  last lines ({log.get('source', '')}):")
+        lines.append(f"  {heading} ({log.get('source', '')}):")
         lines.extend(f"    {line}" for line in log["lines"])
     elif log.get("unavailable"):
         lines.append(f"  no log lines: {log['unavailable']}")
-    return "\n".join(lines)
+    return lines
 
 
 _SAME_US = 5_000_000  # a status change within 5 s of a death is that death's

@@ -63,7 +63,8 @@ ROOMS: dict[str, Room] = {
     ),
     "probing": Room(
         uses="shared watch",
-        pure="probing.schedule probing.stuck probing.outcome probing.nagios probing.conditions",
+        pure="probing.schedule probing.stuck probing.hang probing.outcome probing.nagios"
+        " probing.conditions",
         edges="probing.probes probing.command probing.host probing.resources",
         joins="probing.runner",
     ),

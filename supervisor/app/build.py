@@ -52,7 +52,7 @@ from supervisor.history.events import Kind
 from supervisor.history.recorder import Recorder
 from supervisor.history.store import FILE_NAME, HistoryStore
 from supervisor.model import Clock, ProbeResult, Snapshot
-from supervisor.probing import probes, runner
+from supervisor.probing import hang, probes, runner
 from supervisor.probing.resources import ProcReader
 from supervisor.redaction import scrub_shapes
 from supervisor.runtime import logs
@@ -173,6 +173,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         lambda: now.fleet, policy=policy, clock=clock, events=history, wake=hooks.wake.set
     )
     autopsies = _autopsies(clock, now, systemd, history)
+    hangs, hung = _hangs(clock, history)
 
     def observe_probe(result: ProbeResult) -> None:
         metrics.observe_probe(result)
@@ -191,6 +192,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         observe=observe_probe,
         wake=hooks.wake.set,
         environ=env,
+        hung=hung,
     )
     alerts = AlertService(
         config.alerts,
@@ -200,7 +202,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         changed=hooks.wake.set,  # the pass saves the state when it differs from the file
         set_note=lambda text: now.fleet.model.set_note("alerts", text),
         emit=dispatcher.emit,
-        why=lambda target, since: _evidence(autopsies, target, since),
+        why=lambda target, since: _evidence(autopsies, hangs, target, since),
         commands=Commands(
             clock=clock,
             policy=policy,
@@ -280,9 +282,15 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     return parts
 
 
-async def _evidence(autopsies: Autopsies, target: str, since: float) -> Evidence | None:
-    """The cause and last lines of the death that opened (or renewed) an incident, if any."""
+async def _evidence(
+    autopsies: Autopsies, hangs: hang.Hangs, target: str, since: float
+) -> Evidence | None:
+    """The cause and last lines (or a hang's evidence) of the failure that opened (or
+    renewed) an incident, if any: the later of the two when both happened in it."""
     death = await autopsies.wait(target)
+    hung = hangs.latest(target)
+    if hung is not None and hung[0] >= since - _STALE_S and (death is None or death.at < hung[0]):
+        return hung[1].words, hung[1].lines
     if death is None or death.at < since - _STALE_S:
         return None  # none yet, or one from before this incident began
     lines = death.log.lines or (f"(no log lines: {death.log.unavailable})",)
@@ -290,6 +298,17 @@ async def _evidence(autopsies: Autopsies, target: str, since: float) -> Evidence
 
 
 _STALE_S = 5.0  # a death seen this long before its incident opened belongs to another
+
+
+def _hangs(clock: Clock, history: Recorder) -> tuple[hang.Hangs, Callable[[str, hang.Hang], None]]:
+    """Where hangs are kept (for the alert), and what a probe that failed hung tells."""
+    hangs = hang.Hangs()
+
+    def hung(target: str, found: hang.Hang) -> None:
+        hangs.seen(target, found, clock.time())
+        history.failure_cause(target, found.document(), found.log())
+
+    return hangs, hung
 
 
 def _autopsies(clock: Clock, now: Current, systemd: Systemd, history: Recorder) -> Autopsies:

@@ -140,15 +140,15 @@ def _unit_words(u: UnitState) -> str:
     return f"{u.active_state.value}/{u.sub_state}" if u.sub_state else u.active_state.value
 
 
-def status_changed(ids: EventClock, t: TargetHealth, before: Status | None) -> Event:
-    """A target's status moved (from, to, and why in words)."""
+def status_changed(ids: EventClock, t: TargetHealth, before: Status | None, **cause: Any) -> Event:
+    """A target's status moved (from, to, and why in words; a failure's `cause` and `log`)."""
     was = before.value if before is not None else "none"
     return Event(
         ids.next_id(),
         Kind.STATUS,
         f"{t.name} {was} -> {t.status.value}: {t.output}",
         t.name,
-        {"from": was, "to": t.status.value, "reason": t.output},
+        {"from": was, "to": t.status.value, "reason": t.output, **cause},
     )
 
 

@@ -24,6 +24,7 @@ from supervisor.model import Clock, ProbeResult, Snapshot, Status, UnitState
 
 log = logging.getLogger(__name__)
 RECENT = 500  # events kept in memory
+CAUSE_S = 10.0  # a failure's cause told this long before its `fail` event is still its own
 _OFF = "history is turned off ([history] enabled = false)"
 
 
@@ -46,6 +47,7 @@ class Recorder:
         self._listeners: list[Callable[[Event], None]] = []
         self._statuses: dict[str, Status] = {}
         self._units: dict[str, UnitState] = {}
+        self._causes: dict[str, tuple[float, dict[str, Any]]] = {}  # for the next failure event
         self.ring = ProbeRing()
 
     def start(self) -> None:
@@ -86,7 +88,8 @@ class Recorder:
             self._statuses[t.name] = t.status
             if before is None and t.status is Status.UNKNOWN:
                 continue  # "waiting for the first read": nothing has happened yet
-            self._emit(events.status_changed(self._ids, t, before))
+            extra = self._cause_of(t.name) if t.status is Status.FAIL else {}
+            self._emit(events.status_changed(self._ids, t, before, **extra))
             if self._store is not None:
                 self._store.status(t.name, t.status.value, t.output, t.since)
 
@@ -96,6 +99,15 @@ class Recorder:
         if events.unit_moved(before, state):
             self._units[name] = state
             self._emit(events.unit_changed(self._ids, name, before, state))
+
+    def failure_cause(self, target: str, cause: dict[str, Any], log: dict[str, Any]) -> None:
+        """Why the target's probe is failing beyond its output (a hang's evidence): carried
+        by the target's next `fail` event, if that comes within CAUSE_S."""
+        self._causes[target] = (self._clock.time(), {"cause": cause, "log": log})
+
+    def _cause_of(self, target: str) -> dict[str, Any]:
+        at, extra = self._causes.pop(target, (0.0, {}))
+        return extra if self._clock.time() - at <= CAUSE_S else {}
 
     def probe(self, result: ProbeResult) -> None:
         """Keep a probe result in the ring."""
@@ -190,8 +202,10 @@ class Recorder:
         return {"unavailable": self.unavailable, "targets": targets}
 
     def _deaths(self, name: str, since: float) -> list[report.DeathNote]:
-        """The target's deaths with their cause (unit events that carry one), for incidents."""
-        found, _stored = self.events(EventQuery(target=name, kind=Kind.UNIT.value, since=since))
+        """The target's failures with a cause (deaths, hangs: events that carry one)."""
+        found: list[Event] = []
+        for kind in (Kind.UNIT, Kind.STATUS):
+            found += self.events(EventQuery(target=name, kind=kind.value, since=since))[0]
         return [
             report.DeathNote(e.time, str(e.data["cause"]["words"]), tuple(e.data["log"]["lines"]))
             for e in found

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from supervisor.probing.stuck import Reading
-from supervisor.procfs import parse_listeners, parse_schedstat, parse_stat
+from supervisor.procfs import parse_connected, parse_listeners, parse_schedstat, parse_stat
 
 _STOPPED = ("T", "t")
 
@@ -94,19 +94,23 @@ class ProcReader:
         Read only while a probe is overdue (rarely): it lists the unit's descriptors.
         """
         queues: dict[int, int] = {}
+        connected: set[int] = set()
         for table in ("tcp", "tcp6"):
             try:
                 text = (self._proc / "net" / table).read_text()
             except OSError:
                 continue
             queues.update((s.inode, s.queued) for s in parse_listeners(text) if s.port == port)
+            connected |= parse_connected(text)
         owners: list[int] = []
         owned: set[int] = set()
+        connections = 0
         for pid in self.pids(control_group) if queues else []:
-            inodes = _socket_inodes(self._proc / str(pid)) & queues.keys()
-            if inodes:
+            sockets = _socket_inodes(self._proc / str(pid))
+            if sockets & queues.keys():
                 owners.append(pid)
-                owned |= inodes
+                owned |= sockets & queues.keys()
+                connections += len(sockets & connected)
         states, cpu_ns = self._threads(owners)
         return Reading(
             at=at,
@@ -116,7 +120,18 @@ class ProcReader:
             runnable="R" in states,
             cpu_ns=cpu_ns,
             queued=sum(queues[i] for i in owned),
+            states=tuple(states),
+            wchan=self._wchan(owners[0]) if owners else "",
+            connections=connections,
         )
+
+    def _wchan(self, pid: int) -> str:
+        """Where the process's main thread waits in the kernel; "" when running or unknown."""
+        try:
+            text = (self._proc / str(pid) / "wchan").read_text().strip()
+        except OSError:
+            return ""
+        return "" if text in ("0", "") else text
 
     def _threads(self, pids: Iterable[int]) -> tuple[list[str], int]:
         """Every thread's state, and their CPU time in ns (schedstat, else stat's ticks)."""

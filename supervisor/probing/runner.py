@@ -34,7 +34,7 @@ from supervisor.config import (
     probe_ids,
 )
 from supervisor.model import ActiveState, Clock, ProbeResult, Status, UnitState
-from supervisor.probing import probes, stuck
+from supervisor.probing import hang, probes, stuck
 from supervisor.probing.command import ExecCheck
 from supervisor.probing.host import DiskCheck, LoadCheck, MemoryCheck
 from supervisor.probing.schedule import ProbeSchedule
@@ -53,6 +53,7 @@ class ProbeRun:
     timeout_s: float
     watch_port: int | None = None  # an http probe's port, whose owners /proc may prove stuck
     latency: stuck.Latencies = field(default_factory=stuck.Latencies)
+    answered_at: float | None = None  # monotonic: its last good answer (a hang's evidence)
 
 
 class ProcessReader(probes.ProcessTree, stuck.ListenerReader, Protocol):
@@ -72,6 +73,8 @@ class ProbeContext:
     observe: Callable[[ProbeResult], None]  # every result, for metrics
     wake: Callable[[], None]  # a result changed a status
     environ: Mapping[str, str] | None = None  # ours: what exec probes get of it (None: os's)
+    # A probe failed hung: what it saw and /proc showed (told before its result is applied).
+    hung: Callable[[str, hang.Hang], None] = lambda _target, _hang: None
 
 
 def plan(
@@ -190,6 +193,7 @@ async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
             continue
         if result.status in (Status.PASS, Status.WARN):
             run.latency.answered(result.duration_s)
+            run.answered_at = clock.monotonic()
         if model.apply_probe(result):
             ctx.wake()
         sched.ran(started, clock.monotonic())
@@ -219,7 +223,9 @@ async def probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                return _stopped(run, words, clock.monotonic() - started)
+                result = _stopped(run, words, clock.monotonic() - started)
+                _tell_hang(run, ctx, result, readings, started)
+                return result
             at += stuck.READ_EVERY_S
     finally:
         task.cancel()  # a no-op once done; stops the probe if we are cancelled
@@ -228,8 +234,22 @@ async def probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
         readings.append(ctx.reader.listener(cgroup, port, clock.monotonic()))
         words = stuck.no_progress(readings, run.timeout_s) or stuck.stopped(readings)
         if words is not None:
-            return dataclasses.replace(result, output=f"{result.output}; {words}", stuck=True)
+            result = dataclasses.replace(result, output=f"{result.output}; {words}", stuck=True)
+        _tell_hang(run, ctx, result, readings, started)
     return result
+
+
+def _tell_hang(
+    run: ProbeRun,
+    ctx: ProbeContext,
+    result: ProbeResult,
+    readings: list[stuck.Reading],
+    started: float,
+) -> None:
+    """What the failing probe saw and /proc showed, to whoever keeps a hang's evidence."""
+    ago = None if run.answered_at is None else started - run.answered_at
+    saw = hang.ProbeSaw(result.kind, result.duration_s, run.timeout_s, ago, run.latency.usual())
+    ctx.hung(run.target.name, hang.explain(saw, readings))
 
 
 def _stopped(run: ProbeRun, words: str, took: float) -> ProbeResult:

@@ -46,6 +46,10 @@ class Reading:
     runnable: bool  # some owner thread is running or waiting for a CPU (R)
     cpu_ns: int  # CPU time of the owners, all threads
     queued: int  # connections waiting in their accept queues
+    # What a person asks of a hang (probing/hang.py words them; nothing here judges by them).
+    states: tuple[str, ...] = ()  # every owner thread's state letter (R, S, D, T, ...)
+    wchan: str = ""  # where the first owner's main thread waits in the kernel ("" unknown)
+    connections: int = 0  # established TCP connections the owners hold
 
     @property
     def found(self) -> bool:
@@ -69,6 +73,13 @@ class Latencies:
     def answered(self, duration_s: float) -> None:
         """A probe was answered (pass or warn) after `duration_s`."""
         self._recent.append(duration_s)
+
+    def usual(self) -> float | None:
+        """The median of the recent answer times; None before any answer."""
+        if not self._recent:
+            return None
+        ordered = sorted(self._recent)
+        return ordered[len(ordered) // 2]
 
     def overdue_after(self, timeout_s: float) -> float:
         """Seconds after which an unanswered probe is overdue: start reading /proc.

@@ -25,7 +25,14 @@ from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 from devtools.sandbox.journal import Journald, JournalUnavailableError
 from supervisor.model import ActiveState
-from tests.integration.harness import Running, config, get_json, running, target_toml
+from tests.integration.harness import (
+    Running,
+    config,
+    get_json,
+    http_probe,
+    running,
+    target_toml,
+)
 from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
@@ -62,13 +69,13 @@ def crasher(sandbox: Sandbox, tmp: Path, script: str, extra: str = "", *, to: st
     return out
 
 
-def settings(sandbox: Sandbox, fake: FakeBotApi) -> Any:
+def settings(sandbox: Sandbox, fake: FakeBotApi, targets: str = "") -> Any:
     alerts = (
         "[alerts]\nfailure_threshold = 1\n[alerts.telegram]\n"
         f'token = "{fake.token}"\nchat_ids = [{CHAT}]\napi_url = "{fake.url}"\n'
         "commands = false\ntimeout_s = 3\n"
     )
-    return config(sandbox, target_toml("crasher", UNIT), extra=alerts)
+    return config(sandbox, targets or target_toml("crasher", UNIT), extra=alerts)
 
 
 @contextlib.asynccontextmanager
@@ -103,12 +110,14 @@ async def the_alert(fake: FakeBotApi) -> str:
     return str(sent[0]["text"])
 
 
-async def death_event(run: Running) -> dict[str, Any]:
+async def death_event(run: Running, target: str = "crasher", kind: str = "unit") -> dict[str, Any]:
+    """The target's failure event that carries a cause (a death's `unit`, a hang's `status`)."""
+
     def find() -> dict[str, Any] | None:
-        _code, page = get_json(f"{run.url}/events?target=crasher&kind=unit")
+        _code, page = get_json(f"{run.url}/events?target={target}&kind={kind}")
         return next((e for e in page["events"] if "cause" in e["data"]), None)
 
-    found = await until(find, 10, "the death in /events", in_thread=True)
+    found = await until(find, 10, f"{target}'s failure with a cause in /events", in_thread=True)
     assert found is not None
     return found
 
@@ -163,7 +172,7 @@ async def test_exit_status_3_after_a_fatal_line_in_a_file(
         incident = history["incidents"][0]
         assert incident["cause"].startswith("exited with status 3")
         assert incident["log"][-1] == "FATAL lost connection to exchange"
-        why = await asyncio.to_thread(_why, run.url)
+        why = await asyncio.to_thread(_why, run.url, "crasher")
         assert "exited with status 3" in why and "FATAL lost connection to exchange" in why
         _code, events = await run.get_text("/events?target=crasher")
         _code, summary = await run.get_text("/history")
@@ -210,6 +219,36 @@ async def test_a_watchdog_that_is_never_fed_says_watchdog(
         assert (await death_event(run))["data"]["cause"]["kind"] == "watchdog"
 
 
+async def test_a_sigstopped_dashboard_is_told_stopped_with_no_cpu_time_moved(
+    sandbox: Sandbox, fake: FakeBotApi
+) -> None:
+    """The hang's alert, its failure event, its incident and `why` carry the /proc evidence."""
+    body = f"ports = [{sandbox.dashboard_port}]\n" + http_probe(sandbox)
+    targets = target_toml("dashboard", "dashboard.service", body)
+    async with running(sandbox, settings(sandbox, fake, targets)) as run:
+        probe = next(r for r in run.daemon.fleet.runs if r.target.name == "dashboard")
+        await until(lambda: probe.answered_at is not None, 15, "a good answer to the probe")
+        pid = sandbox.main_pid("dashboard.service")
+        assert pid > 1
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            text = await the_alert(fake)
+            event = await death_event(run, "dashboard", "status")
+            _code, history = await run.get("/history/dashboard")
+            why = await asyncio.to_thread(_why, run.url, "dashboard")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        first = text.split("\n")[0]
+        assert f"hung: pid {pid} stopped (T), no CPU time moved in " in first, text
+        assert f"process: pid {pid} stopped (T)" in text and "<pre>probe: http no answer" in text
+        assert " ago; usually answers in " in text  # what the probe saw before
+        assert event["data"]["cause"]["kind"] == "hang"
+        assert event["data"]["cause"]["words"] in first
+        assert history["incidents"][0]["cause"] == event["data"]["cause"]["words"]
+        assert f"  cause: hung: pid {pid} stopped (T), no CPU time moved" in why, why
+        print(f"\nhang alert: {text}")
+
+
 async def _journal_fields() -> str:
     """What the journal holds of the last lines (for the message of a failed assertion)."""
     done = await asyncio.to_thread(
@@ -228,9 +267,9 @@ async def _journal_fields() -> str:
     )
 
 
-def _why(url: str) -> str:
+def _why(url: str, target: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "supervisor", "why", "crasher", "--url", url],
+        [sys.executable, "-m", "supervisor", "why", target, "--url", url],
         capture_output=True,
         text=True,
         timeout=30,

@@ -192,3 +192,23 @@ async def test_clients_are_bounded(client: TestClient[Any, Any], parts: Parts) -
     assert third.status == 503 and third.headers["Retry-After"] == "10"
     first.close()
     second.close()
+
+
+async def test_a_hangs_evidence_rides_on_the_fail_event_and_its_incident(
+    client: TestClient[Any, Any], parts: Parts
+) -> None:
+    parts.unit(ActiveState.ACTIVE, "running", 41)
+    cause = {"kind": "hang", "words": "hung: pid 41 stopped (T), no CPU time moved in 0.6 s"}
+    log = {"lines": ["process: pid 41 stopped (T)"], "source": "probe and /proc"}
+    parts.recorder.failure_cause("trader", cause, log)
+    parts.unit(ActiveState.FAILED, "failed", 0)  # its next fail: the cause is its own
+    parts.unit(ActiveState.ACTIVE, "running", 42)
+    parts.unit(ActiveState.FAILED, "failed", 0)  # a later fail, nothing told: no cause
+    await _written(parts, 6)
+    page = await (await client.get("/events?target=trader&kind=status")).json()
+    fails = [e["data"] for e in page["events"] if e["data"]["to"] == "fail"]
+    assert [f.get("cause") for f in fails] == [None, cause]  # newest first
+    assert fails[1]["log"] == log
+    doc = await (await client.get("/history/trader")).json()
+    older = doc["incidents"][-1]
+    assert (older["cause"], older["log"]) == (cause["words"], log["lines"])

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.procfs import Listener, parse_cgroup, parse_listeners, parse_schedstat, parse_stat
+from supervisor.procfs import (
+    Listener,
+    parse_cgroup,
+    parse_connected,
+    parse_listeners,
+    parse_schedstat,
+    parse_stat,
+)
 
 # A real line's shape: the command name may hold spaces and ')'.
 STAT = "4242 (evil ) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 98765 " + (
@@ -47,3 +54,15 @@ def test_schedstat_is_nanoseconds_on_a_cpu() -> None:
     assert parse_schedstat("1236000 4453796 3\n") == 1236000
     with pytest.raises(ValueError, match="not a schedstat line"):
         parse_schedstat("")
+
+
+def test_connected_are_the_established_sockets_with_an_inode() -> None:
+    text = (
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+        "timeout inode\n"
+        "   0: 0100007F:13BA 00000000:0000 0A 00000000:00000002 00:00000000 00000000  0  0 777 1\n"
+        "   1: 0100007F:13BA 0100007F:D45E 01 00000000:00000000 00:00000000 00000000  0  0 901 1\n"
+        "   2: 0100007F:13BA 0100007F:D45F 01 00000000:00000000 00:00000000 00000000  0  0 0 1\n"
+        "   3: 0100007F:13BA 0100007F:D460 06 00000000:00000000 00:00000000 00000000  0  0 902 1\n"
+    )
+    assert parse_connected(text) == {901}  # not the listener, no inode 0, not TIME_WAIT

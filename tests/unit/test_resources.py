@@ -113,3 +113,24 @@ def test_listener_sees_a_runnable_thread_and_falls_back_to_ticks(tmp_path: Path)
     got = reader.listener("/app.slice/dashboard.service", 5050, at=0.0)
     assert (got.stopped, got.runnable) == (False, True)
     assert got.cpu_ns == 1_000 + 5 * 10_000_000  # 5 ticks of 10 ms
+
+
+def test_listener_reads_what_a_hang_is_told_by(tmp_path: Path) -> None:
+    """Each thread's state, where the main thread waits, and the owners' open connections."""
+    reader = listener_tree(tmp_path, "20\n", "tcp")
+    established = "   3: 0100007F:13BA 0100007F:D460 01 00000000:00000000 00:0 0  0  0 999 1\n"
+    with (tmp_path / "proc" / "net" / "tcp").open("a") as table:
+        table.write(established)
+    fake_listener(tmp_path, 20, {20: ("T", 0), 24: ("T", 0)})
+    (tmp_path / "proc" / "20" / "fd" / "5").symlink_to("socket:[999]")
+    (tmp_path / "proc" / "20" / "wchan").write_text("do_signal_stop")
+    got = reader.listener("/app.slice/dashboard.service", 5050, at=0.0)
+    assert (sorted(got.states), got.wchan, got.connections) == (["T", "T"], "do_signal_stop", 1)
+
+
+def test_a_wchan_of_0_is_no_place(tmp_path: Path) -> None:
+    reader = listener_tree(tmp_path, "20\n", "tcp")
+    fake_listener(tmp_path, 20, {20: ("R", 0)})
+    (tmp_path / "proc" / "20" / "wchan").write_text("0")
+    got = reader.listener("/app.slice/dashboard.service", 5050, at=0.0)
+    assert (got.wchan, got.connections) == ("", 0)

@@ -20,6 +20,7 @@ from supervisor.model import (
     UnitState,
 )
 from supervisor.probing import probes, runner
+from supervisor.probing.hang import Hang
 from supervisor.probing.stuck import Reading
 from supervisor.watch.health import HealthModel, TargetSpec
 
@@ -138,3 +139,38 @@ async def test_evidence_off_never_reads_proc(mute_port: int, session: object) ->
     run = plan(mute_port, proc, session, evidence=False)
     result = await probe(run, proc, session)
     assert (result.stuck, result.output, proc.asked) == (False, "http: timeout after 1.0 s", [])
+
+
+async def evidence_of(run: runner.ProbeRun, proc: FakeProc, session: object) -> list[Hang]:
+    """The hangs the runner tells of while it runs `run` once."""
+    told: list[tuple[str, Hang]] = []
+    ctx = replace(context(proc, session), hung=lambda target, hang: told.append((target, hang)))
+    await runner.probe(run, ctx)
+    assert {target for target, _hang in told} <= {"dashboard"}
+    return [hang for _target, hang in told]
+
+
+async def test_a_stopped_owner_is_told_as_a_hang_with_its_evidence(
+    mute_port: int, session: object
+) -> None:
+    proc = FakeProc(lambda _n: replace(BASE, stopped=True, states=("T",), wchan="do_signal_stop"))
+    run = plan(mute_port, proc, session)
+    run.latency.answered(0.004)
+    (hang,) = await evidence_of(run, proc, session)
+    assert hang.words.startswith("hung: pid 4242 stopped (T), no CPU time moved in 0.")
+    assert hang.lines[0].startswith("probe: http no answer after 0.")
+    assert hang.lines[0].endswith(
+        "(timeout 1 s); no good answer since the supervisor started; usually answers in 4.0 ms"
+    )
+    assert hang.lines[1] == "process: pid 4242 stopped (T), waits in do_signal_stop, 1 thread"
+
+
+async def test_a_slow_timeout_is_told_with_the_cpu_it_used(mute_port: int, session: object) -> None:
+    proc = FakeProc(lambda n: replace(BASE, cpu_ns=n * 20_000_000, states=("R",)))
+    (hang,) = await evidence_of(plan(mute_port, proc, session), proc, session)
+    assert hang.words.startswith("hung: pid 4242 running (R), CPU time moved ")
+
+
+async def test_no_evidence_no_hang_told(mute_port: int, session: object) -> None:
+    proc = FakeProc(lambda _n: replace(BASE, stopped=True))
+    assert await evidence_of(plan(mute_port, proc, session, evidence=False), proc, session) == []

@@ -61,3 +61,17 @@ def test_unavailable_lines_say_why() -> None:
     assert explain("t", [event]).endswith(
         "no log lines: journalctl failed: No journal files were found."
     )
+
+
+def test_a_hang_is_told_by_its_reason_and_its_evidence() -> None:
+    hang = failing(900_000_000, "http: no answer after 0.6 s; stuck: pid 7 stopped (state T)")
+    hang["data"]["cause"] = {"kind": "hang", "words": "hung: pid 7 stopped (T), no CPU time moved"}
+    hang["data"]["log"] = {"lines": ["process: pid 7 stopped (T)"], "source": "probe and /proc"}
+    text = explain("dash", [hang, death(1, "killed by SIGKILL", [])])
+    lines = text.splitlines()
+    assert lines[0].startswith("dash: failing since ")
+    assert lines[1:] == [
+        "  cause: hung: pid 7 stopped (T), no CPU time moved",
+        "  evidence (probe and /proc):",
+        "    process: pid 7 stopped (T)",
+    ]
