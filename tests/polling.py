@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -37,6 +37,26 @@ async def until(
     deadline = loop.time() + limit
     while True:
         value = await asyncio.to_thread(fetch) if in_thread else fetch()
+        if ok(value):
+            return value
+        if loop.time() > deadline:
+            raise _expired(limit, what, value)
+        await asyncio.sleep(step)
+
+
+async def until_awaited(
+    fetch: Callable[[], Awaitable[T]],
+    limit: float,
+    what: str,
+    *,
+    ok: Callable[[T], object] = bool,
+    step: float = 0.05,
+) -> T:
+    """`until` for a fetch that is itself awaited (an HTTP request, a subprocess)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while True:
+        value = await fetch()
         if ok(value):
             return value
         if loop.time() > deadline:

@@ -3,7 +3,6 @@ the supervisor, and a full disk that must not stop supervision."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import signal
@@ -18,7 +17,7 @@ import pytest
 from devtools.sandbox import Sandbox
 from supervisor.model import Status
 from tests.integration.harness import Running, config, heartbeat_probe, passes, running, target_toml
-from tests.polling import until
+from tests.polling import until, until_awaited
 
 pytestmark = pytest.mark.sandbox
 FAST = "backoff_s = [0, 0.5, 0.5]\nwindow_s = 120\nmax_attempts = 3\nretry_after_give_up_s = 3600"
@@ -81,17 +80,15 @@ async def test_a_kill_is_in_the_timeline_in_order_and_survives_a_restart(
         await until(lambda: run.status("trader") is Status.PASS, 10, "trader pass again")
     async with running(sandbox, config(sandbox, trader_toml(sandbox), state_dir=state)) as again:
         # The writer thread opens the file just after start: poll for it, with a deadline.
-        kept: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 5
-        while kill_story(kept, pid) is None and time.monotonic() < deadline:
-            kept = await timeline(again)
+        kept = await until_awaited(
+            lambda: timeline(again), 5, "the kill's story", ok=lambda k: kill_story(k, pid)
+        )
         assert kill_story(kept, pid) == story  # the same events, read back from the file
         # Written in batches off the loop: this start's own event reaches the file a moment
         # after the daemon answers.
-        starts: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 5
-        while len(starts) < 3 and time.monotonic() < deadline:
-            starts = await timeline(again, "kind=supervisor")
+        starts = await until_awaited(
+            lambda: timeline(again, "kind=supervisor"), 5, "3 starts", ok=lambda s: len(s) >= 3
+        )
         assert [e["summary"].split(" (")[-1] for e in starts[-3:]] == [
             "cleanly)",
             "exit 0)",
@@ -119,7 +116,7 @@ def fill(folder: Path) -> None:
 async def test_a_full_disk_leaves_supervision_running(sandbox: Sandbox, small_tmpfs: Path) -> None:
     cfg = config(sandbox, trader_toml(sandbox), state_dir=small_tmpfs)
     async with running(sandbox, cfg) as run:
-        await until(lambda: run.daemon.parts.history.ready, 10, "the history open")
+        await until(lambda: run.inside.history_open, 10, "the history open")
         await until(lambda: run.status("trader") is Status.PASS, 10, "trader pass")
         fill(small_tmpfs)  # the disk fills while the supervisor runs
 
@@ -133,12 +130,12 @@ async def test_a_full_disk_leaves_supervision_running(sandbox: Sandbox, small_tm
         await until(lambda: sandbox.main_pid("trader.service") not in (0, pid), 10, "a new trader")
         await passes(run, 2)
         # ...while /health says the history is unavailable, and why.
-        doc = await health()
-        deadline = time.monotonic() + 10
-        while "history unavailable" not in doc.get("output", ""):
-            assert time.monotonic() < deadline, f"/health never said so: {doc}"
-            await asyncio.sleep(0.05)
-            doc = await health()
+        doc = await until_awaited(
+            health,
+            10,
+            "/health to say so",
+            ok=lambda d: "history unavailable" in d.get("output", ""),
+        )
         assert "disk full" in doc["output"]
         code, page = await run.get("/events?target=trader")
         assert code == 200 and page["source"] == "memory"  # what it could not store
