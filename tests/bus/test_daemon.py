@@ -18,6 +18,7 @@ from supervisor.config import Config
 from supervisor.model import Status
 from tests.fakes.dbus_daemon import BusDaemon
 from tests.fakes.systemd_bus import FakeSystemd
+from tests.inside import Inside
 from tests.polling import until
 
 CHAT = 111
@@ -46,13 +47,18 @@ class Running:
         self.daemon = daemon
         self.reload = reload
 
+    @property
+    def inside(self) -> Inside:
+        """What the tests read of the daemon (not `daemon.parts`)."""
+        return Inside(self.daemon)
+
     def status(self, name: str) -> Status:
         found = self.daemon.snapshot().target(name)
         assert found is not None, name
         return found.status
 
     def restarts(self, name: str, result: str) -> float:
-        value = self.daemon.parts.metrics.registry.get_sample_value(
+        value = self.inside.sample(
             "supervisor_recovery_actions_total",
             {"target": name, "action": "restart", "result": result},
         )
@@ -72,9 +78,7 @@ async def running(
     stop, reload = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(daemon.run(stop, reload))
     try:
-        await until(
-            lambda: daemon.parts.systemd.connected or task.done(), 5, "the daemon on the bus"
-        )
+        await until(lambda: Inside(daemon).on_bus or task.done(), 5, "the daemon on the bus")
         if task.done():
             task.result()
         names = [t.name for t in cfg.targets]
@@ -110,8 +114,7 @@ async def test_an_open_incident_is_counted_in_metrics_until_resolved(
     async with running(bus, cfg) as run:
 
         def open_incidents() -> float | None:
-            registry = run.daemon.parts.metrics.registry
-            return registry.get_sample_value("supervisor_alert_incidents_open")
+            return run.inside.sample("supervisor_alert_incidents_open")
 
         assert open_incidents() == 0
         systemd.set_unit(
@@ -144,7 +147,7 @@ async def test_reload_watches_the_new_target_list(
         systemd.set_unit("dashboard.service", ActiveState="failed", SubState="failed")
         systemd.set_unit("position-monitor.service", ActiveState="failed", SubState="failed")
         await until(lambda: run.status("position-monitor") is Status.FAIL, 2, "monitor fail")
-        assert run.daemon.parts.systemd.state("dashboard.service") is None
+        assert run.inside.unit("dashboard.service") is None
 
 
 async def test_losing_the_bus_makes_everything_unknown_until_it_is_back(

@@ -45,7 +45,7 @@ async def test_an_oom_kill_is_said_in_the_alert_events_and_history(
             assert first.endswith(
                 "failing: killed by the kernel's OOM killer (MemoryMax 2.0 GiB) after 1 min 30 s"
             )
-            url = f"http://127.0.0.1:{run.daemon.parts.http.port}"
+            url = f"http://127.0.0.1:{run.inside.port}"
             _code, page = await asyncio.to_thread(get_json, f"{url}/events?target=trader")
             death = next(e for e in page["events"] if e["kind"] == "unit" and "cause" in e["data"])
             assert death["summary"].startswith("trader died: killed by the kernel's OOM killer")

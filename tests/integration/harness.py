@@ -24,6 +24,7 @@ from devtools.sandbox import Sandbox
 from supervisor.app.daemon import Daemon
 from supervisor.config import Config
 from supervisor.model import Status
+from tests.inside import Inside
 from tests.polling import until
 
 # In-process, the daemon's "own CPU" is the whole pytest process's, and a busy test box may
@@ -113,8 +114,13 @@ class Running:
         await until(lambda: self.daemon.reloads > done, 10, "the reload to be applied")
 
     @property
+    def inside(self) -> Inside:
+        """What the tests read of the daemon (not `daemon.parts`)."""
+        return Inside(self.daemon)
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.daemon.parts.http.port}"
+        return f"http://127.0.0.1:{self.inside.port}"
 
     def status(self, name: str) -> Status:
         target = self.daemon.snapshot().target(name)
@@ -148,11 +154,10 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
 
 async def passes(run: Running, n: int) -> None:
     """Let the supervision loop complete `n` more passes (woken, not slept for)."""
-    supervision = run.daemon.parts.supervision
     for _ in range(n):
-        done = supervision.passes
+        done = run.inside.passes
         run.daemon.wake()
-        await until(lambda d=done: supervision.passes > d, 10, "a supervision pass")  # type: ignore[misc]
+        await until(lambda d=done: run.inside.passes > d, 10, "a supervision pass")  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager
@@ -165,7 +170,7 @@ async def running(sandbox: Sandbox, cfg: Config, settle: bool = True) -> AsyncIt
     run = Running(daemon, reload, configs)
     try:
         await until(
-            lambda: (daemon.parts.http.port != 0 and daemon.parts.systemd.connected) or task.done(),
+            lambda: (run.inside.port != 0 and run.inside.on_bus) or task.done(),
             10,
             "the daemon to connect",
         )

@@ -263,7 +263,7 @@ async def test_a_silenced_target_sends_nothing_until_the_silence_ends(
         await fake.wait_for_messages(1, 10)
         assert texts(fake) == ["trader: silenced for 0.1 min"]
         os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
-        await until(lambda: "trader:health" in run.daemon.parts.policy.incidents, 10, "an incident")
+        await until(lambda: "trader:health" in run.inside.incidents, 10, "an incident")
         await passes(run, 3)
         assert len(fake.sent) == 1  # silenced: the incident is open, nothing was sent
         await fake.wait_for_messages(2, 20)

@@ -22,7 +22,7 @@ FAST = "period_s = 0.2\nfailure_threshold = 1\nconfirm_interval_s = 0.1\n"
 
 def sample(run: Running, name: str, labels: dict[str, str]) -> float | None:
     """A value from the daemon's own metrics registry (what /metrics would show)."""
-    return run.daemon.parts.metrics.registry.get_sample_value(name, labels)
+    return run.inside.sample(name, labels)
 
 
 def recoveries(run: Running, target: str, action: str, result: str = "done") -> float | None:

@@ -147,7 +147,7 @@ async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox
     async with running(sandbox, config(sandbox, targets, breaker=TEST_BREAKER)) as run:
         await until(lambda: probe_runs(run, "trader", "heartbeat") >= 3, 10, "probes running")
         with cpu_hogs():
-            await until(lambda: run.daemon.parts.now.breaker.open, 20, "the breaker to trip")
+            await until(lambda: run.inside.breaker_open, 20, "the breaker to trip")
             _code, doc = await run.get("/health")
             assert doc["status"] == "warn"
             assert "breaker open: host CPU" in doc["output"]
@@ -168,10 +168,10 @@ async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox
                 "the dead unit restarted under load",
             )
             assert sandbox.main_pid("position-monitor.service") not in (0, victim)
-            assert run.daemon.parts.now.breaker.open
+            assert run.inside.breaker_open
             assert probe_runs(run, "trader", "heartbeat") == frozen  # probes still paused
             assert actions(run, "trader", "restart") == 0  # a paused probe restarts nothing
-        await until(lambda: not run.daemon.parts.now.breaker.open, 30, "the breaker to close")
+        await until(lambda: not run.inside.breaker_open, 30, "the breaker to close")
         resumed = probe_runs(run, "trader", "heartbeat")
         await until(
             lambda: probe_runs(run, "trader", "heartbeat") > resumed + 2, 10, "probes resuming"
@@ -180,8 +180,8 @@ async def test_breaker_pauses_probes_under_load_and_sees_deaths(sandbox: Sandbox
 
 async def _load_samples(run: Running, n: int) -> None:
     """Wait for `n` more load samples (the breaker's own clock), not for a fixed time."""
-    start = run.daemon.parts.sentry.samples
-    await until(lambda: run.daemon.parts.sentry.samples >= start + n, 10, f"{n} load samples")
+    start = run.inside.load_samples
+    await until(lambda: run.inside.load_samples >= start + n, 10, f"{n} load samples")
 
 
 async def test_bus_loss_reconnects_and_rereads_state(sandbox: Sandbox, fake: FakeBotApi) -> None:
@@ -201,7 +201,7 @@ async def test_bus_loss_reconnects_and_rereads_state(sandbox: Sandbox, fake: Fak
         assert "D-Bus" in doc["output"]
         # The bus comes back (socket-activated) and the manager rejoins it; so must we.
         await until(
-            lambda: run.daemon.parts.systemd.connected and run.status("trader") is Status.PASS,
+            lambda: run.inside.on_bus and run.status("trader") is Status.PASS,
             30,
             "reconnected with trader pass",
             step=0.05,

@@ -93,7 +93,7 @@ async def kill_9(
     """`kill -9` of `name`: the events the daemon recorded until all are back and the two
     messages sent (an alert and its resolved notice; exactly two, a few passes later)."""
     events: list[Event] = []
-    unsubscribe = run.daemon.parts.history.subscribe(events.append)
+    unsubscribe = run.inside.listen(events.append)
     try:
         killed = time.monotonic()
         os.kill(sandbox.main_pid(f"{name}.service"), signal.SIGKILL)

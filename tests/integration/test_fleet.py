@@ -88,14 +88,12 @@ async def eventful_metrics(sandbox: Sandbox) -> str:
     targets = eventful_targets(sandbox)
     quiet = config(sandbox, targets)
     async with running(sandbox, quiet) as run:
-        daemon = run.daemon
         await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
         await until(lambda: run.status("ghost") is Status.FAIL, 10, "the missing unit failing")
         os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
-        registry = daemon.parts.metrics.registry
         restarted = {"target": "trader", "action": "restart", "result": "done"}
         await until(
-            lambda: registry.get_sample_value("supervisor_recovery_actions_total", restarted),
+            lambda: run.inside.sample("supervisor_recovery_actions_total", restarted),
             15,
             "the trader restarted by recovery",
         )
@@ -104,7 +102,7 @@ async def eventful_metrics(sandbox: Sandbox) -> str:
             # NaN (not measured yet) is not a reading
             lambda: (
                 not math.isnan(
-                    registry.get_sample_value("supervisor_unit_memory_bytes", memory) or math.nan
+                    run.inside.sample("supervisor_unit_memory_bytes", memory) or math.nan
                 )
             ),
             10,
@@ -114,9 +112,7 @@ async def eventful_metrics(sandbox: Sandbox) -> str:
             lambda: run.status("position-monitor") is Status.FAIL, 10, "the tcp probe failing"
         )
         await run.reload(config(sandbox, targets, breaker=TRIPPING))
-        await until(
-            lambda: daemon.parts.now.breaker.open, 10, "the breaker to trip after the reload"
-        )
+        await until(lambda: run.inside.breaker_open, 10, "the breaker to trip after the reload")
         await until(lambda: run.status("ghost") is Status.FAIL, 10, "the missing unit failing")
         _, text = await run.get_text("/metrics")
         return text
@@ -217,7 +213,7 @@ BIG_BUDGET = "[budget]\ncpu_percent = 400\nmemory_mb = 100000\nmemory_hard_mb = 
 async def scraped(prometheus: Prometheus, run: Running) -> None:
     """The daemon found through file-based discovery and scraped, the trader passing."""
     await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
-    prometheus.discover(run.daemon.parts.http.port, host="sandbox")
+    prometheus.discover(run.inside.port, host="sandbox")
     passing = 'supervisor_target_status{job="%s",host="sandbox",target="trader",status="pass"}'
     await until(
         lambda: prometheus.query(passing % JOB),
@@ -254,7 +250,7 @@ async def test_real_prometheus_fires_and_resolves_target_failing(
         )
         assert alert["labels"]["severity"] == "warning"
         assert alert["labels"]["notified_by"] == "supervisor"
-        assert alert["labels"]["instance"] == f"127.0.0.1:{run.daemon.parts.http.port}"
+        assert alert["labels"]["instance"] == f"127.0.0.1:{run.inside.port}"
         assert "trader on sandbox has been failing" in alert["annotations"]["summary"]
         critical = await until(
             lambda: prometheus.alerts("SupervisorCriticalTargetFailing", **failing),

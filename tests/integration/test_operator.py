@@ -230,7 +230,7 @@ async def test_a_starter_that_never_passes_is_restarted_when_its_grace_ends_then
             if restart and event.target == "dashboard" and "result" not in data:
                 issued.append(event.time)
 
-        unsubscribe = run.daemon.parts.history.subscribe(heard)
+        unsubscribe = run.inside.listen(heard)
         install_variant_no_wait(sandbox, after_sleep(3600))  # its port never opens
         await until(
             lambda: run.daemon.fleet.repairer.gave_up("dashboard"), 60, "recovery to give up"
@@ -362,7 +362,7 @@ async def test_holds_from_http_and_chat_and_across_a_restart(
         await until(lambda: run.target("trader").hold is not None, 10, "the chat's hold")
         assert run.target("trader").hold.reason == "deploy v2"
         await until(
-            lambda: run.daemon.parts.keeper.store.load().get("targets", {}).get("holds"),
+            lambda: run.inside.saved().get("targets", {}).get("holds"),
             10,
             "saved",
         )

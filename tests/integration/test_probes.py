@@ -35,7 +35,7 @@ def next_probe_in(run: Running, target: str) -> float:
     """Seconds until the target's first probe is due (from the daemon's schedule)."""
     for probe in run.daemon.fleet.runs:
         if probe.target.name == target:
-            return float(probe.schedule.next_at - run.daemon.parts.clock.monotonic())
+            return float(probe.schedule.next_at - run.inside.clock.monotonic())
     raise AssertionError(f"no probe for {target}")
 
 
@@ -193,7 +193,7 @@ async def test_twenty_hanging_targets_do_not_delay_others(
 
 def trader_runs(run: Running) -> float:
     """How many heartbeat probes the trader has had (from the daemon's own registry)."""
-    value = run.daemon.parts.metrics.registry.get_sample_value(
+    value = run.inside.sample(
         "supervisor_probe_runs_total", {"target": "trader", "type": "heartbeat"}
     )
     return float(value or 0)

@@ -34,7 +34,7 @@ FAST = "backoff_s = [0, 0.5, 0.5]\nwindow_s = 120\nmax_attempts = 3\nretry_after
 def actions(run: Running, target: str, action: str, result: str | None = None) -> float:
     """How many recovery actions the daemon counted (its own metrics registry)."""
     total = 0.0
-    for metric in run.daemon.parts.metrics.registry.collect():
+    for metric in run.inside.metrics():
         for sample in metric.samples:
             labels = sample.labels
             if (

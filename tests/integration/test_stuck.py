@@ -29,7 +29,7 @@ SLOW_WATCH_S = 45.0
 def counted(run: Running, name: str, target: str) -> float:
     """A per-target counter of the daemon's own metrics registry (summed over probes)."""
     total = 0.0
-    for metric in run.daemon.parts.metrics.registry.collect():
+    for metric in run.inside.metrics():
         for sample in metric.samples:
             if sample.name == name and sample.labels.get("target") == target:
                 total += sample.value

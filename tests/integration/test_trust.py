@@ -42,10 +42,9 @@ async def test_daemon_reexec_does_not_blind_the_supervisor(sandbox: Sandbox) -> 
     cfg = config(sandbox, target_toml("trader", "trader.service", body, recovery=FAST))
     async with running(sandbox, cfg) as run:
         await until(lambda: run.status("trader") is Status.PASS, 10, "trader pass")
-        systemd = run.daemon.parts.systemd
-        before = systemd.owner
+        before = run.inside.bus_owner
         sandbox.systemctl("daemon-reexec")
-        await until(lambda: systemd.owner != before, 10, "systemd's new bus name")
+        await until(lambda: run.inside.bus_owner != before, 10, "systemd's new bus name")
         assert sandbox.bus_answers()
         pid = sandbox.main_pid("trader.service")
         os.kill(pid, signal.SIGKILL)
@@ -68,12 +67,12 @@ async def test_reload_during_an_incident_keeps_what_it_knew(
         await until(lambda: run.status("dashboard") is Status.PASS, 15, "dashboard pass")
         sandbox.fault("dashboard", "hang")
         await until(lambda: run.status("dashboard") is Status.FAIL, 15, "dashboard fail")
-        policy = run.daemon.parts.policy
-        await until(lambda: dashboard_incidents(policy.incidents), 10, "the dashboard's incident")
-        opened = dashboard_incidents(policy.incidents)
+        await until(
+            lambda: dashboard_incidents(run.inside.incidents), 10, "the dashboard's incident"
+        )
+        opened = dashboard_incidents(run.inside.incidents)
         with cpu_hogs():
-            breaker = run.daemon.parts.now.breaker
-            await until(lambda: breaker.open, 20, "the breaker to open")
+            await until(lambda: run.inside.breaker_open, 20, "the breaker to open")
             await until(lambda: len(run.daemon.snapshot().notes) >= 2, 10, "two fleet notes")
             await passes(run, 2)
             before = run.daemon.snapshot()
@@ -92,14 +91,14 @@ async def test_reload_during_an_incident_keeps_what_it_knew(
             )
             assert now.consecutive_failures >= was.consecutive_failures
             assert probe_runs(run, "dashboard", "http") == runs
-            assert run.daemon.parts.now.breaker.open  # the open breaker carried over
+            assert run.inside.breaker_open  # the open breaker carried over
             assert set(after.notes) == set(before.notes)  # breaker and alerts notes
             assert any(n.startswith("breaker open") for n in after.notes)
             assert any("Telegram" in n for n in after.notes)
         await passes(run, 5)
         assert run.status("dashboard") is Status.FAIL
         # The same incident is still open: no false "resolved", no second incident.
-        assert dashboard_incidents(policy.incidents) == opened
+        assert dashboard_incidents(run.inside.incidents) == opened
         await fake.up()
         await until(lambda: about_dashboard(fake), 20, "the dashboard's alert delivered")
         await passes(run, 3)
@@ -123,9 +122,7 @@ def _steady(unit: UnitState | None) -> UnitState | None:
 
 def probe_runs(run: Running, target: str, kind: str) -> float:
     """supervisor_probe_runs_total for one target's probe type."""
-    value = run.daemon.parts.metrics.registry.get_sample_value(
-        "supervisor_probe_runs_total", {"target": target, "type": kind}
-    )
+    value = run.inside.sample("supervisor_probe_runs_total", {"target": target, "type": kind})
     return float(value or 0)
 
 
@@ -141,16 +138,15 @@ async def test_the_state_file_is_not_rewritten_when_nothing_changed(sandbox: San
         os.kill(sandbox.main_pid("trader.service"), signal.SIGKILL)
         await until(lambda: actions(run, "trader", "restart", "done") == 1, 10, "restart done")
         await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass again")
-        store = run.daemon.parts.keeper.store
 
         def attempts_saved() -> int:
-            saved = json.loads(store.path.read_text())
+            saved = json.loads(run.inside.state_file.read_text())
             return len(saved["recovery"]["trader"]["attempts"])
 
         # What changed is saved (by the writer, off the loop)...
         await until(lambda: attempts_saved() == 1, 10, "the attempt in the state file")
         await passes(run, 3)
-        written = store.writes
+        written = run.inside.state_writes
         await passes(run, 20)
         # A recovery attempt is on record; its times must not look new at every pass.
-        assert store.writes == written
+        assert run.inside.state_writes == written

@@ -53,10 +53,10 @@ async def test_a_0_1_0_state_file_and_history_are_read_by_this_version(
     )
     cfg = config(sandbox, targets, extra, state_dir=state)
     async with running(sandbox, cfg) as run:
-        parts = run.daemon.parts
         # Restored as they were saved (the incident may resolve soon: the trader passes).
-        assert parts.policy.silences["dashboard"] == saved["alerts"]["silences"]["dashboard"]
-        assert parts.alerts.offset is not None and parts.alerts.offset >= 77
+        assert run.inside.silences["dashboard"] == saved["alerts"]["silences"]["dashboard"]
+        offset = run.inside.chat_offset
+        assert offset is not None and offset >= 77
         sent = await fake.wait_for_messages(1, 20)
         assert "0.1.0 left this alert undelivered" in [m["text"] for m in sent]
         _, page = await run.get("/events?target=trader&limit=100")
