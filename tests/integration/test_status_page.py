@@ -287,3 +287,45 @@ def save_screenshot(driver: Any, shot: Path) -> int:
     shot.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(shot))
     return shot.stat().st_size
+
+
+MARKUP = "<b>x</b> FATAL lost connection to exchange"
+
+
+async def test_an_incident_opens_to_show_its_cause_and_last_lines_as_text(
+    sandbox: Sandbox, browser: Any, tmp_path: Path
+) -> None:
+    """A unit prints markup, then is killed: its incident opens to the cause and the line,
+    shown literally (no element made of it)."""
+    from selenium.webdriver.common.by import By
+
+    out = tmp_path / "shouter.log"
+    unit = "shouter.service"
+    sandbox.install_unit(
+        unit,
+        f"[Service]\nExecStart=/bin/sh -c 'echo \"{MARKUP}\"; exec sleep 600'\n"
+        f"StandardOutput=append:{out}\n",
+    )
+    sandbox.systemctl("reset-failed", unit, check=False)
+    sandbox.systemctl("start", unit)
+    try:
+        async with running(sandbox, config(sandbox, target_toml("shouter", unit))) as run:
+            await until(lambda: run.status("shouter") is Status.PASS, 15, "shouter pass")
+            await until(lambda: out.exists() and MARKUP in out.read_text(), 10, "the line")
+            os.kill(sandbox.main_pid(unit), signal.SIGKILL)
+            await asyncio.to_thread(browser.get, run.url + "/")
+
+            def opened(d: Any) -> bool:
+                box = d.find_element(By.CSS_SELECTOR, "#incidents details.cause")
+                if not box.get_attribute("open"):
+                    box.find_element(By.TAG_NAME, "summary").click()
+                summary = box.find_element(By.TAG_NAME, "summary").text
+                shown = box.find_element(By.CSS_SELECTOR, "pre.log").text
+                return "killed by SIGKILL" in summary and MARKUP in shown
+
+            await page_shows(browser, opened, "the incident opened to its cause and lines", 20)
+            marked = await asyncio.to_thread(browser.find_elements, By.CSS_SELECTOR, "#incidents b")
+            assert marked == []  # the line's <b> is text, never an element
+    finally:
+        sandbox.systemctl("stop", unit, check=False)
+        sandbox.systemctl("reset-failed", unit, check=False)
