@@ -219,6 +219,7 @@ class AlertQueued:
     recovery: str
     cause: str = ""  # why the target failed, when it was found in time
     log: tuple[str, ...] | None = None  # the unit's last lines, when a cause was looked for
+    waited_s: float | None = None  # how long it waited for its cause (None: it did not wait)
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,7 @@ class AlertService:
         self, alert: Alert, why: Why | None, ahead: list[asyncio.Task[None]]
     ) -> None:
         evidence = None
+        began = self._clock.monotonic()
         try:
             if why is not None:
                 evidence = await why(alert.target, alert.opened_at)
@@ -121,7 +122,8 @@ class AlertService:
             log.exception("%s: the cause of the failure could not be added", alert.target)
         if ahead:  # each waits at most for its own cause (bounded by `why`), in order
             await asyncio.wait(ahead)
-        self._queue(alert, evidence)
+        waited = self._clock.monotonic() - began if why is not None else None
+        self._queue(alert, evidence, waited_s=waited)
 
     def settle(self) -> None:
         """Queue at once every alert still waiting for its cause (before the final save)."""
@@ -131,7 +133,9 @@ class AlertService:
                 task.cancel()
                 self._queue(alert, None)
 
-    def _queue(self, alert: Alert, evidence: Evidence | None) -> None:
+    def _queue(
+        self, alert: Alert, evidence: Evidence | None, waited_s: float | None = None
+    ) -> None:
         # With alerts off nothing would ever deliver them: log only, queue nothing.
         telegram = self._cfg.telegram if self._cfg.enabled else None
         now = self._clock.time()
@@ -155,6 +159,7 @@ class AlertService:
                 alert.recovery,
                 cause=cause,
                 log=tuple(lines) if evidence else None,
+                waited_s=waited_s,
             )
         )
         if telegram is None:

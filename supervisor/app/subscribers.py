@@ -93,13 +93,17 @@ def _recovery_record(event: Happening) -> Record | None:
 
 def _other_record(event: Happening) -> Record | None:
     match event:
-        case AlertQueued(target, severity, summary, reminder, reason, recovery, cause, lines):
+        case AlertQueued(
+            target, severity, summary, reminder, reason, recovery, cause, lines, waited
+        ):
             again = " (reminder)" if reminder else ""
             words = f"alert {severity}{again}: {target} {summary}" + (f": {cause}" if cause else "")
             data = {"severity": severity, "reminder": reminder, "reason": reason}
             data |= {"recovery": recovery}
             if lines is not None:
                 data |= {"cause": cause, "log": list(lines)}
+            if waited is not None:  # what waiting for the cause cost this alert
+                data |= {"causeWaitS": round(waited, 4)}
             return Kind.ALERT, words, target, data
         case AlertsDisabled(why):
             return Kind.ALERT, f"alerts disabled: {why}", None, {}

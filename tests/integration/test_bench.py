@@ -25,6 +25,7 @@ def test_every_section_of_the_benchmark_runs_and_prints_its_figures(
     assert r["startup_ready_s"]["n"] == 1
     assert r["idle"]["idle_3_targets"]["rss_mb"]["n"] == 1
     assert r["detection"]["health_ms"]["n"] == 1
+    assert r["detection"]["cause_wait_ms"]["n"] == 1  # the alert's wait for its cause
     for scenario, by in r["recovery"].items():
         assert set(by) == {"supervisor", "monit", "systemd"}, scenario
     # Every wrk answer is accounted for: served (200/503 with a body), 429, or other.

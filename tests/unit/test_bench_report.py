@@ -235,3 +235,16 @@ def test_markdown_keeps_the_finished_sections_when_a_later_one_failed() -> None:
     assert "**Section `history` failed (BenchError: wrk failed); the figures below" in text
     assert "| 10 (-t2) | 15 | 45 | 30,000 |" in text
     assert "GET /health at 10 connections" in text
+
+
+def test_the_detection_table_shows_what_waiting_for_the_cause_cost() -> None:
+    r = results()
+    r["detection"]["cause_wait_ms"] = percentiles([12.0, 20.0, 480.0])
+    r["detection"]["alert_ms"] = percentiles([15.0, 25.0, 490.0])
+    rows = [
+        line for line in markdown(r).splitlines() if line.startswith(("| the alert", "| the fail"))
+    ]
+    assert rows[0].startswith("| the alert's wait for cause and last lines (`causeWaitS`, max 0.5")
+    assert rows[0].endswith("| 480.0 ms | 3 |")
+    assert rows[1].startswith("| the fail (`since`) -> the alert queued with them | 25.0 ms")
+    assert "causeWaitS" not in markdown(results())  # an older result: no such row

@@ -76,8 +76,10 @@ def test_one_line_longer_than_the_room_is_cut_not_dropped() -> None:
 
 
 @contextlib.asynccontextmanager
-async def delivering(fake: FakeBotApi, why: Why) -> AsyncIterator[tuple[AlertService, Recorded]]:
-    clock = FakeClock(float(int(time.time())))
+async def delivering(
+    fake: FakeBotApi, why: Why, clock: FakeClock | None = None
+) -> AsyncIterator[tuple[AlertService, Recorded]]:
+    clock = clock or FakeClock(float(int(time.time())))
     config = AlertsConfig.model_validate(
         {"telegram": {"token": fake.token, "chat_ids": [CHAT], "api_url": fake.url}}
     )
@@ -196,3 +198,21 @@ async def test_a_resolved_decided_while_its_failing_waits_for_the_cause_comes_af
     heads = [str(m["text"]).split("\n")[0] for m in sent[1:]]
     assert heads[0].endswith("crasher on vm: failing: killed by SIGKILL")
     assert heads[1].endswith("crasher on vm: resolved after 0s")
+
+
+async def test_the_alert_says_what_waiting_for_its_cause_cost(fake: FakeBotApi) -> None:
+    """Measured with the clock: the alert event carries the wait (the benchmark reads it)."""
+    clock = FakeClock(float(int(time.time())))
+
+    async def why(target: str, since: float) -> Evidence | None:
+        clock.advance(0.5)  # the longest Autopsies.wait lets a reading take
+        return "killed by SIGKILL", ("last words",)
+
+    async with delivering(fake, why, clock) as (service, recorded):
+        service.publish([failing(clock)])
+        await fake.wait_for_messages(1)
+        service.publish([replace(failing(clock), severity=Severity.RESOLVED, summary="ok")])
+        await fake.wait_for_messages(2)
+    failed, resolved = [data for _kind, _s, data in recorded if "severity" in data]  # queued
+    assert failed["causeWaitS"] == 0.5
+    assert "causeWaitS" not in resolved  # nothing waited for a cause
