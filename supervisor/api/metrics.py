@@ -10,7 +10,6 @@ one release, their HELP starting with DEPRECATED and naming the replacement (`_d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -21,7 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from supervisor.api.tally import BUCKETS, INF, Observed, ProbeCounts
+from supervisor.api.tally import BUCKETS, INF, DaemonFacts, Observed, ProbeCounts
 from supervisor.config import BudgetConfig
 from supervisor.model import ActiveState, Clock, ProbeResult, SelfStats, Snapshot, Status
 
@@ -46,18 +45,6 @@ def deprecated(
     return GaugeMetricFamily(
         name, f"DEPRECATED, removed in {REMOVED_IN}: use {replacement}. {words}", labels=labels
     )
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonFacts:
-    """What /metrics shows beyond the snapshot, read from the daemon's memory at scrape time."""
-
-    gave_up: frozenset[str] = frozenset()  # targets whose automatic recovery is suspended
-    outbox_messages: int = 0  # alerts waiting for delivery
-    outbox_oldest: float | None = None  # wall clock of the oldest of them
-    outbox_dropped: int = 0  # alerts dropped because the outbox was full
-    incidents_open: int = 0  # incidents the alert policy holds open (failing, warn, breaker)
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
 def _people_metrics() -> tuple[GaugeMetricFamily, ...]:
@@ -390,28 +377,19 @@ class Metrics:
 
     def observe_load(self, host_cpu_percent: float, host_memory_percent: float) -> None:
         """Keep the host's load as the breaker saw it."""
-        self._seen.host_cpu_percent = host_cpu_percent
-        self._seen.host_memory_percent = host_memory_percent
+        self._seen.load(host_cpu_percent, host_memory_percent)
 
     def observe_breaker(self, is_open: bool, trips: int) -> None:
         """Breaker state and how often it has tripped."""
-        self._seen.breaker_open = is_open
-        self._seen.breaker_trips = trips
+        self._seen.breaker(is_open, trips)
 
     def observe_recovery(self, target: str, action: str, result: str) -> None:
         """Count one recovery action and how it ended."""
-        key = (target, action, result)
-        self._seen.recoveries[key] = self._seen.recoveries.get(key, 0) + 1
+        self._seen.recovery(target, action, result)
 
     def observe_probe(self, result: ProbeResult) -> None:
         """Count a probe run and keep the figures it brought."""
-        counts = self._seen.probes.setdefault((result.target, result.kind), ProbeCounts())
-        counts.observe(result.ok, result.duration_s)
-        for name, value in result.samples:
-            if name == "memory_bytes":
-                self._seen.unit_memory_bytes[result.target] = value
-            elif name == "cpu_percent":
-                self._seen.unit_cpu_percent[result.target] = value
+        self._seen.probe(result)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything."""

@@ -21,10 +21,11 @@ from supervisor.api import render
 from supervisor.api.control import FILE_NAME as CONTROL_FILE
 from supervisor.api.control import ControlServer
 from supervisor.api.history import HistoryRoutes
-from supervisor.api.metrics import DaemonFacts, Metrics
+from supervisor.api.metrics import Metrics
 from supervisor.api.page import StatusPage
 from supervisor.api.server import HealthApp, Routes, served_hosts
 from supervisor.api.stream import EventStream
+from supervisor.api.tally import DaemonFacts
 from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.app.dispatch import Dispatcher
 from supervisor.app.fleet import Fleet, build_fleet

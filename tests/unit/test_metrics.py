@@ -10,7 +10,8 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor.api.metrics import DaemonFacts, Metrics
+from supervisor.api.metrics import Metrics
+from supervisor.api.tally import DaemonFacts
 from supervisor.config import BudgetConfig
 from supervisor.model import ActiveState, ProbeResult, SelfStats, Status, UnitState
 from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec
