@@ -107,7 +107,7 @@ ROOMS: dict[str, Room] = {
     "app": Room(
         uses="shared runtime watch probing guard history recovery alerts api",
         composes="app.daemon app.build app.fleet app.persist app.supervision app.waiting"
-        " app.holding app.dispatch app.subscribers app.stopping",
+        " app.holding app.dispatch app.subscribers app.stopping app.serving",
     ),
     "command": Room(
         uses="shared runtime history alerts api ops app",

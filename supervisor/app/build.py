@@ -1,7 +1,8 @@
 """Building: every part of the supervisor from the config and the environment, with no I/O.
 
-What a reload replaces (the config, the breaker, the fleet) lives in one `Current`; the
-parts read it through small callables, so a reload never has to rewire them.
+What a reload replaces (the config, the breaker, the fleet) lives in one `Current`
+(`app/fleet.py`); the parts read it through small callables, so a reload never has to
+rewire them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import random
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from supervisor import __version__
 from supervisor.alerts.commands import Commands
@@ -23,14 +24,15 @@ from supervisor.api.control import ControlServer
 from supervisor.api.history import HistoryRoutes
 from supervisor.api.metrics import Metrics
 from supervisor.api.page import StatusPage
-from supervisor.api.server import HealthApp, Routes, served_hosts
+from supervisor.api.server import Routes
 from supervisor.api.stream import EventStream
 from supervisor.api.tally import DaemonFacts
-from supervisor.api.transport import HttpServer, HttpSettings
+from supervisor.api.transport import HttpServer
 from supervisor.app.dispatch import Dispatcher
-from supervisor.app.fleet import Fleet, build_fleet
+from supervisor.app.fleet import Current, Fleet, build_fleet
 from supervisor.app.holding import HoldDesk
 from supervisor.app.persist import StateKeeper
+from supervisor.app.serving import http_server
 from supervisor.app.subscribers import (
     to_activity,
     to_alert_notes,
@@ -52,7 +54,7 @@ from supervisor.history import report
 from supervisor.history.events import Kind
 from supervisor.history.recorder import Recorder
 from supervisor.history.store import FILE_NAME, HistoryStore
-from supervisor.model import Clock, ProbeResult, Snapshot
+from supervisor.model import Clock, ProbeResult
 from supervisor.probing import hang, probes, runner
 from supervisor.probing.resources import ProcReader
 from supervisor.redaction import scrub_shapes
@@ -65,19 +67,6 @@ from supervisor.watch.link import BusLink
 from supervisor.watch.listener import UnitListener
 from supervisor.watch.systemd import Systemd
 from supervisor.watch.units import bus_address
-
-
-@dataclass
-class Current:
-    """What a reload replaces. `fleet` is set by `build` right after the parts exist."""
-
-    config: Config
-    breaker: Breaker
-    fleet: Fleet = field(init=False)
-
-    def snapshot(self) -> Snapshot:
-        """The current picture."""
-        return self.fleet.model.snapshot()
 
 
 @dataclass(frozen=True)
@@ -383,35 +372,3 @@ def _history(config: Config, clock: Clock, now: Current) -> Recorder:
         targets=lambda: [t.name for t in now.config.targets],
         on_note=lambda text: now.fleet.model.set_note("history", text),
     )
-
-
-def http_server(
-    config: Config,
-    now: Current,
-    metrics: Metrics,
-    clock: Clock,
-    throttle: Throttle,
-    *,
-    routes: list[Routes],
-    desk: HoldDesk | None = None,
-) -> HttpServer:
-    """The HTTP server: the app (throttled, Host-checked, key-guarded) on a capped site."""
-    http = config.http
-    key = http.api_key.get_secret_value() if http.api_key else None
-    if key:
-        logs.redact(key)  # like the bot token: never in a log line, however it got there
-    reset = lambda name: now.fleet.repairer.reset(name)  # noqa: E731, PLW0108 (late-bound)
-    app = HealthApp(
-        now.snapshot,
-        metrics.render,
-        clock=clock,
-        throttle=throttle,
-        hosts=served_hosts(http.host, http.port, http.allowed_hosts),
-        reset=reset,
-        holds=desk,
-        api_key=key,
-        routes=routes,
-    )
-    settings = HttpSettings(http.host, http.port, http.access_log, http.max_connections)
-    charge = lambda client, cpu_s: throttle.charge(client, cpu_s, clock.monotonic())  # noqa: E731
-    return HttpServer(app.build(), settings, activity=throttle.seen, charge=charge)

@@ -1,16 +1,18 @@
 """What the target list defines: the health model, the probe runs and recovery.
 
-Rebuilt on reload; a `previous` fleet hands over what must survive it.
+Rebuilt on reload; a `previous` fleet hands over what must survive it. `Current` holds what a
+reload replaces: the config, the breaker and this fleet.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from supervisor.config import Config
+from supervisor.guard.breaker import Breaker
 from supervisor.happenings import Emit
-from supervisor.model import Clock
+from supervisor.model import Clock, Snapshot
 from supervisor.probing import runner
 from supervisor.recovery.executor import Repairer
 from supervisor.watch.health import HealthModel, TargetSpec
@@ -56,3 +58,16 @@ def build_fleet(
     )
     runs = runner.plan(config, model, probing, rng, previous.runs if previous else ())
     return Fleet(model, runs, repairer)
+
+
+@dataclass
+class Current:
+    """What a reload replaces. `fleet` is set by `build` right after the parts exist."""
+
+    config: Config
+    breaker: Breaker
+    fleet: Fleet = field(init=False)
+
+    def snapshot(self) -> Snapshot:
+        """The current picture."""
+        return self.fleet.model.snapshot()

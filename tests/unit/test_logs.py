@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from supervisor.api.metrics import Metrics
-from supervisor.app.build import Current, http_server
+from supervisor.app.fleet import Current
+from supervisor.app.serving import http_server
 from supervisor.config import Config
 from supervisor.guard.breaker import Breaker
 from supervisor.guard.throttle import Throttle
