@@ -98,6 +98,9 @@ class Recorder:
         before = self._units.get(name)  # as last recorded
         if events.unit_moved(before, state):
             self._units[name] = state
+            # The unit moved (it died, or restarted): a failure from here has its own story,
+            # never the evidence of a probe that failed before it.
+            self._causes.pop(name, None)
             self._emit(events.unit_changed(self._ids, name, before, state))
 
     def failure_cause(self, target: str, cause: dict[str, Any], log: dict[str, Any]) -> None:

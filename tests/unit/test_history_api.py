@@ -22,8 +22,9 @@ from supervisor.api.stream import QUEUE_SIZE, EventStream
 from supervisor.history.events import Kind
 from supervisor.history.recorder import Recorder
 from supervisor.history.store import HistoryStore
-from supervisor.model import ActiveState, SystemClock, UnitState
+from supervisor.model import ActiveState, ProbeResult, Status, SystemClock, UnitState
 from supervisor.watch.health import HealthModel, TargetSpec
+from supervisor.watch.track import ProbeTrack
 from tests.polling import until
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -40,6 +41,11 @@ class Parts:
 
     def about(self) -> dict[str, Any]:
         return {"version": "test", "uptimeS": 1.0}
+
+    def probe(self, status: Status) -> None:
+        result = ProbeResult("trader", "http", "http", status, f"http: {status.value}", 0.01)
+        self.model.apply_probe(result)
+        self.recorder.observe(self.model.snapshot())
 
     def unit(self, state: ActiveState, sub: str, pid: int) -> None:
         unit = UnitState("trader.service", active_state=state, sub_state=sub, main_pid=pid)
@@ -197,14 +203,16 @@ async def test_clients_are_bounded(client: TestClient[Any, Any], parts: Parts) -
 async def test_a_hangs_evidence_rides_on_the_fail_event_and_its_incident(
     client: TestClient[Any, Any], parts: Parts
 ) -> None:
+    parts.model.add_probe("trader", "http", "http", ProbeTrack(failure_threshold=1))
     parts.unit(ActiveState.ACTIVE, "running", 41)
     cause = {"kind": "hang", "words": "hung: pid 41 stopped (T), no CPU time moved in 0.6 s"}
     log = {"lines": ["process: pid 41 stopped (T)"], "source": "probe and /proc"}
+    parts.probe(Status.PASS)
     parts.recorder.failure_cause("trader", cause, log)
-    parts.unit(ActiveState.FAILED, "failed", 0)  # its next fail: the cause is its own
-    parts.unit(ActiveState.ACTIVE, "running", 42)
-    parts.unit(ActiveState.FAILED, "failed", 0)  # a later fail, nothing told: no cause
-    await _written(parts, 6)
+    parts.probe(Status.FAIL)  # its next fail: the cause is its own
+    parts.probe(Status.PASS)
+    parts.probe(Status.FAIL)  # a later fail, nothing told: no cause
+    await _written(parts, 5)
     page = await (await client.get("/events?target=trader&kind=status")).json()
     fails = [e["data"] for e in page["events"] if e["data"]["to"] == "fail"]
     assert [f.get("cause") for f in fails] == [None, cause]  # newest first
@@ -212,3 +220,17 @@ async def test_a_hangs_evidence_rides_on_the_fail_event_and_its_incident(
     doc = await (await client.get("/history/trader")).json()
     older = doc["incidents"][-1]
     assert (older["cause"], older["log"]) == (cause["words"], log["lines"])
+
+
+async def test_a_unit_move_after_a_hang_leaves_the_next_fail_its_own_story(
+    client: TestClient[Any, Any], parts: Parts
+) -> None:
+    """A slow probe told a hang, then the unit died: that fail is the death's, not the hang's."""
+    parts.unit(ActiveState.ACTIVE, "running", 41)
+    cause = {"kind": "hang", "words": "hung: pid 41 running (R), CPU time moved 1.9 s in 2.0 s"}
+    parts.recorder.failure_cause("trader", cause, {"lines": [], "source": "probe and /proc"})
+    parts.unit(ActiveState.FAILED, "failed", 0)
+    await _written(parts, 3)
+    page = await (await client.get("/events?target=trader&kind=status")).json()
+    (fail,) = [e["data"] for e in page["events"] if e["data"]["to"] == "fail"]
+    assert "cause" not in fail
