@@ -88,7 +88,8 @@ ROOMS: dict[str, Room] = {
     ),
     "alerts": Room(
         uses="shared runtime",
-        pure="alerts.policy alerts.incident alerts.outbox alerts.chat alerts.commands alerts.text",
+        pure="alerts.policy alerts.incident alerts.roots alerts.rounds alerts.outbox alerts.chat"
+        " alerts.commands alerts.text",
         edges="alerts.telegram",
         joins="alerts.delivery alerts.lastword",
     ),

@@ -56,20 +56,16 @@ class Incident:
     dependants: dict[str, str] = field(default_factory=dict)
     back_at: float | None = None
 
-    def awaiting(self, now: float) -> bool:
-        """Its dependants are not all accounted for yet (waited for at most `AWAIT_S`)."""
+    def awaiting(self, now: float, wait_s: float) -> bool:
+        """Its dependants are not all accounted for yet (waited for at most `wait_s` after
+        it came back: `[dependencies] resolved_wait_s`)."""
         if not any(not how for how in self.dependants.values()):
             return False
-        return self.back_at is None or now - self.back_at < AWAIT_S
+        return self.back_at is None or now - self.back_at < wait_s
 
     def dependants_words(self) -> tuple[str, ...]:
         """`dashboard back at 12:00:03 UTC`, one per dependant."""
         return tuple(f"{name} {how or 'not back yet'}" for name, how in self.dependants.items())
-
-
-# How long a root's resolved notice waits for its dependants to come back (or to be failing
-# on their own, which opens their own incidents well before this).
-AWAIT_S = 120.0
 
 
 _ICON = {

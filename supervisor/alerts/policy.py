@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
+from supervisor.alerts import roots
 from supervisor.alerts.incident import (
     Alert,
     Incident,
@@ -22,19 +23,13 @@ from supervisor.alerts.incident import (
     alert_from,
     format_html,
 )
-from supervisor.config import AlertsConfig
+from supervisor.alerts.rounds import DEFAULT_ROUND_S, SETTLE_S, failed_rounds, settled
+from supervisor.config import AlertsConfig, DependenciesConfig
 from supervisor.model import Clock, Status, TargetHealth
-from supervisor.times import duration, utc_stamp
+from supervisor.times import duration
 
 _HOUR = 3600.0
-# A unit with no probe has only systemd's word that it is up, and a start that fails shows
-# `active (running)` for a moment (DESIGN.md: active is not healthy): it is back only once it
-# has stayed active this long.
-SETTLE_S = 2.0
-# How long a dependant freed by its root's return, and failing since before, is given to come
-# back (its recovery restarts it; a start moves its status, which ends the wait sooner).
-FREED_WAIT_S = 60.0
-__all__ = ["Alert", "AlertPolicy", "Incident", "Severity", "duration", "format_html"]
+__all__ = ["SETTLE_S", "Alert", "AlertPolicy", "Incident", "Severity", "duration", "format_html"]
 
 SELF = "supervisor"  # the target of the supervisor's own alerts (breaker, restarts, digests)
 
@@ -46,8 +41,15 @@ _WHAT = {"health": "failing", "warn": "warn"}  # an incident's summary by its ke
 class AlertPolicy:
     """Decides which alerts to send now; the outbox and the sender do the rest."""
 
-    def __init__(self, config: AlertsConfig, clock: Clock, round_s: dict[str, float]) -> None:
+    def __init__(
+        self,
+        config: AlertsConfig,
+        clock: Clock,
+        round_s: dict[str, float],
+        deps: DependenciesConfig | None = None,
+    ) -> None:
         self._cfg = config
+        self._deps = deps or DependenciesConfig()
         self._clock = clock
         self._round_s = round_s  # a target's probe period: how long one failed round lasts
         self.incidents: dict[str, Incident] = {}
@@ -55,9 +57,11 @@ class AlertPolicy:
         self._sent: deque[float] = deque()  # wall times of sends within the last hour
         self._held: list[Alert] = []
 
-    def configure(self, config: AlertsConfig, round_s: dict[str, float]) -> None:
+    def configure(
+        self, config: AlertsConfig, round_s: dict[str, float], deps: DependenciesConfig
+    ) -> None:
         """New settings after a reload; incidents, silences and the rate window stay."""
-        self._cfg = config
+        self._cfg, self._deps = config, deps
         self._round_s = round_s
 
     # -- inputs ----------------------------------------------------------------------------
@@ -71,19 +75,9 @@ class AlertPolicy:
         if t.hold is not None or t.blocked_by is not None:
             return []  # blocked: the root's alert speaks for it (and lists it)
         found = self._flapping(t) + self._failure(t, gave_up) + self._warning(t)
-        self._tell_root(t)
-        return self._gate(found + self._stopped(t))
-
-    def _tell_root(self, t: TargetHealth) -> None:
-        """A freed dependant came back, or fails on its own: its root's resolved notice says."""
-        root = self.incidents.get(f"{t.freed_from}:health")
-        if root is None or root.dependants.get(t.name, "x"):
-            return  # not waited for, or already accounted for
         now = self._clock.time()
-        if f"{t.name}:health" in self.incidents:
-            root.dependants[t.name] = "still failing"
-        elif t.back and self._settled(t, now) and t.status is not Status.UNKNOWN:
-            root.dependants[t.name] = f"back at {utc_stamp(now)}"
+        roots.account(self.incidents, t, now, settled(t, now))
+        return self._gate(found + self._stopped(t))
 
     def forget(self, target: str) -> None:
         """Drop a target's incidents without a word (a hold on it ended)."""
@@ -165,19 +159,20 @@ class AlertPolicy:
         if t.status is not Status.FAIL:
             if incident is None or t.status is Status.UNKNOWN:
                 return []  # unknown: neither a new failure nor a recovery
-            if not t.back or not self._settled(t, now):
+            if not t.back or not settled(t, now):
                 return []  # activating, starting, stopped, or up only a moment: not back yet
             if any(p.status is Status.UNKNOWN for p in t.probes):
                 # Active again, but its probes have not judged the new process yet (a restart
                 # in a crash loop, or our own restart): "resolved" would be a guess.
                 return []
             incident.back_at = incident.back_at or now
-            if incident.awaiting(now):
+            if incident.awaiting(now, self._deps.resolved_wait_s):
                 return []  # resolved once its dependants came back (or fail on their own)
             return [self._resolve(incident, now)]  # pass, or a warning: no longer failing
         if incident is None:
             if not gave_up and (
-                self._freed_wait(t, now) or self._rounds(t, now) < self._cfg.failure_threshold
+                roots.freed_wait(t, now, self._deps.freed_wait_s)
+                or self._rounds(t, now) < self._cfg.failure_threshold
             ):
                 return []
             incident = Incident(key=key, target=t.name, opened_at=max(t.since, t.freed_at or 0))
@@ -281,34 +276,8 @@ class AlertPolicy:
 
     # -- decisions -------------------------------------------------------------------------
 
-    @staticmethod
-    def _settled(t: TargetHealth, now: float) -> bool:
-        """Probes judge a target with probes; a unit with none must have stayed up a while."""
-        unit = t.unit_state
-        if t.probes or unit is None or not unit.state_change_usec:
-            return True
-        return now - unit.state_change_usec / 1e6 >= SETTLE_S
-
-    @staticmethod
-    def _freed_wait(t: TargetHealth, now: float) -> bool:
-        """Freed by its root's return, still in the failure that began before: its restart and
-        start-up grace come first (a status change ends the wait; FREED_WAIT_S at most)."""
-        return t.freed_at is not None and t.since <= t.freed_at and now - t.freed_at < FREED_WAIT_S
-
     def _rounds(self, t: TargetHealth, now: float) -> int:
-        """Failed rounds: each run of a failing probe is one, and so is each round of time.
-
-        systemd's updates are not rounds: one crash sends several (failed, its result, its
-        exit status), which made one crash "3 failed rounds" and an incident at once. And a
-        unit that stays dead sends no more: time counts rounds too. A dependant freed by its
-        root's return counts only its failures since then.
-        """
-        since = t.since
-        probed = max((p.consecutive_failures for p in t.probes), default=0)
-        if t.freed_at is not None and t.freed_at > since:
-            since, probed = t.freed_at, 0
-        by_time = 1 + int((now - since) / self._round_s.get(t.name, 5.0))
-        return max(probed, by_time)
+        return failed_rounds(t, now, self._round_s.get(t.name, DEFAULT_ROUND_S))
 
     def _severity(self, t: TargetHealth, incident: Incident, gave_up: bool, now: float) -> Severity:
         if gave_up or (t.critical and now - incident.opened_at >= self._cfg.critical_after_s):

@@ -125,7 +125,7 @@ class Parts:
             breaker = Breaker(new.breaker, new.budget)
             breaker.carry_over(now.breaker)
             now.breaker = breaker
-        self.policy.configure(new.alerts, round_s(new))
+        self.policy.configure(new.alerts, round_s(new), new.dependencies)
         self.alerts.configure(new.alerts)  # rebuilds delivery and command rights if changed
         now.fleet = self.fleet_for(new, previous=now.fleet)
         self.systemd.watch(new.units())
@@ -156,7 +156,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         )
 
     metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
-    policy = AlertPolicy(config.alerts, clock, round_s(config))
+    policy = AlertPolicy(config.alerts, clock, round_s(config), config.dependencies)
     history = _history(config, clock, now)
     dispatcher = Dispatcher()  # its subscribers join below, once they exist
     desk = HoldDesk(

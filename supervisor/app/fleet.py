@@ -46,7 +46,7 @@ def build_fleet(
     model = HealthModel(specs, clock, flap)
     if previous is not None:
         model.carry_over(previous.model)
-    model.relations.declare({t.name: t.depends_on for t in config.targets})
+    model.relations.declare({t.name: t.depends_on for t in config.targets}, config.dependencies)
     repairer = Repairer(
         config,
         clock=clock,

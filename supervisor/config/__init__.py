@@ -32,7 +32,13 @@ from supervisor.config.probes import (
     TcpProbe,
     split_path,
 )
-from supervisor.config.targets import RecoveryAction, RecoveryConfig, TargetConfig, probe_ids
+from supervisor.config.targets import (
+    DependenciesConfig,
+    RecoveryAction,
+    RecoveryConfig,
+    TargetConfig,
+    probe_ids,
+)
 from supervisor.errors import ConfigError
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "BreakerConfig",
     "BudgetConfig",
     "Config",
+    "DependenciesConfig",
     "DiskProbe",
     "ExecProbe",
     "HeartbeatProbe",
@@ -215,6 +222,7 @@ class Config(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     causes: CausesConfig = Field(default_factory=CausesConfig)
+    dependencies: DependenciesConfig = Field(default_factory=DependenciesConfig)
     state_dir: Path = Field(default_factory=default_state_dir)  # incidents, outbox, attempts
     dry_run: bool = False  # decide and log recovery actions, carry out none
     targets: list[TargetConfig] = Field(min_length=1)

@@ -38,6 +38,26 @@ def _default_actions() -> list[RecoveryAction]:
     return ["restart"]
 
 
+class DependenciesConfig(Strict):
+    """How long one root cause's parts wait for each other (see `depends_on`)."""
+
+    # A dependant stopped by systemd this soon after a unit it is bound to (BindsTo=,
+    # Requires=, PartOf=) changed state went down with it: systemd's stop, not a person's.
+    bound_stop_window_s: Seconds = 5.0
+    # A dependant freed by its root's return, still failing, gets this long for its restart
+    # and start-up grace before it becomes an incident of its own.
+    freed_wait_s: Seconds = 60.0
+    # A root's resolved notice waits this long at most for its dependants to come back.
+    resolved_wait_s: Seconds = 120.0
+
+    @model_validator(mode="after")
+    def _resolved_after_freed(self) -> Self:
+        if self.resolved_wait_s < self.freed_wait_s:
+            # Otherwise the notice goes before a dependant could be counted back or failing.
+            raise FieldError("resolved_wait_s", "must be at least freed_wait_s")
+        return self
+
+
 class RecoveryConfig(Strict):
     """How a failing target is repaired, how often, and when to stop trying."""
 

@@ -14,15 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from supervisor import graph
+from supervisor.config import DependenciesConfig
 from supervisor.graph import Graph
 from supervisor.model import ActiveState, Clock, Status, TargetHealth, UnitState
 from supervisor.watch import intent
 
 __all__ = ["Graph", "Relations", "blockers", "down", "systemd_graphs", "went_down_with"]
-
-# A dependant stopped by systemd this soon after a dependency it is bound to (BindsTo=,
-# Requires=, PartOf=) changed state went down with it: systemd's stop, not a person's.
-BOUND_WINDOW_S = 5.0
 
 
 def down(t: TargetHealth) -> bool:
@@ -45,18 +42,20 @@ def blockers(targets: Mapping[str, TargetHealth], needs: Graph) -> dict[str, str
     return out
 
 
-def went_down_with(unit: UnitState, bound_to: Iterable[UnitState | None], now: float) -> bool:
+def went_down_with(
+    unit: UnitState, bound_to: Iterable[UnitState | None], now: float, window_s: float
+) -> bool:
     """A stop of `unit` came from systemd because a unit it is bound to went down too.
 
-    True when one of them is not active, or changed state within `BOUND_WINDOW_S` (it died
-    and may be up again already by the time the dependant's stop is seen).
+    True when one of them is not active, or changed state within `window_s` (it died and may
+    be up again already by the time the dependant's stop is seen).
     """
     for other in bound_to:
         if other is None:
             continue
         if other.active_state is not ActiveState.ACTIVE:
             return True
-        if other.state_change_usec and now - other.state_change_usec / 1e6 < BOUND_WINDOW_S:
+        if other.state_change_usec and now - other.state_change_usec / 1e6 < window_s:
             return True
     return False
 
@@ -82,6 +81,8 @@ class Relations:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
+        # How soon after a bound unit's change a stop went down with it (declare() sets it).
+        self.window_s = DependenciesConfig().bound_stop_window_s
         self.needs: dict[str, tuple[str, ...]] = {}  # target -> targets it needs
         self.bound: dict[str, tuple[str, ...]] = {}  # the needs systemd stops it with
         self._declared: dict[str, tuple[str, ...]] = {}  # depends_on in the config
@@ -89,8 +90,9 @@ class Relations:
         self._blocked: dict[str, str] = {}
         self._freed: dict[str, tuple[str, float]] = {}  # target -> (root, wall time freed)
 
-    def declare(self, needs: Graph) -> None:
-        """The config's `depends_on` (a reload keeps what systemd said)."""
+    def declare(self, needs: Graph, settings: DependenciesConfig | None = None) -> None:
+        """The config's `depends_on` and `[dependencies]` (a reload keeps what systemd said)."""
+        self.window_s = (settings or DependenciesConfig()).bound_stop_window_s
         self._declared = graph.merge(needs)
         self.needs = graph.merge(self._declared, self._systemd)
 
@@ -134,7 +136,7 @@ class Relations:
             bound_stop = False
         elif unit.operator_job is not None and not bound_stop:
             bound_to = [states.get(n) for n in self.bound.get(name, ())]
-            bound_stop = went_down_with(unit, bound_to, now)
+            bound_stop = went_down_with(unit, bound_to, now, self.window_s)
         if bound_stop and unit.operator_job is not None:
             return replace(unit, operator_job=None), True
         return unit, bound_stop

@@ -11,7 +11,7 @@ import pytest
 from supervisor import config, graph
 from supervisor.api import render
 from supervisor.api.metrics import Metrics
-from supervisor.config import RecoveryConfig
+from supervisor.config import DependenciesConfig, RecoveryConfig
 from supervisor.errors import EXIT_CONFIG, ConfigError
 from supervisor.model import ActiveState, SelfStats, Status, UnitState
 from supervisor.recovery.policy import Action, Recovery
@@ -145,6 +145,35 @@ def test_check_config_with_a_cycle_exits_78_naming_it(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ("freed_wait_s = 0", "Input should be greater than 0 (got 0)"),
+        ("bound_stop_window_s = -1", "Input should be greater than 0 (got -1)"),
+        ("resolved_wait_s = 30", "must be at least freed_wait_s"),
+    ],
+)
+def test_a_bad_dependencies_setting_exits_78_naming_the_file_and_the_field(
+    tmp_path: Path, setting: str, problem: str
+) -> None:
+    path = write(tmp_path, f"[dependencies]\n{setting}\n" + TARGETS.format(trader=""))
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == EXIT_CONFIG
+    assert str(path) in result.stderr
+    field = "resolved_wait_s" if "resolved" in setting else setting.split(" =", maxsplit=1)[0]
+    assert f"dependencies.{field}: {problem}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_dependencies_defaults_are_the_documented_ones() -> None:
+    settings = config.Config(targets=[{"name": "trader", "unit": "trader.service"}]).dependencies
+    assert (settings.bound_stop_window_s, settings.freed_wait_s, settings.resolved_wait_s) == (
+        5.0,
+        60.0,
+        120.0,
+    )
+
+
 # -- who is blocked ------------------------------------------------------------------------------
 
 
@@ -210,21 +239,38 @@ def test_a_stop_with_its_bound_unit_is_a_failure_blocked_by_the_root() -> None:
     assert dashboard.blocked_by == "trader"
 
 
+WINDOW_S = DependenciesConfig().bound_stop_window_s  # 5 s unless [dependencies] says
+
+
 def test_a_stop_seen_after_the_root_is_up_again_still_went_down_with_it() -> None:
     clock = FakeClock()
     model = fleet(clock)
     now_usec = int(clock.time() * 1e6)
     model.apply_unit("trader", running("trader", 20, state_change_usec=now_usec))
-    clock.advance(deps.BOUND_WINDOW_S / 2)
+    clock.advance(WINDOW_S / 2)
     model.apply_unit("dashboard", STOPPED)
     assert model.target("dashboard").stopped_at is None
     assert model.target("dashboard").status is Status.FAIL
 
 
+@pytest.mark.parametrize(("window_s", "bound"), [(30.0, True), (10.0, False)])
+def test_the_bound_stop_window_is_the_configured_one(window_s: float, bound: bool) -> None:
+    clock = FakeClock()
+    model = fleet(clock)
+    model.relations.declare(
+        {"position-monitor": ["trader"]}, DependenciesConfig(bound_stop_window_s=window_s)
+    )
+    now_usec = int(clock.time() * 1e6)
+    model.apply_unit("trader", running("trader", 20, state_change_usec=now_usec))
+    clock.advance(20)  # past the default 5 s: only a window of 30 s takes it for systemd's
+    model.apply_unit("dashboard", STOPPED)
+    assert (model.target("dashboard").stopped_at is None) is bound
+
+
 def test_a_persons_stop_while_the_bound_unit_runs_stays_a_stop_on_request() -> None:
     clock = FakeClock()
     model = fleet(clock)
-    clock.advance(deps.BOUND_WINDOW_S + 60)
+    clock.advance(WINDOW_S + 60)
     model.apply_unit("dashboard", STOPPED)
     assert model.target("dashboard").stopped_at == clock.time()
     assert model.target("dashboard").status is Status.WARN

@@ -5,22 +5,26 @@ trader; dashboard BindsTo= trader (from systemd); position-monitor depends_on tr
 
 from __future__ import annotations
 
-from supervisor.alerts.policy import FREED_WAIT_S, Alert, AlertPolicy, Severity, format_html
+from typing import Any
+
+from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
 from supervisor.app.subscribers import history_record
-from supervisor.config import AlertsConfig
+from supervisor.config import AlertsConfig, DependenciesConfig
 from supervisor.happenings import Blocked
 from supervisor.history.events import Kind
-from supervisor.model import Status
+from supervisor.model import ActiveState, Status, UnitState
 from supervisor.times import utc_stamp
 from supervisor.watch.health import HealthModel
 from tests.clock import FakeClock
 from tests.unit.test_dependencies import BINDS, dead, fleet, running
 
 ROUND_S = 5.0
+FREED_WAIT_S = DependenciesConfig().freed_wait_s  # 60 s unless [dependencies] says
 
 
-def policy(clock: FakeClock) -> AlertPolicy:
-    return AlertPolicy(AlertsConfig(), clock, dict.fromkeys(("trader", "dashboard"), ROUND_S))
+def policy(clock: FakeClock, settings: DependenciesConfig | None = None) -> AlertPolicy:
+    round_s = dict.fromkeys(("trader", "dashboard"), ROUND_S)
+    return AlertPolicy(AlertsConfig(), clock, round_s, settings)
 
 
 def observe(p: AlertPolicy, model: HealthModel) -> list[Alert]:
@@ -46,9 +50,11 @@ def trader_dies(model: HealthModel) -> None:
     model.apply_unit("dashboard", dead("dashboard", **BINDS))
 
 
-def trader_back(clock: FakeClock) -> tuple[HealthModel, AlertPolicy]:
+def trader_back(
+    clock: FakeClock, settings: DependenciesConfig | None = None
+) -> tuple[HealthModel, AlertPolicy]:
     """The trader died, was alerted on and is back; its resolved notice waits for the rest."""
-    model, p = fleet(clock), policy(clock)
+    model, p = fleet(clock), policy(clock, settings)
     trader_dies(model)
     rounds(p, model, clock, 4)
     model.apply_unit("trader", running("trader", 20))
@@ -172,3 +178,63 @@ def test_a_root_that_fails_again_before_resolving_waits_for_its_dependants_afres
     [resolved] = observe(p, model)
     assert resolved.severity is Severity.RESOLVED
     assert resolved.dependants == (f"dashboard {back}", f"position-monitor {back}")
+
+
+def test_the_freed_wait_and_the_resolved_wait_are_the_configured_ones() -> None:
+    clock = FakeClock()
+    settings = DependenciesConfig(freed_wait_s=10, resolved_wait_s=15)
+    model, p = trader_back(clock, settings)
+    assert rounds(p, model, clock, 2) == []  # 10 s: the dashboard's wait is just over
+    sent = rounds(p, model, clock, 1)
+    assert [(a.target, a.severity) for a in sent] == [
+        ("dashboard", Severity.WARNING),
+        ("trader", Severity.RESOLVED),
+    ]
+
+
+def test_a_resolved_notice_waits_for_its_dependants_no_longer_than_configured() -> None:
+    clock = FakeClock()
+    model, p = trader_back(clock, DependenciesConfig(freed_wait_s=10, resolved_wait_s=30))
+    starting = UnitState(
+        unit="dashboard.service",
+        active_state=ActiveState.ACTIVATING,
+        sub_state="start",
+        **BINDS,
+    )
+    model.apply_unit("dashboard", starting)  # neither back nor failing: not accounted for
+    assert rounds(p, model, clock, 6) == []  # 30 s after the trader came back
+    [resolved] = rounds(p, model, clock, 1)
+    assert (resolved.target, resolved.severity) == ("trader", Severity.RESOLVED)
+    assert resolved.dependants[0] == "dashboard not back yet"
+
+
+# The position monitor as the sandbox's chain runs it: stopped with the trader, started after
+# the dashboard (it needs both; the dashboard needs the trader).
+CHAINED: dict[str, Any] = {
+    "binds_to": ("trader.service",),
+    "after": ("trader.service", "dashboard.service"),
+}
+
+
+def test_in_a_chain_each_dependant_is_freed_in_turn_and_the_one_notice_lists_both() -> None:
+    clock = FakeClock()
+    model, p = fleet(clock), policy(clock)
+    model.apply_unit("position-monitor", running("position-monitor", 12, **CHAINED))
+    trader_dies(model)
+    model.apply_unit("position-monitor", dead("position-monitor", **CHAINED))
+    [alert] = rounds(p, model, clock, 4)
+    assert alert.dependants == ("dashboard", "position-monitor")
+    model.apply_unit("trader", running("trader", 20))
+    monitor = model.target("position-monitor")
+    assert (monitor.blocked_by, model.target("dashboard").freed_from) == ("dashboard", "trader")
+    assert rounds(p, model, clock, 1) == []
+    model.apply_unit("dashboard", running("dashboard", 21, **BINDS))
+    assert model.target("position-monitor").freed_from == "dashboard"
+    dashboard_back = f"dashboard back at {utc_stamp(clock.time())}"
+    assert rounds(p, model, clock, 1) == []  # the trader's notice waits for the monitor too
+    model.apply_unit("position-monitor", running("position-monitor", 22, **CHAINED))
+    [resolved] = observe(p, model)
+    assert (resolved.target, resolved.severity) == ("trader", Severity.RESOLVED)
+    monitor_back = f"position-monitor back at {utc_stamp(clock.time())}"
+    assert resolved.dependants == (dashboard_back, monitor_back)
+    assert rounds(p, model, clock, 3) == []
