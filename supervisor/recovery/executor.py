@@ -42,6 +42,8 @@ from supervisor.watch.systemd import Systemd
 
 log = logging.getLogger(__name__)
 
+BOUND_POLL_S = 0.25  # how soon to look again while systemd stops a root's bound dependants
+
 
 @dataclass
 class _Attempt:
@@ -94,6 +96,13 @@ class Repairer:
         for name in self._model.relations.order(targets):
             target, policy = targets[name], self.policies[name]
             decision = policy.decide(self._model.target(target.name))
+            if decision.action in (Action.RESTART, Action.RESET_START):
+                stopping = self._model.relations.stopping_with(
+                    self._model.target(name), self._model.snapshot().targets
+                )
+                if stopping is not None:
+                    decision = Decision(Action.WAIT, f"systemd is stopping {stopping} with it")
+                    soonest = min(soonest or BOUND_POLL_S, BOUND_POLL_S)
             if decision.action in (Action.RESTART, Action.RESET_START, Action.RUN):
                 self._start(target, policy, decision)
             elif decision.action is Action.GIVE_UP:

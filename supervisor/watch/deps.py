@@ -141,6 +141,24 @@ class Relations:
             return replace(unit, operator_job=None), True
         return unit, bound_stop
 
+    def stopping_with(self, root: TargetHealth, views: Iterable[TargetHealth]) -> str | None:
+        """A target bound to `root` (BindsTo=, Requires=, PartOf=, directly or through others)
+        that systemd is still stopping with it, within `window_s` of the root's failure.
+
+        Restarting the root then would make systemd restart that one too (a restart reaches
+        the units bound to it and merges with their stop jobs): at once, before the root is
+        up and without its start-up grace, which is the order recovery keeps.
+        """
+        if self._clock.time() - root.since >= self.window_s:
+            return None  # a stop that takes this long is not to be waited for
+        for t in views:
+            unit = t.unit_state
+            if unit is None or root.name not in graph.needs(self.bound, t.name):
+                continue
+            if unit.active_state is ActiveState.DEACTIVATING or (unit.job_id and t.blocked_by):
+                return t.name
+        return None
+
     def order(self, names: Iterable[str]) -> list[str]:
         """`names` with every dependency before what needs it."""
         return graph.order(self.needs, names)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -34,7 +34,7 @@ from tests.integration.harness import (
     running,
     target_toml,
 )
-from tests.integration.test_operator import install_variant
+from tests.integration.test_operator import after_sleep, exec_start, install_variant
 from tests.integration.test_status_page import page_shows
 from tests.polling import until
 
@@ -51,7 +51,9 @@ def bound_to_trader(text: str) -> str:
     return text.replace("[Unit]\n", "[Unit]\nBindsTo=trader.service\nAfter=trader.service\n", 1)
 
 
-def fleet(sandbox: Sandbox, fake: FakeBotApi) -> Config:
+def fleet(sandbox: Sandbox, fake: FakeBotApi, monitor: str = 'depends_on = ["trader"]\n') -> Config:
+    """The three with recovery; the position monitor needs what `monitor` says (the chain
+    test: nothing, systemd knows)."""
     quick = "period_s = 1\n"
     return config(
         sandbox,
@@ -67,7 +69,7 @@ def fleet(sandbox: Sandbox, fake: FakeBotApi) -> Config:
         + target_toml(
             "position-monitor",
             "position-monitor.service",
-            'depends_on = ["trader"]\n' + heartbeat_probe(sandbox, "position-monitor") + quick,
+            monitor + heartbeat_probe(sandbox, "position-monitor") + quick,
             recovery=RECOVER,
         ),
         extra=alerts_toml(fake, failure_threshold=1),
@@ -88,7 +90,7 @@ def all_back(run: Running) -> bool:
 
 
 async def kill_9(
-    run: Running, sandbox: Sandbox, fake: FakeBotApi, name: str
+    run: Running, sandbox: Sandbox, fake: FakeBotApi, name: str, within: float = ALL_BACK_S
 ) -> tuple[list[Event], str, str]:
     """`kill -9` of `name`: the events the daemon recorded until all are back and the two
     messages sent (an alert and its resolved notice; exactly two, a few passes later)."""
@@ -97,7 +99,7 @@ async def kill_9(
     try:
         killed = time.monotonic()
         os.kill(sandbox.main_pid(f"{name}.service"), signal.SIGKILL)
-        await back_within(run, name, killed)
+        await back_within(run, name, killed, within)
         [alert, resolved] = await fake.wait_for_messages(2, 20)
         await passes(run, 3)
     finally:
@@ -106,11 +108,11 @@ async def kill_9(
     return events, str(alert["text"]), str(resolved["text"])
 
 
-async def back_within(run: Running, killed: str, since: float) -> None:
-    """The death seen, then all three passing again within ALL_BACK_S of the kill (a deadline,
+async def back_within(run: Running, killed: str, since: float, within: float) -> None:
+    """The death seen, then all three passing again within `within` s of the kill (a deadline,
     not a timed assertion: the figure is printed)."""
-    await until(lambda: not run.target(killed).back, ALL_BACK_S, f"{killed}'s death seen")
-    left = ALL_BACK_S - (time.monotonic() - since)
+    await until(lambda: not run.target(killed).back, within, f"{killed}'s death seen")
+    left = within - (time.monotonic() - since)
     await until(lambda: all_back(run), left, "all three passing again")
     print(f"\nkill -9 of {killed} -> all three passing again: {time.monotonic() - since:.2f} s")
 
@@ -214,3 +216,106 @@ async def test_while_the_root_is_down_health_metrics_and_the_page_say_blocked_by
         assert "needed by\nposition-monitor" in await asyncio.to_thread(
             lambda: card(browser, "trader").text
         )
+
+        # Under the root's entry: the dependants it holds down, each with its own status.
+        def under_trader(d: Any) -> list[list[str]]:
+            items = card(d, "trader").find_elements(By.CSS_SELECTOR, ".held-down .dependant")
+            return [
+                [i.get_attribute("data-target"), i.get_attribute("data-status")]
+                + [
+                    str(s.get_attribute("textContent"))
+                    for s in i.find_elements(By.TAG_NAME, "span")
+                ]
+                for i in items
+            ]
+
+        await page_shows(browser, lambda d: len(under_trader(d)) == 1, "the monitor under trader")
+        [[name, status, *spans]] = await asyncio.to_thread(under_trader, browser)
+        assert (name, status) == ("position-monitor", "pass")
+        assert spans[:2] == ["position-monitor", "pass"], spans
+        assert spans[2] == entry["output"], spans  # its own words, as /health says them
+        head = await asyncio.to_thread(
+            lambda: card(browser, "trader").find_element(By.CSS_SELECTOR, ".held-down-head").text
+        )
+        assert head == "blocked until trader is back:"
+
+        sandbox.systemctl("start", "trader.service")  # back: nothing is held down any more
+        await page_shows(
+            browser,
+            lambda d: not card(d, "trader").find_elements(By.CSS_SELECTOR, ".held-down"),
+            "nothing under trader once it is back",
+        )
+
+
+# -- a chain: several dependants restarted in order -------------------------------------------
+
+
+def monitor_after_dashboard(sandbox: Sandbox) -> Callable[[str], str]:
+    """The position monitor stopped by systemd with the trader and started after the dashboard
+    (it posts to it); each start drops the heartbeat of the run before (none from before
+    counts) and begins its work 1 s after its process, so its grace is seen."""
+    beat = sandbox.heartbeat_path("position-monitor")
+
+    def edit(text: str) -> str:
+        unit = "[Unit]\nBindsTo=trader.service\nAfter=trader.service dashboard.service\n"
+        line = exec_start(text)
+        command = line.removeprefix("ExecStart=")
+        start = f'ExecStart=/bin/sh -c "rm -f {beat}; sleep 1; exec {command}"'
+        return text.replace("[Unit]\n", unit, 1).replace(line, start)
+
+    return edit
+
+
+def after(events: list[Event], first: int, target: str) -> list[Event]:
+    """`target`'s status changes recorded after position `first`, up to its first pass."""
+    out = []
+    for e in events[first:]:
+        if e.kind is Kind.STATUS and e.target == target and "to" in e.data:
+            out.append(e)
+            if e.data["to"] == "pass":
+                break
+    return out
+
+
+async def test_two_dependants_down_with_the_root_come_back_in_order_each_with_its_grace(
+    sandbox: Sandbox, fake: FakeBotApi
+) -> None:
+    # Both stopped by systemd with the trader (BindsTo=); the monitor also needs the dashboard
+    # (After=). Each dependant starts its work 1 s after its process: its grace is seen.
+    install_variant(sandbox, "dashboard", lambda t: after_sleep(1)(bound_to_trader(t)))
+    install_variant(sandbox, "position-monitor", monitor_after_dashboard(sandbox))
+    async with running(sandbox, fleet(sandbox, fake, monitor="")) as run:
+        await until(lambda: all_back(run), 20, "all three passing")
+        relations = run.daemon.fleet.model.relations
+        assert relations.needs["position-monitor"] == ("trader", "dashboard")
+        events, alert, resolved = await kill_9(run, sandbox, fake, "trader", within=30)
+
+    # Exactly one alert naming the root and both dependants, one resolved notice with both.
+    assert "WARNING</b> trader" in alert
+    assert "dependants affected: dashboard; position-monitor" in alert
+    assert "RESOLVED</b> trader" in resolved
+    assert "dashboard back at" in resolved
+    assert "position-monitor back at" in resolved
+
+    # The root first; then the dashboard, freed by it; the monitor waits for the dashboard.
+    words = [e.summary for e in events]
+    assert restarted(events) == ["trader", "dashboard", "position-monitor"], words
+    trader_done = index(events, "restart trader (attempt 1/3): done")
+    dashboard_freed = index(events, "dashboard freed: trader is back")
+    dashboard_done = index(events, "restart dashboard (attempt 1/3): done")
+    monitor_waits = index(events, "position-monitor blocked by dashboard")
+    monitor_freed = index(events, "position-monitor freed: dashboard is back")
+    monitor_done = index(events, "restart position-monitor (attempt 1/3): done")
+    assert index(events, "position-monitor blocked by trader") < trader_done, words
+    assert trader_done < dashboard_freed < dashboard_done < monitor_freed < monitor_done, words
+    assert trader_done < monitor_waits < monitor_freed, words
+
+    # Each dependant got its start-up grace: "starting" (warn) after its restart, never fail,
+    # then pass; the monitor was freed only once the dashboard passed past its grace.
+    for name, freed in (("dashboard", dashboard_freed), ("position-monitor", monitor_freed)):
+        seen = [e.data["to"] for e in after(events, freed, name)]
+        reasons = [str(e.data["reason"]) for e in after(events, freed, name)]
+        assert seen[-1] == "pass" and "fail" not in seen, words
+        assert any(r.startswith("starting (") for r in reasons), words
+    dashboard_pass = events.index(after(events, dashboard_freed, "dashboard")[-1])
+    assert dashboard_pass < monitor_freed, words

@@ -3,6 +3,7 @@ a stop systemd made through BindsTo= told from a person's, recovery waiting, and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +340,26 @@ def test_a_reload_keeps_what_systemd_said_and_who_is_blocked() -> None:
     assert new.relations.bound == {"dashboard": ("trader",), "trader": (), "position-monitor": ()}
     assert new.target("dashboard").blocked_by == "trader"
     assert new.target("position-monitor").blocked_by is None
+
+
+def test_the_root_is_restarted_only_once_systemd_stopped_what_is_bound_to_it() -> None:
+    """A restart of the trader reaches the units bound to it: one whose stop is still queued
+    would be restarted with it, at once. Recovery waits for the stop (at most the window)."""
+    clock = FakeClock()
+    model = fleet(clock)
+    model.apply_unit("trader", dead("trader"))
+    stop_queued = running("dashboard", 11, job_id=7, **BINDS)
+    model.apply_unit("dashboard", stop_queued)
+
+    def stopping() -> str | None:
+        return model.relations.stopping_with(model.target("trader"), model.snapshot().targets)
+
+    assert stopping() == "dashboard"
+    model.apply_unit("dashboard", replace(STOPPED, active_state=ActiveState.DEACTIVATING))
+    assert stopping() == "dashboard"
+    model.apply_unit("dashboard", dead("dashboard", **BINDS))
+    assert stopping() is None  # stopped: the trader's restart no longer reaches it
+    model.apply_unit("dashboard", replace(STOPPED, active_state=ActiveState.DEACTIVATING))
+    clock.advance(WINDOW_S)
+    assert stopping() is None  # a stop this slow is not waited for
+    assert model.relations.stopping_with(model.target("dashboard"), ()) is None
