@@ -57,7 +57,8 @@ ROOMS: dict[str, Room] = {
     ),
     "watch": Room(
         uses="shared",
-        pure="watch.health watch.track watch.units watch.jobs watch.intent watch.cause watch.deps",
+        pure="watch.health watch.verdict watch.track watch.units watch.jobs watch.intent"
+        " watch.cause watch.deps",
         edges="watch.systemd watch.lastwords",
         joins="watch.link watch.autopsy watch.listener",
     ),

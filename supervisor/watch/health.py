@@ -6,54 +6,17 @@ transition is tested without an event loop or sleeping.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.model import (
-    Clock,
-    Hold,
-    ProbeResult,
-    Snapshot,
-    Status,
-    TargetHealth,
-    UnitState,
-)
+from supervisor.model import Clock, Hold, ProbeResult, Snapshot, Status, TargetHealth, UnitState
 from supervisor.watch import deps, intent
 from supervisor.watch.intent import FlapRule, FlapTrack
 from supervisor.watch.track import ProbeTrack
 from supervisor.watch.units import unit_verdict
+from supervisor.watch.verdict import TargetSpec, TargetState, judge, starting
 
 __all__ = ["HealthModel", "ProbeTrack", "TargetSpec", "overall", "unit_verdict"]
-
-
-@dataclass(frozen=True, slots=True)
-class TargetSpec:
-    """What the health model needs to know about a target (taken from its config)."""
-
-    name: str
-    unit: str | None  # None: a host target, judged by its probes alone
-    critical: bool = False
-
-
-@dataclass(slots=True)
-class _Target:
-    spec: TargetSpec
-    status: Status = Status.UNKNOWN
-    output: str = "waiting for the first read from systemd"
-    since: float = 0.0
-    consecutive_failures: int = 0
-    last_success: float | None = None
-    unit: UnitState | None = None
-    probes: dict[str, tuple[str, ProbeTrack]] = field(default_factory=dict)
-    recovery: str = "idle"
-    blocker: str | None = None  # why recovery cannot act (e.g. a port held by a forbidden PID)
-    stopped_at: float | None = None  # wall clock of a stop someone asked systemd for
-    started_at: float | None = None  # monotonic: the current process's start (for the grace)
-    hold: Hold | None = None
-    bound_stop: bool = False  # systemd stopped it with a unit it is bound to (not a person)
-    flap: FlapTrack = field(default_factory=lambda: FlapTrack(FlapRule()))
 
 
 def overall(targets: Iterable[TargetHealth], notes: Iterable[str] = ()) -> Status:
@@ -76,7 +39,9 @@ class HealthModel:
         self._clock = clock
         now = clock.time()
         rule = flap or FlapRule()
-        self._targets = {s.name: _Target(spec=s, since=now, flap=FlapTrack(rule)) for s in targets}
+        self._targets = {
+            s.name: TargetState(spec=s, since=now, flap=FlapTrack(rule)) for s in targets
+        }
         for target in self._targets.values():
             if target.spec.unit is None:
                 target.output = "waiting for the first probe"
@@ -147,7 +112,7 @@ class HealthModel:
             settled = target.flap.settle(target.status is Status.PASS, wall)
             if any(expired) or settled:
                 self._evaluate(target)
-            elif self._starting(target, mono) is not None:
+            elif starting(target, mono) is not None:
                 self._evaluate(target)  # the words say how long it has been starting
             ends = [t.grace_until - mono for _k, t in target.probes.values() if t.grace_until]
             quiet = target.flap.quiet_at()
@@ -300,8 +265,8 @@ class HealthModel:
             )
         return self._snapshot
 
-    def _evaluate(self, target: _Target) -> bool:
-        status, output = self._judge(target)
+    def _evaluate(self, target: TargetState) -> bool:
+        status, output = judge(target, self._clock.monotonic())
         if status is Status.FAIL:
             target.consecutive_failures += 1
         else:
@@ -314,44 +279,7 @@ class HealthModel:
         self._changed()
         return changed
 
-    def _judge(self, target: _Target) -> tuple[Status, str]:
-        unit = target.unit
-        if target.spec.unit is None:  # a host target: its probes are all there is
-            said = [t.settled.output for _k, t in target.probes.values() if t.settled]
-            status, output = Status.PASS, "; ".join(said) or "no probe has run yet"
-        elif unit is None:
-            return target.status, target.output
-        elif target.stopped_at is not None and not intent.started(unit):
-            return Status.WARN, f"stopped on request at {_clock_time(target.stopped_at)}"
-        else:
-            status, output = intent.on_request(unit) or unit_verdict(unit)
-        if status is not Status.PASS:
-            return status, output
-        # The worst settled probe level decides; a warning never hides a failure.
-        failing = _words(target, Status.FAIL)
-        if failing:
-            return Status.FAIL, failing
-        starting = self._starting(target, self._clock.monotonic())
-        if starting is not None:
-            waiting = "; ".join(
-                t.last.output for _k, t in target.probes.values() if t.grace_until and t.last
-            )
-            return Status.WARN, starting + (f": {waiting}" if waiting else "")
-        for level in (Status.WARN, Status.UNKNOWN):
-            words = _words(target, level)
-            if words:
-                return level, words
-        return Status.PASS, output
-
-    @staticmethod
-    def _starting(target: _Target, mono: float) -> str | None:
-        """`starting (12 s of 60 s grace)` while a probe of a new process has not passed."""
-        graces = [t.grace_s for _k, t in target.probes.values() if t.in_grace(mono)]
-        if not graces or target.started_at is None:
-            return None
-        return f"starting ({mono - target.started_at:.0f} s of {max(graces):g} s grace)"
-
-    def _set_status(self, target: _Target, status: Status, output: str) -> bool:
+    def _set_status(self, target: TargetState, status: Status, output: str) -> bool:
         target.output = output
         if status is target.status:
             return False
@@ -363,12 +291,12 @@ class HealthModel:
         target.since = self._clock.time()
         return True
 
-    def _view(self, target: _Target) -> TargetHealth:
+    def _view(self, target: TargetState) -> TargetHealth:
         mono = self._clock.monotonic()
-        starting = None
-        if self._starting(target, mono) is not None and target.started_at is not None:
+        begun = None
+        if starting(target, mono) is not None and target.started_at is not None:
             grace = max(t.grace_s for _k, t in target.probes.values() if t.in_grace(mono))
-            starting = (mono - target.started_at, grace)
+            begun = (mono - target.started_at, grace)
         return TargetHealth(
             name=target.spec.name,
             unit=target.spec.unit,
@@ -382,7 +310,7 @@ class HealthModel:
             probes=tuple(track.view(p, kind) for p, (kind, track) in target.probes.items()),
             recovery=_recovery_words(target),
             stopped_at=target.stopped_at,
-            starting=starting,
+            starting=begun,
             hold=target.hold,
             flapping=target.flap.flapping,
         )
@@ -392,19 +320,9 @@ class HealthModel:
         self._snapshot = None
 
 
-def _words(target: _Target, level: Status) -> str:
-    return "; ".join(
-        t.settled.output for _k, t in target.probes.values() if t.level is level and t.settled
-    )
-
-
-def _recovery_words(target: _Target) -> str:
+def _recovery_words(target: TargetState) -> str:
     """What recovery is doing, and that the target is flapping (so the page and table say)."""
     flap = target.flap.flapping
     if flap is None:
         return target.recovery
     return f"{target.recovery}; flapping: {flap.count} failures in {flap.span_s:.0f} s"
-
-
-def _clock_time(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
