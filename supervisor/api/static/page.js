@@ -107,7 +107,25 @@
     return lines;
   }
 
-  function card(name, check, hist) {
+  // The dependants a root holds down, under the root: each with its own status and words.
+  function blockedUnder(name, blocked) {
+    const box = el("div", "held-down");
+    box.appendChild(el("p", "held-down-head", "blocked until " + name + " is back:"));
+    const list = el("ul", "dependants");
+    for (const [dep, check] of blocked) {
+      const item = el("li", "dependant");
+      item.dataset.target = dep;
+      item.dataset.status = check.status;
+      item.appendChild(el("span", "who", dep));
+      item.appendChild(el("span", "dependant-status", check.status));
+      item.appendChild(el("span", "why", check.output));
+      list.appendChild(item);
+    }
+    box.appendChild(list);
+    return box;
+  }
+
+  function card(name, check, hist, blocked) {
     const node = el("article", "target");
     node.dataset.target = name;
     node.dataset.status = check.state === "unknown" ? "unknown" : check.status;
@@ -120,6 +138,7 @@
     node.appendChild(el("p", "output", check.output));
     if (check.blocked_by) node.appendChild(el("p", "blocked", "blocked by " + check.blocked_by));
     for (const [kind, text] of people(check)) node.appendChild(el("p", "people " + kind, text));
+    if (blocked.length) node.appendChild(blockedUnder(name, blocked));
     const fields = el("div", "fields");
     const unitState = check.activeState ? check.activeState + "/" + check.subState : "unknown";
     fields.appendChild(field("state", unitState));
@@ -161,8 +180,10 @@
     const box = byId("targets");
     clear(box);
     const hist = (history && history.targets) || {};
-    for (const [name, entries] of Object.entries(health.checks || {})) {
-      box.appendChild(card(name, entries[0], hist[name]));
+    const checks = Object.entries(health.checks || {}).map(([name, entries]) => [name, entries[0]]);
+    for (const [name, check] of checks) {
+      const blocked = checks.filter(([, other]) => other.blocked_by === name);
+      box.appendChild(card(name, check, hist[name], blocked));
     }
   }
 
