@@ -96,7 +96,7 @@ ROOMS: dict[str, Room] = {
     ),
     "api": Room(
         uses="shared guard history",
-        pure="api.render api.attempts api.tally api.quiet",
+        pure="api.render api.attempts api.tally api.quiet api.metering",
         edges="api.server api.transport api.metrics api.history api.stream api.page api.control",
     ),
     "ops": Room(

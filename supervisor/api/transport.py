@@ -26,14 +26,15 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from supervisor.api.quiet import Tally
+from supervisor.api.metering import Metered
+from supervisor.api.quiet import ClientErrorLog, Tally
 
 log = logging.getLogger(__name__)
 
@@ -61,64 +62,7 @@ _SHORT_GET = re.compile(rb"GET /(health|metrics)[ /?]")
 _SHORT_GET_LEN = len(b"GET /metrics ")
 
 
-class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's log of requests it could not parse: a client's doing, not ours. One warning
-    line naming the category (the exception's class) and the client, never the message:
-    aiohttp's messages quote the offending header line, and a key may be in it."""
-
-    def __init__(self, logger: logging.Logger, tally: Tally) -> None:
-        super().__init__(logger, {})
-        self._tally = tally
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        """Debug lines are dropped (they quote requests too); errors become counted lines."""
-        if level < logging.ERROR:
-            return
-        exc = kwargs.get("exc_info")
-        category = type(exc).__name__ if isinstance(exc, BaseException) else "error"
-        client = args[0] if args and isinstance(args[0], str) else "unknown"
-        held = self._tally.note(category)
-        if held is None:
-            return
-        more = f" (and {held} more in the last {self._tally.window_s:.0f} s)" if held else ""
-        if isinstance(exc, HttpProcessingError):
-            self.logger.warning("refused a malformed request from %s: %s%s", client, category, more)
-        else:  # not the client's doing: one of ours, said as such (still without its text)
-            self.logger.error("serving a request from %s failed: %s%s", client, category, more)
-
-
 Charge = Callable[[str, float], None]  # (client address, CPU seconds)
-
-
-class _Metered(Coroutine[Any, Any, Any]):
-    """A coroutine whose every step's CPU time is charged to its connection's client."""
-
-    __slots__ = ("_conn", "_coro")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], conn: _Counted) -> None:
-        self._coro = coro
-        self._conn = conn
-
-    def send(self, value: Any) -> Any:
-        """One step."""
-        return self._conn.metered(self._coro.send, value)
-
-    def throw(self, *args: Any) -> Any:
-        """One step, with an exception thrown in (cancellation)."""
-        return self._conn.metered(self._coro.throw, *args)
-
-    def close(self) -> None:
-        """Close the wrapped coroutine."""
-        self._coro.close()
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self
-
-    def __iter__(self) -> _Metered:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
 
 
 class _MeteredHandler(web.RequestHandler):
@@ -132,12 +76,18 @@ class _MeteredHandler(web.RequestHandler):
         super().__init__(server, loop=server._loop, **server._kwargs)
         self.conn = conn
 
-    def start(self) -> _Metered:
+    def start(self) -> Metered:
         """The connection's request loop, metered."""
-        return _Metered(super().start(), self.conn)
+        return Metered(super().start(), self.conn)
 
-    def _handle_request(self, *args: Any) -> _Metered:
-        return _Metered(super()._handle_request(*args), self.conn)
+    def _handle_request(self, *args: Any) -> Metered:
+        return Metered(self._answering(super()._handle_request(*args)), self.conn)
+
+    async def _answering(self, request: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            return await request
+        finally:
+            self.conn.answering = False
 
     def handle_error(self, *args: Any, **kwargs: Any) -> web.StreamResponse:
         """aiohttp's answer to a request it could not parse, without its version banner."""
@@ -165,6 +115,10 @@ class _Counted(asyncio.Protocol):
         self.active_at = time.monotonic()
         self._idle: asyncio.TimerHandle | None = None
         self._evicted = False
+        self._given = False  # bytes handed to aiohttp: it may be answering
+        self._ending: asyncio.Task[None] | None = None  # held: the loop keeps weak references
+        self.answering = False  # a request came and its answer is not out yet
+        self._refusal: _Refusal | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -179,6 +133,9 @@ class _Counted(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._site.activity()
+        if self._refusal is not None:
+            self._refusal.received(data)
+            return
         self.active_at = time.monotonic()
         self._arm()
         if not self._judged:
@@ -188,8 +145,10 @@ class _Counted(asyncio.Protocol):
             self._judged = True
             data, self._head = self._head, b""
             if not _SHORT_GET.match(data):
+                self._head = data  # read, so the refusal sees where its request ends
                 self.refuse()
                 return
+        self._given = self.answering = True
         self.metered(self._handler.data_received, data)
 
     def metered(self, call: Callable[..., Any], *args: Any) -> Any:
@@ -207,11 +166,24 @@ class _Counted(asyncio.Protocol):
             site.charge(self.client, time.thread_time() - started)
 
     def refuse(self) -> None:
-        """Told the server is full, and closed."""
+        """Gives way. With a request handed to aiohttp: closed once its answer is out (a clean
+        end of its keep-alive); with none: refused like a connection over the cap, so the
+        client reads the 503, never a reset from a request closed on unread."""
         self._evicted = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(FULL)
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._refusal is not None:
+            return
+        if self._given and not self.answering:
+            self._handler.force_close()  # between requests: nothing unread, a clean close
+            return
+        if self._given:  # aiohttp's own graceful end: the answer in flight, then the close
+            self._ending = asyncio.get_running_loop().create_task(
+                self._handler.shutdown(RESERVE_IDLE_S)
+            )
+            return
+        head, self._head = self._head, b""
+        self._refusal = _Refusal(self._site, transport, head)
+        self._site.closed(self)  # its slot is free now: it only lingers to end cleanly
 
     def _arm(self) -> None:
         if not self.reserve:
@@ -227,7 +199,10 @@ class _Counted(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        self._site.closed(self)
+        if self._refusal is not None:
+            self._refusal.ended()
+        else:
+            self._site.closed(self)
         self._handler.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -237,8 +212,8 @@ class _Counted(asyncio.Protocol):
         self._handler.resume_writing()
 
 
-class _Refused(asyncio.Protocol):
-    """A connection over the cap: told why, its sending side shut, closed once its request is.
+class _Refusal:
+    """The end of a refused connection: told why, our end of stream, closed once its request is.
 
     Closing a socket whose request was never read (or arrives after the close) makes the
     kernel answer with a reset, and a client that had not read our 503 yet saw "connection
@@ -249,42 +224,60 @@ class _Refused(asyncio.Protocol):
     stream.
     """
 
-    def __init__(self, site: _CappedSite) -> None:
+    def __init__(self, site: _CappedSite, transport: asyncio.Transport, head: bytes) -> None:
         self._site = site
-        self._transport: asyncio.Transport | None = None
+        self._transport = transport
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._site.activity()
-        assert isinstance(transport, asyncio.Transport)
         transport.write(FULL)
         if transport.can_write_eof():
-            # Our end of stream first: the reset that closing with a request unread makes
+            # Our end of stream first: a reset that a close with a request unread makes
             # comes after it, and the client reads why, then the end.
             transport.write_eof()
-        if self._site.lingering >= LINGER_MAX or not transport.can_write_eof():
+        if not transport.can_write_eof() or site.lingering >= LINGER_MAX:
             transport.close()
             return
-        self._site.lingering += 1
-        self._transport = transport
+        site.lingering += 1
         self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+        self.received(head)
 
-    def data_received(self, data: bytes) -> None:
-        self._site.activity()  # dropped: unread bytes would turn the close into a reset
+    def received(self, data: bytes) -> None:
+        """Dropped: unread bytes would turn the close into a reset."""
         seen, self._tail = self._tail + data, (self._tail + data)[-3:]
-        if b"\r\n\r\n" in seen and self._transport is not None:
+        if b"\r\n\r\n" in seen:
             self._transport.close()  # the whole request is read: a close now is a clean FIN
 
-    def eof_received(self) -> bool:
-        return False  # the client is done: the transport closes
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def ended(self) -> None:
         self._site.refusals_ended += 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
             self._site.lingering -= 1
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the cap, refused (`_Refusal`) as soon as it is made."""
+
+    def __init__(self, site: _CappedSite) -> None:
+        self._site = site
+        self._refusal: _Refusal | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._site.activity()
+        assert isinstance(transport, asyncio.Transport)
+        self._refusal = _Refusal(self._site, transport, b"")
+
+    def data_received(self, data: bytes) -> None:
+        self._site.activity()
+        if self._refusal is not None:
+            self._refusal.received(data)
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: the transport closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refusal is not None:
+            self._refusal.ended()
 
 
 class _CappedSite(web.BaseSite):
@@ -394,7 +387,7 @@ class HttpServer:
             self._app,
             handle_signals=False,
             access_log=log if self._settings.access_log else None,
-            logger=_ProtocolLog(log, Tally(time.monotonic)),
+            logger=ClientErrorLog(log, Tally(time.monotonic), client_errors=(HttpProcessingError,)),
             keepalive_timeout=5.0,
             shutdown_timeout=1.0,
             # A client that leaves ends its handler at once: an event stream frees its slot

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -305,4 +306,66 @@ async def test_a_refused_client_that_reads_late_still_reads_why(server: HttpServ
         reply = await asyncio.to_thread(read_to_the_end, sock)
     assert reply == FULL
     for _reader, writer in held:
+        writer.close()
+
+
+@pytest.fixture
+async def reserved(model: HealthModel, metrics: Metrics) -> AsyncIterator[HttpServer]:
+    """A cap of 4: three ordinary slots and one reserved for a short GET."""
+    app = key_app(model, metrics, first=0.0, most=0.0)
+    srv = HttpServer(app.build(), HttpSettings(port=0, max_connections=4))
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+async def fill_the_ordinary_slots(server: HttpServer) -> list[asyncio.StreamWriter]:
+    get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    writers = []
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(get)
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        writers.append(writer)
+    return writers
+
+
+async def test_a_reserved_connection_that_gives_way_ends_after_its_answer_never_a_503(
+    reserved: HttpServer,
+) -> None:
+    """A scraper's keep-alive connection in the reserve gives way to a newer one. Its request
+    is answered, then the connection ends: no 503 glued after the 200 (a keep-alive client
+    would read that as the answer to its next request)."""
+    held = await fill_the_ordinary_slots(reserved)
+    get = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    scraper = socket.create_connection(("127.0.0.1", reserved.port))
+    await until(lambda: reserved.connections == 4, 5, "the reserved slot taken")
+    # Both while the server's loop is blocked: the scraper's request and a newer connection
+    # are in before the server sees either.
+    scraper.sendall(get)
+    newer = socket.create_connection(("127.0.0.1", reserved.port))
+    with scraper, newer:
+        reply = await asyncio.to_thread(read_to_the_end, scraper)
+    assert reply.startswith(b"HTTP/1.1 200 OK"), reply[:80]
+    assert b"HTTP/1.1 503" not in reply
+    for writer in held:
+        writer.close()
+
+
+async def test_a_reserved_connection_that_gives_way_before_asking_reads_why_never_a_reset(
+    reserved: HttpServer,
+) -> None:
+    """Evicted before its request came: told why and our end of stream; the request that
+    comes after is read and dropped, so the close is clean, never a reset."""
+    held = await fill_the_ordinary_slots(reserved)
+    get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    slow = socket.create_connection(("127.0.0.1", reserved.port))
+    await until(lambda: reserved.connections == 4, 5, "the reserved slot taken")
+    newer = socket.create_connection(("127.0.0.1", reserved.port))
+    with slow, newer:
+        assert await asyncio.to_thread(select.select, [slow], [], [], 5) != ([], [], [])
+        slow.sendall(get)  # after it was told to go: read and dropped, so no reset
+        reply = await asyncio.to_thread(read_to_the_end, slow)
+    assert reply == FULL
+    for writer in held:
         writer.close()
