@@ -207,13 +207,22 @@ async def test_a_wrong_key_is_answered_at_once_and_the_next_attempt_waits(
     assert "guess" not in caplog.text
 
 
+@contextlib.asynccontextmanager
+async def serving(model: HealthModel, metrics: Metrics, cap: int) -> AsyncIterator[HttpServer]:
+    app = key_app(model, metrics, first=0.0, most=0.0)
+    srv = HttpServer(app.build(), HttpSettings(port=0, max_connections=cap))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
 @pytest.fixture
 async def server(model: HealthModel, metrics: Metrics) -> AsyncIterator[HttpServer]:
-    app = key_app(model, metrics, first=0.0, most=0.0)
-    srv = HttpServer(app.build(), HttpSettings(port=0, max_connections=2))
-    await srv.start()
-    yield srv
-    await srv.stop()
+    """A cap of 2, and no reserve (a quarter of it, rounded down)."""
+    async with serving(model, metrics, cap=2) as srv:
+        yield srv
 
 
 async def raw(port: int, request: bytes) -> bytes:
@@ -312,11 +321,8 @@ async def test_a_refused_client_that_reads_late_still_reads_why(server: HttpServ
 @pytest.fixture
 async def reserved(model: HealthModel, metrics: Metrics) -> AsyncIterator[HttpServer]:
     """A cap of 4: three ordinary slots and one reserved for a short GET."""
-    app = key_app(model, metrics, first=0.0, most=0.0)
-    srv = HttpServer(app.build(), HttpSettings(port=0, max_connections=4))
-    await srv.start()
-    yield srv
-    await srv.stop()
+    async with serving(model, metrics, cap=4) as srv:
+        yield srv
 
 
 async def fill_the_ordinary_slots(server: HttpServer) -> list[asyncio.StreamWriter]:
