@@ -208,6 +208,29 @@ async def test_sigsegv_with_core_dumps_allowed_says_it_dumped_core(
             assert "killed by SIGSEGV" in text.split("\n")[0]
 
 
+async def test_a_real_oom_kill_on_this_cgroup_v1_host_is_enforced_and_said_as_sigkill(
+    sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    """The README's known limit, shown: `MemoryMax=` is enforced here (nobody but the kernel
+    kills the unit), but systemd says `Result=signal` and no OOM count survives the unit's
+    v1 memory cgroup, so the alert says SIGKILL, never a guess."""
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    grow = f'{sys.executable} -c "s = chr(120) * (400 << 20)"'  # 400 MiB, every page written
+    crasher(sandbox, tmp_path, f"echo up; read x < {go}; exec {grow}", "MemoryMax=64M\n")
+    async with watched(sandbox, fake) as run:
+        await seen_running(sandbox, run)
+        await asyncio.to_thread(go.write_text, "grow\n")
+        text = await the_alert(fake)
+        assert sandbox.show(UNIT, "Result", "ExecMainStatus") == {
+            "Result": "signal",
+            "ExecMainStatus": "9",
+        }
+        assert "killed by SIGKILL after" in text.split("\n")[0], text
+        assert (await death_event(run))["data"]["cause"]["kind"] == "signal"
+        print(f"\nOOM alert: {text.splitlines()[0]}")
+
+
 async def test_a_watchdog_that_is_never_fed_says_watchdog(
     sandbox: Sandbox, fake: FakeBotApi, tmp_path: Path
 ) -> None:
