@@ -1,15 +1,20 @@
-"""Time in words, in one place. The rule: stamps the supervisor writes (JSON, history, alerts)
-are UTC; only the command line turns one into the reader's local time (`supervisor events`).
+"""Time in words, in one place, under one time-zone rule:
 
-Not yet here (so not yet under the rule): the clock times in /health and chat replies
-(`stopped on request at`, `held until`, `gave up until`) are still local, in their modules.
-Pure: the time is always passed in.
+- what is stored or sent away is UTC: stamps in JSON, history and the event stream (`iso`),
+  and the times in Telegram alerts (`utc_stamp`, `utc_clock`), read on any phone anywhere;
+- what a person reads on the box itself is the box's local time: a clock time in /health,
+  the command line and chat replies (`local_clock`: `held until`, `gave up until`, `stopped on
+  request at`), and a stored stamp shown back by the command line (`local_stamp`:
+  `supervisor events`, `supervisor why`).
+
+No other module formats a time. Pure: the time is always passed in (the zone is the process's).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 
 
 def iso(ts: float | None) -> str | None:
@@ -38,6 +43,20 @@ def utc_stamp(ts: float) -> str:
 def utc_clock(ts: float) -> str:
     """`08:00:00 UTC`: a time later today, for a message a person reads."""
     return time.strftime("%H:%M:%S UTC", time.gmtime(ts))
+
+
+def local_clock(ts: float, *, seconds: bool = True) -> str:
+    """`14:05:09` (or `14:05`) in local time: a time later today, read on this box."""
+    return time.strftime("%H:%M:%S" if seconds else "%H:%M", time.localtime(ts))
+
+
+def local_stamp(stamp: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A stored RFC 3339 stamp in local time for the command line; text that is none, as is."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    return when.astimezone().strftime(fmt)
 
 
 DEFAULT_HOLD_S = 1800.0

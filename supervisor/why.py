@@ -12,9 +12,10 @@ import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from supervisor.times import local_stamp
 
 EXIT_FOUND, EXIT_NONE, EXIT_UNREACHABLE = 0, 1, 3
 _PAGE = 200  # events read back to find the last failure
@@ -93,8 +94,4 @@ def _is_failing(event: Mapping[str, Any]) -> bool:
 
 
 def _when(event: Mapping[str, Any]) -> str:
-    stamp = str(event.get("time", ""))
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone().strftime("%c")
-    except ValueError:
-        return stamp
+    return local_stamp(str(event.get("time", "")), "%c")

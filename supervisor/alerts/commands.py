@@ -7,14 +7,13 @@ from `chat`. A restart needs a confirmation button pressed by the user who asked
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from supervisor.alerts import chat
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.alerts.text import LIMIT, clip, escape_html
 from supervisor.model import Clock, Hold
-from supervisor.times import parse_duration
+from supervisor.times import local_clock, parse_duration
 
 log = logging.getLogger(__name__)
 _CONFIRM_S = 120.0
@@ -101,7 +100,7 @@ class Commands:
             hold = self._hold(name, for_s, " ".join(rest), f"chat:{user_id}")
         except ValueError as exc:
             return chat.Reply(escape_html(clip(str(exc), 512)))
-        until = time.strftime("%H:%M", time.localtime(hold.until))
+        until = local_clock(hold.until, seconds=False)
         return chat.Reply(f"{escape_html(name)}: held until {until}: no restarts, no alerts")
 
     async def button(self, data: str, chat_id: int, user_id: int) -> chat.Reply:

@@ -10,7 +10,6 @@ hold, the recovery policy and the alert policy leave a held target alone.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from supervisor.api.render import hold_document
 from supervisor.app.fleet import Fleet
 from supervisor.history.events import EventSink, Kind
 from supervisor.model import Clock, Hold
-from supervisor.times import DEFAULT_HOLD_S, MAX_HOLD_S
+from supervisor.times import DEFAULT_HOLD_S, MAX_HOLD_S, local_clock
 
 log = logging.getLogger(__name__)
 REASON_MAX = 200  # characters of a reason kept (it is shown in /health, the page and alerts)
@@ -59,7 +58,7 @@ class HoldDesk:
         reason = " ".join(reason.split())[:REASON_MAX]
         hold = Hold(until=now + seconds, reason=reason, by=by[:REASON_MAX], since=now)
         model.set_hold(name, hold)
-        words = f"{name} held until {_at(hold.until)} by {hold.by}" + (
+        words = f"{name} held until {local_clock(hold.until)} by {hold.by}" + (
             f": {reason}" if reason else ""
         )
         log.warning("%s", words)
@@ -121,7 +120,3 @@ class HoldDesk:
         except (HoldError, TypeError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": False, "error": f"unknown request {op!r}"}
-
-
-def _at(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))

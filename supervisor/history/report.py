@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from supervisor.config import BudgetConfig
@@ -12,7 +11,7 @@ from supervisor.history import uptime
 from supervisor.history.ring import Sample
 from supervisor.history.uptime import Span
 from supervisor.model import SelfStats
-from supervisor.times import duration, iso
+from supervisor.times import duration, iso, local_stamp
 
 RECENT_INCIDENTS = 20
 
@@ -140,12 +139,7 @@ def about(version: str, stats: SelfStats, budget: BudgetConfig) -> dict[str, Any
 
 def event_line(doc: Mapping[str, Any]) -> str:
     """One event as a line of `supervisor events`: local time, kind, summary."""
-    stamp = str(doc.get("time", ""))
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone()
-        shown = when.strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        shown = stamp
+    shown = local_stamp(str(doc.get("time", "")))
     return f"{shown}  {doc.get('kind', '?'):<10}  {doc.get('summary', '')}"
 
 

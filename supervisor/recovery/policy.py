@@ -7,7 +7,6 @@ give-up hold across passes.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +14,7 @@ from typing import Any
 
 from supervisor.config import RecoveryConfig
 from supervisor.model import ActiveState, Clock, Hold, Status, TargetHealth, backoff
+from supervisor.times import local_clock
 
 
 class Action(StrEnum):
@@ -151,7 +151,7 @@ class Recovery:
             doing = "restarting" if "restart" in self._cfg.actions else "running the cure"
             return f"{doing} (attempt {len(self._attempts)}/{self._cfg.max_attempts})"
         if self._gave_up_wall is not None:
-            return f"gave up until {time.strftime('%H:%M', time.localtime(self._gave_up_wall))}"
+            return f"gave up until {local_clock(self._gave_up_wall, seconds=False)}"
         if not self._cfg.enabled:
             return "disabled"
         if decision is not None and decision.action is Action.WAIT:
@@ -215,7 +215,7 @@ def _unit_busy(health: TargetHealth) -> Decision | None:
 
 def _held(hold: Hold) -> Decision:
     """A person holds the target: nothing is done until the hold ends."""
-    until = time.strftime("%H:%M:%S", time.localtime(hold.until))
+    until = local_clock(hold.until)
     why = f"; {hold.reason}" if hold.reason else ""
     return Decision(Action.HELD, f"held until {until} by {hold.by or 'someone'}{why}")
 

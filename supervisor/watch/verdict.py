@@ -5,10 +5,10 @@ is `starting` while in its grace). Pure: the time is passed in.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from supervisor.model import Hold, Status, UnitState
+from supervisor.times import local_clock
 from supervisor.watch import intent
 from supervisor.watch.intent import FlapRule, FlapTrack
 from supervisor.watch.track import ProbeTrack
@@ -54,7 +54,7 @@ def judge(target: TargetState, mono: float) -> tuple[Status, str]:
     elif unit is None:
         return target.status, target.output
     elif target.stopped_at is not None and not intent.started(unit):
-        return Status.WARN, f"stopped on request at {_clock_time(target.stopped_at)}"
+        return Status.WARN, f"stopped on request at {local_clock(target.stopped_at)}"
     else:
         status, output = intent.on_request(unit) or unit_verdict(unit)
     if status is not Status.PASS:
@@ -88,7 +88,3 @@ def _words(target: TargetState, level: Status) -> str:
     return "; ".join(
         t.settled.output for _k, t in target.probes.values() if t.level is level and t.settled
     )
-
-
-def _clock_time(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
