@@ -10,9 +10,7 @@ from pathlib import Path
 
 from supervisor import config
 from supervisor.errors import EXIT_ALREADY_RUNNING, AlreadyRunningError, ConfigError
-from supervisor.ops import backup, findings
-from supervisor.ops.archive import SecretLeftError
-from supervisor.ops.doctor import examine
+from supervisor.ops import findings
 
 COMMANDS = ("doctor", "backup", "restore")
 
@@ -35,7 +33,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def main(args: argparse.Namespace) -> int:
     """Run one of COMMANDS."""
+    # The commands' modules are imported when run, not when `supervisor run` builds its parser:
+    # the daemon's RSS is not to carry the doctor's or the backup's imports.
     if args.command == "doctor":
+        from supervisor.ops.doctor import examine
+
         found = examine(args.config, args.send_test)
         print(findings.render_json(found) if args.json else findings.render_text(found))
         return findings.exit_code(found)
@@ -45,6 +47,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _backup(path: Path | None, dest: Path) -> int:
+    from supervisor.ops import backup
+    from supervisor.ops.archive import SecretLeftError
+
     try:
         cfg, raw = config.load_source(path)
     except ConfigError as exc:
@@ -66,6 +71,8 @@ def _backup(path: Path | None, dest: Path) -> int:
 
 
 def _restore(path: Path | None, source: Path) -> int:
+    from supervisor.ops import backup
+
     path = path or config.default_path()
     state_dir = _state_dir(path)
     try:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from supervisor import config
 from supervisor.alerts.policy import Alert, Severity, format_html
-from supervisor.alerts.telegram import TelegramChannel
 from supervisor.errors import BusError, ChannelError, ConfigError, TokenRejectedError
 from supervisor.history.store import FILE_NAME
 from supervisor.model import UnitState
@@ -198,6 +197,10 @@ async def _ask_telegram(cfg: config.Config, send_test: bool) -> judge.TelegramFa
         token = telegram.read_token()
     except OSError as exc:
         return judge.TelegramFacts(True, token_error=f"cannot read {telegram.token_file}: {exc}")
+    # Imported here: python-telegram-bot costs about 9 MB of RSS, and `supervisor run`
+    # imports this module (through the CLI) whether or not Telegram is configured.
+    from supervisor.alerts.telegram import TelegramChannel
+
     channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
     try:
         bot = await channel.connect()
