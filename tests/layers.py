@@ -49,7 +49,7 @@ ROOMS: dict[str, Room] = {
     "shared": Room(
         uses="",
         pure="supervisor model errors procfs redaction happenings times graph"
-        " config config.base config.probes config.targets",
+        " config config.base config.env config.probes config.targets",
         edges="config.file",
     ),
     "runtime": Room(

@@ -12,12 +12,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from supervisor import graph
 from supervisor.config.base import Count, FieldError, Percent, Seconds
 from supervisor.config.base import Strict as _Strict
+from supervisor.config.env import EnvValueError, merged, overrides
 from supervisor.config.probes import (
     OUTPUT_MAX_BYTES,
     DiskProbe,
@@ -202,12 +209,10 @@ def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(base) / "sidecar-supervisor"
 
 
-class Config(BaseSettings):
-    """The whole configuration."""
+class Config(_Strict):
+    """The whole configuration (the file, with SUPERVISOR_* variables laid over it: `load`)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SUPERVISOR_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
     # Fields that may hold secrets: their input value is never echoed in an error.
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key", "token"})
 
@@ -241,18 +246,6 @@ class Config(BaseSettings):
                     raise ValueError(f"two targets share the {what} {key!r}")
                 seen.add(key)
         return _check_dependencies(value)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file, so a unit's Environment= can override a key.
-        return (env_settings, init_settings)
 
     def units(self) -> list[str]:
         """The systemd units watched (host targets have none)."""
@@ -308,6 +301,11 @@ def load_source(path: Path | None = None) -> tuple[Config, bytes]:
         raise ConfigError(where, [f"not UTF-8 text at byte {exc.start}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, [f"TOML syntax error: {exc}"]) from None
+    try:
+        # The environment wins over the file, so a unit's Environment= can override a key.
+        data = merged(data, overrides(os.environ, Config))
+    except EnvValueError as exc:
+        raise ConfigError(where, [str(exc)]) from None
     try:
         return Config(**data), raw
     except ValidationError as exc:
