@@ -73,3 +73,13 @@ def test_a_bad_value_is_reported_like_the_files(
 ) -> None:
     monkeypatch.setenv("SUPERVISOR_HTTP__PORT", "not-a-port")
     assert the_problem(tmp_path).startswith("http.port: Input should be a valid integer")
+
+
+def test_the_telegram_token_can_come_from_the_environment_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPERVISOR_ALERTS__TELEGRAM__TOKEN", "123456:from-the-environment")
+    cfg = load(tmp_path, f"{TARGET}[alerts.telegram]\nchat_ids = [42]\n")
+    assert cfg.alerts.telegram is not None
+    assert cfg.alerts.telegram.read_token() == "123456:from-the-environment"
+    assert cfg.alerts.telegram.chat_ids == [42]
