@@ -8,9 +8,10 @@ destination subscribes there; no producer changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from supervisor.model import UnitState
 
@@ -285,6 +286,36 @@ class Blocked:
     root: str
 
 
+@dataclass(frozen=True, slots=True)
+class UnitDied:
+    """A run of a target's unit ended badly; `details` are its cause and last lines as JSON."""
+
+    target: str
+    unit: str
+    words: str  # the cause in words ("killed by SIGKILL", ...)
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldSet:
+    """A person holds a target: no restarts, no alerts until `until` (wall clock)."""
+
+    target: str
+    until: float
+    by: str
+    reason: str
+    words: str  # "trader held until 14:05:09 by cli: ..." (the clock time is local)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldEnded:
+    """A hold ended: released by `by`, or its time was up (`expired`)."""
+
+    target: str
+    by: str
+    expired: bool = False
+
+
 Happening = (
     CureStarting
     | RecoveryStarted
@@ -304,5 +335,8 @@ Happening = (
     | BusLost
     | UnitChanged
     | Blocked
+    | UnitDied
+    | HoldSet
+    | HoldEnded
 )
 Emit = Callable[[Happening], None]

@@ -49,9 +49,8 @@ from supervisor.guard.breaker import Breaker
 from supervisor.guard.load import HostLoad, SelfSampler
 from supervisor.guard.sentry import GuardHooks, Sentry
 from supervisor.guard.throttle import Throttle
-from supervisor.happenings import BreakerChanged, BusConnected, Happening
+from supervisor.happenings import BreakerChanged, BusConnected, Emit, Happening
 from supervisor.history import report
-from supervisor.history.events import Kind
 from supervisor.history.recorder import Recorder
 from supervisor.history.store import FILE_NAME, HistoryStore
 from supervisor.model import Clock, ProbeResult
@@ -61,7 +60,7 @@ from supervisor.redaction import scrub_shapes
 from supervisor.runtime import logs
 from supervisor.runtime.notify import Notifier
 from supervisor.runtime.state import InstanceLock, StateStore
-from supervisor.watch.autopsy import Autopsies, Death
+from supervisor.watch.autopsy import Autopsies
 from supervisor.watch.lastwords import LastWordsReader, Limits
 from supervisor.watch.link import BusLink
 from supervisor.watch.listener import UnitListener
@@ -160,9 +159,9 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     history = _history(config, clock, now)
     dispatcher = Dispatcher()  # its subscribers join below, once they exist
     desk = HoldDesk(
-        lambda: now.fleet, policy=policy, clock=clock, events=history, wake=hooks.wake.set
+        lambda: now.fleet, policy=policy, clock=clock, emit=dispatcher.emit, wake=hooks.wake.set
     )
-    autopsies = _autopsies(clock, now, systemd, history)
+    autopsies = _autopsies(clock, now, systemd, dispatcher.emit)
     hangs, hung = _hangs(clock, history)
 
     def observe_probe(result: ProbeResult) -> None:
@@ -301,27 +300,19 @@ def _hangs(clock: Clock, history: Recorder) -> tuple[hang.Hangs, Callable[[str, 
     return hangs, hung
 
 
-def _autopsies(clock: Clock, now: Current, systemd: Systemd, history: Recorder) -> Autopsies:
-    """Each death's cause and last lines, read when it happens, told to the history."""
+def _autopsies(clock: Clock, now: Current, systemd: Systemd, emit: Emit) -> Autopsies:
+    """Each death's cause and last lines, read when it happens, emitted as a typed event."""
 
     def limits() -> Limits:
         causes = now.config.causes
         return Limits(lines=causes.log_lines, width=causes.log_line_width)
-
-    def died(death: Death) -> None:
-        history.record(
-            Kind.UNIT,
-            f"{death.target} died: {death.cause.words}",
-            death.target,
-            **death.document(),
-        )
 
     def scrub(line: str) -> str:  # our secrets, then whatever looks like one
         return scrub_shapes(logs.redacted(line))
 
     reader = LastWordsReader(scrub)
     return Autopsies(
-        systemd, reader=reader, procs=ProcReader(), clock=clock, limits=limits, on_death=died
+        systemd, reader=reader, procs=ProcReader(), clock=clock, limits=limits, emit=emit
     )
 
 

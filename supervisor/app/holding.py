@@ -1,7 +1,8 @@
 """Holds: a person's "I am working on it", set from the CLI, HTTP or the chat.
 
 The composition layer's one place for holds: it checks the request, puts the hold on the
-current fleet's model, records set / released / expired in the history, and when a hold
+current fleet's model, emits set / released / expired as typed events (history and the
+journal subscribe), and when a hold
 ends gives the target fresh counts (recovery attempts and alert incidents start over).
 The decisions (what a held target means) are in the pure parts: the health model keeps the
 hold, the recovery policy and the alert policy leave a held target alone.
@@ -9,18 +10,16 @@ hold, the recovery policy and the alert policy leave a held target alone.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from supervisor.alerts.policy import AlertPolicy
 from supervisor.api.render import hold_document
 from supervisor.app.fleet import Fleet
-from supervisor.history.events import EventSink, Kind
+from supervisor.happenings import Emit, HoldEnded, HoldSet
 from supervisor.model import Clock, Hold
 from supervisor.times import DEFAULT_HOLD_S, MAX_HOLD_S, local_clock
 
-log = logging.getLogger(__name__)
 REASON_MAX = 200  # characters of a reason kept (it is shown in /health, the page and alerts)
 
 
@@ -37,13 +36,13 @@ class HoldDesk:
         *,
         policy: AlertPolicy,
         clock: Clock,
-        events: EventSink,
+        emit: Emit,
         wake: Callable[[], None],
     ) -> None:
         self._fleet = fleet
         self._policy = policy
         self._clock = clock
-        self._events = events
+        self._emit = emit
         self._wake = wake
 
     def hold(self, name: str, for_s: float | None, reason: str, by: str) -> Hold:
@@ -61,8 +60,7 @@ class HoldDesk:
         words = f"{name} held until {local_clock(hold.until)} by {hold.by}" + (
             f": {reason}" if reason else ""
         )
-        log.warning("%s", words)
-        self._events.record(Kind.HOLD, words, name, action="set", until=hold.until, by=hold.by)
+        self._emit(HoldSet(name, hold.until, hold.by, reason, words))
         self._wake()
         return hold
 
@@ -76,10 +74,7 @@ class HoldDesk:
             return None
         fleet.repairer.fresh(name)
         self._policy.forget(name)
-        how = "expired" if expired else f"released by {by}"
-        log.warning("hold on %s %s", name, how)
-        action = "expired" if expired else "released"
-        self._events.record(Kind.HOLD, f"hold on {name} {how}", name, action=action, by=by)
+        self._emit(HoldEnded(name, by, expired))
         self._wake()
         return hold
 

@@ -28,6 +28,8 @@ from supervisor.happenings import (
     CureRan,
     CureStarting,
     Happening,
+    HoldEnded,
+    HoldSet,
     ManualRestart,
     Outcome,
     PortFreed,
@@ -38,6 +40,7 @@ from supervisor.happenings import (
     RecoveryStarted,
     Step,
     UnitChanged,
+    UnitDied,
 )
 from supervisor.history.events import EventSink, Kind
 from supervisor.model import UnitState
@@ -45,6 +48,9 @@ from supervisor.model import UnitState
 # What recovery did keeps the logger name it always had: journal filters and the chaos run
 # read it by that name.
 log = logging.getLogger("supervisor.recovery.executor")
+# Likewise a death and a hold keep the loggers of the modules that used to log them.
+death_log = logging.getLogger("supervisor.watch.autopsy")
+hold_log = logging.getLogger("supervisor.app.holding")
 
 BREAKER_CLOSED = "breaker closed: host load back under the resume thresholds"
 Record = tuple[Kind, str, str | None, dict[str, Any]]
@@ -56,7 +62,7 @@ def _where(target: str, attempt: int, most: int) -> str:
 
 def history_record(event: Happening) -> Record | None:
     """What history keeps of an event: kind, words, target and details (None: nothing)."""
-    return _recovery_record(event) or _other_record(event)
+    return _recovery_record(event) or _other_record(event) or _target_record(event)
 
 
 def _recovery_record(event: Happening) -> Record | None:
@@ -124,9 +130,27 @@ def _other_record(event: Happening) -> Record | None:
             return Kind.BUS, "connected to the user bus", None, {}
         case BusLost(reason):
             return Kind.BUS, f"lost the user bus: {reason}", None, {"reason": reason}
+    return None
+
+
+def _target_record(event: Happening) -> Record | None:
+    """A target blocked or freed, dead, held or let go."""
+    match event:
         case Blocked(target, by, root):
             return Kind.STATUS, blocked_words(event), target, {"blockedBy": by, "root": root}
+        case UnitDied(target, _unit, words, details):
+            return Kind.UNIT, f"{target} died: {words}", target, dict(details)
+        case HoldSet(target, until, by, _reason, words):
+            return Kind.HOLD, words, target, {"action": "set", "until": until, "by": by}
+        case HoldEnded(target, by, expired):
+            data = {"action": "expired" if expired else "released", "by": by}
+            return Kind.HOLD, f"hold on {target} {hold_ended(event)}", target, data
     return None
+
+
+def hold_ended(event: HoldEnded) -> str:
+    """`expired` / `released by cli:alice`."""
+    return "expired" if event.expired else f"released by {event.by}"
 
 
 def blocked_words(event: Blocked) -> str:
@@ -177,11 +201,18 @@ def to_metrics(metrics: Metrics) -> Callable[[Happening], None]:
 
 
 def to_journal(event: Happening) -> None:
-    """Log what recovery does, naming the target and the action, and who is blocked."""
-    if isinstance(event, Blocked):
-        log.warning("%s", blocked_words(event))
-    else:
-        _journal_recovery(event)
+    """Log what recovery does (naming the target and the action), blocks, deaths and holds."""
+    match event:
+        case Blocked():
+            log.warning("%s", blocked_words(event))
+        case UnitDied(target, unit, words):
+            death_log.warning("%s (%s) died: %s", target, unit, words)
+        case HoldSet(words=words):
+            hold_log.warning("%s", words)
+        case HoldEnded(target):
+            hold_log.warning("hold on %s %s", target, hold_ended(event))
+        case _:
+            _journal_recovery(event)
 
 
 def _journal_recovery(event: Happening) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from supervisor.errors import BusError
+from supervisor.happenings import Emit, UnitDied
 from supervisor.model import ActiveState, Clock, UnitState
 from supervisor.probing.resources import ProcReader
 from supervisor.watch.cause import Cause, ExitFacts, LastWords, died, explain
@@ -53,6 +54,10 @@ class Death:
             "oomKills": self.facts.oom_kills,
         }
 
+    def happening(self) -> UnitDied:
+        """As the typed event the dispatcher carries to history and the journal."""
+        return UnitDied(self.target, self.unit, self.cause.words, self.document())
+
 
 @dataclass
 class _Run:
@@ -74,14 +79,14 @@ class Autopsies:
         procs: ProcReader,
         clock: Clock,
         limits: Callable[[], Limits],
-        on_death: Callable[[Death], None],
+        emit: Emit,
     ) -> None:
         self._systemd = systemd
         self._reader = reader
         self._procs = procs
         self._clock = clock
         self._limits = limits
-        self._on_death = on_death  # history, and whoever else wants to hear
+        self._emit = emit  # history and the journal hear of each death through it
         self._runs: dict[str, _Run] = {}
         self._latest: dict[str, Death] = {}
         self._pending: dict[str, asyncio.Task[Death]] = {}
@@ -157,11 +162,7 @@ class Autopsies:
             return
         death = task.result()
         self._latest[target] = death
-        log.warning("%s (%s) died: %s", target, death.unit, death.cause.words)
-        try:
-            self._on_death(death)
-        except Exception:  # a listener's trouble must never reach the watch
-            log.exception("%s: a death listener failed", target)
+        self._emit(death.happening())
 
     async def _read(
         self, target: str, state: UnitState, seen: ExitFacts, oom_base: int | None

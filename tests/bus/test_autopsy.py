@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from supervisor.happenings import Happening
 from supervisor.model import UnitState
 from supervisor.probing.resources import ProcReader
 from supervisor.watch.autopsy import WAIT_S, Autopsies, Death
@@ -50,7 +51,7 @@ def journal(tmp_path: Path, body: str) -> str:
 
 
 async def watch(
-    bus: BusDaemon, tmp_path: Path, tool: str, heard: list[Death], limits: Callable[[], Limits]
+    bus: BusDaemon, tmp_path: Path, tool: str, heard: list[Happening], limits: Callable[[], Limits]
 ) -> tuple[Systemd, Autopsies]:
     forward = Forward()
     front = Systemd(bus.address, FLEET, call_timeout_s=2.0)
@@ -60,7 +61,7 @@ async def watch(
         procs=ProcReader(proc=tmp_path, cgroup_root=tmp_path),
         clock=FakeClock(),
         limits=limits,
-        on_death=heard.append,
+        emit=heard.append,
     )
     forward.autopsies = autopsies
     await front.connect(forward)
@@ -72,7 +73,7 @@ async def test_an_oom_kill_on_the_fake_systemd(
 ) -> None:
     match = f"_SYSTEMD_INVOCATION_ID={INVOCATION.hex()}"
     tool = journal(tmp_path, f'case "$*" in *{match}*) echo "allocating 512 MiB more";; esac')
-    heard: list[Death] = []
+    heard: list[Happening] = []
     front, autopsies = await watch(bus, tmp_path, tool, heard, Limits)
     try:
         autopsies.observe_memory("trader", 1.9 * GIB)
@@ -95,7 +96,7 @@ async def test_an_oom_kill_on_the_fake_systemd(
         )
         assert death.facts.invocation == INVOCATION.hex()
         assert death.log.lines == ("allocating 512 MiB more",)
-        assert heard == [death]
+        assert heard == [death.happening()]
     finally:
         front.close()
 
@@ -104,7 +105,7 @@ async def test_the_alert_waits_at_most_half_a_second_for_a_hanging_journal(
     bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
 ) -> None:
     tool = journal(tmp_path, "exec sleep 600")
-    heard: list[Death] = []
+    heard: list[Happening] = []
     # The read's own deadline is longer than the alert's wait: the wait must bound it.
     front, autopsies = await watch(bus, tmp_path, tool, heard, lambda: Limits(timeout_s=3.0))
     try:

@@ -17,6 +17,8 @@ from supervisor.happenings import (
     ChatCommand,
     CureRan,
     Happening,
+    HoldEnded,
+    HoldSet,
     JobResult,
     ManualRestart,
     Outcome,
@@ -25,6 +27,7 @@ from supervisor.happenings import (
     RecoveryStarted,
     Repair,
     Step,
+    UnitDied,
     job_result,
 )
 from supervisor.history.events import Kind
@@ -108,6 +111,31 @@ def test_the_journal_names_the_target_and_the_action(caplog: pytest.LogCaptureFi
         ("WARNING", "freed port 5050 for web: pid 7 ('python', user me): ended"),
         ("INFO", "restart web: job done"),
         ("ERROR", "restart web failed: no reply"),
+    ]
+
+
+def test_holds_and_deaths_keep_their_rows_and_lines(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "supervisor")
+    words = "trader held until 10:00:05 by cli:ann: deploying"
+    held = HoldSet("trader", 1_799_913_605.0, "cli:ann", "deploying", words)
+    released = HoldEnded("trader", "chat:7")
+    expired = HoldEnded("trader", "time", expired=True)
+    died = UnitDied("trader", "trader.service", "exited with status 3", {"unit": "trader.service"})
+    assert [history_record(e) for e in (held, released, expired, died)] == [
+        (Kind.HOLD, words, "trader", {"action": "set", "until": 1_799_913_605.0, "by": "cli:ann"}),
+        (Kind.HOLD, "hold on trader released by chat:7", "trader", {"action": "released"}
+         | {"by": "chat:7"}),
+        (Kind.HOLD, "hold on trader expired", "trader", {"action": "expired", "by": "time"}),
+        (Kind.UNIT, "trader died: exited with status 3", "trader", {"unit": "trader.service"}),
+    ]  # fmt: skip
+    for event in (held, released, expired, died):
+        to_journal(event)
+    # The loggers of the modules that logged these before they were events (journal filters).
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("supervisor.app.holding", "WARNING", words),
+        ("supervisor.app.holding", "WARNING", "hold on trader released by chat:7"),
+        ("supervisor.app.holding", "WARNING", "hold on trader expired"),
+        ("supervisor.watch.autopsy", "WARNING", f"trader (trader.service) died: {died.words}"),
     ]
 
 

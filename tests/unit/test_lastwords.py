@@ -11,10 +11,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from supervisor.happenings import Happening
 from supervisor.model import ActiveState, UnitState
 from supervisor.probing.resources import ProcReader
 from supervisor.redaction import scrub_shapes
-from supervisor.watch.autopsy import WAIT_S, Autopsies, Death
+from supervisor.watch.autopsy import WAIT_S, Autopsies
 from supervisor.watch.cause import ExitFacts, Kind
 from supervisor.watch.lastwords import LastWordsReader, Limits, journal_matches
 from supervisor.watch.systemd import Systemd
@@ -121,14 +122,14 @@ def _gone(pid: int) -> bool:
 
 async def test_a_death_is_explained_and_kept(tmp_path: Path) -> None:
     tool = script(tmp_path, 'echo "FATAL lost connection to exchange"')
-    heard: list[Death] = []
+    heard: list[Happening] = []
     autopsies = Autopsies(
         Systemd("unix:path=/nonexistent", []),
         reader=LastWordsReader(str, journalctl=tool),
         procs=ProcReader(proc=tmp_path, cgroup_root=tmp_path),
         clock=FakeClock(),
         limits=Limits,
-        on_death=heard.append,
+        emit=heard.append,
     )
     autopsies.unit_changed("trader", UnitState("trader.service", active_state=ActiveState.ACTIVE))
     # Result arrives before ActiveState (two PropertiesChanged): one death, not two.
@@ -141,7 +142,7 @@ async def test_a_death_is_explained_and_kept(tmp_path: Path) -> None:
     autopsies.unit_changed("trader", failed)
     autopsies.unit_changed("trader", replace(failed, sub_state="failed"))
     death = await autopsies.wait("trader")
-    assert death is not None and heard == [death]
+    assert death is not None and heard == [death.happening()]
     assert death.cause.kind is Kind.EXITED
     assert death.cause.words == "exited with status 3"
     # Not connected: no invocation id, so the journal is not asked, and that is said.
@@ -187,14 +188,14 @@ def test_oom_kills_from_the_cgroup(tmp_path: Path) -> None:
 
 
 async def test_a_clean_stop_ends_the_run_without_a_death(tmp_path: Path) -> None:
-    heard: list[Death] = []
+    heard: list[Happening] = []
     autopsies = Autopsies(
         Systemd("unix:path=/nonexistent", []),
         reader=LastWordsReader(str),
         procs=ProcReader(proc=tmp_path, cgroup_root=tmp_path),
         clock=FakeClock(),
         limits=Limits,
-        on_death=heard.append,
+        emit=heard.append,
     )
     active = UnitState("trader.service", active_state=ActiveState.ACTIVE)
     autopsies.unit_changed("trader", active)
