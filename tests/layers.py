@@ -66,7 +66,7 @@ ROOMS: dict[str, Room] = {
         uses="shared watch",
         pure="probing.schedule probing.stuck probing.hang probing.outcome probing.nagios"
         " probing.conditions",
-        edges="probing.probes probing.command probing.host probing.resources",
+        edges="probing.probes probing.process probing.host probing.resources",
         joins="probing.runner",
     ),
     "guard": Room(

@@ -3,7 +3,7 @@
 Each check answers one question about the world and says why in words. `run` puts every
 check under a hard timeout and turns any error into a result (a failure, or unknown where the
 fault is ours), so one bad target never stalls the others or the daemon. The runner's
-`build` picks the check for a probe: these, or `command`'s (exec) and `host`'s.
+`build` picks the check for a probe: these, or `process`'s (exec) and `host`'s.
 """
 
 from __future__ import annotations

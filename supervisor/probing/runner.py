@@ -35,8 +35,8 @@ from supervisor.config import (
 )
 from supervisor.model import ActiveState, Clock, ProbeResult, Status, UnitState
 from supervisor.probing import hang, probes, stuck
-from supervisor.probing.command import ExecCheck
 from supervisor.probing.host import DiskCheck, LoadCheck, MemoryCheck
+from supervisor.probing.process import ExecCheck
 from supervisor.probing.schedule import ProbeSchedule
 from supervisor.watch.health import HealthModel, ProbeTrack
 

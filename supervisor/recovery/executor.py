@@ -34,7 +34,7 @@ from supervisor.happenings import (
     Step,
 )
 from supervisor.model import Clock
-from supervisor.probing.command import minimal_env, run_command
+from supervisor.probing.process import minimal_env, run_command
 from supervisor.recovery import ports
 from supervisor.recovery.policy import Action, Decision, Recovery
 from supervisor.watch.health import HealthModel

@@ -9,7 +9,7 @@ from typing import Any
 from supervisor.config import ExecProbe
 from supervisor.model import PerfDatum, Status
 from supervisor.probing import probes
-from supervisor.probing.command import ExecCheck, minimal_env, run_command
+from supervisor.probing.process import ExecCheck, minimal_env, run_command
 from tests.clock import FakeClock
 from tests.polling import until
 

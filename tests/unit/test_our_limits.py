@@ -18,7 +18,7 @@ CHILD = """
 import asyncio, resource, sys
 from supervisor.config import ExecProbe, HttpProbe, TcpProbe
 from supervisor.probing import probes
-from supervisor.probing.command import ExecCheck
+from supervisor.probing.process import ExecCheck
 
 port = int(sys.argv[1])
 

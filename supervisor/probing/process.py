@@ -23,7 +23,8 @@ from supervisor.model import Status
 from supervisor.probing import nagios
 from supervisor.probing.outcome import OUR_ERRNOS, Outcome
 
-log = logging.getLogger(__name__)
+# The logger keeps the name it had before the module was renamed: journal filters read it.
+log = logging.getLogger("supervisor.probing.command")
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
 # Passed on from our environment when set: who and where we are, never a secret.
