@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from devtools.fakes.telegram_api import FakeBotApi
+from supervisor.api.control import FILE_NAME as CONTROL_FILE
+from supervisor.api.control import request
 from supervisor.app.daemon import Daemon
 from supervisor.config import Config
+from supervisor.history.events import Event, Kind
 from supervisor.model import Status
 from tests.fakes.dbus_daemon import BusDaemon
 from tests.fakes.systemd_bus import FakeSystemd
@@ -212,3 +218,31 @@ async def test_restart_by_chat_command_only_from_allowed_chats(
                 ("dashboard.service", "replace")
             ]
             assert texts(fake, STRANGER) == []
+
+
+async def test_a_hold_and_its_release_reach_history_and_the_journal(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "supervisor.app.holding")
+    heard: list[Event] = []
+    async with running(bus, config(tmp_path, target("trader", NO_RECOVERY))) as run:
+        stop = run.inside.listen(heard.append)
+        sock = tmp_path / CONTROL_FILE
+        ask = {"op": "hold", "target": "trader", "for_s": 60, "reason": "deploy"}
+        assert (await asyncio.to_thread(request, sock, ask))["ok"]
+        ask = {"op": "release", "target": "trader"}
+        assert await asyncio.to_thread(request, sock, ask) == {"ok": True, "released": ["trader"]}
+        await until(lambda: len(_holds(heard)) == 2, 2, "the hold and its release in history")
+        stop()
+    held, released = _holds(heard)
+    by = str(held.data["by"])
+    assert by.startswith("cli:") and held.target == released.target == "trader"
+    assert held.summary.startswith("trader held until ") and held.summary.endswith(f"{by}: deploy")
+    assert held.data["action"] == "set" and released.data == {"action": "released", "by": by}
+    assert released.summary == f"hold on trader released by {by}"
+    lines = [r.getMessage() for r in caplog.records if r.name == "supervisor.app.holding"]
+    assert lines == [held.summary, released.summary]
+
+
+def _holds(events: list[Event]) -> list[Event]:
+    return [e for e in events if e.kind is Kind.HOLD]
