@@ -92,7 +92,7 @@ ROOMS: dict[str, Room] = {
         pure="alerts.policy alerts.incident alerts.roots alerts.rounds alerts.outbox alerts.chat"
         " alerts.commands alerts.text",
         edges="alerts.telegram",
-        joins="alerts.delivery alerts.lastword",
+        joins="alerts.delivery alerts.lastword alerts.sending",
     ),
     "api": Room(
         uses="shared guard history",

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from supervisor.alerts import chat
+from supervisor.alerts import chat, sending
 from supervisor.alerts.commands import Commands
 from supervisor.alerts.outbox import Message, Outbox
 from supervisor.alerts.policy import Alert, Severity, format_html
+from supervisor.alerts.sending import Result
 from supervisor.alerts.text import clip, with_evidence
 from supervisor.config import AlertsConfig
 from supervisor.errors import (
@@ -267,25 +268,20 @@ class AlertService:
     async def _send(self, head: Message) -> None:
         """One attempt at a chat's head; a rejected token ends delivery (raised)."""
         assert self._channel is not None
-        try:
-            await self._channel.send(head.chat_id, head.text)
-        except ChannelUnavailableError as exc:
-            retry_at = self.outbox.failed(head, self._clock.time(), str(exc), exc.retry_after_s)
+        done = await sending.attempt(self._channel, self.outbox, head, self._clock)
+        if done.result is Result.FAILED:
             log.warning(
                 "alert delivery to chat %d failed (attempt %d): %s; retrying in %.0f s",
                 head.chat_id,
                 head.attempts,
-                exc,
-                retry_at - self._clock.time(),
+                done.error,
+                head.next_at - self._clock.time(),
             )
-            self._emit(AlertDelivery(head.chat_id, "failed", head.attempts, str(exc)))
-        except MessageRejectedError as exc:
-            log.error("dropping an alert Telegram refused for chat %d: %s", head.chat_id, exc)
-            self.outbox.drop(head)
-            self._emit(AlertDelivery(head.chat_id, "refused", head.attempts, str(exc)))
-        else:
-            self.outbox.sent(head)
-            self._emit(AlertDelivery(head.chat_id, "delivered", head.attempts))
+        elif done.result is Result.REFUSED:
+            log.error(
+                "dropping an alert Telegram refused for chat %d: %s", head.chat_id, done.error
+            )
+        self._emit(AlertDelivery(head.chat_id, done.result.value, head.attempts, done.error))
 
     async def _poll(self) -> None:
         """Read commands by long polling; handle those from allowed chats and users."""

@@ -20,9 +20,11 @@ import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from supervisor import config
+from supervisor.alerts import sending
+from supervisor.alerts.outbox import Message, Outbox
+from supervisor.alerts.sending import Result, Sender
 from supervisor.alerts.text import bounded, escape_html, with_evidence
 from supervisor.config import Config, TelegramConfig
 from supervisor.config.file import last_valid
@@ -30,19 +32,14 @@ from supervisor.errors import (
     EXIT_ALREADY_RUNNING,
     EXIT_CONFIG,
     EXIT_MEMORY_HARD_LIMIT,
-    ChannelUnavailableError,
     ConfigError,
-    MessageRejectedError,
     TokenRejectedError,
 )
-from supervisor.model import backoff
+from supervisor.model import Clock, SystemClock
 from supervisor.redaction import scrub_shapes
 from supervisor.runtime import logs
 from supervisor.watch.cause import ExitFacts, LastWords
 from supervisor.watch.lastwords import LastWordsReader, Limits
-
-if TYPE_CHECKING:
-    from supervisor.alerts.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
 UNIT = "sidecar-supervisor.service"
@@ -55,7 +52,7 @@ PROPERTIES = (
     "InvocationID",
 )
 WITHIN_S = 45.0  # every attempt ends by then: the oneshot's TimeoutStartSec is 60
-_RETRY_S = (1.0, 2.0, 4.0, 8.0)
+_RETRY_S = (1.0, 2.0, 4.0, 8.0)  # the outbox's backoff, shorter: the deadline is 45 s, not hours
 _TARGETS_BUDGET = 1000  # characters of the message for the list of targets
 _EXITED, _KILLED, _DUMPED = "1", "2", "3"  # ExecMainCode: CLD_* from waitid(2)
 _STATUS_WORDS = {
@@ -159,50 +156,56 @@ async def deliver(telegram: TelegramConfig, token: str, text: str, within_s: flo
     # Imported here, as in delivery.py: only a configured Telegram pays for the library.
     from supervisor.alerts.telegram import TelegramChannel
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
+    deadline = asyncio.get_running_loop().time() + within_s
     channel = TelegramChannel(token, telegram.api_url, min(telegram.timeout_s, within_s))
+    outbox = Outbox(backoff_s=_RETRY_S)
+    clock = SystemClock()
     missed: list[int] = []
     try:
         for chat_id in telegram.chat_ids:
-            if not await _send(channel, chat_id, text, deadline):
+            head = outbox.add(chat_id, text, clock.time())
+            if not await _send(channel, outbox, head, clock, deadline):
                 missed.append(chat_id)
     finally:
         await channel.close()
     return missed
 
 
-async def _send(channel: TelegramChannel, chat_id: int, text: str, deadline: float) -> bool:
-    """One chat, retried with backoff (or Telegram's retry_after) until the deadline."""
+async def _send(
+    channel: Sender, outbox: Outbox, head: Message, clock: Clock, deadline: float
+) -> bool:
+    """One chat, tried as alerts are (sending.py) until sent, refused or out of time."""
     loop = asyncio.get_running_loop()
-    attempt = 0
     while True:
         try:
             async with asyncio.timeout_at(deadline):
-                await channel.send(chat_id, text)
+                done = await sending.attempt(channel, outbox, head, clock)
         except TimeoutError:
-            log.error("cannot send the last word to chat %d: no answer in time", chat_id)
+            log.error("cannot send the last word to chat %d: no answer in time", head.chat_id)
             return False
-        except (TokenRejectedError, MessageRejectedError) as exc:
-            log.error("cannot send the last word to chat %d: %s", chat_id, exc)
+        except TokenRejectedError as exc:
+            log.error("cannot send the last word to chat %d: %s", head.chat_id, exc)
             return False
-        except ChannelUnavailableError as exc:
-            wait = exc.retry_after_s or backoff(_RETRY_S, attempt)
-            if loop.time() + wait >= deadline:
-                log.error("cannot send the last word to chat %d: %s; giving up", chat_id, exc)
-                return False
-            log.warning(
-                "sending the last word to chat %d failed (attempt %d): %s; retrying in %.0f s",
-                chat_id,
-                attempt + 1,
-                exc,
-                wait,
-            )
-            await asyncio.sleep(wait)
-            attempt += 1
-        else:
-            log.info("sent the last word to chat %d", chat_id)
+        if done.result is Result.DELIVERED:
+            log.info("sent the last word to chat %d", head.chat_id)
             return True
+        if done.result is Result.REFUSED:
+            log.error("cannot send the last word to chat %d: %s", head.chat_id, done.error)
+            return False
+        wait = max(head.next_at - clock.time(), 0.0)
+        if loop.time() + wait >= deadline:
+            log.error(
+                "cannot send the last word to chat %d: %s; giving up", head.chat_id, done.error
+            )
+            return False
+        log.warning(
+            "sending the last word to chat %d failed (attempt %d): %s; retrying in %.0f s",
+            head.chat_id,
+            head.attempts,
+            done.error,
+            wait,
+        )
+        await asyncio.sleep(wait)
 
 
 def run(config_path: Path | None, unit: str = UNIT, within_s: float = WITHIN_S) -> int:

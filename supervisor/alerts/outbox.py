@@ -21,7 +21,7 @@ from typing import Any
 from supervisor.model import backoff
 from supervisor.times import utc_clock
 
-_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # an outage may last hours
 MAX_WAIT_S = 300.0  # the longest we wait before trying a chat again, whatever Telegram asks
 
 
@@ -42,12 +42,13 @@ class Message:
 class Outbox:
     """Per-chat FIFOs of messages waiting for delivery."""
 
-    def __init__(self, limit: int = 1000) -> None:
+    def __init__(self, limit: int = 1000, backoff_s: tuple[float, ...] = BACKOFF_S) -> None:
         self._queues: dict[int, deque[Message]] = {}
         self._next_id = 1
         # Bounded per chat: a very long outage or a throttled chat drops that chat's
         # oldest messages (counted in `dropped`), never another chat's.
         self._limit = limit
+        self._backoff_s = backoff_s  # the waits between tries when Telegram names none
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -89,7 +90,7 @@ class Outbox:
         if retry_after_s is not None:
             delay = min(max(retry_after_s, 0.0), MAX_WAIT_S)
         else:
-            delay = backoff(_BACKOFF_S, msg.attempts - 1)
+            delay = backoff(self._backoff_s, msg.attempts - 1)
         msg.next_at = now + delay
         return msg.next_at
 

@@ -131,6 +131,7 @@ class TelegramChannel:
         # Alerts are minutes apart: no connection kept alive for them; the long poll keeps its.
         request = AiohttpRequest(timeout_s, timeout_s, keep_alive=False)
         polling = AiohttpRequest(timeout_s, timeout_s + POLL_TIMEOUT_S, keep_alive=True)
+        self._requests = (request, polling)
         self._bot = telegram.Bot(
             token,
             base_url=f"{api_url.rstrip('/')}/bot",
@@ -190,6 +191,9 @@ class TelegramChannel:
             await self._bot.shutdown()
         except tg_error.TelegramError as exc:
             log.debug("closing the Telegram client: %s", self._words("shutdown", exc))
+        # A bot never initialized (the last word sends without getMe) closes nothing itself.
+        for request in self._requests:
+            await request.shutdown()
 
     @contextlib.asynccontextmanager
     async def _errors(self, what: str) -> AsyncIterator[None]:

@@ -1,8 +1,16 @@
-"""The last word's words, from the unit's properties."""
+"""The last word's words, from the unit's properties; and its sending, against the fake Bot API
+over real HTTP (the same path, `alerts/sending.py`, that alerts take)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.alerts import lastword
+from supervisor.config import TelegramConfig
 
 UNIT = "sidecar-supervisor.service"
 TARGETS = ["trader", "dashboard"]
@@ -95,3 +103,77 @@ def test_everything_from_outside_is_escaped() -> None:
     assert "box&lt;&amp;&gt;" in text
     assert "&lt;b&gt;odd&lt;/b&gt;" in text
     assert "a&amp;b" in text
+
+
+# -- sending --------------------------------------------------------------------------------
+
+CHAT_A, CHAT_B = 111, 222
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as api:
+        yield api
+
+
+def telegram(fake: FakeBotApi, *chats: int) -> TelegramConfig:
+    return TelegramConfig.model_validate(
+        {"token": fake.token, "chat_ids": list(chats), "api_url": fake.url, "timeout_s": 2}
+    )
+
+
+def tries(fake: FakeBotApi, chat_id: int) -> int:
+    return sum(1 for c in fake.calls("sendMessage") if c.params.get("chat_id") == chat_id)
+
+
+async def test_a_failed_send_is_tried_again_until_it_gets_through(
+    fake: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail_next(1, 502, chat_id=CHAT_A)
+    with caplog.at_level(logging.INFO):
+        missed = await lastword.deliver(telegram(fake, CHAT_A, CHAT_B), fake.token, "bye", 20)
+    assert missed == []
+    assert (tries(fake, CHAT_A), tries(fake, CHAT_B)) == (2, 1)
+    assert [m["text"] for m in fake.sent] == ["bye", "bye"]
+    assert "sending the last word to chat 111 failed (attempt 1):" in caplog.text
+    assert "retrying in 1 s" in caplog.text
+    assert "sent the last word to chat 111" in caplog.text
+
+
+async def test_telegrams_wait_is_kept_as_for_alerts(
+    fake: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.rate_limit_next(1, retry_after=2, chat_id=CHAT_A)
+    assert await lastword.deliver(telegram(fake, CHAT_A), fake.token, "bye", 20) == []
+    assert tries(fake, CHAT_A) == 2
+    assert "retrying in 2 s" in caplog.text  # Telegram's 2 s, not the backoff's first 1 s
+
+
+async def test_a_refused_chat_is_missed_at_once_and_the_next_still_gets_it(
+    fake: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail_next(1, 400, "Bad Request: chat not found", chat_id=CHAT_A)
+    missed = await lastword.deliver(telegram(fake, CHAT_A, CHAT_B), fake.token, "bye", 20)
+    assert missed == [CHAT_A]
+    assert (tries(fake, CHAT_A), tries(fake, CHAT_B)) == (1, 1)
+    assert "cannot send the last word to chat 111: sendMessage: Chat not found" in caplog.text
+
+
+async def test_a_rejected_token_misses_every_chat_without_retrying(fake: FakeBotApi) -> None:
+    wrong = fake.token.split(":")[0] + ":" + "x" * len(fake.token.split(":")[1])
+    missed = await lastword.deliver(telegram(fake, CHAT_A, CHAT_B), wrong, "bye", 20)
+    assert missed == [CHAT_A, CHAT_B]
+    assert (tries(fake, CHAT_A), tries(fake, CHAT_B)) == (1, 1)
+
+
+async def test_unreachable_telegram_is_given_up_before_the_deadline(
+    fake: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    await fake.down()
+    with caplog.at_level(logging.WARNING):
+        assert await lastword.deliver(telegram(fake, CHAT_A), fake.token, "bye", 2.5) == [CHAT_A]
+    # Tried at once and after 1 s; the next wait (2 s) would end past the deadline.
+    assert "failed (attempt 1)" in caplog.text
+    assert "failed (attempt 2)" not in caplog.text
+    assert "cannot send the last word to chat 111: sendMessage:" in caplog.text
+    assert "giving up" in caplog.text
