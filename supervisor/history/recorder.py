@@ -1,9 +1,14 @@
-"""The recorder: one object every part reports to, and the API reads from.
+"""The recorder: what history keeps of the supervisor's life, and what the API reads of it.
 
-It turns what happens into events (status and unit changes from what it observes, actions
-and alerts from the parts that act), keeps the last few hundred in memory (for the stream
-and for when the store is unavailable), hands them to the store, and tells listeners (the
-event stream) at once. Everything on the supervision side is O(1) and never blocks.
+It is one destination of the dispatcher's typed events (`app/subscribers.py` makes each a
+`record`, and a unit's change a `unit` move, kept only when real: failed, a new MainPID): no
+part that acts names it. The composition layer also shows it directly each pass's snapshot,
+kept as status changes (`observe`); each probe result, kept in the ring (`probe`); a hang's
+evidence, carried by the failure event that follows (`failure_cause`); and the supervisor's
+start, reload and stop. It keeps the last few hundred events in memory (for
+the stream, and for when the store is unavailable), hands them to the store, and tells its
+listeners (the event stream) at once. Everything on the supervision side is O(1) and never
+blocks: the store writes in its own thread.
 """
 
 from __future__ import annotations
