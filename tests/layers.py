@@ -59,8 +59,8 @@ ROOMS: dict[str, Room] = {
         uses="shared",
         pure="watch.health watch.verdict watch.track watch.units watch.jobs watch.intent"
         " watch.cause watch.deps",
-        edges="watch.systemd watch.lastwords",
-        joins="watch.link watch.autopsy watch.listener",
+        edges="watch.bus watch.lastwords",
+        joins="watch.systemd watch.link watch.autopsy watch.listener",
     ),
     "probing": Room(
         uses="shared watch",

@@ -1,6 +1,7 @@
-"""A typed front end over systemd's user manager on D-Bus (dbus-fast, low-level messages).
+"""A typed front end over systemd's user manager: what its calls and signals mean.
 
-Callers see `UnitState` and our own errors, never library types. State is event-driven:
+Callers see `UnitState`, `JobResult` and our own errors, never library types; the wire (the
+connection, each call's deadline, the library's errors as ours) is `bus.py`. State is event-driven:
 we `Subscribe()`, match `PropertiesChanged` from systemd only, and re-read everything with
 `GetAll` after every (re)connect because signals may have been missed while away.
 
@@ -17,30 +18,29 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from dbus_fast import BusType, Message, MessageType, Variant
-from dbus_fast.aio import MessageBus
-
-from supervisor.errors import AlreadySubscribedError, BusError, BusReplyError
+from supervisor.errors import AlreadySubscribedError, BusError
 from supervisor.happenings import JobResult, job_result
 from supervisor.model import UnitResources, UnitState
+from supervisor.watch.bus import (
+    BUS_DAEMON,
+    JOB,
+    MANAGER,
+    PROPERTIES,
+    SERVICE,
+    SYSTEMD,
+    UNIT,
+    UNIT_PATHS,
+    Bus,
+    Signal,
+)
 from supervisor.watch.cause import ExitFacts, facts_from
 from supervisor.watch.jobs import UNKNOWN as UNKNOWN_JOB
 from supervisor.watch.jobs import JobBook
 from supervisor.watch.units import FIELDS, bus_address, merge, u64
 
 log = logging.getLogger(__name__)
-__all__ = ["Listener", "Systemd", "bus_address"]  # bus_address: its home is watch.units
-
-SYSTEMD = "org.freedesktop.systemd1"
-MANAGER_PATH = "/org/freedesktop/systemd1"
-MANAGER = "org.freedesktop.systemd1.Manager"
-ALREADY_SUBSCRIBED = "org.freedesktop.systemd1.AlreadySubscribed"
-UNIT = "org.freedesktop.systemd1.Unit"
-SERVICE = "org.freedesktop.systemd1.Service"
-JOB = "org.freedesktop.systemd1.Job"
-PROPERTIES = "org.freedesktop.DBus.Properties"
-BUS_DAEMON = "org.freedesktop.DBus"
-UNIT_PATHS = "/org/freedesktop/systemd1/unit"
+# bus_address: its home is watch.units; UNIT (the interface): watch.bus.
+__all__ = ["UNIT", "Listener", "Systemd", "bus_address"]
 
 
 class Listener(Protocol):
@@ -57,10 +57,8 @@ class Systemd:
     """The user manager's units, watched and acted on over D-Bus."""
 
     def __init__(self, address: str, units: Iterable[str], call_timeout_s: float = 5.0) -> None:
-        self._address = address
         self._units = list(units)
-        self._timeout = call_timeout_s
-        self._bus: MessageBus | None = None
+        self._bus = Bus(address, call_timeout_s)
         self._owner = ""  # systemd's unique bus name: signals from anyone else are ignored
         self._paths: dict[str, str] = {}  # object path -> unit name
         self._states: dict[str, UnitState] = {}
@@ -73,7 +71,7 @@ class Systemd:
     @property
     def connected(self) -> bool:
         """True while the bus connection is up."""
-        return self._bus is not None and self._bus.connected
+        return self._bus.connected
 
     @property
     def owner(self) -> str:
@@ -100,17 +98,7 @@ class Systemd:
     async def connect(self, listener: Listener) -> None:
         """Connect, subscribe, and read every watched unit; listener hears each state."""
         self._listener = listener
-        try:
-            bus = await asyncio.wait_for(
-                MessageBus(bus_address=self._address, bus_type=BusType.SESSION).connect(),
-                self._timeout,
-            )
-        except Exception as exc:  # OSError, TimeoutError, auth failures: all mean no bus
-            raise BusError(
-                f"cannot connect to {self._address}: {exc or type(exc).__name__}"
-            ) from None
-        self._bus = bus
-        bus.add_message_handler(self._on_message)
+        await self._bus.connect(self._on_signal)
         try:
             await self._subscribe()
             await self.refresh_all()
@@ -123,21 +111,20 @@ class Systemd:
             f"type='signal',sender='{SYSTEMD}',interface='{PROPERTIES}',"
             f"member='PropertiesChanged',path_namespace='{UNIT_PATHS}'"
         )
-        await self._call(_dbus("AddMatch", "s", rule))
-        manager_rule = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}'"
-        await self._call(_dbus("AddMatch", "s", manager_rule))
+        await self._bus.add_match(rule)
+        await self._bus.add_match(f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}'")
         owner_rule = (
             f"type='signal',sender='{BUS_DAEMON}',interface='{BUS_DAEMON}',"
             f"member='NameOwnerChanged',arg0='{SYSTEMD}'"
         )
-        await self._call(_dbus("AddMatch", "s", owner_rule))
-        self._owner = str((await self._call(_dbus("GetNameOwner", "s", SYSTEMD)))[0])
+        await self._bus.add_match(owner_rule)
+        self._owner = await self._bus.name_owner(SYSTEMD)
         await self._manager_subscribe()
 
     async def _manager_subscribe(self) -> None:
         # Without Subscribe() systemd only emits signals while some client is subscribed.
         try:
-            await self._call(_manager("Subscribe", ""))
+            await self._bus.manager("Subscribe", "")
         except BusError as exc:
             # A re-executed manager keeps its subscribers: it says so, and that is fine.
             if not isinstance(exc, AlreadySubscribedError):
@@ -165,21 +152,16 @@ class Systemd:
 
     async def _read(self, unit: str) -> UnitState:
         path = await self._unit_path(unit)
-        props = dict((await self._call(_props(path, "GetAll", "s", UNIT)))[0])
-        if unit.endswith(".service") and props.get("LoadState", Variant("s", "")).value == "loaded":
-            props.update((await self._call(_props(path, "GetAll", "s", SERVICE)))[0])
+        props = await self._bus.get_all(path, UNIT)
+        if unit.endswith(".service") and props.get("LoadState") == "loaded":
+            props.update(await self._bus.get_all(path, SERVICE))
         return merge(UnitState(unit=unit, operator_job=self._book.pending(unit)), props)
 
     async def get_properties(
         self, unit: str, interface: str, names: Iterable[str]
     ) -> dict[str, Any]:
         """Read a few properties (e.g. MemoryCurrent, which emits no change signal)."""
-        path = await self._unit_path(unit)
-        out: dict[str, Any] = {}
-        for name in names:
-            reply = await self._call(_props(path, "Get", "ss", interface, name))
-            out[name] = reply[0].value
-        return out
+        return await self._bus.get(await self._unit_path(unit), interface, names)
 
     async def resources(self, unit: str) -> UnitResources:
         """The unit's cgroup figures, polled (they emit no change signals)."""
@@ -195,11 +177,8 @@ class Systemd:
     async def exit_facts(self, unit: str) -> ExitFacts:
         """What systemd says about the run that just ended (read at once when it dies)."""
         path = await self._unit_path(unit)
-        about, service = [
-            {k: v.value for k, v in (await self._call(_props(path, "GetAll", "s", i)))[0].items()}
-            for i in (UNIT, SERVICE)
-        ]
-        return facts_from(unit, about, service)
+        about = await self._bus.get_all(path, UNIT)
+        return facts_from(unit, about, await self._bus.get_all(path, SERVICE))
 
     async def _unit_path(self, unit: str) -> str:
         for path, name in self._paths.items():
@@ -207,7 +186,7 @@ class Systemd:
                 return path
         # LoadUnit (not GetUnit) so a unit that is not loaded, or not found, still has a
         # path whose LoadState says so: "not found" is a state to report, not an exception.
-        reply = await self._call(_manager("LoadUnit", "s", unit))
+        reply = await self._bus.manager("LoadUnit", "s", unit)
         path = str(reply[0])
         self._paths[path] = unit
         return path
@@ -219,9 +198,7 @@ class Systemd:
         if self._listener is not None:
             self._listener.unit_changed(state)
 
-    def _on_message(self, msg: Message) -> None:
-        if msg.message_type is not MessageType.SIGNAL:
-            return
+    def _on_signal(self, msg: Signal) -> None:
         if msg.sender == BUS_DAEMON and msg.member == "NameOwnerChanged":
             self._owner_changed(msg.body)
             return
@@ -275,10 +252,10 @@ class Systemd:
 
     async def _read_job_type(self, path: str) -> None:
         try:
-            reply = await self._call(_props(path, "Get", "ss", JOB, "JobType"))
+            job_type = (await self._bus.get(path, JOB, ("JobType",)))["JobType"]
         except BusError:
             return  # the job ended first: it stays "unknown"
-        unit = self._book.typed(path, str(reply[0].value))
+        unit = self._book.typed(path, str(job_type))
         state = self._states.get(unit or "")
         if unit is not None and state is not None:
             self._publish(replace(state, operator_job=self._book.pending(unit)))
@@ -318,7 +295,7 @@ class Systemd:
 
     async def reset_and_start(self, unit: str, timeout_s: float) -> JobResult:
         """ResetFailedUnit (clears a start-limit-hit), then StartUnit and wait for the job."""
-        await self._call(_manager("ResetFailedUnit", "s", unit))
+        await self._bus.manager("ResetFailedUnit", "s", unit)
         return await self._job("StartUnit", unit, timeout_s)
 
     async def _job(self, method: str, unit: str, timeout_s: float) -> JobResult:
@@ -327,7 +304,7 @@ class Systemd:
         self._book.calling(unit)
         path = None
         try:
-            path = str((await self._call(_manager(method, "ss", unit, "replace")))[0])
+            path = str((await self._bus.manager(method, "ss", unit, "replace"))[0])
         finally:
             if self._book.called(unit, path) and (state := self._states.get(unit)):
                 self._publish(replace(state, operator_job=self._book.pending(unit)))
@@ -349,41 +326,12 @@ class Systemd:
         except BusError as exc:
             log.warning("re-reading %s failed: %s", unit or "all units", exc)
 
-    async def _call(self, msg: Message) -> list[Any]:
-        bus = self._bus
-        member = msg.member
-        if bus is None or not bus.connected:
-            raise BusError("not connected to the bus")
-        try:
-            async with asyncio.timeout(self._timeout):
-                reply = await bus.call(msg)
-        except TimeoutError:
-            raise BusError(f"{member} timed out after {self._timeout:.1f} s") from None
-        except Exception as exc:  # the library raises assorted errors once the bus is gone
-            raise BusError(f"{member} failed: {exc or type(exc).__name__}") from None
-        if reply is None:
-            raise BusError(f"{member}: no reply")
-        if reply.message_type is MessageType.ERROR:
-            detail = str(reply.body[0]) if reply.body else ""
-            name = str(reply.error_name)
-            error = AlreadySubscribedError if name == ALREADY_SUBSCRIBED else BusReplyError
-            raise error(str(member), name, detail)
-        return list(reply.body)
-
     async def wait_closed(self) -> str:
         """Wait until the bus connection ends; return why, in words."""
-        bus = self._bus
-        if bus is None:
-            return "not connected"
-        try:
-            await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
-        except Exception as exc:  # the disconnect future carries the transport's error
-            return f"bus connection lost: {exc or type(exc).__name__}"
-        return "bus connection closed"
+        return await self._bus.wait_closed()
 
     def close(self) -> None:
         """Drop the connection (idempotent); state is forgotten so a reconnect re-reads it."""
-        bus, self._bus = self._bus, None
         for task in self._background:
             task.cancel()
         for waiter in self._jobs.values():
@@ -393,23 +341,4 @@ class Systemd:
         self._book.clear()
         self._paths.clear()
         self._states.clear()
-        if bus is not None and bus.connected:
-            bus.disconnect()
-
-
-def _message(dest: str, path: str, iface: str, member: str, sig: str, *body: Any) -> Message:
-    return Message(
-        destination=dest, path=path, interface=iface, member=member, signature=sig, body=list(body)
-    )
-
-
-def _dbus(member: str, sig: str, *body: Any) -> Message:
-    return _message(BUS_DAEMON, "/org/freedesktop/DBus", BUS_DAEMON, member, sig, *body)
-
-
-def _manager(member: str, sig: str, *body: Any) -> Message:
-    return _message(SYSTEMD, MANAGER_PATH, MANAGER, member, sig, *body)
-
-
-def _props(path: str, member: str, sig: str, *body: Any) -> Message:
-    return _message(SYSTEMD, path, PROPERTIES, member, sig, *body)
+        self._bus.close()
