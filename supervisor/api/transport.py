@@ -2,12 +2,12 @@
 that runs the application on it.
 
 At most `max_connections` connections are open at once; one more is told why and closed at
-once, so clients (1,100 held keep-alive connections, say) can never take the descriptors
-that probes need. The last few slots are a reserve for short GETs (/health, /metrics): a
-connection there must ask for one at once, is closed after a second without a request, and
-gives way to a newer one when the reserve is full, so idle or slow sockets can never make
-/health answer "too many open connections". Every connection and every chunk a client
-sends is reported through `activity`.
+once (cleanly: `refusal.py`), so clients (1,100 held keep-alive connections, say) can never
+take the descriptors that probes need. The last few slots are a reserve for short GETs
+(/health, /metrics): a connection there must ask for one at once, is closed after a second
+without a request, and gives way to a newer one when the reserve is full, so idle or slow
+sockets can never make /health answer "too many open connections". Every connection and
+every chunk a client sends is reported through `activity`.
 
 What serving costs is measured here, where all of it happens: the CPU time of every step
 of a connection's tasks (aiohttp's request loop and each request, handler, errors and
@@ -35,6 +35,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from supervisor.api.metering import Metered
 from supervisor.api.quiet import ClientErrorLog, Tally
+from supervisor.api.refusal import Refusal, Refusals, Refused
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,6 @@ class HttpSettings:
     max_connections: int = 64
 
 
-# Sent to a connection over the cap: no parsing, no handler, no task.
-FULL = (
-    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
-    b"Content-Type: text/plain\r\nContent-Length: 26\r\n\r\ntoo many open connections\n"
-)
-LINGER_S = 1.0  # a refused connection waits this long at most for its client to close
-LINGER_MAX = 256  # refused connections waiting at once (the listen backlog)
 RESERVE_MAX = 8  # slots kept for short GETs (at most a quarter of max_connections)
 RESERVE_IDLE_S = 1.0  # a reserve connection without a request this long is closed
 _SHORT_GET = re.compile(rb"GET /(health|metrics)[ /?]")
@@ -118,7 +112,7 @@ class _Counted(asyncio.Protocol):
         self._given = False  # bytes handed to aiohttp: it may be answering
         self._ending: asyncio.Task[None] | None = None  # held: the loop keeps weak references
         self.answering = False  # a request came and its answer is not out yet
-        self._refusal: _Refusal | None = None
+        self._refusal: Refusal | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -182,7 +176,7 @@ class _Counted(asyncio.Protocol):
             )
             return
         head, self._head = self._head, b""
-        self._refusal = _Refusal(self._site, transport, head)
+        self._refusal = Refusal(self._site.refusals, transport, head)
         self._site.closed(self)  # its slot is free now: it only lingers to end cleanly
 
     def _arm(self) -> None:
@@ -212,74 +206,6 @@ class _Counted(asyncio.Protocol):
         self._handler.resume_writing()
 
 
-class _Refusal:
-    """The end of a refused connection: told why, our end of stream, closed once its request is.
-
-    Closing a socket whose request was never read (or arrives after the close) makes the
-    kernel answer with a reset, and a client that had not read our 503 yet saw "connection
-    reset by peer", not the reason (hundreds did in a 1,100-connection flood). So the request
-    is read and dropped first, up to the end of its headers (or the client's EOF, or
-    `LINGER_S`), and only then is the socket closed: nothing unread, nothing more to come.
-    At most `LINGER_MAX` wait at once; past that a refusal closes at once, after our end of
-    stream.
-    """
-
-    def __init__(self, site: _CappedSite, transport: asyncio.Transport, head: bytes) -> None:
-        self._site = site
-        self._transport = transport
-        self._timer: asyncio.TimerHandle | None = None
-        self._tail = b""
-        transport.write(FULL)
-        if transport.can_write_eof():
-            # Our end of stream first: a reset that a close with a request unread makes
-            # comes after it, and the client reads why, then the end.
-            transport.write_eof()
-        if not transport.can_write_eof() or site.lingering >= LINGER_MAX:
-            transport.close()
-            return
-        site.lingering += 1
-        self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
-        self.received(head)
-
-    def received(self, data: bytes) -> None:
-        """Dropped: unread bytes would turn the close into a reset."""
-        seen, self._tail = self._tail + data, (self._tail + data)[-3:]
-        if b"\r\n\r\n" in seen:
-            self._transport.close()  # the whole request is read: a close now is a clean FIN
-
-    def ended(self) -> None:
-        self._site.refusals_ended += 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._site.lingering -= 1
-
-
-class _Refused(asyncio.Protocol):
-    """A connection over the cap, refused (`_Refusal`) as soon as it is made."""
-
-    def __init__(self, site: _CappedSite) -> None:
-        self._site = site
-        self._refusal: _Refusal | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._site.activity()
-        assert isinstance(transport, asyncio.Transport)
-        self._refusal = _Refusal(self._site, transport, b"")
-
-    def data_received(self, data: bytes) -> None:
-        self._site.activity()
-        if self._refusal is not None:
-            self._refusal.received(data)
-
-    def eof_received(self) -> bool:
-        return False  # the client is done: the transport closes
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._refusal is not None:
-            self._refusal.ended()
-
-
 class _CappedSite(web.BaseSite):
     """A TCP site whose protocol factory refuses connections beyond `cap`.
 
@@ -303,8 +229,7 @@ class _CappedSite(web.BaseSite):
         self._reserve = min(RESERVE_MAX, settings.max_connections // 4)
         self._in_reserve: list[_Counted] = []  # oldest first
         self._refusing = False
-        self.lingering = 0  # refused connections waiting for their request or their client
-        self.refusals_ended = 0  # refused connections closed on our side
+        self.refusals = Refusals()
 
     @property
     def name(self) -> str:
@@ -341,7 +266,7 @@ class _CappedSite(web.BaseSite):
         if not self._refusing:
             log.warning("refusing HTTP connections: %d open, the cap (http.max_connections)", cap)
             self._refusing = True
-        return _Refused(self)
+        return Refused(self.refusals, self.activity)
 
     def closed(self, conn: _Counted) -> None:
         """A counted connection ended."""
@@ -379,7 +304,7 @@ class HttpServer:
     @property
     def refusals_ended(self) -> int:
         """Refused connections closed on our side so far."""
-        return self._site.refusals_ended if self._site is not None else 0
+        return self._site.refusals.ended if self._site is not None else 0
 
     async def start(self) -> None:
         """Bind and serve; raises OSError if the port is taken."""

@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from supervisor.api.attempts import KeyAttempts
 from supervisor.api.metrics import Metrics
+from supervisor.api.refusal import FULL
 from supervisor.api.server import HealthApp, host_allowed, served_hosts
-from supervisor.api.transport import FULL, HttpServer, HttpSettings
+from supervisor.api.transport import HttpServer, HttpSettings
 from supervisor.guard.throttle import Throttle
 from supervisor.model import ActiveState, UnitState
 from supervisor.watch.health import HealthModel
