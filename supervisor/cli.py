@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -219,7 +220,7 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
             log.error("bad config %s: %s", exc.path, problem)
         return EXIT_CONFIG
     if dry_run:
-        cfg = cfg.model_copy(update={"dry_run": True})
+        cfg = dataclasses.replace(cfg, dry_run=True)
     for line in _risks(cfg):
         log.warning("config: %s", line)
     limits.raise_nofile()  # probes, D-Bus and HTTP share our descriptors: take all we may
@@ -248,7 +249,7 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
 
 def _reloaded(source: ConfigFile, dry_run: bool) -> config.Config:
     cfg = source.load()
-    return cfg.model_copy(update={"dry_run": True}) if dry_run else cfg
+    return dataclasses.replace(cfg, dry_run=True) if dry_run else cfg
 
 
 def _base_url(path: Path | None) -> tuple[str, str | None]:

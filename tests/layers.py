@@ -49,7 +49,8 @@ ROOMS: dict[str, Room] = {
     "shared": Room(
         uses="",
         pure="supervisor model errors procfs redaction happenings times graph"
-        " config config.base config.env config.probes config.targets",
+        " config config.probes config.targets config.schema config.schema.base config.schema.env"
+        " config.schema.probes config.schema.targets",
         edges="config.file",
     ),
     "runtime": Room(

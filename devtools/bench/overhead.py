@@ -23,11 +23,11 @@ from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 
 # What the supervisor's RSS is made of: a fresh interpreter importing what `supervisor run`
-# imports, dependencies first, in this order (each figure is what that import adds on top;
-# pydantic's includes its first model: `import pydantic` alone loads little).
+# imports, dependencies first, in this order (each figure is what that import adds on top).
+# pydantic is not among them: the daemon checks its config in a short-lived child process
+# (supervisor.config.file), the one place it is loaded.
 IMPORT_ORDER = (
     "psutil",
-    "pydantic",
     "prometheus_client",
     "dbus_fast.aio",
     "aiohttp",
@@ -42,30 +42,20 @@ def rss():
 out = [["python", rss()]]
 telegram_by = None
 for name in sys.argv[1:]:
-    module = importlib.import_module(name)
-    if name == "pydantic":  # with its first model, as supervisor.config defines them
-        type("Model", (module.BaseModel,), {"__annotations__": {"x": int}, "x": 0})
+    importlib.import_module(name)
     out.append([name, rss()])
     if telegram_by is None and "telegram" in sys.modules:
         telegram_by = name
 print(json.dumps({"steps": out, "telegram_by": telegram_by}))
 """
 
-# The dependencies alone, and without each big one (a model is defined when pydantic is there,
-# as supervisor.config does: pydantic builds most of its machinery on the first model).
-DEPENDENCIES = IMPORT_ORDER[:5]
-LEAVE_OUT = {
-    "aiohttp": ("aiohttp",),
-    "pydantic": ("pydantic",),
-}
+# The dependencies alone, and without the biggest one.
+DEPENDENCIES = IMPORT_ORDER[:4]
+LEAVE_OUT = {"aiohttp": ("aiohttp",)}
 _DEPS_PROBE = """
 import importlib, os, sys
 for name in sys.argv[1:]:
     importlib.import_module(name)
-if "pydantic" in sys.argv[1:]:
-    import pydantic
-    class Model(pydantic.BaseModel):
-        x: int = 0
 print(int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20)
 """
 EXTRA_TARGETS = 97  # with the three demo targets: 100

@@ -158,7 +158,9 @@ class Daemon:
         try:
             if self._load_config is None:
                 raise ConfigError("(no file)", ["reload is not available"])
-            new = self._load_config()
+            # A thread: the check runs in a child process (seconds on a loaded box), and the
+            # loop must keep serving /health and pinging the watchdog meanwhile.
+            new = await asyncio.to_thread(self._load_config)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config: %s", exc)
             self.parts.history.record(Kind.SUPERVISOR, f"reload rejected: {exc}")

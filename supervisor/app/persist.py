@@ -15,8 +15,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
@@ -27,33 +25,67 @@ from supervisor.watch.health import HealthModel
 log = logging.getLogger(__name__)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+class WrongShapeError(ValueError):
+    """The state file is JSON of this version, but a value has the wrong type."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"{where}: {why}")
 
 
-class _Alerts(_Section):
-    incidents: list[dict[str, Any]] = []
-    silences: dict[str, float] = {}
-    sent: list[float] = []
-    held: list[dict[str, Any]] = []
+# What each part of the file holds (a list or a table of what), checked without pydantic:
+# it would cost the daemon about 16 MB of RSS for this one check at start-up.
+_ALERTS: dict[str, tuple[type, type]] = {
+    "incidents": (list, dict),
+    "silences": (dict, float),
+    "sent": (list, float),
+    "held": (list, dict),
+}
+_RECOVERY: dict[str, Any] = {"attempts": [], "gave_up_until": None, "slow_retry": False}
 
 
-class _Recovery(_Section):
-    attempts: list[float] = []
-    gave_up_until: float | None = None
-    slow_retry: bool = False
+def _expect(value: Any, kind: type, where: str, *, optional: bool = False) -> Any:
+    """`value` if it is a `kind` (an int is a float, a bool is neither), else WrongShapeError."""
+    if optional and value is None:
+        return value
+    numeric = kind in (int, float) and not isinstance(value, bool)
+    if kind is float and numeric and isinstance(value, int | float):
+        return value
+    if isinstance(value, kind) and (numeric or kind not in (int, float)):
+        return value
+    raise WrongShapeError(where, f"should be {'null or ' if optional else ''}{kind.__name__}")
 
 
-class SavedState(_Section):
-    """The state file's shape; anything else is moved aside."""
+def _each(value: Any, outer: type, inner: type, where: str) -> Any:
+    """A list (or a table) whose every item is an `inner`."""
+    _expect(value, outer, where)
+    for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+        _expect(item, inner, f"{where}.{key}")
+    return value
 
-    version: int
-    running: bool = False
-    alerts: _Alerts = _Alerts()
-    outbox: dict[str, Any] = {}
-    recovery: dict[str, _Recovery] = {}
-    telegram_offset: int | None = None
-    targets: dict[str, Any] = {}  # holds and stops on request (the health model's export)
+
+def saved_state(raw: dict[str, Any]) -> dict[str, Any]:
+    """The state file's parts with their defaults; WrongShapeError if a value has the wrong
+    type. Unknown keys are kept (a newer version may have written them)."""
+    _expect(raw.get("version"), int, "version")
+    alerts = dict(_expect(raw.get("alerts", {}), dict, "alerts"))
+    for key, (outer, inner) in _ALERTS.items():
+        alerts[key] = _each(alerts.get(key, outer()), outer, inner, f"alerts.{key}")
+    recovery = {}
+    for name, given in _expect(raw.get("recovery", {}), dict, "recovery").items():
+        one = {**_RECOVERY, **_expect(given, dict, f"recovery.{name}")}
+        _each(one["attempts"], list, float, f"recovery.{name}.attempts")
+        _expect(one["gave_up_until"], float, f"recovery.{name}.gave_up_until", optional=True)
+        _expect(one["slow_retry"], bool, f"recovery.{name}.slow_retry")
+        recovery[name] = one
+    offset = _expect(raw.get("telegram_offset"), int, "telegram_offset", optional=True)
+    return {
+        "running": _expect(raw.get("running", False), bool, "running"),
+        "alerts": alerts,
+        "outbox": _expect(raw.get("outbox", {}), dict, "outbox"),
+        "recovery": recovery,
+        "telegram_offset": offset,
+        "targets": _expect(raw.get("targets", {}), dict, "targets"),
+    }
 
 
 class StateKeeper:
@@ -88,17 +120,16 @@ class StateKeeper:
         if not raw:
             return False
         try:
-            saved = SavedState.model_validate(raw)
-        except ValidationError as exc:
-            where = ".".join(str(p) for p in exc.errors()[0]["loc"])
-            self.store.move_aside(f"wrong shape at {where}: {exc.errors()[0]['msg']}")
+            saved = saved_state(raw)
+        except WrongShapeError as exc:
+            self.store.move_aside(f"wrong shape at {exc}")
             return False
-        self._policy.restore(saved.alerts.model_dump())
-        self._outbox.restore(saved.outbox)
-        self._repairer().restore({k: v.model_dump() for k, v in saved.recovery.items()})
-        self._model().restore(saved.targets)
-        self._alerts.offset = saved.telegram_offset
-        if saved.running:
+        self._policy.restore(saved["alerts"])
+        self._outbox.restore(saved["outbox"])
+        self._repairer().restore(saved["recovery"])
+        self._model().restore(saved["targets"])
+        self._alerts.offset = saved["telegram_offset"]
+        if saved["running"]:
             how = "the previous run ended without a clean stop (crash, watchdog or kill)"
             log.warning("supervisor restarted: %s", how)
             self._alerts.publish(self._policy.supervisor_restarted(how))

@@ -1,7 +1,11 @@
-"""Configuration: pydantic models over a TOML file, with SUPERVISOR_* environment overrides.
+"""Configuration: what the daemon holds (plain frozen dataclasses), and how a file becomes one.
 
-All validation lives here (targets and probes in their own modules), so the rest of the code
-can trust what it is given. Everything is imported from `supervisor.config`.
+The rules (types, ranges, what goes with what) live in `supervisor.config.schema`, pydantic
+models loaded only while a config is checked: `load` imports them in this process (the
+commands that run for a moment), the daemon checks each config in a short-lived child
+process (`config.file`), so pydantic (about 16 MB) never stays resident. These classes and
+the schema's have the same names and fields (`tests/unit/test_config_plain.py`).
+Everything is imported from `supervisor.config`.
 """
 
 from __future__ import annotations
@@ -9,22 +13,10 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Self
+from typing import Any, ClassVar
 
-from pydantic import (
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-
-from supervisor import graph
-from supervisor.config.base import Count, FieldError, Percent, Seconds
-from supervisor.config.base import Strict as _Strict
-from supervisor.config.env import EnvValueError, merged, overrides
 from supervisor.config.probes import (
     OUTPUT_MAX_BYTES,
     DiskProbe,
@@ -54,11 +46,13 @@ __all__ = [
     "AlertsConfig",
     "BreakerConfig",
     "BudgetConfig",
+    "CausesConfig",
     "Config",
     "DependenciesConfig",
     "DiskProbe",
     "ExecProbe",
     "HeartbeatProbe",
+    "HistoryConfig",
     "HttpConfig",
     "HttpProbe",
     "JsonCondition",
@@ -68,12 +62,13 @@ __all__ = [
     "RecoveryAction",
     "RecoveryConfig",
     "ResourcesProbe",
+    "Secret",
     "TargetConfig",
     "TcpProbe",
     "TelegramConfig",
     "default_path",
-    "describe_errors",
     "load",
+    "parse",
     "probe_ids",
     "split_path",
 ]
@@ -81,86 +76,79 @@ __all__ = [
 API_KEY_HEADER = "X-API-Key"  # where clients send http.api_key
 
 
-API_KEY_MIN_LENGTH = 16
+class Secret:
+    """A secret value that never shows in a repr, a log line or an error."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        return (Secret, (self._value,))  # pickled by the check's child process, see config.file
 
 
-class HttpConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class HttpConfig:
     """Where /health and /metrics are served."""
 
     host: str = "127.0.0.1"
-    port: int = Field(5051, ge=0, le=65535)  # 0 picks a free port (tests)
-    api_key: SecretStr | None = None  # enables state-changing endpoints; off when unset
+    port: int = 5051  # 0 picks a free port (tests)
+    api_key: Secret | None = None  # enables state-changing endpoints; off when unset
     access_log: bool = False
     # Host header names served besides loopback and `host` (DNS rebinding guard).
-    allowed_hosts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]_-]+$")]] = []
-    max_connections: int = Field(64, ge=1, le=1000)  # more are closed at once
-
-    @field_validator("api_key")
-    @classmethod
-    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < API_KEY_MIN_LENGTH:
-            raise ValueError(f"too short: use at least {API_KEY_MIN_LENGTH} random characters")
-        return value
+    allowed_hosts: list[str] = field(default_factory=list)
+    max_connections: int = 64  # more are closed at once
 
 
-class BudgetConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
     """The supervisor's own budget: it must never be what hurts the trader."""
 
-    cpu_percent: Annotated[float, Field(gt=0, le=400)] = 1.0  # % of one core, averaged
-    memory_mb: Annotated[float, Field(gt=0)] = 100.0  # own RSS: over it, shed caches
-    memory_hard_mb: Annotated[float, Field(gt=0)] = 200.0  # over it, exit 75: systemd restarts
-
-    @model_validator(mode="after")
-    def _hard_above_soft(self) -> Self:
-        if self.memory_hard_mb < self.memory_mb:
-            raise ValueError("memory_hard_mb must be at least memory_mb")
-        return self
+    cpu_percent: float = 1.0  # % of one core, averaged
+    memory_mb: float = 100.0  # own RSS: over it, shed caches
+    memory_hard_mb: float = 200.0  # over it, exit 75: systemd restarts
 
 
-class BreakerConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class BreakerConfig:
     """Pause active probes while the host is loaded (D-Bus events still flow)."""
 
     enabled: bool = True
-    trip_cpu_percent: Percent = 90.0  # system-wide
-    trip_memory_percent: Percent = 85.0
-    resume_cpu_percent: Percent = 72.0
-    resume_memory_percent: Percent = 68.0
-    sustain_s: Annotated[float, Field(ge=0, le=86_400)] = 10.0  # a condition must hold this long
-    cooldown_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0  # minimum time open
-    sample_interval_s: Seconds = 2.0  # how often host and own load are sampled
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> Self:
-        if self.resume_cpu_percent >= self.trip_cpu_percent:
-            raise ValueError("resume_cpu_percent must be below trip_cpu_percent")
-        if self.resume_memory_percent >= self.trip_memory_percent:
-            raise ValueError("resume_memory_percent must be below trip_memory_percent")
-        return self
+    trip_cpu_percent: float = 90.0  # system-wide
+    trip_memory_percent: float = 85.0
+    resume_cpu_percent: float = 72.0
+    resume_memory_percent: float = 68.0
+    sustain_s: float = 10.0  # a condition must hold this long
+    cooldown_s: float = 60.0  # minimum time open
+    sample_interval_s: float = 2.0  # how often host and own load are sampled
 
 
-class TelegramConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class TelegramConfig:
     """Where alerts go and who may send commands."""
 
-    token: SecretStr | None = None  # or token_file, or SUPERVISOR_ALERTS__TELEGRAM__TOKEN
+    token: Secret | None = None  # or token_file, or SUPERVISOR_ALERTS__TELEGRAM__TOKEN
     token_file: Path | None = None
-    chat_ids: list[int] = Field(min_length=1)  # alerts go to these; commands only from these
+    chat_ids: list[int]  # alerts go to these; commands only from these
     # When set, commands (and confirmation buttons) are taken only from these users, in the
     # chats above: in a group, not everyone who can read the alerts may restart the trader.
-    allowed_user_ids: list[int] | None = Field(None, min_length=1)
-    api_url: str = Field("https://api.telegram.org", pattern=r"^https?://[^\s]+$")
+    allowed_user_ids: list[int] | None = None
+    api_url: str = "https://api.telegram.org"
     commands: bool = True
-    timeout_s: Seconds = 10.0
-
-    @field_validator("token_file")
-    @classmethod
-    def _expand(cls, value: Path | None) -> Path | None:
-        return value.expanduser() if value else None
-
-    @model_validator(mode="after")
-    def _token_known(self) -> Self:
-        if self.token is None and self.token_file is None:
-            raise ValueError("set token_file (or token, or SUPERVISOR_ALERTS__TELEGRAM__TOKEN)")
-        return self
+    timeout_s: float = 10.0
 
     def read_token(self) -> str:
         """The token, from `token` or `token_file`; OSError if the file cannot be read."""
@@ -170,37 +158,40 @@ class TelegramConfig(_Strict):
         return self.token_file.read_text().strip()
 
 
-class AlertsConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class AlertsConfig:
     """When a person hears about failures (Alertmanager's spirit: once, then reminders)."""
 
     enabled: bool = True
-    failure_threshold: Count = 3  # failed rounds before an incident opens
-    cooldown_s: Seconds = 900.0  # no reminder sooner than this
-    critical_after_s: Seconds = 300.0  # a critical target failing this long is critical
-    max_per_hour: Count = 10  # beyond it alerts are held and sent later as one digest
+    failure_threshold: int = 3  # failed rounds before an incident opens
+    cooldown_s: float = 900.0  # no reminder sooner than this
+    critical_after_s: float = 300.0  # a critical target failing this long is critical
+    max_per_hour: int = 10  # beyond it alerts are held and sent later as one digest
     on_warn: bool = False  # a target in warn opens its own, lower-severity incident
     # This many failures within flap_window_s make a target "flapping": one alert, not one
     # per crash; "stable again" once it passed flap_quiet_s with no failure.
-    flap_count: Annotated[int, Field(ge=2, le=1000)] = 3
-    flap_window_s: Seconds = 900.0
-    flap_quiet_s: Seconds = 300.0
-    stopped_notice_after_s: Seconds = 1800.0  # one notice when a stop on request lasts this long
+    flap_count: int = 3
+    flap_window_s: float = 900.0
+    flap_quiet_s: float = 300.0
+    stopped_notice_after_s: float = 1800.0  # one notice when a stop on request lasts this long
     telegram: TelegramConfig | None = None
 
 
-class HistoryConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class HistoryConfig:
     """The event history (SQLite in state_dir) behind /events, /history and the page."""
 
     enabled: bool = True
-    retention_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
-    max_mb: Annotated[float, Field(ge=1, le=10_000)] = 50.0  # the file is pruned under this
+    retention_days: float = 30.0
+    max_mb: float = 50.0  # the file is pruned under this
 
 
-class CausesConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class CausesConfig:
     """What a failure carries: its cause, and this much of the run's last output."""
 
-    log_lines: Annotated[int, Field(ge=1, le=200)] = 20  # last lines of the failed run
-    log_line_width: Annotated[int, Field(ge=20, le=1000)] = 200  # characters; longer are cut
+    log_lines: int = 20  # last lines of the failed run
+    log_line_width: int = 200  # characters; longer are cut
 
 
 def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -209,43 +200,23 @@ def default_state_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(base) / "sidecar-supervisor"
 
 
-class Config(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class Config:
     """The whole configuration (the file, with SUPERVISOR_* variables laid over it: `load`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
     # Fields that may hold secrets: their input value is never echoed in an error.
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key", "token"})
 
-    @field_validator("state_dir")
-    @classmethod
-    def _expand_state(cls, value: Path) -> Path:
-        return value.expanduser()
-
-    http: HttpConfig = Field(default_factory=HttpConfig)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
-    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-    history: HistoryConfig = Field(default_factory=HistoryConfig)
-    causes: CausesConfig = Field(default_factory=CausesConfig)
-    dependencies: DependenciesConfig = Field(default_factory=DependenciesConfig)
-    state_dir: Path = Field(default_factory=default_state_dir)  # incidents, outbox, attempts
+    http: HttpConfig = field(default_factory=HttpConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    causes: CausesConfig = field(default_factory=CausesConfig)
+    dependencies: DependenciesConfig = field(default_factory=DependenciesConfig)
+    state_dir: Path = field(default_factory=default_state_dir)  # incidents, outbox, attempts
     dry_run: bool = False  # decide and log recovery actions, carry out none
-    targets: list[TargetConfig] = Field(min_length=1)
-
-    @field_validator("targets")
-    @classmethod
-    def _names_unique(cls, value: list[TargetConfig]) -> list[TargetConfig]:
-        seen: set[str] = set()
-        for what in ("name", "unit"):
-            seen.clear()
-            for target in value:
-                key = getattr(target, what)
-                if key is None:
-                    continue  # host targets have no unit
-                if key in seen:
-                    raise ValueError(f"two targets share the {what} {key!r}")
-                seen.add(key)
-        return _check_dependencies(value)
+    targets: list[TargetConfig]
 
     def units(self) -> list[str]:
         """The systemd units watched (host targets have none)."""
@@ -256,24 +227,6 @@ class Config(_Strict):
         return next((t for t in self.targets if t.name == name), None)
 
 
-def _check_dependencies(targets: list[TargetConfig]) -> list[TargetConfig]:
-    """Every name in `depends_on` is a target, and no chain of them comes back to its start."""
-    names = [t.name for t in targets]
-    for i, target in enumerate(targets):
-        for needed in target.depends_on:
-            if needed not in names:
-                where = f"[{i}]({target.name}).depends_on"
-                raise FieldError(
-                    where, f"no target is named {needed!r} (known: {', '.join(names)})"
-                )
-    found = graph.cycle({t.name: t.depends_on for t in targets})
-    if found is not None:
-        i = names.index(found[0])
-        where = f"[{i}]({found[0]}).depends_on"
-        raise FieldError(where, f"dependency cycle: {' -> '.join(found)}")
-    return targets
-
-
 def default_path() -> Path:
     """`$XDG_CONFIG_HOME/sidecar-supervisor/config.toml` (XDG default ~/.config)."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
@@ -281,12 +234,12 @@ def default_path() -> Path:
 
 
 def load(path: Path | None = None) -> Config:
-    """Read and validate the config; raise ConfigError naming the file and every problem."""
+    """Read and check the config; raise ConfigError naming the file and every problem."""
     return load_source(path)[0]
 
 
 def load_source(path: Path | None = None) -> tuple[Config, bytes]:
-    """The validated config and the exact bytes it came from (kept for the last word)."""
+    """The checked config and the exact bytes it came from (kept for the last word)."""
     path = path or default_path()
     where = str(path)
     try:
@@ -301,60 +254,14 @@ def load_source(path: Path | None = None) -> tuple[Config, bytes]:
         raise ConfigError(where, [f"not UTF-8 text at byte {exc.start}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, [f"TOML syntax error: {exc}"]) from None
-    try:
-        # The environment wins over the file, so a unit's Environment= can override a key.
-        data = merged(data, overrides(os.environ, Config))
-    except EnvValueError as exc:
-        raise ConfigError(where, [str(exc)]) from None
-    try:
-        return Config(**data), raw
-    except ValidationError as exc:
-        raise ConfigError(where, describe_errors(exc, data)) from None
+    return parse(data, where), raw
 
 
-def describe_errors(exc: ValidationError, data: dict[str, Any]) -> list[str]:
-    """One line per problem: the dotted field path, what is wrong, and the value given."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = _dotted(err["loc"], data)
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        elif err["type"] == "value_error":
-            error = err.get("ctx", {}).get("error", message)
-            if isinstance(error, FieldError):
-                dot = "" if error.where.startswith("[") else "."
-                loc = f"{loc}{dot}{error.where}"
-            message = str(error)
-        secret = any(str(part) in Config.secret_fields for part in err["loc"])
-        quiet = ("missing", "extra_forbidden", "value_error")
-        shown = "" if secret or err["type"] in quiet else _given(err)
-        lines.append(f"{loc}: {message}{shown}")
-    return lines
+def parse(
+    data: dict[str, Any], where: str = "(data)", env: Mapping[str, str] | None = None
+) -> Config:
+    """Check the file's data (the environment's SUPERVISOR_* variables laid over it, unless
+    `env` is given) and return the config; ConfigError names `where` and every problem."""
+    from supervisor.config import schema  # pydantic: loaded only while a config is checked
 
-
-def _given(err: Any) -> str:
-    value = err.get("input")
-    if isinstance(value, dict | list) or value is None:
-        return ""
-    return f" (got {value!r})"
-
-
-def _dotted(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
-    """`targets[1](dashboard).ports[0]`: indexes plus the target's name where known."""
-    out = ""
-    node: Any = data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("name"), str):
-                out += f"({node['name']})"
-        elif isinstance(node, dict) and node.get("type") == part and part not in node:
-            out += f"({part})"  # pydantic's discriminator tag: the probe's type, not a key
-        else:
-            out += f".{part}" if out else part
-            node = node.get(part) if isinstance(node, dict) else None
-    return out or "(top level)"
+    return schema.checked(data, where, os.environ if env is None else env)

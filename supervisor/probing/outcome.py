@@ -62,6 +62,6 @@ def worst(levels: list[Status]) -> Status:
 
 def number(value: float) -> str:
     """A figure as a person writes it: 80, 80.5, 0.000123 (no 80.0, no 1e+06)."""
-    if value.is_integer() and abs(value) < 1e15:
+    if float(value).is_integer() and abs(value) < 1e15:  # an int too (the tests give ints)
         return str(int(value))
     return str(round(value, 6))

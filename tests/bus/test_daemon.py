@@ -19,7 +19,7 @@ from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.api.control import FILE_NAME as CONTROL_FILE
 from supervisor.api.control import request
 from supervisor.app.daemon import Daemon
-from supervisor.config import Config
+from supervisor.config import Config, parse
 from supervisor.history.events import Event, Kind
 from supervisor.model import Status
 from tests.fakes.dbus_daemon import BusDaemon
@@ -39,7 +39,7 @@ def config(state_dir: Path, targets: str, extra: str = "") -> Config:
         f'state_dir = "{state_dir}"\n{extra}\n[breaker]\nenabled = false\n'
         f'[http]\nhost = "127.0.0.1"\nport = 0\n{targets}'
     )
-    return Config(**tomllib.loads(text))
+    return parse(tomllib.loads(text), env={})
 
 
 def target(name: str, body: str = "") -> str:

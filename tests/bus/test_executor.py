@@ -12,7 +12,7 @@ import pytest
 from supervisor.api.metrics import Metrics
 from supervisor.app.dispatch import Dispatcher
 from supervisor.app.subscribers import to_alert_notes, to_metrics
-from supervisor.config import Config
+from supervisor.config import Config, parse
 from supervisor.model import SelfStats, Status, UnitState
 from supervisor.recovery.executor import Repairer
 from supervisor.watch.health import HealthModel, TargetSpec
@@ -89,7 +89,7 @@ def trader_config(state_dir: Path, recovery: str = "") -> Config:
         f'state_dir = "{state_dir}"\n[[targets]]\nname = "trader"\nunit = "{TRADER}"\n'
         f"[targets.recovery]\nbackoff_s = [0]\n{recovery}"
     )
-    return Config(**tomllib.loads(text))
+    return parse(tomllib.loads(text), env={})
 
 
 @pytest.fixture

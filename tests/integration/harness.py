@@ -22,7 +22,7 @@ import pytest
 
 from devtools.sandbox import Sandbox
 from supervisor.app.daemon import Daemon
-from supervisor.config import Config
+from supervisor.config import Config, parse
 from supervisor.model import Status
 from tests.inside import Inside
 from tests.polling import until
@@ -54,7 +54,7 @@ def config(
         f'state_dir = "{state}"\n{extra}\n{breaker}\n{budget}\n[http]\nhost = "127.0.0.1"\n'
         f"port = 0\n{targets_toml}"
     )
-    return Config(**tomllib.loads(text))
+    return parse(tomllib.loads(text), env={})
 
 
 def heartbeat_probe(sandbox: Sandbox, name: str, max_age_s: float = 5) -> str:

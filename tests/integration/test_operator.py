@@ -5,6 +5,7 @@ fake Bot API over real HTTP: every message counted."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import os
@@ -19,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
-from supervisor.config import Config
+from supervisor.config import Config, Secret
 from supervisor.history.events import Event, Kind
 from supervisor.model import Status
 from tests.integration.bot import alerts_toml
@@ -341,7 +341,7 @@ async def test_holds_from_http_and_chat_and_across_a_restart(
         target_toml("trader", "trader.service", recovery=RECOVER),
         extra=f"{alerts_toml(fake, commands=True)}\n",
     )
-    cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"api_key": SecretStr(KEY)})})
+    cfg = dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, api_key=Secret(KEY)))
     async with running(sandbox, cfg) as run:
         url = f"{run.url}/targets/trader/hold"
         code, answer = await asyncio.to_thread(_send, url, "POST", {"for": "20m", "reason": "http"})

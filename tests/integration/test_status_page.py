@@ -8,6 +8,7 @@ goes on serving the page while the test waits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from devtools.sandbox import Sandbox
+from supervisor.config import Secret
 from supervisor.model import Status
 from tests.integration.harness import config, heartbeat_probe, http_probe, running, target_toml
 from tests.polling import until
@@ -35,7 +36,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 SCREENSHOT_ENV = "STATUS_PAGE_SCREENSHOT"
 CHROMIUM = "/usr/bin/chromium"
 DRIVER = "/usr/bin/chromedriver"
-KEY = SecretStr("a-long-enough-page-test-key")
+KEY = Secret("a-long-enough-page-test-key")
 
 
 class HostileApp:
@@ -155,7 +156,7 @@ async def test_the_page_shows_the_fleet_live_and_never_runs_unit_output(
     with HostileApp() as hostile:
         # Two failures make a target flapping here (3 by default): the page shows it sooner.
         cfg = config(sandbox, fleet(sandbox, hostile.port), extra="[alerts]\nflap_count = 2\n")
-        cfg = cfg.model_copy(update={"http": cfg.http.model_copy(update={"api_key": KEY})})
+        cfg = dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, api_key=KEY))
         async with running(sandbox, cfg) as run:
             names = ["trader", "dashboard", "position-monitor"]
             await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")

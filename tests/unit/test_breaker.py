@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.config import BreakerConfig, BudgetConfig
+from supervisor.config import BreakerConfig, BudgetConfig, schema
 from supervisor.guard.breaker import Breaker, LoadSample
 
 
@@ -73,7 +73,7 @@ def test_it_always_retries_and_can_trip_again(breaker: Breaker) -> None:
 
 def test_resume_must_be_below_trip() -> None:
     with pytest.raises(ValueError, match="resume_cpu_percent must be below"):
-        BreakerConfig(trip_cpu_percent=50, resume_cpu_percent=60)
+        schema.BreakerConfig(trip_cpu_percent=50, resume_cpu_percent=60)
 
 
 def test_own_cpu_of_a_busy_client_never_trips(breaker: Breaker) -> None:

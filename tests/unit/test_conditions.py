@@ -35,7 +35,7 @@ def test_all_hold() -> None:
     assert not words(
         DOC,
         cond(path="feed.connected", equals=True),
-        cond(path="mode", **{"in": ["live", "paper"]}),
+        cond(path="mode", one_of=["live", "paper"]),
         cond(path="positions[0].size", min=1, max=10),
         cond(path="feed.last_message_at", max_age_s=60),
         now=at + 30,
@@ -50,7 +50,7 @@ def test_equals_is_strict_about_booleans() -> None:
 
 
 def test_in_and_missing() -> None:
-    assert words(DOC, cond(path="mode", **{"in": ["paper"]}), cond(path="feed.nope", min=1)) == [
+    assert words(DOC, cond(path="mode", one_of=["paper"]), cond(path="feed.nope", min=1)) == [
         (Status.FAIL, 'mode: "live" (expected one of ["paper"])'),
         (Status.FAIL, "feed.nope: missing"),
     ]

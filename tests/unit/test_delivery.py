@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import Alert, AlertPolicy, Severity
 from supervisor.alerts.telegram import TelegramChannel
-from supervisor.config import AlertsConfig
+from supervisor.config import AlertsConfig, Secret, TelegramConfig
 from supervisor.errors import MessageRejectedError
 from supervisor.model import Hold
 from tests.clock import FakeClock
@@ -58,16 +59,9 @@ class Rig:
 
 
 def alerts_config(fake: FakeBotApi, chats: list[int], **telegram: Any) -> AlertsConfig:
-    return AlertsConfig.model_validate(
-        {
-            "telegram": {
-                "token": fake.token,
-                "chat_ids": chats,
-                "api_url": fake.url,
-                "timeout_s": 3,
-                **telegram,
-            }
-        }
+    telegram = {"api_url": fake.url, "timeout_s": 3, **telegram}
+    return AlertsConfig(
+        telegram=TelegramConfig(token=Secret(fake.token), chat_ids=chats, **telegram)
     )
 
 
@@ -329,7 +323,7 @@ async def test_with_alerts_off_nothing_is_queued_that_nothing_would_send(
     fake: FakeBotApi,
 ) -> None:
     # Queued but never delivered, they looked like a delivery failure to Prometheus.
-    config = alerts_config(fake, [111]).model_copy(update={"enabled": False})
+    config = dataclasses.replace(alerts_config(fake, [111]), enabled=False)
     async with serving(config) as rig:
         rig.service.publish([alert(rig.clock, "trader")])
         assert len(rig.service.outbox) == 0

@@ -110,11 +110,14 @@ depends_on = ["trader"]
 
 
 def test_depends_on_is_read() -> None:
-    cfg = config.Config(
-        targets=[
-            {"name": "trader", "unit": "trader.service"},
-            {"name": "pm", "unit": "pm.service", "depends_on": ["trader"]},
-        ]
+    cfg = config.parse(
+        {
+            "targets": [
+                {"name": "trader", "unit": "trader.service"},
+                {"name": "pm", "unit": "pm.service", "depends_on": ["trader"]},
+            ]
+        },
+        env={},
     )
     assert cfg.targets[1].depends_on == ["trader"]
 
@@ -167,7 +170,8 @@ def test_a_bad_dependencies_setting_exits_78_naming_the_file_and_the_field(
 
 
 def test_the_dependencies_defaults_are_the_documented_ones() -> None:
-    settings = config.Config(targets=[{"name": "trader", "unit": "trader.service"}]).dependencies
+    data = {"targets": [{"name": "trader", "unit": "trader.service"}]}
+    settings = config.parse(data, env={}).dependencies
     assert (settings.bound_stop_window_s, settings.freed_wait_s, settings.resolved_wait_s) == (
         5.0,
         60.0,

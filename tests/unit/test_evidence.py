@@ -23,7 +23,7 @@ from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import Alert, AlertPolicy, Severity, format_html
 from supervisor.alerts.text import LIMIT, units, with_evidence
 from supervisor.app.subscribers import to_history
-from supervisor.config import AlertsConfig
+from supervisor.config import AlertsConfig, Secret, TelegramConfig
 from supervisor.history.events import Kind
 from supervisor.model import Hold
 from tests.clock import FakeClock
@@ -80,9 +80,8 @@ async def delivering(
     fake: FakeBotApi, why: Why, clock: FakeClock | None = None
 ) -> AsyncIterator[tuple[AlertService, Recorded]]:
     clock = clock or FakeClock(float(int(time.time())))
-    config = AlertsConfig.model_validate(
-        {"telegram": {"token": fake.token, "chat_ids": [CHAT], "api_url": fake.url}}
-    )
+    telegram = TelegramConfig(token=Secret(fake.token), chat_ids=[CHAT], api_url=fake.url)
+    config = AlertsConfig(telegram=telegram)
     recorded: Recorded = []
 
     class Events:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from supervisor.config import DiskProbe, LoadProbe, MemoryProbe
 from supervisor.model import PerfDatum, Status
@@ -20,7 +21,7 @@ def vfs(used_pct: float, inode_pct: float = 10.0, blocks: int = 1000) -> os.stat
     return os.statvfs_result((1 << 20, 1 << 20, blocks, free, free, files, ffree, ffree, 0, 255))
 
 
-def disk(**kw: float) -> DiskProbe:
+def disk(**kw: Any) -> DiskProbe:
     return DiskProbe(type="disk", path=Path("/data"), warn_percent=80, fail_percent=90, **kw)
 
 

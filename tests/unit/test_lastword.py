@@ -10,7 +10,7 @@ import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.alerts import lastword
-from supervisor.config import TelegramConfig
+from supervisor.config import Secret, TelegramConfig
 
 UNIT = "sidecar-supervisor.service"
 TARGETS = ["trader", "dashboard"]
@@ -117,8 +117,8 @@ async def fake() -> AsyncIterator[FakeBotApi]:
 
 
 def telegram(fake: FakeBotApi, *chats: int) -> TelegramConfig:
-    return TelegramConfig.model_validate(
-        {"token": fake.token, "chat_ids": list(chats), "api_url": fake.url, "timeout_s": 2}
+    return TelegramConfig(
+        token=Secret(fake.token), chat_ids=list(chats), api_url=fake.url, timeout_s=2
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from supervisor.api.metrics import Metrics
 from supervisor.app.fleet import Current
 from supervisor.app.serving import http_server
-from supervisor.config import Config
+from supervisor.config import parse
 from supervisor.guard.breaker import Breaker
 from supervisor.guard.throttle import Throttle
 from supervisor.model import SelfStats
@@ -89,9 +89,8 @@ def test_the_api_key_is_redacted_like_the_token(tmp_path: Path, model: HealthMod
     client-given text (a Host header, a path) never gets it into the log."""
     key = "api-key-for-the-redaction-test-0123"
     target = {"name": "trader", "unit": "trader.service"}
-    config = Config.model_validate(
-        {"state_dir": str(tmp_path), "http": {"api_key": key}, "targets": [target]}
-    )
+    data = {"state_dir": str(tmp_path), "http": {"api_key": key}, "targets": [target]}
+    config = parse(data, env={})
     now = Current(config, Breaker(config.breaker, config.budget))
     metrics = Metrics(model.snapshot, lambda: SelfStats(1.0, 1, 0.0), FakeClock())
     http_server(config, now, metrics, FakeClock(), Throttle(), routes=[])

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from devtools.net import free_port
 from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProbe
+from supervisor.config.schema import probes as schema
+from supervisor.config.schema import to_plain
 from supervisor.model import Status, UnitResources
 from supervisor.probing import probes
 from tests.clock import FakeClock
@@ -63,7 +65,10 @@ async def session() -> AsyncIterator[Any]:
 
 
 def http(url: str, **kw: Any) -> HttpProbe:
-    return HttpProbe(type="http", url=url, **kw)
+    """An http probe as the file gives it (`json` conditions as tables), checked."""
+    probe = to_plain(schema.HttpProbe(type="http", url=url, **kw))
+    assert isinstance(probe, HttpProbe)
+    return probe
 
 
 async def run(check: probes.Check, limit: float = 2.0) -> Any:

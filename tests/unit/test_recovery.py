@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from supervisor.config import RecoveryConfig
+from supervisor.config.schema import targets as schema
 from supervisor.model import ActiveState, Status, TargetHealth, UnitState
 from supervisor.recovery.policy import Action, Recovery
 from tests.clock import FakeClock
@@ -164,7 +165,7 @@ def test_manual_reset_allows_an_immediate_attempt(clock: FakeClock) -> None:
 
 def test_config_requires_restart_action() -> None:
     with pytest.raises(ValueError, match='only adds to "restart"'):
-        RecoveryConfig(actions=["free-port"])
+        schema.RecoveryConfig(actions=["free-port"])
 
 
 def test_export_restore_keeps_attempts_and_give_up_across_a_restart(clock: FakeClock) -> None:

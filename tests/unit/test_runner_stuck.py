@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from supervisor.config import Config
+from supervisor.config import parse
 from supervisor.model import (
     ActiveState,
     ProbeResult,
@@ -79,7 +79,7 @@ def plan(port: int, proc: FakeProc, session: object, evidence: bool = True) -> r
         f'url = "http://127.0.0.1:{port}/health"\ntimeout_s = {TIMEOUT}\n'
         f"stuck_evidence = {str(evidence).lower()}\n"
     )
-    config = Config(**tomllib.loads(text))
+    config = parse(tomllib.loads(text), env={})
     model = HealthModel([TargetSpec("dashboard", "dashboard.service")], SystemClock())
     (run,) = runner.plan(config, model, context(proc, session), random.Random(1))
     return run
