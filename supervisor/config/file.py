@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import site
 import subprocess
 import sys
 import tomllib
@@ -105,15 +106,10 @@ def load_apart(path: Path | None) -> tuple[Config, bytes]:
     """`config.load_source` run in a short-lived child process, so that pydantic is loaded
     there and leaves with it; ConfigError for a bad config and when the check cannot run."""
     where = str(path or config.default_path())
-    root = str(Path(supervisor.__file__).resolve().parents[1])  # the child imports this copy
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
     argv = [sys.executable, "-m", "supervisor.config.file", where]
     try:
         done = subprocess.run(
-            argv, capture_output=True, env=env, timeout=CHECK_TIMEOUT_S, check=False
+            argv, capture_output=True, env=_child_env(), timeout=CHECK_TIMEOUT_S, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError(
@@ -128,6 +124,19 @@ def load_apart(path: Path | None) -> tuple[Config, bytes]:
     if answer[0] == "error":
         raise ConfigError(answer[1], answer[2])
     return answer[1], answer[2]
+
+
+def _child_env() -> dict[str, str]:
+    """Our environment (the SUPERVISOR_* overrides apply in the child too); when this copy of
+    the package is not installed (a checkout on the path), its directory on PYTHONPATH, so
+    the child checks with the same code. An installed copy is found as it is, and its
+    site-packages is not put ahead of the standard library."""
+    root = Path(supervisor.__file__).resolve().parents[1]
+    installed = {Path(p).resolve() for p in site.getsitepackages()}
+    if root in installed:
+        return dict(os.environ)
+    paths = [str(root), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
 def _check(argv: list[str]) -> None:
