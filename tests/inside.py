@@ -46,7 +46,7 @@ class Inside:
     @property
     def breaker_open(self) -> bool:
         """The circuit breaker in force is open."""
-        return self._parts.now.breaker.open
+        return self._parts.breaker.open
 
     def sample(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
         """One sample of /metrics as the registry holds it (None: no such series)."""

@@ -1,6 +1,6 @@
 """Building: every part of the supervisor from the config and the environment, with no I/O.
 
-What a reload replaces (the config, the breaker, the fleet) lives in one `Current`
+What a reload replaces (the config, the fleet) lives in one `Current`
 (`app/fleet.py`); the parts read it through small callables, so a reload never has to
 rewire them.
 """
@@ -61,6 +61,7 @@ from supervisor.runtime import logs
 from supervisor.runtime.notify import Notifier
 from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.autopsy import Autopsies
+from supervisor.watch.health import Notes
 from supervisor.watch.lastwords import LastWordsReader, Limits
 from supervisor.watch.link import BusLink
 from supervisor.watch.listener import UnitListener
@@ -103,6 +104,8 @@ class Parts:
     autopsies: Autopsies
     dispatcher: Dispatcher
     listener: UnitListener
+    breaker: Breaker  # reconfigured in place by a reload: its state is the daemon's
+    notes: Notes  # the fleet-level degradations /health shows; they outlive a reload
 
     def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
         """The fleet for `config`, keeping what `previous` knew."""
@@ -113,6 +116,7 @@ class Parts:
             probing=self.probing,
             rng=self.rng,
             emit=self.dispatcher.emit,
+            notes=self.notes,
             previous=previous,
         )
 
@@ -120,10 +124,7 @@ class Parts:
         """Put `new` in force, keeping what the old config's parts knew (a reload)."""
         now = self.now
         now.config = new
-        if new.breaker != now.breaker.config or new.budget != now.breaker.budget:
-            breaker = Breaker(new.breaker, new.budget)
-            breaker.carry_over(now.breaker)
-            now.breaker = breaker
+        self.breaker.reconfigure(new.breaker, new.budget)
         self.policy.configure(new.alerts, round_s(new), new.dependencies)
         self.alerts.configure(new.alerts)  # rebuilds delivery and command rights if changed
         now.fleet = self.fleet_for(new, previous=now.fleet)
@@ -137,7 +138,8 @@ def round_s(config: Config) -> dict[str, float]:
 
 def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) -> Parts:
     """Every part, wired; nothing runs and nothing is read until the daemon starts."""
-    now = Current(config, Breaker(config.breaker, config.budget))
+    now = Current(config)
+    breaker, notes = Breaker(config.breaker, config.budget), Notes()
     systemd = Systemd(bus_address(env), config.units())
     sampler = SelfSampler(clock)
     outbox = Outbox()
@@ -156,7 +158,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
 
     metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
     policy = AlertPolicy(config.alerts, clock, round_s(config), config.dependencies)
-    history = _history(config, clock, now)
+    history = _history(config, clock, now, notes)
     dispatcher = Dispatcher()  # its subscribers join below, once they exist
     desk = HoldDesk(
         lambda: now.fleet, policy=policy, clock=clock, emit=dispatcher.emit, wake=hooks.wake.set
@@ -177,7 +179,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         reader=ProcReader(),
         read_unit=lambda unit: lambda: systemd.resources(unit),
         unit_state=systemd.state,
-        paused=lambda: now.breaker.open,
+        paused=lambda: breaker.open,
         observe=observe_probe,
         wake=hooks.wake.set,
         environ=env,
@@ -189,7 +191,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         outbox=outbox,
         host=socket.gethostname(),
         changed=hooks.wake.set,  # the pass saves the state when it differs from the file
-        set_note=lambda text: now.fleet.model.set_note("alerts", text),
+        set_note=notes.writer("alerts"),
         emit=dispatcher.emit,
         why=lambda target, since: _evidence(autopsies, hangs, target, since),
         commands=Commands(
@@ -217,7 +219,13 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         metrics.observe_load(host.cpu_percent, host.memory_percent)
 
     _subscribe(
-        dispatcher, now, metrics=metrics, history=history, policy=policy, alerts=alerts, hooks=hooks
+        dispatcher,
+        notes,
+        metrics=metrics,
+        history=history,
+        policy=policy,
+        alerts=alerts,
+        hooks=hooks,
     )
 
     def breaker_changed(breaker: Breaker) -> None:
@@ -227,21 +235,18 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     def over_limit() -> None:
         hooks.halt(EXIT_MEMORY_HARD_LIMIT)
 
-    def throttle_changed(note: str | None) -> None:
-        now.fleet.model.set_note("http", note)
-
     throttle = Throttle()
-    guard = GuardHooks(observe_load, breaker_changed, over_limit, throttle_changed)
+    guard = GuardHooks(observe_load, breaker_changed, over_limit, notes.writer("http"))
     activity = Activity(clock)
     dispatcher.subscribe(to_activity(activity))
-    sentry = Sentry(clock, sampler, throttle, guard, activity.handling)
+    sentry = Sentry(clock, sampler, throttle, guard, breaker=breaker, handling=activity.handling)
 
     listener = UnitListener(lambda: now.fleet.model, autopsies, dispatcher.emit, hooks.wake.set)
     link = BusLink(systemd, listener, lambda: dispatcher.emit(BusConnected()))
     notifier = Notifier(env)
     supervision = Supervision(
         fleet=lambda: now.fleet,
-        breaker=lambda: now.breaker,
+        breaker=breaker,
         systemd=systemd,
         policy=policy,
         alerts=alerts,
@@ -256,16 +261,14 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     )
     stream = EventStream()
     history.subscribe(lambda event: stream.publish(event.id, event.document()))
-    about = lambda: report.about(__version__, sampler.latest, now.config.budget)  # noqa: E731
+    about = lambda: report.about(__version__, sampler.latest, breaker.budget)  # noqa: E731
     routes: list[Routes] = [HistoryRoutes(history, about), stream, StatusPage()]
     server = http_server(config, now, metrics, clock, throttle, routes=routes, desk=desk)
     parts = Parts(
         now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
         InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
         history, stream, desk, ControlServer(config.state_dir / CONTROL_FILE, desk.handle),
-        autopsies,
-        dispatcher,
-        listener,
+        autopsies, dispatcher, listener, breaker, notes,
     )  # fmt: skip
     now.fleet = parts.fleet_for(config)
     return parts
@@ -318,7 +321,7 @@ def _autopsies(clock: Clock, now: Current, systemd: Systemd, emit: Emit) -> Auto
 
 def _subscribe(
     dispatcher: Dispatcher,
-    now: Current,
+    notes: Notes,
     *,
     metrics: Metrics,
     history: Recorder,
@@ -340,16 +343,16 @@ def _subscribe(
         """The notes /health shows, the breaker's incident, and a pass soon."""
         match event:
             case BreakerChanged(is_open, _trips, description, reason):
-                now.fleet.model.set_note("breaker", description if is_open else None)
+                notes.set("breaker", description if is_open else None)
                 alerts.publish(policy.observe_breaker(is_open, reason))
                 hooks.wake.set()
             case BusConnected():
-                now.fleet.model.set_note("bus", None)
+                notes.set("bus", None)
 
     dispatcher.subscribe(to_daemon)
 
 
-def _history(config: Config, clock: Clock, now: Current) -> Recorder:
+def _history(config: Config, clock: Clock, now: Current, notes: Notes) -> Recorder:
     """The recorder over the SQLite store in state_dir (none when [history] is off)."""
     cfg = config.history
     store = None
@@ -361,5 +364,5 @@ def _history(config: Config, clock: Clock, now: Current) -> Recorder:
         store,
         clock,
         targets=lambda: [t.name for t in now.config.targets],
-        on_note=lambda text: now.fleet.model.set_note("history", text),
+        on_note=notes.writer("history"),
     )

@@ -108,7 +108,7 @@ class Daemon:
             loops = [
                 group.create_task(p.link.run()),
                 group.create_task(p.supervision.run()),
-                group.create_task(p.sentry.run(lambda: p.now.breaker, lambda: self.config.budget)),
+                group.create_task(p.sentry.run()),
                 group.create_task(p.alerts.run()),
                 group.create_task(p.keeper.run()),
             ]

@@ -1,7 +1,7 @@
 """What the target list defines: the health model, the probe runs and recovery.
 
 Rebuilt on reload; a `previous` fleet hands over what must survive it. `Current` holds what a
-reload replaces: the config, the breaker and this fleet.
+reload replaces: the config and this fleet.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import random
 from dataclasses import dataclass, field
 
 from supervisor.config import Config
-from supervisor.guard.breaker import Breaker
 from supervisor.happenings import Emit
 from supervisor.model import Clock, Snapshot
 from supervisor.probing import runner
 from supervisor.recovery.executor import Repairer
-from supervisor.watch.health import HealthModel, TargetSpec
+from supervisor.watch.health import HealthModel, Notes, TargetSpec
 from supervisor.watch.intent import FlapRule
 from supervisor.watch.systemd import Systemd
 
@@ -37,13 +36,14 @@ def build_fleet(
     probing: runner.ProbeContext,
     rng: random.Random,
     emit: Emit,
+    notes: Notes,
     previous: Fleet | None = None,
 ) -> Fleet:
     """Build the fleet for `config` (no I/O: nothing runs until the daemon starts it)."""
     alerts = config.alerts
     flap = FlapRule(alerts.flap_count, alerts.flap_window_s, alerts.flap_quiet_s)
     specs = [TargetSpec(t.name, t.unit, t.critical) for t in config.targets]
-    model = HealthModel(specs, clock, flap)
+    model = HealthModel(specs, clock, flap, notes)
     if previous is not None:
         model.carry_over(previous.model)
     model.relations.declare({t.name: t.depends_on for t in config.targets}, config.dependencies)
@@ -65,7 +65,6 @@ class Current:
     """What a reload replaces. `fleet` is set by `build` right after the parts exist."""
 
     config: Config
-    breaker: Breaker
     fleet: Fleet = field(init=False)
 
     def snapshot(self) -> Snapshot:

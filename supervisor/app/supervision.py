@@ -39,7 +39,7 @@ class Supervision:
     """The loop and what it reads; `passes` counts completed passes (tests wait on it)."""
 
     fleet: Callable[[], Fleet]
-    breaker: Callable[[], Breaker]
+    breaker: Breaker  # a reload reconfigures it in place
     systemd: Systemd
     policy: AlertPolicy
     alerts: AlertService
@@ -131,6 +131,6 @@ class Supervision:
                 else:
                     log.log(level, "%s (%s) is %s: %s", t.name, what, t.status.value, t.output)
         line = render.status_line(snap)
-        if not self.breaker().open:
+        if not self.breaker.open:
             line += "; breaker closed"
         self.show_status(line)

@@ -34,8 +34,8 @@ class Breaker:
     """Closed (probing) or open (probes paused), with the reason in words."""
 
     def __init__(self, config: BreakerConfig, budget: BudgetConfig) -> None:
-        self._cfg = self.config = config
-        self._budget = self.budget = budget
+        self.config = config
+        self.budget = budget
         self.open = False
         self.reason = ""
         self.trips = 0
@@ -44,7 +44,7 @@ class Breaker:
 
     def observe(self, sample: LoadSample) -> bool:
         """Take a sample; True if the breaker opened or closed."""
-        if not self._cfg.enabled:
+        if not self.config.enabled:
             return False
         if self.open:
             return self._maybe_close(sample)
@@ -54,24 +54,24 @@ class Breaker:
             return False
         if self._over_since is None:
             self._over_since = sample.at
-        if sample.at - self._over_since < self._cfg.sustain_s:
+        if sample.at - self._over_since < self.config.sustain_s:
             return False
         self.open, self.reason, self._opened_at = True, over, sample.at
         self.trips += 1
         self._over_since = None
         return True
 
-    def carry_over(self, previous: Breaker) -> None:
-        """After a reload with new settings: an open breaker stays open, trips keep counting."""
-        self.open, self.reason, self.trips = previous.open, previous.reason, previous.trips
-        self._over_since, self._opened_at = previous._over_since, previous._opened_at
+    def reconfigure(self, config: BreakerConfig, budget: BudgetConfig) -> None:
+        """A reload's settings: an open breaker stays open, trips keep counting, and whoever
+        holds this breaker (the sentry, the probes, the pass) sees them without being told."""
+        self.config, self.budget = config, budget
 
     def describe(self) -> str:
         """ "breaker closed" or "breaker open: <why>" for STATUS= and /health."""
         return f"breaker open: {self.reason}; probes paused" if self.open else "breaker closed"
 
     def _over(self, s: LoadSample) -> str | None:
-        cfg, budget = self._cfg, self._budget
+        cfg, budget = self.config, self.budget
         if s.host_cpu_percent > cfg.trip_cpu_percent:
             return f"host CPU {s.host_cpu_percent:.0f}% > {cfg.trip_cpu_percent:g}%"
         if s.host_memory_percent > cfg.trip_memory_percent:
@@ -83,7 +83,7 @@ class Breaker:
         return None
 
     def _maybe_close(self, s: LoadSample) -> bool:
-        cfg, budget = self._cfg, self._budget
+        cfg, budget = self.config, self.budget
         if s.at - self._opened_at < cfg.cooldown_s:
             return False
         calm = (

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from supervisor.config import BudgetConfig
 from supervisor.guard.breaker import Breaker, LoadSample
 from supervisor.guard.load import HostLoad, SelfSampler, host_load, shed_memory
 from supervisor.guard.throttle import Throttle
@@ -43,28 +42,33 @@ class Sentry:
         sampler: SelfSampler,
         throttle: Throttle,
         hooks: GuardHooks,
+        *,
+        breaker: Breaker,
         handling: Callable[[], bool] = lambda: False,
     ) -> None:
         self._clock = clock
+        self._breaker = breaker  # a reload reconfigures it in place: read it each time
         self._sampler = sampler
         self._throttle = throttle
         self._hooks = hooks
         self._handling = handling  # failures handled lately: our CPU is the job then
         self.samples = 0
 
-    async def run(self, breaker: Callable[[], Breaker], budget: Callable[[], BudgetConfig]) -> None:
-        """Forever; the breaker and budget are read each time, so a reload takes effect."""
+    async def run(self) -> None:
+        """Forever; the breaker's settings and budget are read each time (a reload's apply)."""
         host_load()  # prime psutil's CPU counter: the first reading is since this call
         while True:
-            await asyncio.sleep(breaker().config.sample_interval_s)
+            await asyncio.sleep(self._breaker.config.sample_interval_s)
             try:
-                self.sample(breaker(), budget())
+                self.sample()
             except Exception:  # sampling must never stop supervision
                 log.exception("sampling load failed")
             self.samples += 1
 
-    def sample(self, breaker: Breaker, budget: BudgetConfig) -> None:
+    def sample(self) -> None:
         """One sample: guard our memory, then let the breaker judge the load."""
+        breaker = self._breaker
+        budget = breaker.budget
         stats = self._sampler.sample()
         host = host_load()
         rss_mb = stats.rss_bytes / _MIB

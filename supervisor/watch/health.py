@@ -6,7 +6,8 @@ transition is tested without an event loop or sleeping.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from supervisor.model import Clock, Hold, ProbeResult, Snapshot, Status, TargetHealth, UnitState
@@ -16,7 +17,7 @@ from supervisor.watch.track import ProbeTrack
 from supervisor.watch.units import unit_verdict
 from supervisor.watch.verdict import TargetSpec, TargetState, judge, starting
 
-__all__ = ["HealthModel", "ProbeTrack", "TargetSpec", "overall", "unit_verdict"]
+__all__ = ["HealthModel", "Notes", "ProbeTrack", "TargetSpec", "overall", "unit_verdict"]
 
 
 def overall(targets: Iterable[TargetHealth], notes: Iterable[str] = ()) -> Status:
@@ -30,11 +31,49 @@ def overall(targets: Iterable[TargetHealth], notes: Iterable[str] = ()) -> Statu
     return worst
 
 
+class Notes:
+    """Fleet-level degradations by key ("bus", "breaker", "alerts", "http", "history").
+
+    They are the daemon's, not one fleet's: one `Notes` outlives every reload, so the parts
+    that write a note hold it (or one `writer`) and never need the fleet in force.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self.version = 0  # counts changes: a model's cached snapshot is stale when it moves
+
+    def set(self, key: str, text: str | None) -> None:
+        """Set or clear one degradation."""
+        if text is None:
+            if self._texts.pop(key, None) is not None:
+                self.version += 1
+        elif self._texts.get(key) != text:
+            self._texts[key] = text
+            self.version += 1
+
+    def writer(self, key: str) -> Callable[[str | None], None]:
+        """Set or clear the note under `key` (for a part that writes one note)."""
+        return partial(self.set, key)
+
+    def texts(self) -> tuple[str, ...]:
+        """Every note in force, oldest key first."""
+        return tuple(self._texts.values())
+
+    def carry_over(self, previous: Notes) -> None:
+        """Keep `previous`'s notes (a no-op when both are the same `Notes`)."""
+        for key, text in previous._texts.items():
+            self.set(key, text)
+
+
 class HealthModel:
     """Per-target health, updated from unit states and probe results."""
 
     def __init__(
-        self, targets: Iterable[TargetSpec], clock: Clock, flap: FlapRule | None = None
+        self,
+        targets: Iterable[TargetSpec],
+        clock: Clock,
+        flap: FlapRule | None = None,
+        notes: Notes | None = None,  # the daemon's, shared by every fleet it builds
     ) -> None:
         self._clock = clock
         now = clock.time()
@@ -46,7 +85,8 @@ class HealthModel:
             if target.spec.unit is None:
                 target.output = "waiting for the first probe"
         self._by_unit = {t.spec.unit: t for t in self._targets.values() if t.spec.unit}
-        self._notes: dict[str, str] = {}
+        self.notes = notes if notes is not None else Notes()
+        self._notes_seen = -1  # the notes' version the cached snapshot shows
         self.relations = deps.Relations(clock)
         self._version = 0
         self._snapshot: Snapshot | None = None
@@ -184,13 +224,8 @@ class HealthModel:
     # -- notes, recovery words, reload ------------------------------------------------------
 
     def set_note(self, key: str, text: str | None) -> None:
-        """Set or clear a fleet-level degradation (e.g. "bus", "breaker")."""
-        if text is None:
-            if self._notes.pop(key, None) is not None:
-                self._changed()
-        elif self._notes.get(key) != text:
-            self._notes[key] = text
-            self._changed()
+        """Set or clear a fleet-level degradation (e.g. "bus", "breaker"): see `Notes`."""
+        self.notes.set(key, text)
 
     def set_unknown(self, reason: str) -> None:
         """We lost sight of systemd: every target is unknown until re-read."""
@@ -223,7 +258,7 @@ class HealthModel:
         "resolved"); so do holds, stops on request, the start time and recent failures.
         Probe tracks are carried by the caller, per unchanged probe.
         """
-        self._notes.update(previous._notes)
+        self.notes.carry_over(previous.notes)
         self.relations.carry_over(previous.relations)
         # Versions keep counting: a cached rendering of the old model is never reused.
         self._version = previous._version
@@ -253,11 +288,12 @@ class HealthModel:
 
     def snapshot(self) -> Snapshot:
         """The current picture; rebuilt only after something changed."""
-        if self._snapshot is None:
+        if self._snapshot is None or self._notes_seen != self.notes.version:
             targets = self.relations.apply(self._view(t) for t in self._targets.values())
-            notes = tuple(self._notes.values())
+            notes, self._notes_seen = self.notes.texts(), self.notes.version
             self._snapshot = Snapshot(
-                version=self._version,
+                # Both only grow, so the sum moves whenever the picture does.
+                version=self._version + self._notes_seen,
                 time=self._clock.time(),
                 status=overall(targets, notes),
                 targets=targets,

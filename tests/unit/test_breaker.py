@@ -119,3 +119,18 @@ def test_a_failure_to_handle_closes_a_breaker_opened_on_own_cpu(breaker: Breaker
     assert not breaker.observe(sample(70, own_cpu=5.0))  # still over: stays open
     assert breaker.observe(LoadSample(72, 10, 30, 5.0, 30, handling=True))
     assert not breaker.open
+
+
+def test_a_reload_reconfigures_it_in_place_open_and_counting(breaker: Breaker) -> None:
+    """A reload's new thresholds apply to the one breaker everyone holds; an open breaker
+    stays open with its reason and trips (as the replaced-and-carried-over one did)."""
+    breaker.observe(sample(0, cpu=95))
+    breaker.observe(sample(10, cpu=95))
+    breaker.reconfigure(
+        BreakerConfig(sustain_s=10, cooldown_s=60, resume_cpu_percent=40), BudgetConfig()
+    )
+    assert breaker.open
+    assert (breaker.reason, breaker.trips) == ("host CPU 95% > 90%", 1)
+    assert not breaker.observe(sample(80, cpu=50))  # under the old resume (72), not the new
+    assert breaker.observe(sample(81, cpu=39))
+    assert breaker.config.resume_cpu_percent == 40

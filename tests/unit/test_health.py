@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from supervisor.model import ActiveState, ProbeResult, Status, UnitState
-from supervisor.watch.health import HealthModel, ProbeTrack, TargetSpec, overall, unit_verdict
+from supervisor.watch.health import (
+    HealthModel,
+    Notes,
+    ProbeTrack,
+    TargetSpec,
+    overall,
+    unit_verdict,
+)
 from tests.clock import FakeClock
 
 
@@ -137,6 +144,31 @@ def test_bus_loss_makes_everything_unknown_with_reason(model: HealthModel) -> No
     assert snap.target("trader").output == "unknown: bus connection lost"  # type: ignore[union-attr]
     assert snap.status is Status.WARN
     assert snap.notes == ("D-Bus: bus connection lost; reconnecting",)
+
+
+def test_notes_are_the_daemons_and_outlive_a_reload(clock: FakeClock) -> None:
+    """One `Notes` is shared by every fleet's model: a note set before a reload shows after it
+    without being copied, one set through the old model's writers still reaches /health, and
+    a note alone moves the snapshot's version (the rendered /health is never stale)."""
+    notes = Notes()
+    spec = [TargetSpec("trader", "trader.service")]
+    old = HealthModel(spec, clock, notes=notes)
+    notes.set("breaker", "breaker open: host CPU 95% > 90%; probes paused")
+    before = old.snapshot()
+    new = HealthModel(spec, clock, notes=notes)
+    new.carry_over(old)
+    new.apply_unit("trader", running("trader.service"))
+    assert new.snapshot().notes == ("breaker open: host CPU 95% > 90%; probes paused",)
+    notes.writer("http")("HTTP throttled")
+    snap = new.snapshot()
+    assert snap.notes[-1] == "HTTP throttled"
+    assert snap.status is Status.WARN
+    assert snap.version > before.version
+    notes.set("breaker", None)
+    notes.set("http", None)
+    assert new.snapshot().notes == ()
+    assert new.snapshot().status is Status.PASS
+    assert new.snapshot().version > snap.version
 
 
 def test_snapshot_is_cached_until_something_changes(model: HealthModel) -> None:

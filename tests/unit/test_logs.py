@@ -9,7 +9,6 @@ from supervisor.api.metrics import Metrics
 from supervisor.app.fleet import Current
 from supervisor.app.serving import http_server
 from supervisor.config import parse
-from supervisor.guard.breaker import Breaker
 from supervisor.guard.throttle import Throttle
 from supervisor.model import SelfStats
 from supervisor.runtime import logs
@@ -91,7 +90,7 @@ def test_the_api_key_is_redacted_like_the_token(tmp_path: Path, model: HealthMod
     target = {"name": "trader", "unit": "trader.service"}
     data = {"state_dir": str(tmp_path), "http": {"api_key": key}, "targets": [target]}
     config = parse(data, env={})
-    now = Current(config, Breaker(config.breaker, config.budget))
+    now = Current(config)
     metrics = Metrics(model.snapshot, lambda: SelfStats(1.0, 1, 0.0), FakeClock())
     http_server(config, now, metrics, FakeClock(), Throttle(), routes=[])
     line = f"refused GET '/' from 127.0.0.1: Host '{key}' is not served here"
