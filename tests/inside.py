@@ -22,7 +22,7 @@ class Inside:
     """One daemon's figures, connections and saved state, as tests need them."""
 
     def __init__(self, daemon: Daemon) -> None:
-        self._parts = daemon.parts  # built once; a reload swaps what `now` holds, not this
+        self._parts = daemon.parts  # built once; a reload hands its parts a new `in_force`
 
     @property
     def port(self) -> int:

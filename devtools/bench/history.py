@@ -179,7 +179,7 @@ async def _bursts(folder: Path, listener: NotifyListener, s: Settings) -> dict[s
     interval = notifier.watchdog_interval_s
     assert interval is not None
     store = HistoryStore(folder / FILE_NAME)
-    recorder = Recorder(store, SystemClock(), lambda: list(TARGETS))
+    recorder = Recorder(store, SystemClock(), list(TARGETS))
     recorder.start()
     stream = EventStream()
     recorder.subscribe(lambda e: stream.publish(e.id, e.document()))

@@ -45,6 +45,18 @@ class Commands:
         # (chat, target) -> (the user who asked, confirm deadline)
         self._pending: dict[tuple[int, str], tuple[int, float]] = {}
 
+    def use(
+        self,
+        *,
+        targets: Callable[[], list[str]],
+        status: Callable[[], str],
+        restart: Callable[[str], Awaitable[str]],
+        reset: Callable[[str], bool],
+    ) -> None:
+        """Act on these targets from now on (a reload's new fleet)."""
+        self._targets, self._status = targets, status
+        self._restart, self._reset = restart, reset
+
     async def run(self, cmd: chat.Command, chat_id: int, user_id: int) -> chat.Reply:
         """Answer one command from an allowed chat (and user)."""
         if cmd.name == "status":

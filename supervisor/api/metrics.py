@@ -69,7 +69,10 @@ def _people_metrics() -> tuple[GaugeMetricFamily, ...]:
 
 
 class _FromMemory(Collector):
-    """A collector over what is in memory."""
+    """A collector over what is in memory: the snapshot in force, read at each scrape."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self.snapshot = snapshot  # a reload hands the new fleet's (`Metrics.use`)
 
     def describe(self) -> list[Metric]:
         """Nothing up front: registering must not read a snapshot that may not exist yet."""
@@ -86,15 +89,15 @@ class SnapshotCollector(_FromMemory):
         clock: Clock,
         facts: Callable[[], DaemonFacts] = DaemonFacts,
     ) -> None:
-        self._snapshot = snapshot
+        super().__init__(snapshot)
         self._stats = stats
         self._clock = clock
-        self._facts = facts
+        self.facts = facts  # likewise
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family built from the current snapshot."""
-        snap = self._snapshot()
-        facts = self._facts()
+        snap = self.snapshot()
+        facts = self.facts()
         now = self._clock.time()
         info = GaugeMetricFamily(
             "supervisor_target_info",
@@ -268,12 +271,12 @@ class ObservedCollector(_FromMemory):
     from the start (the snapshot says what is configured)."""
 
     def __init__(self, observed: Observed, snapshot: Callable[[], Snapshot]) -> None:
+        super().__init__(snapshot)
         self._seen = observed
-        self._snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
         """Probe counts, recovery actions, host load, the breaker, units' resources."""
-        snap = self._snapshot()
+        snap = self.snapshot()
         yield from self._probe_counts(snap)
         recoveries = CounterMetricFamily(
             "supervisor_recovery_actions",
@@ -371,9 +374,16 @@ class Metrics:
         facts: Callable[[], DaemonFacts] = DaemonFacts,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(SnapshotCollector(snapshot, stats, clock, facts))
         self._seen = Observed()
-        self.registry.register(ObservedCollector(self._seen, snapshot))
+        self._gauges = SnapshotCollector(snapshot, stats, clock, facts)
+        self._counts = ObservedCollector(self._seen, snapshot)
+        self.registry.register(self._gauges)
+        self.registry.register(self._counts)
+
+    def use(self, snapshot: Callable[[], Snapshot], facts: Callable[[], DaemonFacts]) -> None:
+        """Read these from now on (a reload's new fleet); what was counted stays."""
+        self._gauges.snapshot = self._counts.snapshot = snapshot
+        self._gauges.facts = facts
 
     def observe_load(self, host_cpu_percent: float, host_memory_percent: float) -> None:
         """Keep the host's load as the breaker saw it."""

@@ -166,6 +166,10 @@ class HealthApp:
         self._rendered: dict[str, tuple[bytes, int]] = {}  # for self._version
         self._metrics_at, self._metrics_body = 0.0, b""
 
+    def use(self, snapshot: Callable[[], Snapshot], reset: Callable[[str], bool]) -> None:
+        """Serve this snapshot and reset through this from now on (a reload's new fleet)."""
+        self._snapshot, self._reset = snapshot, reset
+
     def build(self) -> web.Application:
         """The aiohttp application (small bodies only: nothing here takes uploads)."""
         middlewares = [self._throttled, _errors, self._host_checked]

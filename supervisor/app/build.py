@@ -1,8 +1,9 @@
 """Building: every part of the supervisor from the config and the environment, with no I/O.
 
-What a reload replaces (the config, the fleet) lives in one `Current`
-(`app/fleet.py`); the parts read it through small callables, so a reload never has to
-rewire them.
+What a reload replaces (the config and the fleet) is one frozen `InForce` (`app/fleet.py`):
+each part that reads it is handed the first in its constructor, and `Parts.use` hands each
+reload's new one to them all, in one place. What outlives a reload (the breaker, the notes)
+is held by its readers directly.
 """
 
 from __future__ import annotations
@@ -12,24 +13,24 @@ import random
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from supervisor import __version__
 from supervisor.alerts.commands import Commands
 from supervisor.alerts.delivery import AlertService, Evidence
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
-from supervisor.api import render
 from supervisor.api.control import FILE_NAME as CONTROL_FILE
 from supervisor.api.control import ControlServer
 from supervisor.api.history import HistoryRoutes
 from supervisor.api.metrics import Metrics
 from supervisor.api.page import StatusPage
-from supervisor.api.server import Routes
+from supervisor.api.server import HealthApp, Routes
 from supervisor.api.stream import EventStream
 from supervisor.api.tally import DaemonFacts
 from supervisor.api.transport import HttpServer
 from supervisor.app.dispatch import Dispatcher
-from supervisor.app.fleet import Current, Fleet, build_fleet
+from supervisor.app.fleet import Fleet, InForce, build_fleet
 from supervisor.app.holding import HoldDesk
 from supervisor.app.persist import StateKeeper
 from supervisor.app.serving import http_server
@@ -81,7 +82,7 @@ class Hooks:
 class Parts:
     """Everything the daemon runs."""
 
-    now: Current
+    in_force: InForce  # the config and fleet in force; `use` hands a new one to its readers
     clock: Clock
     systemd: Systemd
     sampler: SelfSampler
@@ -96,7 +97,7 @@ class Parts:
     link: BusLink
     supervision: Supervision
     http: HttpServer
-    rng: random.Random
+    fleet_for: Callable[..., Fleet]  # `build_fleet` with what every fleet shares
     history: Recorder
     stream: EventStream
     desk: HoldDesk
@@ -106,29 +107,37 @@ class Parts:
     listener: UnitListener
     breaker: Breaker  # reconfigured in place by a reload: its state is the daemon's
     notes: Notes  # the fleet-level degradations /health shows; they outlive a reload
-
-    def fleet_for(self, config: Config, previous: Fleet | None = None) -> Fleet:
-        """The fleet for `config`, keeping what `previous` knew."""
-        return build_fleet(
-            config,
-            clock=self.clock,
-            systemd=self.systemd,
-            probing=self.probing,
-            rng=self.rng,
-            emit=self.dispatcher.emit,
-            notes=self.notes,
-            previous=previous,
-        )
+    app: HealthApp
+    commands: Commands
 
     def reconfigure(self, new: Config) -> None:
         """Put `new` in force, keeping what the old config's parts knew (a reload)."""
-        now = self.now
-        now.config = new
         self.breaker.reconfigure(new.breaker, new.budget)
         self.policy.configure(new.alerts, round_s(new), new.dependencies)
         self.alerts.configure(new.alerts)  # rebuilds delivery and command rights if changed
-        now.fleet = self.fleet_for(new, previous=now.fleet)
+        self.use(InForce(new, self.fleet_for(new, previous=self.in_force.fleet)))
         self.systemd.watch(new.units())
+
+    def use(self, in_force: InForce) -> None:
+        """Hand `in_force` to every part that reads it: the one place a reload reaches them
+        (each got the first one in its constructor)."""
+        fleet = in_force.fleet
+        self.in_force = in_force
+        self.metrics.use(fleet.model.snapshot, _facts(in_force, self.alerts.outbox, self.policy))
+        self.app.use(fleet.model.snapshot, fleet.repairer.reset)
+        repairer = fleet.repairer
+        self.commands.use(
+            targets=fleet.names,
+            status=fleet.status,
+            restart=repairer.manual_restart,
+            reset=repairer.reset,
+        )
+        self.desk.use(fleet)
+        self.keeper.use(fleet)
+        self.listener.use(fleet.model)
+        self.supervision.use(fleet)
+        self.history.use(fleet.names())
+        self.autopsies.use(_limits(in_force.config))
 
 
 def round_s(config: Config) -> dict[str, float]:
@@ -136,34 +145,33 @@ def round_s(config: Config) -> dict[str, float]:
     return {t.name: min([t.period_s, *(p.period_s for p in t.probes)]) for t in config.targets}
 
 
-def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) -> Parts:
-    """Every part, wired; nothing runs and nothing is read until the daemon starts."""
-    now = Current(config)
-    breaker, notes = Breaker(config.breaker, config.budget), Notes()
-    systemd = Systemd(bus_address(env), config.units())
-    sampler = SelfSampler(clock)
-    outbox = Outbox()
+def _facts(in_force: InForce, outbox: Outbox, policy: AlertPolicy) -> Callable[[], DaemonFacts]:
+    """What /metrics shows beyond the snapshot (read at scrape time, from memory)."""
 
-    def facts() -> DaemonFacts:
-        """What /metrics shows beyond the snapshot (read at scrape time, from memory)."""
-        repairer, head = now.fleet.repairer, outbox.oldest()
+    def read() -> DaemonFacts:
+        repairer, head = in_force.fleet.repairer, outbox.oldest()
         return DaemonFacts(
             gave_up=frozenset(name for name in repairer.policies if repairer.gave_up(name)),
             outbox_messages=len(outbox),
             outbox_oldest=head.created if head else None,
             outbox_dropped=outbox.dropped,
             incidents_open=len(policy.incidents),
-            budget=now.config.budget,
+            budget=in_force.config.budget,
         )
 
-    metrics = Metrics(now.snapshot, lambda: sampler.latest, clock, facts=facts)
+    return read
+
+
+def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) -> Parts:
+    """Every part, wired; nothing runs and nothing is read until the daemon starts."""
+    breaker, notes = Breaker(config.breaker, config.budget), Notes()
+    systemd = Systemd(bus_address(env), config.units())
+    sampler = SelfSampler(clock)
+    outbox = Outbox()
     policy = AlertPolicy(config.alerts, clock, round_s(config), config.dependencies)
-    history = _history(config, clock, now, notes)
+    history = _history(config, clock, notes)
     dispatcher = Dispatcher()  # its subscribers join below, once they exist
-    desk = HoldDesk(
-        lambda: now.fleet, policy=policy, clock=clock, emit=dispatcher.emit, wake=hooks.wake.set
-    )
-    autopsies = _autopsies(clock, now, systemd, dispatcher.emit)
+    autopsies = _autopsies(clock, config, systemd, dispatcher.emit)
     hangs, hung = _hangs(clock, history)
 
     def observe_probe(result: ProbeResult) -> None:
@@ -185,6 +193,26 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         environ=env,
         hung=hung,
     )
+    fleet_for = partial(
+        build_fleet, clock=clock, systemd=systemd, probing=probing, rng=random.Random(),
+        emit=dispatcher.emit, notes=notes,
+    )  # fmt: skip
+    fleet = fleet_for(config)
+    in_force = InForce(config, fleet)
+    metrics = Metrics(
+        fleet.model.snapshot, lambda: sampler.latest, clock, facts=_facts(in_force, outbox, policy)
+    )
+    desk = HoldDesk(fleet, policy=policy, clock=clock, emit=dispatcher.emit, wake=hooks.wake.set)
+    commands = Commands(
+        clock=clock,
+        policy=policy,
+        targets=fleet.names,
+        status=fleet.status,
+        restart=fleet.repairer.manual_restart,
+        reset=fleet.repairer.reset,
+        hold=desk.hold,
+        release=desk.release,
+    )
     alerts = AlertService(
         config.alerts,
         clock=clock,
@@ -194,25 +222,10 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         set_note=notes.writer("alerts"),
         emit=dispatcher.emit,
         why=lambda target, since: _evidence(autopsies, hangs, target, since),
-        commands=Commands(
-            clock=clock,
-            policy=policy,
-            targets=lambda: [t.name for t in now.config.targets],
-            status=lambda: render.table(render.health_document(now.snapshot())),
-            # Late-bound on purpose: a reload replaces the fleet.
-            restart=lambda name: now.fleet.repairer.manual_restart(name),  # noqa: PLW0108
-            reset=lambda name: now.fleet.repairer.reset(name),  # noqa: PLW0108
-            hold=desk.hold,
-            release=desk.release,
-        ),
+        commands=commands,
     )
     keeper = StateKeeper(
-        StateStore(config.state_dir),
-        policy=policy,
-        outbox=outbox,
-        alerts=alerts,
-        repairer=lambda: now.fleet.repairer,
-        model=lambda: now.fleet.model,
+        StateStore(config.state_dir), policy=policy, outbox=outbox, alerts=alerts, fleet=fleet
     )
 
     def observe_load(host: HostLoad) -> None:
@@ -241,11 +254,11 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     dispatcher.subscribe(to_activity(activity))
     sentry = Sentry(clock, sampler, throttle, guard, breaker=breaker, handling=activity.handling)
 
-    listener = UnitListener(lambda: now.fleet.model, autopsies, dispatcher.emit, hooks.wake.set)
+    listener = UnitListener(fleet.model, autopsies, dispatcher.emit, hooks.wake.set)
     link = BusLink(systemd, listener, lambda: dispatcher.emit(BusConnected()))
     notifier = Notifier(env)
     supervision = Supervision(
-        fleet=lambda: now.fleet,
+        fleet=fleet,
         breaker=breaker,
         systemd=systemd,
         policy=policy,
@@ -263,15 +276,22 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     history.subscribe(lambda event: stream.publish(event.id, event.document()))
     about = lambda: report.about(__version__, sampler.latest, breaker.budget)  # noqa: E731
     routes: list[Routes] = [HistoryRoutes(history, about), stream, StatusPage()]
-    server = http_server(config, now, metrics, clock, throttle, routes=routes, desk=desk)
-    parts = Parts(
-        now, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
-        InstanceLock(config.state_dir), sentry, link, supervision, server, random.Random(),
+    server, app = http_server(
+        config,
+        metrics,
+        clock,
+        throttle,
+        snapshot=fleet.model.snapshot,
+        reset=fleet.repairer.reset,
+        routes=routes,
+        desk=desk,
+    )
+    return Parts(
+        in_force, clock, systemd, sampler, metrics, notifier, policy, probing, alerts, keeper,
+        InstanceLock(config.state_dir), sentry, link, supervision, server, fleet_for,
         history, stream, desk, ControlServer(config.state_dir / CONTROL_FILE, desk.handle),
-        autopsies, dispatcher, listener, breaker, notes,
+        autopsies, dispatcher, listener, breaker, notes, app, commands,
     )  # fmt: skip
-    now.fleet = parts.fleet_for(config)
-    return parts
 
 
 async def _evidence(
@@ -303,19 +323,20 @@ def _hangs(clock: Clock, history: Recorder) -> tuple[hang.Hangs, Callable[[str, 
     return hangs, hung
 
 
-def _autopsies(clock: Clock, now: Current, systemd: Systemd, emit: Emit) -> Autopsies:
-    """Each death's cause and last lines, read when it happens, emitted as a typed event."""
+def _limits(config: Config) -> Limits:
+    """How much of each death's output to keep."""
+    return Limits(lines=config.causes.log_lines, width=config.causes.log_line_width)
 
-    def limits() -> Limits:
-        causes = now.config.causes
-        return Limits(lines=causes.log_lines, width=causes.log_line_width)
+
+def _autopsies(clock: Clock, config: Config, systemd: Systemd, emit: Emit) -> Autopsies:
+    """Each death's cause and last lines, read when it happens, emitted as a typed event."""
 
     def scrub(line: str) -> str:  # our secrets, then whatever looks like one
         return scrub_shapes(logs.redacted(line))
 
     reader = LastWordsReader(scrub)
     return Autopsies(
-        systemd, reader=reader, procs=ProcReader(), clock=clock, limits=limits, emit=emit
+        systemd, reader=reader, procs=ProcReader(), clock=clock, limits=_limits(config), emit=emit
     )
 
 
@@ -352,7 +373,7 @@ def _subscribe(
     dispatcher.subscribe(to_daemon)
 
 
-def _history(config: Config, clock: Clock, now: Current, notes: Notes) -> Recorder:
+def _history(config: Config, clock: Clock, notes: Notes) -> Recorder:
     """The recorder over the SQLite store in state_dir (none when [history] is off)."""
     cfg = config.history
     store = None
@@ -363,6 +384,6 @@ def _history(config: Config, clock: Clock, now: Current, notes: Notes) -> Record
     return Recorder(
         store,
         clock,
-        targets=lambda: [t.name for t in now.config.targets],
+        targets=[t.name for t in config.targets],
         on_note=notes.writer("history"),
     )

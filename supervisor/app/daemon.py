@@ -52,16 +52,16 @@ class Daemon:
     @property
     def config(self) -> Config:
         """The config in force."""
-        return self.parts.now.config
+        return self.parts.in_force.config
 
     @property
     def fleet(self) -> Fleet:
         """The current fleet (a reload replaces it)."""
-        return self.parts.now.fleet
+        return self.parts.in_force.fleet
 
     def snapshot(self) -> Snapshot:
         """The current picture."""
-        return self.parts.now.snapshot()
+        return self.fleet.model.snapshot()
 
     def wake(self) -> None:
         """Run a supervision pass soon."""
@@ -172,7 +172,7 @@ class Daemon:
 
     async def _apply(self, new: Config) -> None:
         p = self.parts
-        if new.http != p.now.config.http:
+        if new.http != self.config.http:
             log.warning("[http] changes take effect at the next restart")
         for task in self._probe_tasks:
             task.cancel()

@@ -1,17 +1,18 @@
 """What the target list defines: the health model, the probe runs and recovery.
 
-Rebuilt on reload; a `previous` fleet hands over what must survive it. `Current` holds what a
-reload replaces: the config and this fleet.
+Rebuilt on reload; a `previous` fleet hands over what must survive it. `InForce` is what a
+reload replaces, as one frozen value: the config and this fleet (`Parts.use` hands it out).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from supervisor.api import render
 from supervisor.config import Config
 from supervisor.happenings import Emit
-from supervisor.model import Clock, Snapshot
+from supervisor.model import Clock
 from supervisor.probing import runner
 from supervisor.recovery.executor import Repairer
 from supervisor.watch.health import HealthModel, Notes, TargetSpec
@@ -26,6 +27,14 @@ class Fleet:
     model: HealthModel
     runs: list[runner.ProbeRun]
     repairer: Repairer
+
+    def names(self) -> list[str]:
+        """Its targets' names, in config order."""
+        return self.model.names
+
+    def status(self) -> str:
+        """Its picture as the chat's /status table."""
+        return render.table(render.health_document(self.model.snapshot()))
 
 
 def build_fleet(
@@ -60,13 +69,9 @@ def build_fleet(
     return Fleet(model, runs, repairer)
 
 
-@dataclass
-class Current:
-    """What a reload replaces. `fleet` is set by `build` right after the parts exist."""
+@dataclass(frozen=True)
+class InForce:
+    """What a reload replaces: the config and the fleet built from it, handed as one value."""
 
     config: Config
-    fleet: Fleet = field(init=False)
-
-    def snapshot(self) -> Snapshot:
-        """The current picture."""
-        return self.fleet.model.snapshot()
+    fleet: Fleet

@@ -32,7 +32,7 @@ class HoldDesk:
 
     def __init__(
         self,
-        fleet: Callable[[], Fleet],
+        fleet: Fleet,
         *,
         policy: AlertPolicy,
         clock: Clock,
@@ -45,9 +45,13 @@ class HoldDesk:
         self._emit = emit
         self._wake = wake
 
+    def use(self, fleet: Fleet) -> None:
+        """Hold and release on `fleet` from now on (a reload's new one)."""
+        self._fleet = fleet
+
     def hold(self, name: str, for_s: float | None, reason: str, by: str) -> Hold:
         """Hold `name` for `for_s` (default 30 min, at most 24 h); HoldError if it cannot."""
-        model = self._fleet().model
+        model = self._fleet.model
         if name not in model.names:
             raise HoldError(f"no target named {name!r} ({', '.join(model.names)})")
         seconds = DEFAULT_HOLD_S if for_s is None else for_s
@@ -66,7 +70,7 @@ class HoldDesk:
 
     def release(self, name: str, by: str, *, expired: bool = False) -> Hold | None:
         """End the hold on `name` (None if there was none); fresh counts from now."""
-        fleet = self._fleet()
+        fleet = self._fleet
         if name not in fleet.model.names:
             raise HoldError(f"no target named {name!r} ({', '.join(fleet.model.names)})")
         hold = fleet.model.release(name)
@@ -84,11 +88,11 @@ class HoldDesk:
 
     def holds(self) -> dict[str, Hold]:
         """Every hold in force."""
-        return self._fleet().model.holds()
+        return self._fleet.model.holds()
 
     def expire(self) -> None:
         """End the holds whose time is up (each supervision pass)."""
-        for name, _hold in self._fleet().model.expired_holds():
+        for name, _hold in self._fleet.model.expired_holds():
             self.release(name, "time", expired=True)
 
     def handle(self, request: dict[str, Any], by: str) -> dict[str, Any]:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from supervisor.alerts.delivery import AlertService
 from supervisor.alerts.outbox import Outbox
 from supervisor.alerts.policy import AlertPolicy
-from supervisor.recovery.executor import Repairer
+from supervisor.app.fleet import Fleet
 from supervisor.runtime.state import StateStore
-from supervisor.watch.health import HealthModel
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +96,23 @@ class StateKeeper:
         policy: AlertPolicy,
         outbox: Outbox,
         alerts: AlertService,
-        repairer: Callable[[], Repairer],  # the current fleet's (a reload replaces it)
-        model: Callable[[], HealthModel],  # likewise
+        fleet: Fleet,  # a reload hands the new one (`use`)
     ) -> None:
         self.store = store
         self._policy = policy
         self._outbox = outbox
         self._alerts = alerts
-        self._repairer = repairer
-        self._model = model
+        self._fleet = fleet
         self._saved: dict[str, Any] | None = None  # what the file holds (None: unknown)
         self._kick = asyncio.Event()
         # The writer's thread may still be writing when shutdown saves: the last word must be
         # shutdown's, or a clean stop would read as a crash at the next start.
         self._write_lock = threading.Lock()
         self._final = False
+
+    def use(self, fleet: Fleet) -> None:
+        """Save and restore `fleet`'s recovery and targets from now on (a reload's new one)."""
+        self._fleet = fleet
 
     def restore(self) -> bool:
         """Resume from the state file; True (and an alert) if the last run did not stop cleanly."""
@@ -126,8 +126,8 @@ class StateKeeper:
             return False
         self._policy.restore(saved["alerts"])
         self._outbox.restore(saved["outbox"])
-        self._repairer().restore(saved["recovery"])
-        self._model().restore(saved["targets"])
+        self._fleet.repairer.restore(saved["recovery"])
+        self._fleet.model.restore(saved["targets"])
         self._alerts.offset = saved["telegram_offset"]
         if saved["running"]:
             how = "the previous run ended without a clean stop (crash, watchdog or kill)"
@@ -142,9 +142,9 @@ class StateKeeper:
             "running": running,
             "alerts": self._policy.export(),
             "outbox": self._outbox.export(),
-            "recovery": self._repairer().export(),
+            "recovery": self._fleet.repairer.export(),
             "telegram_offset": self._alerts.offset,
-            "targets": self._model().export(),
+            "targets": self._fleet.model.export(),
         }
 
     def save_soon(self) -> None:

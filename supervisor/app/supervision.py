@@ -38,7 +38,7 @@ def pass_interval(watchdog_s: float | None) -> float:
 class Supervision:
     """The loop and what it reads; `passes` counts completed passes (tests wait on it)."""
 
-    fleet: Callable[[], Fleet]
+    fleet: Fleet  # a reload hands the new one (`use`)
     breaker: Breaker  # a reload reconfigures it in place
     systemd: Systemd
     policy: AlertPolicy
@@ -58,6 +58,10 @@ class Supervision:
     def __post_init__(self) -> None:
         self._statuses: dict[str, Status] = {}
         self._blocked: dict[str, str] = {}  # target -> the root it is blocked by
+
+    def use(self, fleet: Fleet) -> None:
+        """Supervise `fleet` from now on (a reload's new one)."""
+        self.fleet = fleet
 
     def forget_statuses(self) -> None:
         """Log every target's status again at the next pass (after a reload)."""
@@ -85,7 +89,7 @@ class Supervision:
 
     def step(self) -> float | None:
         """One pass; returns seconds until a backoff, grace or hold ends, if one is running."""
-        fleet = self.fleet()
+        fleet = self.fleet
         self.desk.expire()
         timed = fleet.model.tick()  # graces ending, flapping settling, holds ending
         # Status changes are recorded before recovery acts on them: the timeline reads in order.

@@ -40,7 +40,7 @@ class Recorder:
         self,
         store: HistoryStore | None,
         clock: Clock,
-        targets: Callable[[], list[str]],
+        targets: list[str],  # a reload hands the new list (`use`)
         on_note: Callable[[str | None], None] = lambda _text: None,
     ) -> None:
         self._store = store
@@ -54,6 +54,10 @@ class Recorder:
         self._units: dict[str, UnitState] = {}
         self._causes: dict[str, tuple[float, dict[str, Any]]] = {}  # for the next failure event
         self.ring = ProbeRing()
+
+    def use(self, targets: list[str]) -> None:
+        """Answer for these targets from now on (a reload's new list)."""
+        self._targets = targets
 
     def start(self) -> None:
         """Open the store (in its own thread); call it on the event loop."""
@@ -184,7 +188,7 @@ class Recorder:
 
     def target(self, name: str) -> dict[str, Any] | None:
         """/history/{target}."""
-        if name not in self._targets():
+        if name not in self._targets:
             return None
         now = self._clock.time()
         spans, why = self._spans(name, now - WINDOWS["30d"], now)
@@ -200,7 +204,7 @@ class Recorder:
         """Every target for the status page."""
         now = self._clock.time()
         targets: dict[str, Any] = {}
-        for name in self._targets():
+        for name in self._targets:
             spans, _why = self._spans(name, now - 7 * DAY_S, now)
             last = self.ring.last_at(name)
             deaths = self._deaths(name, now - 7 * DAY_S)

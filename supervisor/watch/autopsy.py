@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -78,7 +77,7 @@ class Autopsies:
         reader: LastWordsReader,
         procs: ProcReader,
         clock: Clock,
-        limits: Callable[[], Limits],
+        limits: Limits,
         emit: Emit,
     ) -> None:
         self._systemd = systemd
@@ -90,6 +89,10 @@ class Autopsies:
         self._runs: dict[str, _Run] = {}
         self._latest: dict[str, Death] = {}
         self._pending: dict[str, asyncio.Task[Death]] = {}
+
+    def use(self, limits: Limits) -> None:
+        """Keep this much of each death's output from now on (a reload's [causes])."""
+        self._limits = limits
 
     def unit_changed(self, target: str, state: UnitState) -> None:
         """A watched unit's new state (from the bus reader: quick, never blocks)."""
@@ -167,7 +170,7 @@ class Autopsies:
     async def _read(
         self, target: str, state: UnitState, seen: ExitFacts, oom_base: int | None
     ) -> Death:
-        limits = self._limits()
+        limits = self._limits
         facts = await self._facts(state, seen, oom_base)
         words = await self._reader.read(facts, limits)
         return Death(target, state.unit, self._clock.time(), explain(facts), facts, words)

@@ -17,11 +17,11 @@ from supervisor.watch.health import HealthModel
 
 
 class UnitListener:
-    """systemd's `Listener` for the fleet in force (`model` gives the current one)."""
+    """systemd's `Listener` for the fleet in force (a reload hands it the new `model`)."""
 
     def __init__(
         self,
-        model: Callable[[], HealthModel],
+        model: HealthModel,
         autopsies: Autopsies,
         emit: Emit,
         wake: Callable[[], None],
@@ -31,9 +31,13 @@ class UnitListener:
         self._emit = emit
         self._wake = wake
 
+    def use(self, model: HealthModel) -> None:
+        """Apply news to `model` from now on (a reload's new fleet)."""
+        self._model = model
+
     def unit_changed(self, state: UnitState) -> None:
         """Apply a watched unit's new state and wake the supervision loop."""
-        model = self._model()
+        model = self._model
         name = model.name_for_unit(state.unit)
         if name is not None:
             model.apply_unit(name, state)
@@ -43,7 +47,7 @@ class UnitListener:
 
     def bus_lost(self, reason: str) -> None:
         """Everything is unknown until we are back on the bus."""
-        model = self._model()
+        model = self._model
         model.set_unknown(reason)
         model.set_note("bus", f"D-Bus: {reason}; reconnecting")
         self._emit(BusLost(reason))

@@ -8,7 +8,6 @@ stand-in `journalctl` executable.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from supervisor.happenings import Happening
@@ -51,7 +50,7 @@ def journal(tmp_path: Path, body: str) -> str:
 
 
 async def watch(
-    bus: BusDaemon, tmp_path: Path, tool: str, heard: list[Happening], limits: Callable[[], Limits]
+    bus: BusDaemon, tmp_path: Path, tool: str, heard: list[Happening], limits: Limits
 ) -> tuple[Systemd, Autopsies]:
     forward = Forward()
     front = Systemd(bus.address, FLEET, call_timeout_s=2.0)
@@ -72,9 +71,11 @@ async def test_an_oom_kill_on_the_fake_systemd(
     bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
 ) -> None:
     match = f"_SYSTEMD_INVOCATION_ID={INVOCATION.hex()}"
-    tool = journal(tmp_path, f'case "$*" in *{match}*) echo "allocating 512 MiB more";; esac')
+    said = 'echo "starting"; echo "allocating 512 MiB more"'
+    tool = journal(tmp_path, f'case "$*" in *{match}*) {said};; esac')
     heard: list[Happening] = []
-    front, autopsies = await watch(bus, tmp_path, tool, heard, Limits)
+    front, autopsies = await watch(bus, tmp_path, tool, heard, Limits())
+    autopsies.use(Limits(lines=1))  # as a reload's [causes] log_lines = 1 is handed over
     try:
         autopsies.observe_memory("trader", 1.9 * GIB)
         started = systemd.unit("trader.service")["ExecMainStartTimestamp"]
@@ -107,7 +108,7 @@ async def test_the_alert_waits_at_most_half_a_second_for_a_hanging_journal(
     tool = journal(tmp_path, "exec sleep 600")
     heard: list[Happening] = []
     # The read's own deadline is longer than the alert's wait: the wait must bound it.
-    front, autopsies = await watch(bus, tmp_path, tool, heard, lambda: Limits(timeout_s=3.0))
+    front, autopsies = await watch(bus, tmp_path, tool, heard, Limits(timeout_s=3.0))
     try:
         systemd.set_unit("trader.service", quiet=True, InvocationID=INVOCATION)
         systemd.set_unit(

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
@@ -246,3 +247,61 @@ async def test_a_hold_and_its_release_reach_history_and_the_journal(
 
 def _holds(events: list[Event]) -> list[Event]:
     return [e for e in events if e.kind is Kind.HOLD]
+
+
+async def test_a_reload_hands_every_reader_the_new_fleet(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    """After a reload each part that reads the fleet acts on the new target list: HTTP
+    (/health, /history, /metrics), the control socket's holds, the state file, the chat's
+    commands (/status, /restart) and the supervision pass. A part left on the old fleet would
+    answer for `dashboard`, or miss what happens to the new one."""
+    names = ("trader", "dashboard", "position-monitor")
+    trader, dashboard, monitor = (target(n, NO_RECOVERY) for n in names)
+    async with FakeBotApi() as fake:
+        alerts = "[alerts]\nfailure_threshold = 1\n" + alerts_toml(fake)
+        before = config(tmp_path, trader + dashboard, alerts)
+        after = config(tmp_path, trader + monitor, alerts)
+        async with running(bus, before, reloaded=after) as run:
+            run.reload.set()
+            await until(lambda: run.daemon.reloads == 1, 2, "the reload applied")
+            base = f"http://127.0.0.1:{run.inside.port}"
+            async with aiohttp.ClientSession() as http:
+                for path in ("/health/", "/history/"):
+                    async with http.get(f"{base}{path}position-monitor") as new:
+                        assert new.status == 200, path
+                    async with http.get(f"{base}{path}dashboard") as old:
+                        assert old.status == 404, path
+            sock = tmp_path / CONTROL_FILE
+            ask = {"op": "hold", "target": "position-monitor", "for_s": 60, "reason": "after"}
+            assert (await asyncio.to_thread(request, sock, ask))["ok"]
+            ask["target"] = "dashboard"
+            refused = await asyncio.to_thread(request, sock, ask)
+            assert "no target named 'dashboard'" in refused["error"]
+            assert run.inside.sample("supervisor_target_held", {"target": "position-monitor"}) == 1
+            assert run.inside.sample("supervisor_target_held", {"target": "dashboard"}) is None
+            await until(
+                lambda: (
+                    "position-monitor" in run.inside.saved().get("targets", {}).get("holds", {})
+                ),
+                3,
+                "the new fleet's hold in the state file",
+            )
+            await fake.wait_for_request("getUpdates")
+            for n, text in enumerate(
+                ("/status", "/restart dashboard", "/restart position-monitor")
+            ):
+                fake.queue_message(CHAT, text)
+                await fake.wait_for_messages(n + 1, 5)
+            status, old_target, confirm = texts(fake)
+            assert "position-monitor" in status and "dashboard" not in status
+            assert "'dashboard' is not a configured target" in old_target
+            assert "Press the button" in confirm
+            fake.queue_callback(CHAT, "restart:position-monitor", int(fake.sent[2]["message_id"]))
+            await fake.wait_for_messages(4, 5)
+            assert [c.args for c in systemd.calls_to("RestartUnit")] == [
+                ("position-monitor.service", "replace")
+            ]
+            # The pass judges the new fleet: a failure there opens an incident.
+            systemd.set_unit("trader.service", ActiveState="failed", SubState="failed", MainPID=0)
+            await until(lambda: "trader:health" in run.inside.incidents, 3, "an incident open")

@@ -35,7 +35,7 @@ class Parts:
         clock = SystemClock()
         self.model = HealthModel([TargetSpec("trader", "trader.service", critical=True)], clock)
         self.store = HistoryStore(tmp / "history.sqlite3")
-        self.recorder = Recorder(self.store, clock, lambda: ["trader"])
+        self.recorder = Recorder(self.store, clock, ["trader"])
         self.stream = EventStream(max_clients=2)
         self.recorder.subscribe(lambda e: self.stream.publish(e.id, e.document()))
 

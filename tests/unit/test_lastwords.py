@@ -128,7 +128,7 @@ async def test_a_death_is_explained_and_kept(tmp_path: Path) -> None:
         reader=LastWordsReader(str, journalctl=tool),
         procs=ProcReader(proc=tmp_path, cgroup_root=tmp_path),
         clock=FakeClock(),
-        limits=Limits,
+        limits=Limits(),
         emit=heard.append,
     )
     autopsies.unit_changed("trader", UnitState("trader.service", active_state=ActiveState.ACTIVE))
@@ -194,7 +194,7 @@ async def test_a_clean_stop_ends_the_run_without_a_death(tmp_path: Path) -> None
         reader=LastWordsReader(str),
         procs=ProcReader(proc=tmp_path, cgroup_root=tmp_path),
         clock=FakeClock(),
-        limits=Limits,
+        limits=Limits(),
         emit=heard.append,
     )
     active = UnitState("trader.service", active_state=ActiveState.ACTIVE)

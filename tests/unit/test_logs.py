@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 from supervisor.api.metrics import Metrics
-from supervisor.app.fleet import Current
 from supervisor.app.serving import http_server
 from supervisor.config import parse
 from supervisor.guard.throttle import Throttle
@@ -90,9 +89,16 @@ def test_the_api_key_is_redacted_like_the_token(tmp_path: Path, model: HealthMod
     target = {"name": "trader", "unit": "trader.service"}
     data = {"state_dir": str(tmp_path), "http": {"api_key": key}, "targets": [target]}
     config = parse(data, env={})
-    now = Current(config)
     metrics = Metrics(model.snapshot, lambda: SelfStats(1.0, 1, 0.0), FakeClock())
-    http_server(config, now, metrics, FakeClock(), Throttle(), routes=[])
+    http_server(
+        config,
+        metrics,
+        FakeClock(),
+        Throttle(),
+        snapshot=model.snapshot,
+        reset=lambda _name: False,
+        routes=[],
+    )
     line = f"refused GET '/' from 127.0.0.1: Host '{key}' is not served here"
     assert (
         logs.redacted(line) == "refused GET '/' from 127.0.0.1: Host '<secret>' is not served here"

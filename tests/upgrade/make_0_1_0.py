@@ -57,7 +57,7 @@ async def write(out: Path) -> None:
     clock = _PastClock()
     parts = build(config(out), clock, {}, Hooks(asyncio.Event(), lambda _code: None))
     parts.history.start()
-    model = parts.now.fleet.model
+    model = parts.in_force.fleet.model
     unit = UnitState(unit="trader.service", active_state=ActiveState.ACTIVE, main_pid=4127)
     model.apply_unit("trader", unit)
     parts.history.unit("trader", unit)
@@ -85,7 +85,7 @@ async def write(out: Path) -> None:
     )
     parts.policy.silences["dashboard"] = BASE + 10 * 365 * 86_400  # still silenced at upgrade
     parts.alerts.outbox.add(4242, "0.1.0 left this alert undelivered", BASE + 890)
-    trader = parts.now.fleet.repairer.policies["trader"]
+    trader = parts.in_force.fleet.repairer.policies["trader"]
     trader.restore({"attempts": [BASE + 600, BASE + 610, BASE + 640], "gave_up_until": None,
                     "slow_retry": False})  # fmt: skip
     parts.alerts.offset = 77
