@@ -149,7 +149,10 @@ class Daemon:
     def _start_probes(self) -> None:
         assert self._group is not None
         model, ctx = self.fleet.model, self.parts.probing
-        loops = [runner.loop(run, model, ctx) for run in self.fleet.runs]
+        runs = self.fleet.runs
+        loops = [runner.loop(run, model, ctx) for run in runs if not runner.instant(run)]
+        # One task and one timer for every instant probe (heartbeats, host memory and load).
+        loops.append(runner.drive([r for r in runs if runner.instant(r)], model, ctx))
         self._probe_tasks = [self._group.create_task(loop) for loop in loops]
 
     async def _reload(self) -> None:

@@ -82,6 +82,10 @@ class MemoryCheck:
 
     async def check(self) -> Outcome:
         """Read /proc/meminfo and judge it."""
+        return self.read()
+
+    def read(self) -> Outcome:
+        """The same, in place (/proc answers at once)."""
         fields: dict[str, int] = {}
         for line in self._meminfo.read_text().splitlines():
             key, _, rest = line.partition(":")
@@ -112,6 +116,10 @@ class LoadCheck:
 
     async def check(self) -> Outcome:
         """Read /proc/loadavg and judge it."""
+        return self.read()
+
+    def read(self) -> Outcome:
+        """The same, in place (/proc answers at once)."""
         loads = [float(x) for x in self._loadavg.read_text().split()[:3]]
         spec = self._spec
         per_cpu = loads[(1, 5, 15).index(spec.minutes)] / self._cpus

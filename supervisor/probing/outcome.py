@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from supervisor.model import PerfDatum, Status
 
@@ -39,6 +39,15 @@ class Check(Protocol):
 
     async def check(self) -> Outcome:
         """Ask it once."""
+
+
+@runtime_checkable
+class Instant(Check, Protocol):
+    """A check that never waits (a stat, a read of /proc): asked in place, with no task or
+    timeout of its own, so many of them share one timer (`runner.drive`)."""
+
+    def read(self) -> Outcome:
+        """Ask it once, now."""
 
 
 def passed(ok: bool) -> Status:

@@ -21,9 +21,9 @@ from supervisor.config import HeartbeatProbe, HttpProbe, ResourcesProbe, TcpProb
 from supervisor.errors import BusError
 from supervisor.model import Clock, ProbeResult, Status, UnitResources
 from supervisor.probing import conditions
-from supervisor.probing.outcome import OUR_ERRNOS, Check, Outcome, passed, worst
+from supervisor.probing.outcome import OUR_ERRNOS, Check, Instant, Outcome, passed, worst
 
-__all__ = ["Check", "Outcome"]
+__all__ = ["Check", "Instant", "Outcome"]
 
 MIB = 1024 * 1024
 _MAX_BODY = 256 * 1024
@@ -132,6 +132,10 @@ class HeartbeatCheck:
 
     async def check(self) -> Outcome:
         """Compare the file's age with max_age_s."""
+        return self.read()
+
+    def read(self) -> Outcome:
+        """The same, in place: a stat of a local file."""
         try:
             mtime = os.stat(self._spec.path).st_mtime
         except FileNotFoundError:
@@ -228,14 +232,33 @@ async def run(target: str, probe: str, check: Check, timeout_s: float, clock: Cl
     except TimeoutError:
         outcome = Outcome(FAIL, f"{check.kind}: timeout after {timeout_s:.1f} s")
     except Exception as exc:  # a probe must never take the daemon down
-        outcome = Outcome(_blame(exc), f"{check.kind}: {type(exc).__name__}: {exc}")
+        outcome = _crashed(check.kind, exc)
+    return _result(target, probe, check.kind, outcome, clock.monotonic() - started)
+
+
+def run_now(target: str, probe: str, check: Instant, clock: Clock) -> ProbeResult:
+    """Ask an instant check in place: the result `run` would give, without a task or a
+    timeout (nothing in it waits, so no timeout could ever fire)."""
+    started = clock.monotonic()
+    try:
+        outcome = check.read()
+    except Exception as exc:  # a probe must never take the daemon down
+        outcome = _crashed(check.kind, exc)
+    return _result(target, probe, check.kind, outcome, clock.monotonic() - started)
+
+
+def _crashed(kind: str, exc: Exception) -> Outcome:
+    return Outcome(_blame(exc), f"{kind}: {type(exc).__name__}: {exc}")
+
+
+def _result(target: str, probe: str, kind: str, outcome: Outcome, took: float) -> ProbeResult:
     return ProbeResult(
         target=target,
         probe=probe,
-        kind=check.kind,
+        kind=kind,
         status=outcome.status,
         output=outcome.output,
-        duration_s=clock.monotonic() - started,
+        duration_s=took,
         observed_value=outcome.value,
         observed_unit=outcome.unit,
         source=outcome.source,

@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,7 +37,7 @@ from supervisor.model import ActiveState, Clock, ProbeResult, Status, UnitState
 from supervisor.probing import hang, probes, stuck
 from supervisor.probing.host import DiskCheck, LoadCheck, MemoryCheck
 from supervisor.probing.process import ExecCheck
-from supervisor.probing.schedule import ProbeSchedule
+from supervisor.probing.schedule import ProbeSchedule, Timetable
 from supervisor.watch.health import HealthModel, ProbeTrack
 
 
@@ -175,6 +175,36 @@ def _main_pid(ctx: ProbeContext, target: TargetConfig) -> int | None:
     return None if unit is None else unit.main_pid
 
 
+def instant(run: ProbeRun) -> bool:
+    """Its check never waits (and no hang watch reads /proc beside it): `drive` runs it."""
+    return isinstance(run.check, probes.Instant) and run.watch_port is None
+
+
+async def drive(runs: list[ProbeRun], model: HealthModel, ctx: ProbeContext) -> None:
+    """Run instant probes from one timetable, forever: one timer for all of them, each asked
+    in place (no task, no timeout), each on its own schedule."""
+    clock, table = ctx.clock, Timetable[ProbeRun]()
+    for run in runs:
+        table.put(run, run.schedule.next_at, run.schedule.early_s)
+    while (at := table.next_at()) is not None:
+        await asyncio.sleep(max(0.0, at - clock.monotonic()))
+        for run in table.due(clock.monotonic()):
+            run_now(run, model, ctx)
+            table.put(run, run.schedule.next_at, run.schedule.early_s)
+
+
+def run_now(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
+    """One run of an instant probe, as `loop` runs any probe once."""
+    started = ctx.clock.monotonic()
+    if not _allowed(ctx, run.target):
+        run.schedule.skipped(started)
+        return
+    before = _main_pid(ctx, run.target)
+    check = cast(probes.Instant, run.check)  # `instant` chose it
+    result = probes.run_now(run.target.name, run.probe, check, ctx.clock)
+    _record(run, model, ctx, started=started, before=before, result=result)
+
+
 async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
     """Run one probe on its schedule, forever; results go to the model at once."""
     clock, sched, target = ctx.clock, run.schedule, run.target
@@ -186,17 +216,31 @@ async def loop(run: ProbeRun, model: HealthModel, ctx: ProbeContext) -> None:
             continue
         before = _main_pid(ctx, target)
         result = await probe(run, ctx)
-        ctx.observe(result)
-        after = _main_pid(ctx, target)
-        if before is None or after is None or before != after:
-            sched.skipped(clock.monotonic())  # about a process that is gone: discard
-            continue
-        if result.status in (Status.PASS, Status.WARN):
-            run.latency.answered(result.duration_s)
-            run.answered_at = clock.monotonic()
-        if model.apply_probe(result):
-            ctx.wake()
-        sched.ran(started, clock.monotonic())
+        _record(run, model, ctx, started=started, before=before, result=result)
+
+
+def _record(
+    run: ProbeRun,
+    model: HealthModel,
+    ctx: ProbeContext,
+    *,
+    started: float,
+    before: int | None,
+    result: ProbeResult,
+) -> None:
+    """A result to the metrics and the model, and the next run scheduled."""
+    clock, sched = ctx.clock, run.schedule
+    ctx.observe(result)
+    after = _main_pid(ctx, run.target)
+    if before is None or after is None or before != after:
+        sched.skipped(clock.monotonic())  # about a process that is gone: discard
+        return
+    if result.status in (Status.PASS, Status.WARN):
+        run.latency.answered(result.duration_s)
+        run.answered_at = clock.monotonic()
+    if model.apply_probe(result):
+        ctx.wake()
+    sched.ran(started, clock.monotonic())
 
 
 async def probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
