@@ -17,8 +17,8 @@ T = TypeVar("T")
 # A probe at its period may run this share of the period early (at most SHARE_MAX_S) when
 # the timer wakes for another: many probes then share one wake-up of the daemon, which costs
 # more than a stat. Never late, and never a confirm re-probe (its interval holds).
-SHARE_FRACTION = 0.05
-SHARE_MAX_S = 0.25
+SHARE_FRACTION = 0.1
+SHARE_MAX_S = 0.5
 
 
 class ProbeSchedule:

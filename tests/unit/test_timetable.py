@@ -1,7 +1,7 @@
 """One timetable for many probes, driven as `runner.drive` drives it, on an injected clock.
 
 A probe alone keeps its period exactly; probes due close together share one wake-up, a probe
-going at most SHARE_MAX_S (5 % of a short period) early to join one that is due, never late,
+going at most SHARE_MAX_S (10 % of a short period) early to join one that is due, never late,
 and a confirm re-probe never early.
 """
 
@@ -25,9 +25,11 @@ def result(ok: bool) -> ProbeResult:
 class Probe:
     """A probe's schedule and what happened to it: its start times, its outcomes to come."""
 
-    def __init__(self, first_at: float, period_s: float = PERIOD, fails: int = 0) -> None:
+    def __init__(
+        self, first_at: float, period_s: float = PERIOD, fails: int = 0, confirm_s: float = 0.5
+    ) -> None:
         self.track = ProbeTrack(failure_threshold=3, success_threshold=1)
-        self.schedule = ProbeSchedule(self.track, period_s, 0.5, first_at)
+        self.schedule = ProbeSchedule(self.track, period_s, confirm_s, first_at)
         self.first = first_at
         self.starts: list[float] = []
         self.fails = fails  # how many of its next runs fail
@@ -81,23 +83,23 @@ def test_a_probe_due_beyond_the_share_keeps_its_own_time() -> None:
     assert a.gaps() == b.gaps() == [PERIOD] * 4
 
 
-def test_the_share_is_five_percent_of_a_short_period() -> None:
+def test_the_share_is_ten_percent_of_a_short_period() -> None:
     clock = FakeClock()
     t0 = clock.monotonic()
-    a, near, far = Probe(t0, 1.0), Probe(t0 + 0.05, 1.0), Probe(t0 + 0.06, 1.0)
+    a, near, far = Probe(t0, 1.0), Probe(t0 + 0.1, 1.0), Probe(t0 + 0.11, 1.0)
     drive([a, near, far], clock, t0 + 3.0)
-    assert near.starts[0] == t0  # 0.05 s of a 1 s period: early with a
-    assert far.starts[0] == t0 + 0.06  # beyond 5 %: on its own
+    assert near.starts[0] == t0  # 0.1 s of a 1 s period: early with a
+    assert far.starts[0] == t0 + 0.11  # beyond 10 %: on its own
 
 
 def test_a_confirm_reprobe_never_goes_early() -> None:
     clock = FakeClock()
     t0 = clock.monotonic()
-    failing = Probe(t0, fails=1)  # fails at t0: its confirm re-probe is due at t0 + 0.5
-    other = Probe(t0 + 0.3)  # wakes the timer 0.2 s before that re-probe is due
-    drive([failing, other], clock, t0 + 1.0)
-    assert failing.starts == [t0, t0 + 0.5]
-    assert other.starts == [t0 + 0.3]
+    failing = Probe(t0, fails=1, confirm_s=1.0)  # fails at t0: re-probe due at t0 + 1.0
+    other = Probe(t0 + 0.7)  # wakes the timer 0.3 s before that re-probe is due
+    drive([failing, other], clock, t0 + 2.0)
+    assert failing.starts == [t0, t0 + 1.0]
+    assert other.starts == [t0 + 0.7]
 
 
 def test_no_probe_is_ever_late_and_a_hundred_share_few_wakeups() -> None:
@@ -118,7 +120,7 @@ def test_no_probe_is_ever_late_and_a_hundred_share_few_wakeups() -> None:
 
 def test_due_takes_nothing_before_the_earliest_is_due() -> None:
     table: Timetable[str] = Timetable()
-    table.put("a", 10.0, early_s=0.25)
+    table.put("a", 10.0, early_s=0.5)
     assert table.due(9.9) == []  # within a's share, but nothing else is due to wake for
     assert table.next_at() == 10.0
     assert table.due(10.0) == ["a"]
