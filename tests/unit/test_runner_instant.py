@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import Config, MemoryProbe
+from supervisor.config import MemoryProbe, parse
 from supervisor.model import ActiveState, ProbeResult, Status, UnitResources, UnitState
 from supervisor.probing import probes, runner
 from supervisor.probing.host import MemoryCheck
@@ -59,7 +59,7 @@ def setup(tmp_path: Path, probe: str, world: World) -> tuple[runner.ProbeRun, He
         f"[[targets.probes]]\n{probe}"
     )
     model = HealthModel([TargetSpec("app", "app.service")], world.clock)
-    config = Config(**tomllib.loads(text))
+    config = parse(tomllib.loads(text), env={})
     (run,) = runner.plan(config, model, world.context(), random.Random(1))
     if world.unit is not None:
         model.apply_unit("app", world.unit)
