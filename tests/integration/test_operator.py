@@ -44,6 +44,7 @@ CHAT = 111
 ALICE = 7
 KEY = "a-long-enough-test-key"
 RECOVER = "backoff_s = [0, 1, 1]\nwindow_s = 120\nmax_attempts = 3"
+STOPPED_WATCH_S = 20
 
 
 @pytest.fixture
@@ -106,9 +107,15 @@ async def test_a_stop_on_request_is_left_alone_until_started_and_a_kill_still_re
         await until(lambda: run.status("trader") is Status.PASS, 15, "trader pass")
         sandbox.systemctl("stop", "trader.service")
         await until(lambda: "stopped on request at" in run.target("trader").output, 5, "stopped")
+        # A stopped unit is not probed (inactive is known bad): what could start it again is
+        # a pass of the loop (one at least every 5 s) deciding it failed. Four passes and more.
+        before = run.inside.passes
         await stays(
-            lambda: sandbox.main_pid("trader.service") == 0, 60, "trader staying stopped 60 s"
+            lambda: sandbox.main_pid("trader.service") == 0,
+            STOPPED_WATCH_S,
+            f"trader staying stopped {STOPPED_WATCH_S} s",
         )
+        assert run.inside.passes - before >= 4
         code, doc = await run.get("/health")
         entry = doc["checks"]["trader"][0]
         assert (code, doc["status"], entry["status"]) == (200, "warn", "warn")
