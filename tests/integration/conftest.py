@@ -15,9 +15,10 @@ import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.net import free_port
-from devtools.sandbox import Sandbox, SandboxUnavailable
+from devtools.sandbox import Sandbox, SandboxUnavailable, wait_for
 from devtools.sandbox.waiting import up_when_free
 from tests.integration.harness import tmpfs
+from tests.integration.installed import UNIT, Installed, install
 
 # Another checkout's test run may hold the machine's one sandbox: wait for it this long
 # (SANDBOX_WAIT_S=0 fails at once, as before).
@@ -76,3 +77,39 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs: room to start in, quick to fill."""
     with tmpfs(tmp_path / "small", "1m") as mount:
         yield mount
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "uninstalls: removes the shared installation, so runs after every other test"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that uninstall go last: every other test that drives the installation shares it."""
+    items.sort(key=lambda item: item.get_closest_marker("uninstalls") is not None)
+
+
+@pytest.fixture(scope="session")
+def installation(sandbox: Sandbox) -> Iterator[Installed]:
+    """install_services.sh, once per session (a venv and its wheels: about 25 s each time);
+    the modules that drive the installed supervisor share it through `installed`."""
+    with install(sandbox) as inst:
+        yield inst
+
+
+@pytest.fixture(scope="module")
+def installed(installation: Installed) -> Iterator[Installed]:
+    """The installation, running for this module's tests and stopped after them: no other
+    module's test meets an installed supervisor watching (and restarting) the demo fleet.
+
+    A module that finds it stopped starts it on its good config, as the installer left it.
+    """
+    inst = installation
+    if inst.unit_file.exists() and inst.show("ActiveState")["ActiveState"] != "active":
+        inst.config.write_text(inst.good_config())
+        inst.sandbox.systemctl("reset-failed", UNIT, check=False)
+        inst.sandbox.systemctl("start", UNIT)
+        wait_for(lambda: inst.health() is not None, 30, "the installed supervisor to answer")
+    yield inst
+    inst.sandbox.systemctl("stop", UNIT, check=False)

@@ -28,6 +28,7 @@ class Installed:
         self.unit_file = sandbox.config_home / "systemd" / "user" / UNIT
         self.last_word_file = self.unit_file.with_name(LAST_WORD)
         self.venv = sandbox.home / ".local" / "share" / "sidecar-supervisor" / "venv"
+        self.config_after_install: str | None = None  # the config as the installer left it
 
     def good_config(self) -> str:
         return (
@@ -69,6 +70,7 @@ def install(sandbox: Sandbox) -> Iterator[Installed]:
     inst.config.write_text(inst.good_config())
     result = inst.run()
     assert result.returncode == 0, result.stdout + result.stderr
+    inst.config_after_install = inst.config.read_text()  # the tests that share it change it
     try:
         yield inst
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,18 +21,12 @@ from tests.integration.harness import (
     running,
     target_toml,
 )
-from tests.integration.installed import UNIT, Installed, install
+from tests.integration.installed import UNIT, Installed
 from tests.integration.test_recovery import FAST, actions
 from tests.integration.test_trust import probe_runs
 from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(scope="module")
-def installed(sandbox: Sandbox) -> Iterator[Installed]:
-    with install(sandbox) as inst:
-        yield inst
 
 
 def test_install_starts_a_notify_unit_that_answers(installed: Installed) -> None:
@@ -45,7 +38,7 @@ def test_install_starts_a_notify_unit_that_answers(installed: Installed) -> None
         "running",
     )
     assert props["WatchdogUSec"] == "30s"
-    assert installed.config.read_text() == installed.good_config()  # not overwritten
+    assert installed.config_after_install == installed.good_config()  # not overwritten
     text = installed.unit_file.read_text()
     assert f"ExecStart={installed.venv}/bin/supervisor run --config {installed.config}" in text
     assert installed.last_word_file.is_file()
@@ -127,14 +120,16 @@ async def test_broken_config_exits_78_and_is_not_restarted(installed: Installed)
         box.systemctl("start", UNIT)
 
 
+@pytest.mark.uninstalls
 def test_uninstall_removes_it_and_keeps_the_config(installed: Installed) -> None:
+    config = installed.config.read_text()
     result = installed.run("--uninstall")
     assert result.returncode == 0, result.stderr
     assert "your config is kept" in result.stdout
     assert not installed.unit_file.exists()
     assert not installed.last_word_file.exists()
     assert not installed.venv.exists()
-    assert installed.config.read_text() == installed.good_config()
+    assert installed.config.read_text() == config
     assert installed.sandbox.systemctl("cat", UNIT, check=False).returncode != 0
 
 

@@ -10,16 +10,15 @@ import asyncio
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.fakes.telegram_wire import JsonDict
-from devtools.sandbox import Sandbox
 from supervisor.config.file import LAST_VALID
-from tests.integration.installed import LAST_WORD, UNIT, Installed, install
+from tests.integration.installed import LAST_WORD, UNIT, Installed
 from tests.polling import until
 
 pytestmark = pytest.mark.sandbox
@@ -29,12 +28,6 @@ LOOK = "journalctl --user -u sidecar-supervisor"
 # The crash loop reaches its start limit in a few seconds rather than in minutes.
 FAST_FAIL = "[Unit]\nStartLimitIntervalSec=120\nStartLimitBurst=3\n[Service]\nRestartSec=100ms\n"
 QUIET_S = 3.0  # after the last word, how long no second one may come
-
-
-@pytest.fixture(scope="module")
-def installed(sandbox: Sandbox) -> Iterator[Installed]:
-    with install(sandbox) as inst:
-        yield inst
 
 
 @pytest.fixture

@@ -24,20 +24,13 @@ from typing import Any
 import pytest
 
 from devtools.fakes.telegram_api import FakeBotApi
-from devtools.sandbox import Sandbox
 from supervisor.ops.host import JOURNAL_SOCKET, LINGER_DIR
-from tests.integration.installed import UNIT, Installed, install
+from tests.integration.installed import UNIT, Installed
 from tests.polling import until, until_awaited
 
 pytestmark = pytest.mark.sandbox
 CHAT = 777101
 API_KEY = "doctor-test-api-key-0123456789"
-
-
-@pytest.fixture(scope="module")
-def installed(sandbox: Sandbox) -> Iterator[Installed]:
-    with install(sandbox) as inst:
-        yield inst
 
 
 @pytest.fixture
