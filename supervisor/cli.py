@@ -224,7 +224,8 @@ def _run(path: Path | None, level: str, dry_run: bool) -> int:
     for line in _risks(cfg):
         log.warning("config: %s", line)
     limits.raise_nofile()  # probes, D-Bus and HTTP share our descriptors: take all we may
-    from supervisor.app.daemon import Daemon  # imported late: check-config stays fast
+    with limits.pure_python_helpers():  # 1.5 MB less RSS, see runtime/limits.py
+        from supervisor.app.daemon import Daemon  # imported late: check-config stays fast
 
     async def serve() -> int:
         stop, reload = asyncio.Event(), asyncio.Event()

@@ -1,4 +1,4 @@
-"""The process's descriptor limit: raise the soft one to the hard one at start.
+"""The process's limits: its descriptors, and the memory its libraries take at import.
 
 systemd gives a user service 1024 descriptors (soft) unless its unit says otherwise; the
 kernel allows raising the soft limit up to the hard one without privileges. Probes,
@@ -7,8 +7,11 @@ D-Bus and HTTP share what we have, so we take all we are allowed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import resource
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 _NR_OPEN_DEFAULT = 1 << 20  # the kernel's default fs.nr_open
@@ -29,3 +32,26 @@ def raise_nofile() -> tuple[int, int]:
         return soft, soft
     log.info("descriptor limit raised from %d to %d (the hard limit)", soft, target)
     return soft, target
+
+
+# Helpers of aiohttp that have a pure-Python twin, each switched by its documented variable,
+# read once when it is first imported. Their compiled modules cost the daemon 1.5 MB of RSS
+# (frozenlist 1.1 MB: aiohttp's signal lists; propcache and yarl 0.4 MB: cached properties
+# and URL quoting) and save no CPU we could measure per /health request (docs/BENCHMARKS.md).
+# aiohttp's own HTTP parser stays compiled: dropping it costs half again the CPU per request.
+PURE_PYTHON = ("FROZENLIST_NO_EXTENSIONS", "PROPCACHE_NO_EXTENSIONS", "YARL_NO_EXTENSIONS")
+
+
+@contextlib.contextmanager
+def pure_python_helpers() -> Iterator[None]:
+    """While the daemon's modules are imported, the helpers above load their pure-Python
+    code; the environment is put back after, so nothing started later inherits the switches
+    (a variable the user set is left as it is)."""
+    added = [name for name in PURE_PYTHON if name not in os.environ]
+    for name in added:
+        os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)

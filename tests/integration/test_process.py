@@ -88,6 +88,22 @@ def test_sighup_reload_rejects_a_bad_config_and_applies_a_good_one(proc: Proc) -
     assert "reloaded: watching 2 targets" in log
 
 
+def test_the_running_daemon_uses_the_pure_python_helpers_and_no_pydantic(proc: Proc) -> None:
+    """What issue 22's memory figures rest on, in the real process: pydantic is not loaded
+    (the config was checked in a child), nor the compiled frozenlist, propcache and yarl;
+    aiohttp's compiled parser is (the maps are read right)."""
+    proc.messages_until("READY=1")
+    maps = Path(f"/proc/{proc.proc.pid}/maps").read_text()
+    assert "aiohttp/_http_parser" in maps
+    for unloaded in (
+        "pydantic_core",
+        "frozenlist/_frozenlist",
+        "propcache/_helpers_c",
+        "yarl/_quo",
+    ):
+        assert unloaded not in maps, unloaded
+
+
 def test_sigterm_stops_within_seconds(proc: Proc) -> None:
     proc.messages_until("READY=1")
     started = time.monotonic()
