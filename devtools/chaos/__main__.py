@@ -36,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--minutes", type=float, default=10.0, help="of faults (default 10)")
     parser.add_argument("--seed", type=int, help="repeat a run (default: a new random seed)")
     parser.add_argument("--short", action="store_true", help="about 2 minutes, fewer kinds")
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="one supervisor life under two faults a minute (kill -9 of trader and "
+        "position-monitor, a hung dashboard), no supervisor kills: its footprint over hours",
+    )
+    parser.add_argument(
+        "--user",
+        help="run the sandbox's manager, fleet and the supervisor as this unprivileged user, "
+        "in a cgroup subtree of their own (made when missing; needs root)",
+    )
     parser.add_argument("--work", type=Path, help="logs, config, state, report (default: /tmp)")
     parser.add_argument(
         "--wait", type=float, default=1800.0, help="for another sandbox to go (default 1800 s)"
@@ -43,14 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_chaos(box: Sandbox, *, seed: int, short: bool, minutes: float, work: Path) -> Verdict:
+def run_chaos(
+    box: Sandbox, *, seed: int, short: bool, minutes: float, work: Path, soak: bool = False
+) -> Verdict:
     """One run against `box` (up); prints the table and writes `work`/report.json."""
     say = Say()
-    settings = Settings.make(minutes, short)
-    say(f"chaos run: seed {seed} ({'short' if short else f'{minutes:g} minutes'}), work {work}")
+    settings = Settings.soak(minutes) if soak else Settings.make(minutes, short)
+    mode = "short" if short else f"{minutes:g} minutes{' soak' if soak else ''}"
+    say(f"chaos run: seed {seed} ({mode}), work {work}")
     record = chaos(box, settings, seed, work, say)
     verdict = judge(record)
-    mode = "short" if short else f"{minutes:g} minutes"
     report = table(record, verdict, mode)
     (work / "report.txt").write_text(report + "\n")
     (work / "report.json").write_text(json.dumps(as_json(record, verdict), indent=1) + "\n")
@@ -72,10 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     # Even when started with SIGINT ignored (a background job of a script): Ctrl-C cleans up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    box = Sandbox(work / "sandbox", dashboard_port=free_port(), restart="no")
+    box = Sandbox(work / "sandbox", dashboard_port=free_port(), restart="no", user=args.user)
     try:
         up_when_free(box, args.wait, lambda why: print(f"waiting: {why}", file=sys.stderr))
-        verdict = run_chaos(box, seed=seed, short=args.short, minutes=args.minutes, work=work)
+        verdict = run_chaos(
+            box, seed=seed, short=args.short, minutes=args.minutes, work=work, soak=args.soak
+        )
         return 0 if verdict.ok else EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted: everything the run started is being stopped", file=sys.stderr)

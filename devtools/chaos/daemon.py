@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devtools.chaos.record import Life
 from devtools.sandbox import ProcId, send_signal
@@ -47,8 +48,16 @@ class UnitSettings:
 class SupervisorProcess:
     """Starts, signals and restarts the supervisor; each run of it is a `Life`."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str], unit: UnitSettings) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        env: dict[str, str],
+        unit: UnitSettings,
+        run_as: dict[str, Any] | None = None,
+    ) -> None:
         self.config = config
+        self._run_as = run_as or {}  # `subprocess` arguments: an unprivileged sandbox's account
         self.log = log
         self.unit = unit
         self.lives: list[Life] = []
@@ -58,6 +67,8 @@ class SupervisorProcess:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify_path.unlink(missing_ok=True)
         self._sock.bind(str(self._notify_path))
+        if self._run_as:  # sending to a socket file needs write permission on it
+            os.chown(self._notify_path, self._run_as["user"], self._run_as["group"])
         self._sock.settimeout(0.2)
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -82,6 +93,7 @@ class SupervisorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C at the terminal is ours to handle
+                **self._run_as,
             )
         if self.unit.nice:
             with contextlib.suppress(OSError):  # gone already: its exit is recorded anyway

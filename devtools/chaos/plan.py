@@ -87,6 +87,8 @@ SHORT_KINDS = (
     Kind.LOAD,
     Kind.TELEGRAM_DOWN,
 )
+# The soak's (issue 21): kill -9 of trader and position-monitor, a hung dashboard.
+SOAK_PAIRS = ((Kind.KILL, "trader"), (Kind.KILL, "position-monitor"), (Kind.HANG, "dashboard"))
 # Faults that certainly make the supervisor send something (a "supervisor restarted" notice;
 # an incident once recovery gives up): what a Telegram fault is paired with, so that
 # something is waiting to be delivered while Telegram is away.
@@ -114,6 +116,8 @@ class Shape:
     gap_s: tuple[float, float]  # between one planned fault and the next
     kinds: tuple[Kind, ...]
     hold_scale: float = 1.0  # the short run holds causes for less time
+    # The soak's faults: each a kind and its target, drawn evenly (then `kinds` is unused).
+    pairs: tuple[tuple[Kind, str], ...] = ()
 
 
 def make_plan(seed: int, shape: Shape) -> list[Planned]:
@@ -124,6 +128,11 @@ def make_plan(seed: int, shape: Shape) -> list[Planned]:
     weights = [SPECS[k].weight for k in kinds]
     at = rng.uniform(0.5, 2.0)
     while at < shape.seconds:
+        if shape.pairs:
+            kind, target = rng.choice(shape.pairs)
+            plan.append(_planned(rng, len(plan) + 1, at, kind, shape, target=target))
+            at += rng.uniform(*shape.gap_s)
+            continue
         kind = rng.choices(kinds, weights)[0]
         first = _planned(rng, len(plan) + 1, at, kind, shape)
         plan.append(first)
@@ -133,10 +142,18 @@ def make_plan(seed: int, shape: Shape) -> list[Planned]:
 
 
 def _planned(
-    rng: random.Random, n: int, at: float, kind: Kind, shape: Shape, *, follows: int | None = None
+    rng: random.Random,
+    n: int,
+    at: float,
+    kind: Kind,
+    shape: Shape,
+    *,
+    follows: int | None = None,
+    target: str | None = None,
 ) -> Planned:
     spec = SPECS[kind]
-    target = rng.choice(spec.targets) if spec.targets else None
+    if target is None and spec.targets:
+        target = rng.choice(spec.targets)
     low, high = spec.hold_s
     scale = shape.hold_scale if spec.scaled else 1.0
     hold = round(rng.uniform(low, high) * scale, 1) if high else 0.0

@@ -96,10 +96,14 @@ def _started(
         stack.callback(bot.close)
         bot.start()
         fleet = Fleet(box, work / "state", free_port(), bot.url, bot.token, _memory_limits(box))
+        if box.account is not None:  # unprivileged: the supervisor runs as the fleet's user
+            fleet.state_dir.mkdir(parents=True, exist_ok=True)
+            box.account.give(fleet.state_dir)
         config = work / "config.toml"
         config.write_text(config_text(settings, fleet))
         unit = UnitSettings.read()
-        sup = SupervisorProcess(config, work / "supervisor.log", {**_env(box)}, unit)
+        log = work / "supervisor.log"
+        sup = SupervisorProcess(config, log, {**_env(box)}, unit, box.as_account())
         stack.callback(sup.close)
         record.chats, record.watchdog_s = CHATS, unit.watchdog_s
         record.alert_cooldown_s, record.round_s = BASE_COOLDOWN_S, settings.period_s

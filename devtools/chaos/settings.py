@@ -4,10 +4,10 @@ for it."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from devtools.chaos.plan import SHORT_KINDS, SPECS, Shape
+from devtools.chaos.plan import SHORT_KINDS, SOAK_PAIRS, SPECS, Kind, Shape
 from devtools.sandbox import Sandbox
 
 CHATS = (1111, 2222)  # two chats: every alert must reach each, once
@@ -61,6 +61,14 @@ class Settings:
             lull_every_s=120.0,
             flap_quiet_s=60.0,
         )
+
+    @classmethod
+    def soak(cls, minutes: float) -> Settings:
+        """One supervisor living `minutes` under two faults a minute (see `SOAK_PAIRS`), with
+        the probe timing users run with: how its footprint moves over hours."""
+        long = cls.make(minutes, short=False)
+        shape = Shape(minutes * 60.0, (25.0, 35.0), (Kind.KILL, Kind.HANG), pairs=SOAK_PAIRS)
+        return replace(long, shape=shape)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="default: %(default)s")
     parser.add_argument("--dashboard-port", type=int, help="default: recorded, else 5050")
     parser.add_argument("--restart", choices=sorted(RESTART_VALUES), help="units' Restart=")
+    parser.add_argument(
+        "--user",
+        help="run the manager and fleet as this unprivileged user (made when missing), in "
+        "a cgroup subtree of their own; default: as ourselves (root), one sandbox per machine",
+    )
     return parser
 
 
@@ -55,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandbox = Sandbox.attach(
             args.root, dashboard_port=args.dashboard_port, restart=args.restart
         )
+        if args.user and args.command == "up":
+            sandbox = Sandbox(
+                args.root,
+                dashboard_port=sandbox.dashboard_port,
+                restart=sandbox.restart,
+                user=args.user,
+            )
         _run(args.command, sandbox)
     except SandboxUnavailable as exc:
         print(f"sandbox unavailable: {exc}", file=sys.stderr)

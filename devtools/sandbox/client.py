@@ -10,7 +10,9 @@ import pwd
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from devtools.sandbox.delegate import Account
 from devtools.sandbox.host import TOOL_PATH
 from devtools.sandbox.procs import SandboxError, wait_for
 
@@ -28,6 +30,8 @@ class ManagerClient:
         self.logs_dir = self.root / "logs"
         self.state_file = self.root / "state.json"
         self.manager_log = self.root / "manager.log"
+        # Set for an unprivileged sandbox: its manager answers only calls made as this account.
+        self.account: Account | None = None
 
     def env(self) -> dict[str, str]:
         """What a client needs to reach this manager and its session bus."""
@@ -42,8 +46,12 @@ class ManagerClient:
         # A clean environment: the caller's own bus address must not leak into our tools.
         return {"PATH": TOOL_PATH, "LANG": "C.UTF-8", **self.env()}
 
+    def as_account(self) -> dict[str, Any]:
+        """`subprocess` arguments that make a child a client this manager accepts."""
+        return {} if self.account is None else self.account.as_user()
+
     def _manager_env(self) -> dict[str, str]:
-        user = pwd.getpwuid(os.geteuid()).pw_name
+        user = self.account.name if self.account else pwd.getpwuid(os.geteuid()).pw_name
         env = self._tool_env()
         del env["DBUS_SESSION_BUS_ADDRESS"]  # dbus.socket sets it for the units itself
         return {**env, "USER": user}
@@ -54,7 +62,13 @@ class ManagerClient:
         """Run ``systemctl --user ARGS`` against this manager."""
         cmd = ["systemctl", "--user", *args]
         proc = subprocess.run(
-            cmd, env=self._tool_env(), capture_output=True, text=True, timeout=timeout, check=False
+            cmd,
+            env=self._tool_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **self.as_account(),
         )
         if check and proc.returncode != 0:
             raise SandboxError(f"{shlex.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
@@ -107,7 +121,12 @@ class ManagerClient:
         cmd += ["/org/freedesktop/systemd1", "org.freedesktop.DBus.Peer", "Ping"]
         with contextlib.suppress(subprocess.TimeoutExpired):
             run = subprocess.run(
-                cmd, env=self._tool_env(), capture_output=True, timeout=5, check=False
+                cmd,
+                env=self._tool_env(),
+                capture_output=True,
+                timeout=5,
+                check=False,
+                **self.as_account(),
             )
             return run.returncode == 0
         return False

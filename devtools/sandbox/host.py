@@ -40,6 +40,8 @@ class _State:
     manager: ProcId | None = None
     cgroup_base: str | None = None
     processes: list[ProcId] = field(default_factory=list)
+    user: str | None = None  # an unprivileged sandbox's account (see `devtools.sandbox.delegate`)
+    cgroups: list[str] = field(default_factory=list)  # the subtree delegated to it
 
     def manager_alive(self) -> bool:
         return self.manager is not None and self.manager.alive()
@@ -68,6 +70,8 @@ class _State:
             manager=proc(raw["manager"]),
             cgroup_base=raw["cgroup_base"],
             processes=[p for p in map(proc, raw["processes"]) if p is not None],
+            user=raw.get("user"),
+            cgroups=list(raw.get("cgroups", [])),
         )
 
 

@@ -12,10 +12,12 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from devtools.demo import faults as demo_faults
+from devtools.sandbox import delegate
 from devtools.sandbox.client import _unit
 from devtools.sandbox.fleet import PROGRAMS, REPO, START_TIMEOUT_S, UNITS, DemoFleet
 from devtools.sandbox.host import (
@@ -32,6 +34,7 @@ from devtools.sandbox.procs import (
     ProcId,
     SandboxError,
     SandboxFailed,
+    SandboxUnavailable,
     _cgroup_base,
     _parent_pid,
     _pid1_is_systemd,
@@ -54,9 +57,21 @@ STOP_TIMEOUT_S = 15.0
 class Sandbox(DemoFleet):
     """A systemd user manager with the demo fleet, all under `root`. See the module doc."""
 
-    def __init__(self, root: Path, *, dashboard_port: int = 5050, restart: str = "no") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        dashboard_port: int = 5050,
+        restart: str = "no",
+        user: str | None = None,
+    ) -> None:
         super().__init__(root, dashboard_port=dashboard_port, restart=restart)
         self._holder: subprocess.Popen[bytes] | None = None
+        # Unprivileged (`user`): its own delegated cgroup subtree, so only its own lock.
+        self.user = user
+        self.account = None if user is None else delegate.Account.find(user)
+        own_lock = Path(f"/tmp/{delegate.slug(self.root)}.lock")
+        self.lock_path = LOCK_PATH if user is None else own_lock
 
     @classmethod
     def attach(
@@ -68,7 +83,12 @@ class Sandbox(DemoFleet):
             root,
             dashboard_port=dashboard_port or (state.dashboard_port if state else 5050),
             restart=restart or (state.restart if state else "no"),
+            user=state.user if state else None,
         )
+
+    def _uid(self) -> int:
+        """The UID the sandbox's manager and units run as."""
+        return os.geteuid() if self.account is None else self.account.uid
 
     # --- the demo fleet, kept running ------------------------------------------------------
 
@@ -110,7 +130,9 @@ class Sandbox(DemoFleet):
     def up(self) -> None:
         """Start the manager and the demo fleet, or make sure they run when already up."""
         _preflight(self.run_dir)
-        lock_fd = _try_lock(self.root)
+        if self.user is not None:
+            self.account = self._unprivileged_account(self.user)
+        lock_fd = _try_lock(self.root, self.lock_path)
         if lock_fd is None:
             self._up_again()
             return
@@ -125,25 +147,42 @@ class Sandbox(DemoFleet):
         finally:
             os.close(lock_fd)  # the manager's holder keeps its own copy of the lock
 
+    @staticmethod
+    def _unprivileged_account(user: str) -> delegate.Account:
+        account = delegate.Account.ensure(user)
+        for needed in (Path(sys.executable), REPO / "devtools" / "demo" / "__main__.py"):
+            if not account.can_read(needed):
+                raise SandboxUnavailable(
+                    f"user {user!r} cannot read {needed}: the demo units run as that user; "
+                    "use a checkout and virtual environment every user can read"
+                )
+        return account
+
     def _up_again(self) -> None:
-        owner = lock_owner()
+        owner = lock_owner(self.lock_path)
         if owner != str(self.root):
             raise SandboxError(
                 f"another sandbox is up on this machine: {owner or 'an unknown owner'} holds "
-                f"{LOCK_PATH} (only one at a time: on cgroup v1 its manager owns the cgroup "
+                f"{self.lock_path} (only one at a time: on cgroup v1 its manager owns the cgroup "
                 "root); bring it down first"
             )
         state = _State.load(self.state_file)
         if state is None or not state.manager_alive():
-            raise SandboxError(f"{LOCK_PATH} is held for {owner} but its manager is not running")
+            raise SandboxError(
+                f"{self.lock_path} is held for {owner} but its manager is not running"
+            )
         self._ensure_fleet()
 
     def _start(self, lock_fd: int) -> None:
         self._make_dirs()
         for program in PROGRAMS:
             self._write_unit(program)  # before the manager starts: no daemon-reload needed
-        state = _State(self.dashboard_port, self.restart)
+        state = _State(self.dashboard_port, self.restart, user=self.user)
         state.created_run_systemd_system = _ensure_run_systemd_system()
+        if self.account is not None:
+            self.account.give(self.root)
+            subtree = delegate.delegate(delegate.slug(self.root), self.account)
+            state.cgroups = [str(path) for path in subtree]
         state.dump(self.state_file)
         try:
             self._spawn_manager(state, lock_fd)
@@ -164,19 +203,27 @@ class Sandbox(DemoFleet):
 
     def _spawn_manager(self, state: _State, lock_fd: int) -> None:
         # `sh` keeps the lock descriptor and waits for the manager, which closes its own copy.
-        cmd = ["/bin/sh", "-c", '"$@"; exit $?', "sandbox-lock-holder", str(SYSTEMD)]
+        # Unprivileged, it first waits for a line on stdin: the word that root moved it into
+        # the delegated cgroups, which the manager then takes as its root.
+        script = '"$@"; exit $?' if self.account is None else 'read -r _; exec </dev/null; "$@"'
+        cmd = ["/bin/sh", "-c", script, "sandbox-lock-holder", str(SYSTEMD)]
         with self.manager_log.open("ab") as log:
             self._holder = subprocess.Popen(
                 [*cmd, *MANAGER_ARGS],
                 env=self._manager_env(),
                 pass_fds=(lock_fd,),
                 start_new_session=True,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if self.account is None else subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
+                **self.as_account(),
             )
         holder = self._holder
+        if holder.stdin is not None:
+            delegate.enter(holder.pid, [Path(path) for path in state.cgroups])
+            holder.stdin.write(b"go\n")
+            holder.stdin.close()
         state.holder = ProcId.of(holder.pid, "lock holder (sh)")
         state.manager = wait_for(
             lambda: self._forked_manager(holder), 5.0, "the holder to fork systemd --user"
@@ -231,7 +278,7 @@ class Sandbox(DemoFleet):
             return []
         procs = [p for p in (state.holder, state.manager) if p is not None and p.alive()]
         if state.manager is not None and state.cgroup_base is not None:
-            procs += unit_cgroup_members(state.cgroup_base, state.manager.start)
+            procs += unit_cgroup_members(state.cgroup_base, state.manager.start, self._uid())
         return procs
 
     def _record_processes(self) -> None:
@@ -239,7 +286,8 @@ class Sandbox(DemoFleet):
         if state is None or state.manager is None or state.cgroup_base is None:
             return
         # Keep earlier records too: a process that left the cgroups is still ours to stop.
-        found = [*state.processes, *unit_cgroup_members(state.cgroup_base, state.manager.start)]
+        members = unit_cgroup_members(state.cgroup_base, state.manager.start, self._uid())
+        found = [*state.processes, *members]
         unique = {(p.pid, p.start): p for p in found if p.alive()}
         state.processes = list(unique.values())
         state.dump(self.state_file)
@@ -260,10 +308,12 @@ class Sandbox(DemoFleet):
         try:
             victims = [*state.processes, *([state.holder] if state.holder else [])]
             if owned and state.manager is not None and state.cgroup_base is not None:
-                victims += unit_cgroup_members(state.cgroup_base, state.manager.start)
+                victims += unit_cgroup_members(state.cgroup_base, state.manager.start, self._uid())
             terminate(victims)
             if owned and state.cgroup_base is not None:
                 _remove_unit_cgroups(state.cgroup_base)
+            if owned:
+                delegate.release([Path(path) for path in state.cgroups])
             if owned and state.created_run_systemd_system and not _pid1_is_systemd():
                 with contextlib.suppress(OSError):  # rmdir: only if still empty
                     RUN_SYSTEMD_SYSTEM.rmdir()
@@ -288,11 +338,11 @@ class Sandbox(DemoFleet):
         """The machine lock once our manager's holder let go; None if another sandbox has it."""
 
         def attempt() -> tuple[int | None] | None:
-            fd = _try_lock(self.root)
+            fd = _try_lock(self.root, self.lock_path)
             if fd is not None:
                 return (fd,)
             # Held for our root: the holder is still exiting; held for another: not ours.
-            return None if lock_owner() == str(self.root) else (None,)
+            return None if lock_owner(self.lock_path) == str(self.root) else (None,)
 
         try:
             got: tuple[int | None] = wait_for(attempt, 5.0, f"the lock holder of {self.root}")

@@ -152,8 +152,10 @@ def _uid_of(pid: int) -> int | None:
         return None
 
 
-def unit_cgroup_members(base: str, since: int) -> list[ProcId]:
-    """Our-UID processes started at or after `since` in the unit slices below `base`."""
+def unit_cgroup_members(base: str, since: int, uid: int | None = None) -> list[ProcId]:
+    """Processes of `uid` (default: ours) started at or after `since` in the unit slices
+    below `base`."""
+    owner = os.geteuid() if uid is None else uid
     prefixes = tuple(posixpath.join(base, s) + "/" for s in _UNIT_SLICES)
     found = []
     for pid in _pids():
@@ -161,7 +163,7 @@ def unit_cgroup_members(base: str, since: int) -> list[ProcId]:
         if pid in (1, os.getpid()) or path is None or not (path + "/").startswith(prefixes):
             continue
         proc = ProcId.of(pid, f"in cgroup {path}")
-        if proc and proc.start >= since and _uid_of(pid) == os.geteuid():
+        if proc and proc.start >= since and _uid_of(pid) == owner:
             found.append(proc)
     return found
 
@@ -189,22 +191,23 @@ def _pid1_is_systemd() -> bool:
 # --- the machine-wide lock -------------------------------------------------------------------
 
 
-def _open_lock() -> int:
+def _open_lock(path: Path) -> int:
     try:
         # /tmp is world-writable: never follow a planted symlink, never use another's file.
-        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise SandboxError(f"cannot open the sandbox lock {LOCK_PATH}: {exc}") from exc
+        raise SandboxError(f"cannot open the sandbox lock {path}: {exc}") from exc
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
         os.close(fd)
-        raise SandboxError(f"{LOCK_PATH} is not a regular file of ours: remove it")
+        raise SandboxError(f"{path} is not a regular file of ours: remove it")
     return fd
 
 
-def _try_lock(owner: Path) -> int | None:
-    """Take the machine lock and write `owner` into it; None when another process holds it."""
-    fd = _open_lock()
+def _try_lock(owner: Path, path: Path = LOCK_PATH) -> int | None:
+    """Take the lock at `path` (default: the machine's) and write `owner` into it; None when
+    another process holds it."""
+    fd = _open_lock(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -220,9 +223,9 @@ def _release_lock(fd: int) -> None:
     os.close(fd)
 
 
-def lock_owner() -> str:
-    """The root of the sandbox that holds (or last held) the machine lock, or ''."""
+def lock_owner(path: Path = LOCK_PATH) -> str:
+    """The root of the sandbox that holds (or last held) the lock at `path`, or ''."""
     try:
-        return LOCK_PATH.read_text().strip()
+        return path.read_text().strip()
     except OSError:
         return ""
