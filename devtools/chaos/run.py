@@ -68,7 +68,7 @@ def chaos(box: Sandbox, settings: Settings, seed: int, work: Path, say: Say) -> 
     with _started(box, settings, record, work, say) as parts:
         ctl = parts.controller
         _wait_for_fleet(parts, say)
-        _warm_up(parts, record, say)
+        _warm_up(parts, record, settings, say)
         plan = make_plan(seed, settings.shape)
         say(f"seed {seed}: {len(plan)} faults over {settings.shape.seconds:g} s")
         ctl.pending = [Fault(p) for p in plan]
@@ -197,16 +197,16 @@ def _wait_for_fleet(parts: Parts, say: Say) -> None:
     say("every target passes")
 
 
-def _warm_up(parts: Parts, record: Record, say: Say) -> None:
+def _warm_up(parts: Parts, record: Record, settings: Settings, say: Say) -> None:
     """Every path once before footprints count: a hang (probe, restart), a chat command, and a
     supervisor kill, whose "restarted" notice goes to both chats at once (each chat's sender
     keeps its own connection to Telegram open afterwards: that is no leak)."""
     ctl, bot = parts.controller, parts.bot
     record.began = time.time()
-    for planned in (
-        Planned(0, 0.0, Kind.HANG, "dashboard"),
-        Planned(0, 0.0, Kind.SUPERVISOR_KILL, None),
-    ):
+    warm_up = [Planned(0, 0.0, Kind.HANG, "dashboard")]
+    if settings.warm_up_kill:
+        warm_up.append(Planned(0, 0.0, Kind.SUPERVISOR_KILL, None))
+    for planned in warm_up:
         warm = Fault(planned)
         record.faults.append(warm)
         ctl.pending = [warm]

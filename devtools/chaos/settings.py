@@ -32,6 +32,9 @@ class Settings:
     # A flapping target's "stable again" comes this long after its last failure: well within
     # the time the run gives itself to settle (the default, 5 min, is longer than the run's).
     flap_quiet_s: float
+    # The warm-up ends with a supervisor kill (its restart notice, its reconnects); a soak
+    # watches one process for hours and never kills it.
+    warm_up_kill: bool = True
 
     @classmethod
     def make(cls, minutes: float, short: bool) -> Settings:
@@ -68,7 +71,7 @@ class Settings:
         the probe timing users run with: how its footprint moves over hours."""
         long = cls.make(minutes, short=False)
         shape = Shape(minutes * 60.0, (25.0, 35.0), (Kind.KILL, Kind.HANG), pairs=SOAK_PAIRS)
-        return replace(long, shape=shape)
+        return replace(long, shape=shape, warm_up_kill=False)
 
 
 @dataclass(frozen=True)
