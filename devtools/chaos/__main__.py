@@ -68,7 +68,8 @@ def run_chaos(
     (work / "report.txt").write_text(report + "\n")
     (work / "report.json").write_text(json.dumps(as_json(record, verdict), indent=1) + "\n")
     print(report, flush=True)
-    print(f"\nrepeat with: python -m devtools.chaos --seed {seed}{' --short' if short else ''}")
+    again = " --short" if short else f" --minutes {minutes:g}{' --soak' if soak else ''}"
+    print(f"\nrepeat with: python -m devtools.chaos --seed {seed}{again}")
     return verdict
 
 

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import pwd
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from typing import Any
 from devtools.sandbox.procs import SandboxError, SandboxUnavailable
 
 CGROUP = Path("/sys/fs/cgroup")
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+_CODE = ("devtools", "supervisor")  # the packages the demo programs import
 SANDBOX_USER = "sidecar-sandbox"
 _HIERARCHIES = ("systemd", "unified")
 _DELEGATED_FILES = ("cgroup.procs", "tasks", "cgroup.subtree_control", "cgroup.threads")
@@ -80,10 +83,24 @@ class Account:
 
     def can_read(self, path: Path) -> bool:
         """True when this account can reach and read `path` (every parent searchable)."""
+        return self._test("-r", path)
+
+    def can_enter(self, path: Path) -> bool:
+        """True when this account can reach the directory `path` and enter it."""
+        return self._test("-x", path)
+
+    def _test(self, flag: str, path: Path) -> bool:
         probe = subprocess.run(
-            ["test", "-r", str(path)], check=False, capture_output=True, **self.as_user()
+            ["test", flag, str(path)], check=False, capture_output=True, **self.as_user()
         )
         return probe.returncode == 0
+
+
+def copy_code(repo: Path, to: Path) -> None:
+    """Our packages, copied where the account can read them (a checkout under /root is not)."""
+    shutil.rmtree(to, ignore_errors=True)
+    for package in _CODE:
+        shutil.copytree(repo / package, to / package, ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def slug(root: Path) -> str:

@@ -38,11 +38,15 @@ class DemoFleet(ManagerClient):
         self.dashboard_port = dashboard_port
         self.restart = restart
         self._faulted: set[str] = set()
+        # What the demo units run: this checkout with our interpreter, unless an unprivileged
+        # sandbox points them at its own copy (the account may not reach ours).
+        self.python = Path(sys.executable)
+        self.code_dir = REPO
 
     def unit_text(self, name: str) -> str:
         """The unit file of demo program `name`; tests may install edited variants."""
         program = _program(name)
-        args = [sys.executable, "-m", "devtools.demo", program, *self._program_args(program)]
+        args = [str(self.python), "-m", "devtools.demo", program, *self._program_args(program)]
         log = self.logs_dir / f"{program}.log"
         return (
             "[Unit]\n"
@@ -51,8 +55,8 @@ class DemoFleet(ManagerClient):
             "\n[Service]\n"
             "Type=simple\n"
             f"ExecStart={' '.join(map(_exec_word, args))}\n"
-            f"WorkingDirectory={_escape(str(REPO))}\n"
-            f'Environment="PYTHONPATH={_escape(str(REPO))}" PYTHONUNBUFFERED=1\n'
+            f"WorkingDirectory={_escape(str(self.code_dir))}\n"
+            f'Environment="PYTHONPATH={_escape(str(self.code_dir))}" PYTHONUNBUFFERED=1\n'
             f"Restart={self.restart}\n"
             f"StandardOutput=append:{_escape(str(log))}\n"
             "StandardError=inherit\n"

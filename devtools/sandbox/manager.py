@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -70,6 +69,10 @@ class Sandbox(DemoFleet):
         # Unprivileged (`user`): its own delegated cgroup subtree, so only its own lock.
         self.user = user
         self.account = None if user is None else delegate.Account.find(user)
+        if user is not None:
+            # The demo programs need only the standard library and our code: the system's
+            # interpreter and a copy the account owns, wherever this checkout lives.
+            self.python, self.code_dir = delegate.SYSTEM_PYTHON, self.root / "code"
         own_lock = Path(f"/tmp/{delegate.slug(self.root)}.lock")
         self.lock_path = LOCK_PATH if user is None else own_lock
 
@@ -131,7 +134,7 @@ class Sandbox(DemoFleet):
         """Start the manager and the demo fleet, or make sure they run when already up."""
         _preflight(self.run_dir)
         if self.user is not None:
-            self.account = self._unprivileged_account(self.user)
+            self.account = self._unprivileged_account(self.user, self.root)
         lock_fd = _try_lock(self.root, self.lock_path)
         if lock_fd is None:
             self._up_again()
@@ -148,14 +151,19 @@ class Sandbox(DemoFleet):
             os.close(lock_fd)  # the manager's holder keeps its own copy of the lock
 
     @staticmethod
-    def _unprivileged_account(user: str) -> delegate.Account:
+    def _unprivileged_account(user: str, root: Path) -> delegate.Account:
         account = delegate.Account.ensure(user)
-        for needed in (Path(sys.executable), REPO / "devtools" / "demo" / "__main__.py"):
-            if not account.can_read(needed):
-                raise SandboxUnavailable(
-                    f"user {user!r} cannot read {needed}: the demo units run as that user; "
-                    "use a checkout and virtual environment every user can read"
-                )
+        if not account.can_read(delegate.SYSTEM_PYTHON):
+            raise SandboxUnavailable(
+                f"user {user!r} cannot run {delegate.SYSTEM_PYTHON}, which the demo units of "
+                "an unprivileged sandbox run on"
+            )
+        root.parent.mkdir(parents=True, exist_ok=True)
+        if not account.can_enter(root.parent):
+            raise SandboxUnavailable(
+                f"user {user!r} cannot reach {root.parent} (a directory on the way is private): "
+                "put an unprivileged sandbox where every user may pass, such as /tmp"
+            )
         return account
 
     def _up_again(self) -> None:
@@ -180,6 +188,7 @@ class Sandbox(DemoFleet):
         state = _State(self.dashboard_port, self.restart, user=self.user)
         state.created_run_systemd_system = _ensure_run_systemd_system()
         if self.account is not None:
+            delegate.copy_code(REPO, self.code_dir)
             self.account.give(self.root)
             subtree = delegate.delegate(delegate.slug(self.root), self.account)
             state.cgroups = [str(path) for path in subtree]
@@ -357,7 +366,7 @@ class Sandbox(DemoFleet):
             self._holder = None
 
     def _remove_files(self) -> None:
-        for path in (self.run_dir, self.home, self.logs_dir):
+        for path in (self.run_dir, self.home, self.logs_dir, self.root / "code"):
             shutil.rmtree(path, ignore_errors=True)
         for path in (self.state_file, self.manager_log):
             path.unlink(missing_ok=True)

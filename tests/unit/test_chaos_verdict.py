@@ -361,3 +361,26 @@ def test_flapping_is_an_incident_of_its_own_beside_the_failure() -> None:
     found = judge_alerts(record([crash], [*messages, *both(T0 + 75.1, stable)]))
     assert not (found.per_incident or found.lost or found.duplicated or found.false)
     assert len(found.incidents) == 4  # two per chat
+
+
+def test_every_life_of_ten_minutes_is_judged_not_only_the_longest() -> None:
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], incident("trader", T0 + 16, T0 + 25))
+    mib = 2**20
+    rec.lives = [
+        Life(1, 50, T0 - 5, ready=T0, exited=T0 + 1000, killed="SIGKILL (fault 9)"),
+        Life(2, 51, T0 + 1001, ready=T0 + 1002),
+    ]
+    rec.faults.append(hang(2, "trader", T0 + 1010, T0 + 1020))
+
+    def quiet(life: int, start: int, rss_mib: int) -> list[ProcSample]:
+        return [
+            ProcSample(T0 + i, life, rss_mib * mib, 20, 1.0, True) for i in range(start, start + 6)
+        ]
+
+    # Life 1 (about 13 minutes measured) grows by 3 MiB; life 2 lives longer and stays flat.
+    rec.proc = quiet(1, 200, 40) + quiet(1, 990, 43) + quiet(2, 1200, 40) + quiet(2, 2900, 40)
+    check = next(c for c in judge(rec).checks if c.name.startswith("footprint"))
+
+    assert not check.ok
+    assert check.problems[0].startswith("life 1: RSS +3.00 MiB")
+    assert "life 2 over 1705 s: RSS +0.00 MiB" in check.detail

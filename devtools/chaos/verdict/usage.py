@@ -14,34 +14,39 @@ MEASURE_WINDOW = 5  # footprint: samples taken together at each end
 # (measured: one life of 11 minutes, +3.6 MiB by 210 s, +0.6 MiB in the 460 s after): its
 # caches, rings and allocator arenas reach their working size. A leak is growth after that.
 LIFE_WARM_UP_S = 180.0
+# Every life measured over this long is judged (a leak in any of them fails the run); when no
+# life lasted that long, the longest one is.
+JUDGED_SPAN_S = 600.0
 
 
 def footprint(record: Record, v: Verdict) -> Check:
-    """RSS and descriptors within the longest measured life once warm (one process: a leak
-    shows there), and from the first quiet moment after the run's warm-up to the last one (the
-    run, whichever life answers at each end: shown, and judged only when no life could be
-    measured, since two processes are not comparable: one a minute old has not reached its
-    working size)."""
+    """RSS and descriptors within each life measured over `JUDGED_SPAN_S` once warm (one
+    process: a leak shows there), else within the longest one; and from the first quiet
+    moment after the run's warm-up to the last one (the run, whichever life answers at each
+    end: shown, and judged only when no life could be measured, since two processes are not
+    comparable: one a minute old has not reached its working size)."""
     name = "footprint drift (RSS < 2 MiB, descriptors 0)"
     lives = [fp for life in record.lives if (fp := _life_footprint(record, life)) is not None]
     _cpu(record, v)
     warm = max((f.repaired for f in record.faults if f.repaired and f.plan.n == 0), default=0.0)
     run = _measure(0, [s for s in record.proc if s.quiet and s.at > warm])
     longest = max(lives, key=lambda f: f.span_s, default=None)
-    v.footprints = [fp for fp in (run, longest) if fp is not None]
-    judged = longest or run
-    if judged is None:
+    judged = [fp for fp in lives if fp.span_s >= JUDGED_SPAN_S]
+    judged = judged or [fp for fp in (longest or run,) if fp is not None]
+    v.footprints = [fp for fp in (run, *judged) if fp is not None]
+    if not judged:
         # The short run kills the supervisor often and overlaps faults densely: it may never
         # be quiet twice. A long run must be.
         return Check(name, record.short, "not measured: never quiet twice after warm-up")
-    rss, fds = judged.rss_end - judged.rss_start, judged.fds_end - judged.fds_start
     problems = []
-    if rss >= RSS_DRIFT_LIMIT or fds > 0:
-        kinds = f"({judged.kinds_start} -> {judged.kinds_end})"
-        problems.append(f"{_whose(judged)}: RSS {_mib(judged)}, descriptors {fds:+d} {kinds}")
+    for fp in judged:
+        rss, fds = fp.rss_end - fp.rss_start, fp.fds_end - fp.fds_start
+        if rss >= RSS_DRIFT_LIMIT or fds > 0:
+            kinds = f"({fp.kinds_start} -> {fp.kinds_end})"
+            problems.append(f"{_whose(fp)}: RSS {_mib(fp)}, descriptors {fds:+d} {kinds}")
     detail = "; ".join(
         f"{_whose(fp)} over {fp.span_s:.0f} s: RSS {_mib(fp)}, "
-        f"descriptors {fp.fds_end - fp.fds_start:+d}{'' if fp is judged else ' (shown)'}"
+        f"descriptors {fp.fds_end - fp.fds_start:+d}{'' if fp in judged else ' (shown)'}"
         for fp in v.footprints
     )
     return Check(name, not problems, detail, tuple(problems))
