@@ -16,7 +16,7 @@ from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import Feed
 from devtools.chaos.plan import SPECS, Kind, Planned, Scope
 from devtools.chaos.record import Fault, Record
-from devtools.chaos.settings import Settings
+from devtools.chaos.settings import MAX_ATTEMPTS, RECOVERY_WINDOW_S, Settings
 
 TICK_S = 0.1
 START_TIMEOUT_S = 30.0  # the unit's TimeoutStartSec
@@ -178,7 +178,10 @@ class Controller:
             due = self.phase_start + fault.plan.at_s
             if now < due:
                 continue
-            if now > due + self.settings.start_wait_s:
+            # A fault waits for its target from when it is due or, when the fault before it on
+            # the same target ended later, from then: a long repair of one is not the next's.
+            waits_from = max(due, self._rested.get(k, 0.0))
+            if now > waits_from + self.settings.start_wait_s:
                 self._skip(fault, f"{k} was not free within {self.settings.start_wait_s:g} s")
             elif self._free(fault.plan, now):
                 self.start(fault)
@@ -188,7 +191,9 @@ class Controller:
             return False
         scope = SPECS[planned.kind].scope
         if scope is Scope.TARGET:
-            return self._target_healthy(planned.target or "")
+            target = planned.target or ""
+            fits = within_budget(self.record.faults, planned.kind, target, now)
+            return fits and self._target_healthy(target)
         if planned.kind is Kind.TELEGRAM_429:
             return self.injector.bot.pending_429() == 0
         return scope is Scope.TELEGRAM or self.sup.ready()
@@ -220,3 +225,27 @@ class Controller:
         fault.skipped = why
         self._rested[key(fault.plan)] = time.time()
         self.say(f"fault {fault.plan.n} {fault.kind} skipped: {why}")
+
+
+def within_budget(faults: list[Fault], kind: Kind, target: str, now: float) -> bool:
+    """True when a fault of `kind` on `target` stays inside its recovery budget
+    (`MAX_ATTEMPTS` in `RECOVERY_WINDOW_S`), counting the faults this run started on it.
+
+    A failure beyond the budget is given up on and retried only after
+    ``retry_after_give_up_s``: the supervisor's design, which the crash loop exists to show.
+    Stacked on a target by chance, ordinary faults would show it too, and their repair would
+    wait out that retry (a SIGSTOP "repaired in 27 s" that was a 20 s wait by design). So a
+    fault waits until its own failure is at most the budget's last attempt, and until a
+    crash loop on its target (which spends the whole budget) ended a window ago; a crash
+    loop waits for the whole budget, so that it is given up on after every attempt.
+    """
+    recent = 0
+    for fault in faults:
+        if fault.target != target or fault.start is None:
+            continue
+        if fault.kind is Kind.CRASH_LOOP:
+            if fault.ended is None or now - fault.ended < RECOVERY_WINDOW_S:
+                return False
+        elif now - fault.start < RECOVERY_WINDOW_S:
+            recent += 1
+    return recent < (1 if kind is Kind.CRASH_LOOP else MAX_ATTEMPTS)

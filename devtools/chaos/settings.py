@@ -13,7 +13,8 @@ from devtools.sandbox import Sandbox
 CHATS = (1111, 2222)  # two chats: every alert must reach each, once
 MEMORY_MARGIN_MB = 64  # the resources probe's limit over a unit's baseline (a fault adds 128)
 BASE_COOLDOWN_S = 3600.0  # no reminders within a run of up to an hour: every alert is counted
-MAX_ATTEMPTS = 4  # within 30 s: a crash loop is given up on after about 12 s
+MAX_ATTEMPTS = 4  # within RECOVERY_WINDOW_S: a crash loop is given up on after about 12 s
+RECOVERY_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Settings:
                 timeout_s=1.0,
                 heartbeat_max_age_s=4.0,
                 repair_cap_s=40.0,
-                start_wait_s=30.0,
+                # Longer than the recovery window, which a target's next fault may wait out.
+                start_wait_s=RECOVERY_WINDOW_S + 15.0,
                 settle_cap_s=45.0,
                 lull_every_s=None,
                 flap_quiet_s=15.0,
@@ -137,7 +139,7 @@ timeout_s = {s.timeout_s}
   [targets.recovery]
   actions = {actions}
   max_attempts = {MAX_ATTEMPTS}
-  window_s = 30
+  window_s = {RECOVERY_WINDOW_S:g}
   backoff_s = [0, 2, 5]
   retry_after_give_up_s = 20
 """

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devtools.chaos.control import within_budget
 from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import parse_actions, parse_health, parse_log_line
 from devtools.chaos.plan import ALERTING, SHORT_KINDS, SPECS, Kind, Planned, Shape, make_plan
@@ -163,3 +164,37 @@ def test_a_seed_gives_the_same_plan_in_every_process() -> None:
     }
     assert len(plans) == 1
     assert "Planned(n=1" in plans.pop()
+
+
+def _started(n: int, kind: Kind, target: str, start: float, ended: float | None) -> Fault:
+    fault = Fault(Planned(n, 0.0, kind, target))
+    fault.start, fault.ended = start, ended
+    return fault
+
+
+def test_a_fault_never_lands_beyond_its_targets_recovery_budget() -> None:
+    # Seed 10's dashboard in the short run: kills at 53, 57 and 62 s after a crash loop that
+    # ended at 51 s; a SIGSTOP due at 67 s would be the budget's fifth failure in 30 s, given
+    # up on and repaired only by the retry 20 s later.
+    kills = [_started(n, Kind.KILL, "dashboard", at, at + 2) for n, at in ((11, 53), (15, 57))]
+    loop = _started(7, Kind.CRASH_LOOP, "dashboard", 28, 51)
+    faults = [loop, *kills]
+
+    assert not within_budget(faults, Kind.SIGSTOP, "dashboard", 67)  # the loop ended 16 s ago
+    assert within_budget(faults, Kind.SIGSTOP, "dashboard", 81)  # a window after it ended
+    assert within_budget(faults, Kind.SIGSTOP, "trader", 67)  # another target's budget
+    faults.append(_started(17, Kind.KILL, "dashboard", 81.5, 83))
+    faults.append(_started(20, Kind.HANG, "dashboard", 84, 90))
+    # 57, 81.5 and 84 s in the window (53 s is past it): a 4th is the budget's last attempt.
+    assert within_budget(faults, Kind.KILL, "dashboard", 84.5)
+    faults.append(_started(22, Kind.KILL, "dashboard", 85, 86))
+    assert not within_budget(faults, Kind.KILL, "dashboard", 86)  # a 5th would be given up on
+    assert within_budget(faults, Kind.KILL, "dashboard", 87.5)  # the kill at 57 s is 30 s old
+
+
+def test_a_crash_loop_starts_on_a_whole_budget() -> None:
+    faults = [_started(3, Kind.KILL, "trader", 10, 11)]
+
+    assert not within_budget(faults, Kind.CRASH_LOOP, "trader", 20)
+    assert within_budget(faults, Kind.CRASH_LOOP, "trader", 40.5)
+    assert within_budget(faults, Kind.KILL, "trader", 20)
