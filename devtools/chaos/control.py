@@ -16,7 +16,7 @@ from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import Feed
 from devtools.chaos.plan import SPECS, Kind, Planned, Scope
 from devtools.chaos.record import Fault, Record
-from devtools.chaos.settings import MAX_ATTEMPTS, RECOVERY_WINDOW_S, Settings
+from devtools.chaos.settings import MAX_ATTEMPTS, Settings
 
 TICK_S = 0.1
 START_TIMEOUT_S = 30.0  # the unit's TimeoutStartSec
@@ -192,7 +192,8 @@ class Controller:
         scope = SPECS[planned.kind].scope
         if scope is Scope.TARGET:
             target = planned.target or ""
-            fits = within_budget(self.record.faults, planned.kind, target, now)
+            window = self.settings.recovery_window_s
+            fits = within_budget(self.record.faults, planned.kind, target, now, window)
             return fits and self._target_healthy(target)
         if planned.kind is Kind.TELEGRAM_429:
             return self.injector.bot.pending_429() == 0
@@ -227,9 +228,11 @@ class Controller:
         self.say(f"fault {fault.plan.n} {fault.kind} skipped: {why}")
 
 
-def within_budget(faults: list[Fault], kind: Kind, target: str, now: float) -> bool:
+def within_budget(
+    faults: list[Fault], kind: Kind, target: str, now: float, window_s: float
+) -> bool:
     """True when a fault of `kind` on `target` stays inside its recovery budget
-    (`MAX_ATTEMPTS` in `RECOVERY_WINDOW_S`), counting the faults this run started on it.
+    (`MAX_ATTEMPTS` in `window_s`), counting the faults this run started on it.
 
     A failure beyond the budget is given up on and retried only after
     ``retry_after_give_up_s``: the supervisor's design, which the crash loop exists to show.
@@ -244,8 +247,8 @@ def within_budget(faults: list[Fault], kind: Kind, target: str, now: float) -> b
         if fault.target != target or fault.start is None:
             continue
         if fault.kind is Kind.CRASH_LOOP:
-            if fault.ended is None or now - fault.ended < RECOVERY_WINDOW_S:
+            if fault.ended is None or now - fault.ended < window_s:
                 return False
-        elif now - fault.start < RECOVERY_WINDOW_S:
+        elif now - fault.start < window_s:
             recent += 1
     return recent < (1 if kind is Kind.CRASH_LOOP else MAX_ATTEMPTS)

@@ -13,8 +13,7 @@ from devtools.sandbox import Sandbox
 CHATS = (1111, 2222)  # two chats: every alert must reach each, once
 MEMORY_MARGIN_MB = 64  # the resources probe's limit over a unit's baseline (a fault adds 128)
 BASE_COOLDOWN_S = 3600.0  # no reminders within a run of up to an hour: every alert is counted
-MAX_ATTEMPTS = 4  # within RECOVERY_WINDOW_S: a crash loop is given up on after about 12 s
-RECOVERY_WINDOW_S = 30.0
+MAX_ATTEMPTS = 4  # within the recovery window: a crash loop is given up on after about 12 s
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,9 @@ class Settings:
     # A flapping target's "stable again" comes this long after its last failure: well within
     # the time the run gives itself to settle (the default, 5 min, is longer than the run's).
     flap_quiet_s: float
+    # Recovery's window for its MAX_ATTEMPTS (the short run's is shorter, so that a target
+    # whose budget the run waits for is free sooner; a crash loop still spends it in 12 s).
+    recovery_window_s: float = 30.0
     # The warm-up ends with a supervisor kill (its restart notice, its reconnects); a soak
     # watches one process for hours and never kills it.
     warm_up_kill: bool = True
@@ -48,11 +50,11 @@ class Settings:
                 timeout_s=1.0,
                 heartbeat_max_age_s=4.0,
                 repair_cap_s=40.0,
-                # Longer than the recovery window, which a target's next fault may wait out.
-                start_wait_s=RECOVERY_WINDOW_S + 15.0,
+                start_wait_s=30.0,  # longer than the recovery window a fault may wait out
                 settle_cap_s=45.0,
                 lull_every_s=None,
                 flap_quiet_s=15.0,
+                recovery_window_s=15.0,
             )
         return cls(
             short=False,
@@ -139,7 +141,7 @@ timeout_s = {s.timeout_s}
   [targets.recovery]
   actions = {actions}
   max_attempts = {MAX_ATTEMPTS}
-  window_s = {RECOVERY_WINDOW_S:g}
+  window_s = {s.recovery_window_s:g}
   backoff_s = [0, 2, 5]
   retry_after_give_up_s = 20
 """

@@ -180,21 +180,21 @@ def test_a_fault_never_lands_beyond_its_targets_recovery_budget() -> None:
     loop = _started(7, Kind.CRASH_LOOP, "dashboard", 28, 51)
     faults = [loop, *kills]
 
-    assert not within_budget(faults, Kind.SIGSTOP, "dashboard", 67)  # the loop ended 16 s ago
-    assert within_budget(faults, Kind.SIGSTOP, "dashboard", 81)  # a window after it ended
-    assert within_budget(faults, Kind.SIGSTOP, "trader", 67)  # another target's budget
+    assert not within_budget(faults, Kind.SIGSTOP, "dashboard", 67, 30.0)  # the loop ended 16 s ago
+    assert within_budget(faults, Kind.SIGSTOP, "dashboard", 81, 30.0)  # a window after it ended
+    assert within_budget(faults, Kind.SIGSTOP, "trader", 67, 30.0)  # another target's budget
     faults.append(_started(17, Kind.KILL, "dashboard", 81.5, 83))
     faults.append(_started(20, Kind.HANG, "dashboard", 84, 90))
     # 57, 81.5 and 84 s in the window (53 s is past it): a 4th is the budget's last attempt.
-    assert within_budget(faults, Kind.KILL, "dashboard", 84.5)
+    assert within_budget(faults, Kind.KILL, "dashboard", 84.5, 30.0)
     faults.append(_started(22, Kind.KILL, "dashboard", 85, 86))
-    assert not within_budget(faults, Kind.KILL, "dashboard", 86)  # a 5th would be given up on
-    assert within_budget(faults, Kind.KILL, "dashboard", 87.5)  # the kill at 57 s is 30 s old
+    assert not within_budget(faults, Kind.KILL, "dashboard", 86, 30.0)  # a 5th would be given up on
+    assert within_budget(faults, Kind.KILL, "dashboard", 87.5, 30.0)  # the kill at 57 s is 30 s old
 
 
 def test_a_crash_loop_starts_on_a_whole_budget() -> None:
     faults = [_started(3, Kind.KILL, "trader", 10, 11)]
 
-    assert not within_budget(faults, Kind.CRASH_LOOP, "trader", 20)
-    assert within_budget(faults, Kind.CRASH_LOOP, "trader", 40.5)
-    assert within_budget(faults, Kind.KILL, "trader", 20)
+    assert not within_budget(faults, Kind.CRASH_LOOP, "trader", 20, 30.0)
+    assert within_budget(faults, Kind.CRASH_LOOP, "trader", 40.5, 30.0)
+    assert within_budget(faults, Kind.KILL, "trader", 20, 30.0)
