@@ -30,6 +30,7 @@ def public_dir() -> Iterator[Path]:
     """A directory in /tmp: pytest's own temporary directories are private to root, and the
     account must pass through every directory above its sandbox."""
     path = Path(tempfile.mkdtemp(prefix="sidecar-unprivileged-"))
+    path.chmod(0o755)  # mkdtemp's is private
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
