@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TextIO
 
 from devtools.chaos.daemon import SupervisorProcess
@@ -16,9 +17,13 @@ from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import Feed
 from devtools.chaos.plan import SPECS, Kind, Planned, Scope
 from devtools.chaos.record import Fault, Record
-from devtools.chaos.settings import MAX_ATTEMPTS, Settings
+from devtools.chaos.settings import BACKOFF_S, MAX_ATTEMPTS, Settings
 
 TICK_S = 0.1
+# When a crash loop's attempts come after it began: the backoffs add up (0, 2, 7, 12 s).
+CRASH_LOOP_ATTEMPTS_S = tuple(
+    accumulate(BACKOFF_S[i] if i < len(BACKOFF_S) else BACKOFF_S[-1] for i in range(MAX_ATTEMPTS))
+)
 START_TIMEOUT_S = 30.0  # the unit's TimeoutStartSec
 SETTLE_AFTER_S = 2.0  # a target rests this long after one fault before the next
 EXIT_CONFIG = 78
@@ -238,17 +243,20 @@ def within_budget(
     ``retry_after_give_up_s``: the supervisor's design, which the crash loop exists to show.
     Stacked on a target by chance, ordinary faults would show it too, and their repair would
     wait out that retry (a SIGSTOP "repaired in 27 s" that was a 20 s wait by design). So a
-    fault waits until its own failure is at most the budget's last attempt, and until a
-    crash loop on its target (which spends the whole budget) ended a window ago; a crash
-    loop waits for the whole budget, so that it is given up on after every attempt.
+    fault waits until its own failure is at most the budget's last attempt. A crash loop
+    counts its attempts when it made them (`CRASH_LOOP_ATTEMPTS_S` after it began) and the
+    retry that ended it; it waits for the whole budget, so that it is given up on after
+    every attempt.
     """
     recent = 0
     for fault in faults:
         if fault.target != target or fault.start is None:
             continue
         if fault.kind is Kind.CRASH_LOOP:
-            if fault.ended is None or now - fault.ended < window_s:
+            if fault.ended is None:
                 return False
+            tries = [fault.start + offset for offset in CRASH_LOOP_ATTEMPTS_S]
+            recent += sum(now - at < window_s for at in [*tries, fault.ended])
         elif now - fault.start < window_s:
             recent += 1
     return recent < (1 if kind is Kind.CRASH_LOOP else MAX_ATTEMPTS)

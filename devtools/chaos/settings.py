@@ -14,6 +14,7 @@ CHATS = (1111, 2222)  # two chats: every alert must reach each, once
 MEMORY_MARGIN_MB = 64  # the resources probe's limit over a unit's baseline (a fault adds 128)
 BASE_COOLDOWN_S = 3600.0  # no reminders within a run of up to an hour: every alert is counted
 MAX_ATTEMPTS = 4  # within the recovery window: a crash loop is given up on after about 12 s
+BACKOFF_S = (0, 2, 5)  # before each attempt (the last one repeats)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,6 @@ timeout_s = {s.timeout_s}
   actions = {actions}
   max_attempts = {MAX_ATTEMPTS}
   window_s = {s.recovery_window_s:g}
-  backoff_s = [0, 2, 5]
+  backoff_s = [{", ".join(map(str, BACKOFF_S))}]
   retry_after_give_up_s = 20
 """

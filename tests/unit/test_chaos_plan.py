@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devtools.chaos.control import within_budget
+from devtools.chaos.control import CRASH_LOOP_ATTEMPTS_S, within_budget
 from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import parse_actions, parse_health, parse_log_line
 from devtools.chaos.plan import ALERTING, SHORT_KINDS, SPECS, Kind, Planned, Shape, make_plan
@@ -180,7 +180,9 @@ def test_a_fault_never_lands_beyond_its_targets_recovery_budget() -> None:
     loop = _started(7, Kind.CRASH_LOOP, "dashboard", 28, 51)
     faults = [loop, *kills]
 
-    assert not within_budget(faults, Kind.SIGSTOP, "dashboard", 67, 30.0)  # the loop ended 16 s ago
+    # At 67 s: the loop's last attempt (40 s), its retry (51 s) and the two kills.
+    assert CRASH_LOOP_ATTEMPTS_S == (0, 2, 7, 12)
+    assert not within_budget(faults, Kind.SIGSTOP, "dashboard", 67, 30.0)
     assert within_budget(faults, Kind.SIGSTOP, "dashboard", 81, 30.0)  # a window after it ended
     assert within_budget(faults, Kind.SIGSTOP, "trader", 67, 30.0)  # another target's budget
     faults.append(_started(17, Kind.KILL, "dashboard", 81.5, 83))
@@ -198,3 +200,18 @@ def test_a_crash_loop_starts_on_a_whole_budget() -> None:
     assert not within_budget(faults, Kind.CRASH_LOOP, "trader", 20, 30.0)
     assert within_budget(faults, Kind.CRASH_LOOP, "trader", 40.5, 30.0)
     assert within_budget(faults, Kind.KILL, "trader", 20, 30.0)
+
+
+def test_a_crash_loop_counts_its_attempts_when_they_were_made() -> None:
+    # Begun at 100 s: attempts at 100, 102, 107 and 112 s, given up on, retried and passing
+    # again at 134 s. With the short run's 15 s window only that retry is left at 134 s.
+    loop = _started(7, Kind.CRASH_LOOP, "dashboard", 100, 134)
+
+    assert within_budget([loop], Kind.KILL, "dashboard", 134, 15.0)
+    assert not within_budget([loop], Kind.CRASH_LOOP, "dashboard", 134, 15.0)
+    assert within_budget([loop], Kind.CRASH_LOOP, "dashboard", 149, 15.0)
+    # With 30 s, the attempts at 107 and 112 s are still in it: 3 with the retry.
+    kill = _started(8, Kind.KILL, "dashboard", 135, 136)
+    assert within_budget([loop], Kind.KILL, "dashboard", 135, 30.0)
+    assert not within_budget([loop, kill], Kind.KILL, "dashboard", 136, 30.0)
+    assert not within_budget([_started(9, Kind.CRASH_LOOP, "x", 1, None)], Kind.KILL, "x", 9, 15.0)
