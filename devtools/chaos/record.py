@@ -21,8 +21,9 @@ class Fault:
     lifted: float | None = None  # its cause was taken away (or it needed no taking away)
     detected: float | None = None  # first sign, in the supervisor's outputs, that it noticed
     repaired: float | None = None  # the supervisor's repair is complete
-    # The last /health (its request's time) that did not show its target passing: the repair
-    # happened after this and no later than `repaired` (the run samples 10 times a second).
+    # The last /health (its request's time) that showed its target failing or warning (not
+    # `unknown`: see `judge.says_unrepaired`): the repair happened after this and no later
+    # than `repaired` (the run samples 10 times a second).
     unrepaired_seen: float | None = None
     ended: float | None = None  # nothing of it is left (repaired, or cleaned up by the run)
     victim: int | None = None  # the PID it hit, if any

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from devtools.chaos.control import CRASH_LOOP_ATTEMPTS_S, within_budget
-from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
+from devtools.chaos.judge import Batch, Now, is_repaired, says_unrepaired, sign_of_detection
 from devtools.chaos.observe import parse_actions, parse_health, parse_log_line
 from devtools.chaos.plan import ALERTING, SHORT_KINDS, SPECS, Kind, Planned, Shape, make_plan
 from devtools.chaos.record import ActionDelta, Fault, HealthSample, Incarnation, LogEvent
@@ -215,3 +215,13 @@ def test_a_crash_loop_counts_its_attempts_when_they_were_made() -> None:
     assert within_budget([loop], Kind.KILL, "dashboard", 135, 30.0)
     assert not within_budget([loop, kill], Kind.KILL, "dashboard", 136, 30.0)
     assert not within_budget([_started(9, Kind.CRASH_LOOP, "x", 1, None)], Kind.KILL, "x", 9, 15.0)
+
+
+def test_only_failing_or_warning_says_a_fault_is_not_repaired() -> None:
+    # Seen in a short run: a notice "resolved" at 19:35:57 while the supervisor showed the
+    # restarted position-monitor passing; at 19:36:00 a daemon-reexec made it re-read systemd
+    # and /health said `unknown` for a moment, which the run took for "not yet repaired".
+    assert says_unrepaired("fail") and says_unrepaired("warn")
+    assert not says_unrepaired("unknown")
+    assert not says_unrepaired("pass")
+    assert not says_unrepaired(None)
