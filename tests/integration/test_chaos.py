@@ -18,21 +18,13 @@ pytestmark = pytest.mark.sandbox
 SEED = int(os.environ.get("CHAOS_SEED", "10"))
 
 
-# Checks this round's changes left failing on the short run (seen on 71fac1a, seed 10): the
-# start-up grace and flapping (issue 19) keep a target "not free" for longer than the run's
-# 30 s, so faults are skipped and a kind goes uninjected; "resolved" and a second alert inside
-# one crash loop. They are open work on issue 21, named here so that every other check stays
-# strict and a new failure fails. (The breaker opening on our own CPU mid-incident, which kept
-# probes paused, incidents open and the run unsettled, is fixed: that check is asserted.)
-KNOWN_OPEN = frozenset(
-    {
-        "every kind injected, skips <= 5 %",
-        "alerts: one alert + one resolved per incident",
-        "alerts: none duplicated",
-        "alerts: none false",
-        "the run itself: no errors",
-    }
-)
+# Every check is asserted but these. Five were open after this round's changes; four passed in
+# 10 runs in a row of seed 10 once faults stopped landing beyond a target's recovery budget
+# (docs/RELIABILITY.md, "Chaos run"). "None false" failed once in those 10: a correct
+# "resolved" counted false because /health said `unknown` for a moment after a reload or
+# reexec; the run no longer reads `unknown` as "not repaired", and the check stays named here
+# until 10 runs in a row pass it too.
+KNOWN_OPEN = frozenset({"alerts: none false"})
 
 
 # Timing and memory targets are measured, not asserted, on a shared 2-core test machine: the
