@@ -46,8 +46,18 @@ class ConfigFile:
     def load(self) -> Config:
         """Read and check in a child process (ConfigError as `config.load`); remember the
         bytes if valid."""
-        cfg, self._raw = load_apart(self.path)
-        return cfg
+        return self.begin()()
+
+    def begin(self) -> Callable[[], Config]:
+        """Start the check in its child; the function returned waits for it (as `load`), so
+        the caller can do something else meanwhile."""
+        finish = begin_apart(self.path)
+
+        def checked() -> Config:
+            cfg, self._raw = finish()
+            return cfg
+
+        return checked
 
     def keep(self, cfg: Config) -> None:
         """Keep the last loaded config as `<state_dir>/last-valid-config.toml` (0600: it may
@@ -105,25 +115,40 @@ def last_valid(config_path: Path, env: Mapping[str, str] = os.environ) -> tuple[
 def load_apart(path: Path | None) -> tuple[Config, bytes]:
     """`config.load_source` run in a short-lived child process, so that pydantic is loaded
     there and leaves with it; ConfigError for a bad config and when the check cannot run."""
+    return begin_apart(path)()
+
+
+def begin_apart(path: Path | None) -> Callable[[], tuple[Config, bytes]]:
+    """Start `load_apart`'s child; the function returned waits for its answer."""
     where = str(path or config.default_path())
     argv = [sys.executable, "-m", "supervisor.config.file", where]
+    pipe = subprocess.PIPE
     try:
-        done = subprocess.run(
-            argv, capture_output=True, env=_child_env(), timeout=CHECK_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        child = subprocess.Popen(argv, stdout=pipe, stderr=pipe, env=_child_env())
+    except OSError as exc:
         raise ConfigError(
             where, [f"the config check (a child process) did not run: {exc}"]
         ) from None
-    if done.returncode != 0 or not done.stdout:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(
-            where, [f"the config check (a child process) failed, exit {done.returncode}: {tail[0]}"]
-        )
-    answer = pickle.loads(done.stdout)  # our own child's answer, through a private pipe
-    if answer[0] == "error":
-        raise ConfigError(answer[1], answer[2])
-    return answer[1], answer[2]
+
+    def answer() -> tuple[Config, bytes]:
+        try:
+            out, err = child.communicate(timeout=CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            child.kill()
+            child.communicate()
+            raise ConfigError(
+                where, [f"the config check (a child process) did not finish: {exc}"]
+            ) from None
+        if child.returncode != 0 or not out:
+            tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            why = f"the config check (a child process) failed, exit {child.returncode}: {tail[0]}"
+            raise ConfigError(where, [why])
+        got = pickle.loads(out)  # our own child's answer, through a private pipe
+        if got[0] == "error":
+            raise ConfigError(got[1], got[2])
+        return got[1], got[2]
+
+    return answer
 
 
 def _child_env() -> dict[str, str]:
