@@ -54,14 +54,15 @@ class Injector:
         *,
         http_port: int,
         work: Path,
-        reconfigure: Callable[[int], None],
+        reconfigure: Callable[[int], tuple[str, ...]],
     ) -> None:
         self.box = box
         self.sup = sup
         self.bot = bot
         self.http_port = http_port
         self.work = work
-        self.reconfigure = reconfigure  # writes the config variant a reload reads
+        # Writes the config variant a reload reads; returns the critical targets it names.
+        self.reconfigure = reconfigure
         self.loads: list[LoadResult] = []
         self._helpers: dict[int, subprocess.Popen[bytes]] = {}  # fault number -> process
         self._victims: dict[int, ProcId] = {}
@@ -155,9 +156,11 @@ class Injector:
             raise Skip(f"systemctl --user {' '.join(args)}: {exc}") from None
 
     def _reload(self, fault: Fault) -> None:
-        if not self.sup.ready():
+        life = self.sup.life
+        if not self.sup.ready() or life is None:
             raise Skip("the supervisor is not running")
-        self.reconfigure(fault.plan.variant)
+        fault.victim, fault.life = life.pid, life.n
+        fault.shows = self.reconfigure(fault.plan.variant)
         self.sup.signal(signal.SIGHUP)
 
     def _kill_supervisor(self, fault: Fault) -> None:

@@ -60,10 +60,12 @@ def sign_of_detection(fault: Fault, batch: Batch) -> float | None:
     elif fault.kind is Kind.REEXEC:
         signs += [e.at for e in batch.events if e.at >= start and e.what == "reexec"]
     elif fault.kind is Kind.RELOAD:
+        # Its new config in force: the life that was signalled shows what the config says (a
+        # rejected or lost reload never does; the config written before differs).
         signs += [
-            e.at
-            for e in batch.events
-            if e.at >= start and e.what in ("reloaded", "reload-rejected")
+            s.at
+            for s in batch.health
+            if s.at >= start and s.life == fault.life and s.statuses and s.critical == fault.shows
         ]
     return min(signs) if signs else None
 

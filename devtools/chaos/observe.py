@@ -148,12 +148,15 @@ class Health:
     failures: dict[str, int] = field(default_factory=dict)
     since: dict[str, float] = field(default_factory=dict)
     notes: str = ""
+    critical: tuple[str, ...] = ()
 
 
 def parse_health(doc: dict[str, Any]) -> Health:
     """Read a /health document."""
-    health = Health(notes=str(doc.get("output", "")))
-    for name, entries in doc.get("checks", {}).items():
+    checks = doc.get("checks", {})
+    critical = tuple(sorted(n for n, entries in checks.items() if entries[0].get("critical")))
+    health = Health(notes=str(doc.get("output", "")), critical=critical)
+    for name, entries in checks.items():
         entry = entries[0]
         health.statuses[name] = entry.get("state", entry.get("status", "?"))
         health.outputs[name] = str(entry.get("output", ""))
@@ -181,7 +184,7 @@ class HealthPoller(Poller):
             return
         h = parse_health(json.loads(body)) if code in (200, 503) else Health()
         sample = HealthSample(
-            at, took, code, h.statuses, h.outputs, h.notes, life, h.failures, h.since
+            at, took, code, h.statuses, h.outputs, h.notes, life, h.failures, h.since, h.critical
         )
         self.feed.add("health", sample)
 

@@ -27,6 +27,10 @@ class Fault:
     unrepaired_seen: float | None = None
     ended: float | None = None  # nothing of it is left (repaired, or cleaned up by the run)
     victim: int | None = None  # the PID it hit, if any
+    # A reload: the critical targets the config it wrote names (each reload flips one), which
+    # /health must show after the SIGHUP, from the life that was signalled.
+    shows: tuple[str, ...] | None = None
+    life: int = 0
     skipped: str = ""  # why it was never injected
     notes: list[str] = field(default_factory=list)
 
@@ -67,6 +71,7 @@ class HealthSample:
     life: int  # which run of the supervisor was asked
     failures: dict[str, int] = field(default_factory=dict)  # consecutiveFailures
     since: dict[str, float] = field(default_factory=dict)  # when the status last changed
+    critical: tuple[str, ...] = ()  # the targets it marks critical (from the config in force)
 
 
 @dataclass(frozen=True)

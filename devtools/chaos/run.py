@@ -35,6 +35,7 @@ from devtools.chaos.settings import (
     Fleet,
     Settings,
     config_text,
+    critical_targets,
 )
 from devtools.chaos.telegram import BotThread
 from devtools.net import free_port
@@ -109,8 +110,12 @@ def _started(
         record.alert_cooldown_s, record.round_s = BASE_COOLDOWN_S, settings.period_s
         record.lives = sup.lives
 
-        def reconfigure(variant: int) -> None:
-            config.write_text(config_text(settings, fleet, variant))
+        written = [0]  # configs written since the first: each reload's differs from the last
+
+        def reconfigure(variant: int) -> tuple[str, ...]:
+            written[0] += 1
+            config.write_text(config_text(settings, fleet, variant, written[0]))
+            return critical_targets(written[0])
 
         injector = Injector(
             box, sup, bot, http_port=fleet.http_port, work=work, reconfigure=reconfigure

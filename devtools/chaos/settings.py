@@ -91,9 +91,21 @@ class Fleet:
     memory_max_mb: dict[str, int]
 
 
-def config_text(s: Settings, fleet: Fleet, variant: int = 0) -> str:
-    """The supervisor's config; a reload variant changes [alerts] but nothing about a target."""
+def critical_targets(generation: int) -> tuple[str, ...]:
+    """The targets marked critical in the `generation`th config the run writes (0: the first).
+
+    Each reload flips position-monitor's `critical`, which /health shows: the run sees the
+    reload take effect. It changes only an alert's severity and the HTTP code of /health while
+    that target fails (both accepted by every check), never a probe's or recovery's settings.
+    """
+    return ("position-monitor", "trader") if generation % 2 else ("trader",)
+
+
+def config_text(s: Settings, fleet: Fleet, variant: int = 0, generation: int = 0) -> str:
+    """The supervisor's config; a reload variant changes [alerts] and, by its `generation`,
+    which targets are critical (see `critical_targets`)."""
     box = fleet.box
+    critical = critical_targets(generation)
     cooldown = BASE_COOLDOWN_S + (1 if variant % 3 == 1 else 0)
     per_hour = 999 if variant % 3 == 2 else 1000  # the most it allows: nothing held back
     head = f"""state_dir = {json.dumps(str(fleet.state_dir))}
@@ -116,7 +128,9 @@ timeout_s = 5
         "dashboard": f'  [[targets.probes]]\n  type = "http"\n  url = "{url}"\n',
         "position-monitor": _heartbeat(box.heartbeat_path("position-monitor"), s),
     }
-    return head + "".join(_target(name, body, s, fleet) for name, body in probes.items())
+    return head + "".join(
+        _target(name, body, s, fleet, name in critical) for name, body in probes.items()
+    )
 
 
 def _heartbeat(path: Path, s: Settings) -> str:
@@ -126,13 +140,13 @@ def _heartbeat(path: Path, s: Settings) -> str:
     )
 
 
-def _target(name: str, probes: str, s: Settings, fleet: Fleet) -> str:
+def _target(name: str, probes: str, s: Settings, fleet: Fleet, critical: bool) -> str:
     dashboard = name == "dashboard"
     actions = '["restart", "free-port"]' if dashboard else '["restart"]'
     return f"""[[targets]]
 name = "{name}"
 unit = "{name}.service"
-critical = {"true" if name == "trader" else "false"}
+critical = {"true" if critical else "false"}
 ports = [{fleet.box.dashboard_port if dashboard else ""}]
 period_s = {s.period_s}
 timeout_s = {s.timeout_s}

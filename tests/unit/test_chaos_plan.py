@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from devtools.chaos.control import CRASH_LOOP_ATTEMPTS_S, within_budget
@@ -12,6 +13,9 @@ from devtools.chaos.judge import Batch, Now, is_repaired, says_unrepaired, sign_
 from devtools.chaos.observe import parse_actions, parse_health, parse_log_line
 from devtools.chaos.plan import ALERTING, SHORT_KINDS, SPECS, Kind, Planned, Shape, make_plan
 from devtools.chaos.record import ActionDelta, Fault, HealthSample, Incarnation, LogEvent
+from devtools.chaos.settings import Fleet, Settings, config_text, critical_targets
+from devtools.sandbox import Sandbox
+from supervisor.config import parse
 
 REPO = Path(__file__).resolve().parents[2]
 LONG = Shape(600.0, (3.0, 12.0), tuple(SPECS))
@@ -83,6 +87,38 @@ def test_supervisor_level_faults_are_detected_from_its_log_and_notes() -> None:
     bus = fault(Kind.BUS_KILL, None)
     blind = sample(100.5, {"trader": "unknown"}, "D-Bus: connection lost; reconnecting")
     assert sign_of_detection(bus, Batch(health=[blind])) == 100.5
+
+
+def shows(at: float, critical: tuple[str, ...], life: int = 1) -> HealthSample:
+    statuses = {"trader": "pass", "position-monitor": "pass"}
+    return HealthSample(at, 0.002, 200, statuses, {}, "", life, critical=critical)
+
+
+def test_a_reload_is_detected_only_when_health_shows_its_new_config() -> None:
+    """The log line "reloaded" is not enough: the life that got the SIGHUP must show the
+    critical targets the new config names (a rejected reload never does)."""
+    f = fault(Kind.RELOAD, None)
+    f.shows, f.life = critical_targets(1), 1
+    assert critical_targets(1) != critical_targets(0) == critical_targets(2)
+    assert sign_of_detection(f, Batch(events=[LogEvent(101.0, "reloaded", "")])) is None
+    old = Batch(health=[shows(101.0, critical_targets(0))])
+    assert sign_of_detection(f, old) is None
+    before = Batch(health=[shows(99.0, critical_targets(1))])
+    assert sign_of_detection(f, before) is None
+    # A later life reads the file at its start: that shows the file, not the reload.
+    assert sign_of_detection(f, Batch(health=[shows(101.0, critical_targets(1), 2)])) is None
+    batch = Batch(health=[shows(101.0, critical_targets(0)), shows(101.2, critical_targets(1))])
+    assert sign_of_detection(f, batch) == 101.2
+
+
+def test_health_says_which_targets_are_critical() -> None:
+    doc = {
+        "checks": {
+            "trader": [{"status": "pass", "critical": True}],
+            "dash": [{"status": "pass", "critical": False}],
+        }
+    }
+    assert parse_health(doc).critical == ("trader",)
 
 
 def now(at: float, health: HealthSample | None, pid: int = 11, since: float = 0.0) -> Now:
@@ -225,3 +261,16 @@ def test_only_failing_or_warning_says_a_fault_is_not_repaired() -> None:
     assert not says_unrepaired("unknown")
     assert not says_unrepaired("pass")
     assert not says_unrepaired(None)
+
+
+def test_each_reload_config_is_valid_and_marks_its_critical_targets(tmp_path: Path) -> None:
+    """What the run writes before each SIGHUP loads, and says what `critical_targets` says:
+    the value the run then waits to see in /health."""
+    box = Sandbox(tmp_path / "box", dashboard_port=5999)
+    fleet = Fleet(box, tmp_path / "state", 5998, "http://127.0.0.1:1", "1:x", {})
+    fleet.memory_max_mb.update({"trader": 100, "dashboard": 100, "position-monitor": 100})
+    for generation in range(3):
+        text = config_text(Settings.make(1, short=True), fleet, generation % 3, generation)
+        config = parse(tomllib.loads(text), "config.toml", env={})
+        marked = tuple(sorted(t.name for t in config.targets if t.critical))
+        assert marked == critical_targets(generation)
