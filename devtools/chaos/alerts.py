@@ -90,12 +90,11 @@ class AlertFindings:
     duplicated: list[str]
     false: list[str]  # an alert with no fault, a resolved notice while the fault lasted
     restart_notices: dict[int, int]  # chat -> "supervisor restarted" notices received
-    other: list[str]  # digests, breaker incidents
 
 
 def judge_alerts(record: Record) -> AlertFindings:
     """Every check on alerts, over every chat."""
-    found = AlertFindings([], [], [], [], [], {}, [])
+    found = AlertFindings([], [], [], [], [], {})
     by_chat = {chat: [m for m in record.messages if m.chat_id == chat] for chat in record.chats}
     for chat, messages in by_chat.items():
         alerts = [a for a in map(read, messages) if a is not None]
@@ -155,14 +154,10 @@ def _sequence(
 
 
 def _supervisor(chat: int, alerts: list[Alert], found: AlertFindings) -> None:
+    """Counted here; its breaker alerts and digests are judged by `verdict.breaker` and
+    `verdict.alerting`."""
     restarts = [a for a in alerts if a.summary.startswith("supervisor restarted")]
     found.restart_notices[chat] = len(restarts)
-    for alert in alerts:
-        if alert in restarts:
-            continue
-        found.other.append(
-            f"chat {chat}: {alert.severity} supervisor: {alert.summary} at {_t(alert)}"
-        )
 
 
 def _chats_agree(by_chat: dict[int, list[Message]], found: AlertFindings) -> None:

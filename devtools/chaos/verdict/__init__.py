@@ -1,14 +1,14 @@
 """The checks of a chaos run, from its `Record` alone. Pure: the same record, the same verdict.
 
 Modules: `parts` (`Check`, `Verdict` and the rest of what the report prints), `recovery`,
-`alerting`, `serving`, `usage` and `outputs` (the checks, by what they look at).
+`alerting`, `breaker`, `serving`, `usage` and `outputs` (the checks, by what they look at).
 """
 
 from __future__ import annotations
 
 from devtools.chaos.plan import SPECS, Kind
 from devtools.chaos.record import Fault, Record
-from devtools.chaos.verdict import alerting, outputs, recovery, serving, usage
+from devtools.chaos.verdict import alerting, breaker, outputs, recovery, serving, usage
 from devtools.chaos.verdict.parts import Check, Footprint, KindRow, Verdict
 
 __all__ = ["Check", "Footprint", "KindRow", "Verdict", "judge"]
@@ -29,6 +29,7 @@ def judge(record: Record) -> Verdict:
     v.checks.append(serving.watchdog(record))
     v.checks.append(usage.footprint(record, v))
     v.checks.append(serving.own_cpu(record))
+    v.checks.append(breaker.host_pauses(record))
     v.checks.append(outputs.state_file(record))
     v.checks.append(outputs.log(record))
     v.checks.append(outputs.run(record))

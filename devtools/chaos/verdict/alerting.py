@@ -1,11 +1,20 @@
 """The checks on alerts: one alert and one resolved notice per incident, none lost, duplicated
-or false, and one 'supervisor restarted' notice per kill (judged by `devtools.chaos.alerts`)."""
+or false, and one 'supervisor restarted' notice per kill (judged by `devtools.chaos.alerts`);
+breaker alerts against /health (`verdict.breaker`), digests against what the run did."""
 
 from __future__ import annotations
 
-from devtools.chaos.alerts import judge_alerts
+import html
+import re
+
+from devtools.chaos.alerts import judge_alerts, read
 from devtools.chaos.record import Record
-from devtools.chaos.verdict.parts import Check
+from devtools.chaos.verdict import breaker
+from devtools.chaos.verdict.parts import Check, clock
+from supervisor.alerts.policy import SELF
+
+DIGEST = "held back by the rate limit"
+_HELD = re.compile(r"^(?P<target>[^:\s]+): (?P<severity>[a-z]+) (?P<summary>.*)$")
 
 
 def checks(record: Record) -> list[Check]:
@@ -34,7 +43,7 @@ def checks(record: Record) -> list[Check]:
             "alerts: none false",
             not found.false,
             str(len(found.false)),
-            tuple(found.false + found.other),
+            tuple(found.false),
         ),
         Check(
             "alerts: one 'supervisor restarted' per kill",
@@ -42,4 +51,39 @@ def checks(record: Record) -> list[Check]:
             f"{kills} kills",
             tuple(notices),
         ),
+        breaker.alerts(record),
+        digests(record),
     ]
+
+
+def digests(record: Record) -> Check:
+    """A digest names only what the run saw happen before it was decided: each alert it held
+    names a target with a fault injected by then, or, for the supervisor itself, its breaker
+    open in /health or a restart by the run ("... and N more" names nothing)."""
+    shown = breaker.periods(record)
+    problems, n = [], 0
+    for chat in record.chats:
+        for alert in (read(m) for m in record.messages if m.chat_id == chat):
+            if alert is None or alert.target != SELF or not alert.summary.endswith(DIGEST):
+                continue
+            n += 1
+            for line in alert.message.text.splitlines()[1:-1]:
+                held = _HELD.match(html.unescape(line))
+                if held and not _saw(record, shown, held["target"], held["summary"], alert.latest):
+                    problems.append(
+                        f"chat {chat}: the digest of {clock(alert.decided)} names {line!r}, "
+                        "which the run never caused"
+                    )
+    return Check(
+        "alerts: digests name only what happened", not problems, f"{n} digests", tuple(problems)
+    )
+
+
+def _saw(record: Record, shown: list[breaker.Period], target: str, summary: str, by: float) -> bool:
+    if target != SELF:
+        return any(
+            f.target == target and f.start is not None and f.start <= by for f in record.faults
+        )
+    if summary.startswith("supervisor restarted"):
+        return any(life.n > 1 and life.spawned <= by for life in record.lives)
+    return any(p.first <= by for p in shown)
