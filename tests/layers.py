@@ -98,8 +98,8 @@ ROOMS: dict[str, Room] = {
     "api": Room(
         uses="shared guard history",
         pure="api.render api.attempts api.tally api.quiet api.metering",
-        edges="api.server api.refusal api.metrics api.history api.stream api.page api.control",
-        joins="api.transport",
+        edges="api.server api.refusal api.counts api.history api.stream api.page api.control",
+        joins="api.transport api.metrics",
     ),
     "ops": Room(
         uses="shared runtime watch recovery alerts history api",
