@@ -25,6 +25,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -237,6 +238,30 @@ def _types() -> Counter[str]:
     return Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
+def _arena_bytes() -> int:
+    """Bytes Python's small-object allocator holds in arenas now (from _debugmallocstats)."""
+    with tempfile.TemporaryFile("w+") as out:
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        for line in out:
+            if line.startswith("Total"):
+                return int(line.split("=")[1].replace(",", ""))
+    return 0
+
+
+def _figures() -> str:
+    return (
+        f"RSS {_rss_kib() / 1024:.1f} MiB, Python's arenas {_arena_bytes() / 2**20:.1f} MiB, "
+        f"{sys.getallocatedblocks():,} blocks"
+    )
+
+
 def _rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -284,19 +309,21 @@ async def main(cycles: int, warmup: int, top: int, trace: bool) -> int:
 
 
 async def _measure(cycles: int, warmup: int, top: int, trace: bool) -> int:
+    if trace:
+        # From the start: a bounded structure whose old entries were made before tracing
+        # began would show its whole size as growth once they are all replaced.
+        tracemalloc.start(_FRAMES)
     async with rig() as the_rig:
         for _ in range(warmup):
             await cycle(the_rig)
-        if trace:
-            # Only from here on: what the warm-up built is not growth, and tracing is slow.
-            tracemalloc.start(_FRAMES)
         gc.collect()
+        print(f"after the warm-up: {_figures()}", flush=True)
         rss0, types0, snap0 = _rss_kib(), _types(), _snapshot()
         started = time.monotonic()
         for i in range(cycles):
             await cycle(the_rig)
             if (i + 1) % 50 == 0:
-                print(f"cycle {i + 1}: RSS {_rss_kib() / 1024:.1f} MiB", flush=True)
+                print(f"cycle {i + 1}: {_figures()}", flush=True)
         elapsed = time.monotonic() - started
         gc.collect()
         rss1, types1, snap1 = _rss_kib(), _types(), _snapshot()
