@@ -49,7 +49,7 @@ from aiohttp import web
 
 from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.app.daemon import Daemon
-from supervisor.config import Config
+from supervisor.config import Config, parse
 from supervisor.guard.load import shed_memory
 from supervisor.model import Status
 from tests.fakes.dbus_daemon import BusDaemon
@@ -92,7 +92,7 @@ def _config(state: Path, bot: FakeBotApi, dashboard_port: int) -> Config:
         f'  [[targets.probes]]\n  type = "http"\n  url = "http://127.0.0.1:{dashboard_port}/health"\n'
         f"{_RECOVERY}"
     )
-    return Config(**tomllib.loads(text))
+    return parse(tomllib.loads(text), env={})
 
 
 class Dashboard:
