@@ -86,7 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that uninstall go last: every other test that drives the installation shares it."""
+    """Tests that uninstall (or install one of their own, then uninstall) go last: every other
+    test that drives the installation shares it. A CI run once failed 12 tests when the
+    hardened unit's test, between two of them, removed it."""
     items.sort(key=lambda item: item.get_closest_marker("uninstalls") is not None)
 
 

@@ -69,6 +69,9 @@ def hardened_config(inst: Installed, fake: FakeBotApi, state: Path) -> str:
     )
 
 
+# It installs with a config of its own and uninstalls: after every test that shares the
+# session's installation (conftest.py), or they would find it gone.
+@pytest.mark.uninstalls
 @pytest.mark.timeout(300)
 async def test_every_feature_works_under_the_hardened_unit(
     sandbox: Sandbox, fake: FakeBotApi, strays: list[subprocess.Popen[bytes]]
