@@ -72,7 +72,7 @@ ROOMS: dict[str, Room] = {
     ),
     "guard": Room(
         uses="shared",
-        pure="guard.activity guard.breaker guard.throttle guard.trim",
+        pure="guard.activity guard.breaker guard.throttle",
         edges="guard.load",
         joins="guard.sentry",
     ),
