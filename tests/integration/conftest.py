@@ -108,6 +108,12 @@ def installed(installation: Installed) -> Iterator[Installed]:
     A module that finds it stopped starts it on its good config, as the installer left it.
     """
     inst = installation
+    if not inst.unit_file.exists():
+        # Gone with the sandbox's home (test_sandbox takes the sandbox down and up): again.
+        inst.config.parent.mkdir(parents=True, exist_ok=True)
+        inst.config.write_text(inst.good_config())
+        result = inst.run()
+        assert result.returncode == 0, result.stdout + result.stderr
     if inst.unit_file.exists() and inst.show("ActiveState")["ActiveState"] != "active":
         inst.config.write_text(inst.good_config())
         inst.sandbox.systemctl("reset-failed", UNIT, check=False)
