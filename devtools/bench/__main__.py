@@ -33,7 +33,6 @@ from devtools.bench.recovery import (
 from devtools.bench.report import evaluate, markdown
 from devtools.bench.settings import (
     FAILURE_THRESHOLD,
-    PERIOD_S,
     SCENARIOS,
     SECTIONS,
     STARTED,
@@ -179,7 +178,7 @@ def settings_of(s: Settings, sections: set[str], seed: int) -> dict[str, Any]:
         "bursts": s.bursts,
         "history_events": s.history_events,
         "hang_reps": s.hang_reps,
-        "probe": {"period_s": PERIOD_S, "timeout_s": TIMEOUT_S, "threshold": FAILURE_THRESHOLD},
+        "probe": {"period_s": s.period_s, "timeout_s": TIMEOUT_S, "threshold": FAILURE_THRESHOLD},
     }
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from devtools.bench.faults import Fault, repair, served_again, signal_unit
 from devtools.bench.monit import Monit, monit_checks
-from devtools.bench.settings import PERIOD_S, POLL_S, RECOVERY_TIMEOUT_S, Settings, say
+from devtools.bench.settings import POLL_S, RECOVERY_TIMEOUT_S, Settings, say
 from devtools.bench.stats import fmt_s, summary
 from devtools.bench.watchers import Supervisor, fleet_config, run_dir, supervisor
 from devtools.demo import faults as demo_faults
@@ -55,7 +55,13 @@ def bench_hang(box: Sandbox, work: Path, s: Settings, rng: random.Random) -> dic
     results: dict[str, dict[str, Any]] = {tool: {} for tool in TOOLS}
     # The test suite's smoke run proves the section works: the supervisor as shipped only.
     for tool in ("supervisor",) if s.smoke else ("supervisor", "timeout-only"):
-        build = partial(fleet_config, box, recovery=True, stuck_evidence=tool == "supervisor")
+        build = partial(
+            fleet_config,
+            box,
+            recovery=True,
+            stuck_evidence=tool == "supervisor",
+            period_s=s.period_s,
+        )
         with supervisor(box, work, f"hang-{tool}", build) as sup:
             for hang in TOOLS[tool]:
                 reasons: list[str] = []
@@ -65,14 +71,14 @@ def bench_hang(box: Sandbox, work: Path, s: Settings, rng: random.Random) -> dic
                     hang=hang,
                     settle=sup.wait_pass,
                     # The smoke run's figures are not judged: its fault goes in at once.
-                    phase=_Phases(sup, s.hang_reps, rng) if not s.smoke else _at_once,
+                    phase=_Phases(sup, s, rng) if not s.smoke else _at_once,
                     fail_after=_fail_event(sup, reasons),
                 )
                 results[tool][hang]["reasons"] = reasons
                 say(f"  {tool} {hang}: {fmt_hang(results[tool][hang])}")
     for hang in () if s.smoke else TOOLS["monit"]:
         check, checks = monit_checks(box, "hung")
-        mon = Monit(run_dir(work, f"hang-monit-{hang}"), checks)
+        mon = Monit(run_dir(work, f"hang-monit-{hang}"), checks, s.period_s)
         try:
             mon.start()
             results["monit"][hang] = _reps(
@@ -80,7 +86,7 @@ def bench_hang(box: Sandbox, work: Path, s: Settings, rng: random.Random) -> dic
                 s,
                 hang=hang,
                 settle=_MonitSettle(mon, check),
-                phase=_random_phase(rng),
+                phase=_random_phase(rng, s.period_s),
                 fail_after=None,
             )
         finally:
@@ -127,9 +133,11 @@ def _fail_event(sup: Supervisor, reasons: list[str]) -> Callable[[float], float 
 class _Phases:
     """Waits until the next fault is due: (k + 0.5)/n of a period before the next probe."""
 
-    def __init__(self, sup: Supervisor, n: int, rng: random.Random) -> None:
+    def __init__(self, sup: Supervisor, s: Settings, rng: random.Random) -> None:
         self._sup = sup
-        self._waits = [PERIOD_S * (k + 0.5) / n for k in range(n)]
+        self._period = period = s.period_s
+        n = s.hang_reps
+        self._waits = [period * (k + 0.5) / n for k in range(n)]
         rng.shuffle(self._waits)
 
     def __call__(self) -> None:
@@ -137,12 +145,12 @@ class _Phases:
         # before a new process's first probe, and a restart moves the schedule.
         since = time.time()
         last = wait_for(
-            lambda: self._last_probe(since), PERIOD_S * 2, "a dashboard probe", interval=0.25
+            lambda: self._last_probe(since), self._period * 2, "a dashboard probe", interval=0.25
         )
         started = last["t"] - last["ms"] / 1000  # periods run start to start
-        at = started + PERIOD_S - self._waits.pop()
+        at = started + self._period - self._waits.pop()
         while at < time.time() + 0.05:
-            at += PERIOD_S
+            at += self._period
         time.sleep(at - time.time())
 
     def _last_probe(self, since: float) -> dict[str, Any] | None:
@@ -157,8 +165,8 @@ def _at_once() -> None:
     """No wait for a phase."""
 
 
-def _random_phase(rng: random.Random) -> Callable[[], None]:
-    return lambda: time.sleep(rng.uniform(0, PERIOD_S))
+def _random_phase(rng: random.Random, period_s: float) -> Callable[[], None]:
+    return lambda: time.sleep(rng.uniform(0, period_s))
 
 
 def _reps(

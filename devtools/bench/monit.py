@@ -22,9 +22,10 @@ from devtools.sandbox import Sandbox, wait_for
 class Monit(Watcher):
     """`monit -I` in the foreground with its own control, pid, id, state and log files."""
 
-    def __init__(self, run_dir: Path, checks: str) -> None:
+    def __init__(self, run_dir: Path, checks: str, period_s: float = PERIOD_S) -> None:
         self.dir = run_dir
         self.checks = checks
+        self.period_s = period_s  # its cycle (`set daemon`)
         self.log = run_dir / "monit.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -32,7 +33,7 @@ class Monit(Watcher):
         """Write its control file, start it, and wait until it logs that it started."""
         rc = self.dir / "monitrc"
         rc.write_text(
-            f"set daemon {PERIOD_S:g}\n"
+            f"set daemon {self.period_s:g}\n"
             f"set pidfile {self.dir / 'monit.pid'}\n"
             f"set idfile {self.dir / 'monit.id'}\n"
             f"set statefile {self.dir / 'monit.state'}\n"
@@ -80,7 +81,10 @@ class Monit(Watcher):
             )
 
         wait_for(
-            ok, 3 * (PERIOD_S + TIMEOUT_S), f"monit to log '{check}' as fine again", interval=0.1
+            ok,
+            3 * (self.period_s + TIMEOUT_S),
+            f"monit to log '{check}' as fine again",
+            interval=0.1,
         )
 
     def stop(self) -> None:

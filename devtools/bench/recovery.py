@@ -22,7 +22,6 @@ from devtools.bench.monit import Monit, monit_checks
 from devtools.bench.report import fmt_outcome
 from devtools.bench.settings import (
     HEARTBEAT_MAX_AGE_S,
-    PERIOD_S,
     RECOVERY_TIMEOUT_S,
     SCENARIOS,
     SETTLE_TIMEOUT_S,
@@ -38,7 +37,13 @@ def bench_supervisor_recovery(
     box: Sandbox, work: Path, s: Settings, rng: random.Random
 ) -> dict[str, Any]:
     """Every scenario, `s.reps` times each, with one supervisor watching."""
-    build = partial(fleet_config, box, recovery=True, heartbeat_max_age_s=HEARTBEAT_MAX_AGE_S)
+    build = partial(
+        fleet_config,
+        box,
+        recovery=True,
+        heartbeat_max_age_s=HEARTBEAT_MAX_AGE_S,
+        period_s=s.period_s,
+    )
     results = {}
     with supervisor(box, work, "recovery", build) as sup:
         for scenario in SCENARIOS:
@@ -60,7 +65,7 @@ def _random_phase(s: Settings, rng: random.Random) -> None:
     """Where in the probe period the fault falls (the smoke run's figures are not judged:
     it puts the fault in at once and saves the wait)."""
     if not s.smoke:
-        time.sleep(rng.uniform(0, PERIOD_S))
+        time.sleep(rng.uniform(0, s.period_s))
 
 
 def _measure(box: Sandbox, fault: Fault, values: list[float], missed: list[str]) -> None:
@@ -86,7 +91,7 @@ def bench_monit_recovery(
         limit = s.not_recovered_wait_s if scenario == "orphan" else RECOVERY_TIMEOUT_S
         values: list[float] = []
         missed: list[str] = []
-        mon = Monit(run_dir(work, f"monit-{scenario}"), checks)
+        mon = Monit(run_dir(work, f"monit-{scenario}"), checks, s.period_s)
         try:
             mon.start()
             for i in range(reps):

@@ -70,6 +70,9 @@ class Settings:
     history_events: int = 100_000  # stored before `/` and /events are loaded
     smoke: bool = False  # the test suite's run: every section once, figures not judged
     hang_reps: int = 7  # repetitions per hang and tool in the hang section
+    # How often the supervisor probes and Monit polls in the recovery and hang sections: the
+    # defaults, but for the smoke run, whose waits for a hang or a stale heartbeat it shortens.
+    period_s: float = PERIOD_S
 
     @classmethod
     def make(cls, quick: bool) -> Settings:
@@ -106,7 +109,8 @@ class Settings:
     @classmethod
     def make_smoke(cls) -> Settings:
         """Every section at its smallest, so the test suite runs each one (figures too few to
-        judge: it proves the bench still works, not how fast the supervisor is)."""
+        judge: it proves the bench still works, not how fast the supervisor is). Probes and
+        Monit run every second where the bench waits for them to find a fault."""
         return replace(
             cls.make(quick=True),
             startup_reps=1,
@@ -121,5 +125,6 @@ class Settings:
             bursts=1,
             history_events=2_000,
             hang_reps=1,
+            period_s=1.0,
             smoke=True,
         )

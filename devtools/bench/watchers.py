@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from devtools.bench.processes import spawn, stop_process, tail
-from devtools.bench.settings import READY_TIMEOUT_S, SETTLE_TIMEOUT_S, SUPERVISOR_BIN, BenchError
+from devtools.bench.settings import (
+    PERIOD_S,
+    READY_TIMEOUT_S,
+    SETTLE_TIMEOUT_S,
+    SUPERVISOR_BIN,
+    BenchError,
+)
 from devtools.net import free_port
 from devtools.sandbox import Sandbox, wait_for
 
@@ -289,8 +295,10 @@ def fleet_config(
     api_key: str | None = None,
     extra: str = "",
     stuck_evidence: bool = True,
+    period_s: float = PERIOD_S,
 ) -> str:
-    """The demo fleet at default probe settings (plus `extra_targets` heartbeat targets).
+    """The demo fleet at default probe settings (plus `extra_targets` heartbeat targets), but
+    for the three demo probes' `period_s` when given (the smoke run's shorter waits).
 
     The breaker is off: the benchmarks load both cores on purpose, and an open breaker pauses
     probes. The history is on (its default) unless `history` is False. `api_key` goes into
@@ -324,6 +332,7 @@ critical = true
   type = "heartbeat"
   path = {json.dumps(str(hb("trader")))}
   max_age_s = {heartbeat_max_age_s}
+  period_s = {period_s}
 {recovery_toml('["restart"]')}
 [[targets]]
 name = "dashboard"
@@ -333,6 +342,7 @@ ports = [{box.dashboard_port}]
   type = "http"
   url = "http://127.0.0.1:{box.dashboard_port}/health"
   stuck_evidence = {json.dumps(stuck_evidence)}
+  period_s = {period_s}
 {recovery_toml('["restart", "free-port"]')}
 [[targets]]
 name = "position-monitor"
@@ -341,6 +351,7 @@ unit = "position-monitor.service"
   type = "heartbeat"
   path = {json.dumps(str(hb("position-monitor")))}
   max_age_s = 15
+  period_s = {period_s}
 {recovery_toml('["restart"]')}
 """
     for i in range(extra_targets):
