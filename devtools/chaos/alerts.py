@@ -9,14 +9,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from devtools.chaos.due import alert_due, unrepaired_until
 from devtools.chaos.record import Fault, Message, Record
 
 # The stamp in an alert has whole seconds (cut, not rounded): the supervisor decided within
 # the second after it, and before the fake Bot API received the message. That interval, not
 # an allowance around it, is what is held against a fault's start and end.
 STAMP_S = 1.0
-STEADY_S = 0.3
-ROUND_MARGIN_S = 0.5  # the policy counts rounds at its passes, not at our samples
 _HEAD = re.compile(r"^\S+ <b>(?P<severity>[A-Z]+)</b> (?P<target>\S+) on \S+: (?P<summary>.*)$")
 _STAMP = re.compile(r"<i>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC</i>")
 
@@ -108,7 +107,7 @@ def judge_alerts(record: Record) -> AlertFindings:
         _supervisor(chat, [a for a in alerts if a.target == "supervisor"], found)
     _chats_agree(by_chat, found)
     _every_due_alerted(record, found)
-    found.false += _false_alerts(found.incidents, record.faults)
+    found.false += _false_alerts(found.incidents, record)
     return found
 
 
@@ -177,12 +176,13 @@ def _chats_agree(by_chat: dict[int, list[Message]], found: AlertFindings) -> Non
 
 
 def _every_due_alerted(record: Record, found: AlertFindings) -> None:
-    """A fault during which the supervisor's own policy called for an incident must have one."""
+    """A fault during which an incident was due by the run's own ground truth (`due`) must
+    have one open in every chat."""
     for fault in record.faults:
         if fault.start is None or fault.target is None:
             continue
-        why = alert_due(record, fault)
-        if why is None:
+        due = alert_due(record, fault)
+        if due is None:
             continue
         for chat in record.chats:
             if not any(
@@ -191,37 +191,9 @@ def _every_due_alerted(record: Record, found: AlertFindings) -> None:
             ):
                 found.lost.append(
                     f"chat {chat}: no alert for fault {fault.plan.n} ({fault.kind} "
-                    f"{fault.target} at {_clock(fault.start)}), due since {why}"
+                    f"{fault.target} at {_clock(fault.start)}), due since {_clock(due.at)} "
+                    f"({due.why})"
                 )
-
-
-def alert_due(record: Record, fault: Fault) -> str | None:
-    """When, during `fault`, an incident was due by the documented policy (None: never).
-
-    Due when the supervisor gave up on the target, or when its /health showed the target
-    failing `failure_threshold` evaluations in a row, or for `failure_threshold` rounds (by
-    its `since`), in two samples at least STEADY_S apart (the pass that decides runs on the
-    next wake-up: a state seen for one instant may never reach it).
-    """
-    assert fault.start is not None and fault.target is not None
-    target, end = fault.target, fault.ended or float("inf")
-    for event in record.log:
-        mine = event.what == "give-up" and f"giving up on {target} " in event.line
-        if mine and fault.start <= event.at <= end:
-            return f"recovery gave up at {_clock(event.at)}"
-    first: dict[float, float] = {}  # since -> the first sample that met the rule
-    rounds_s = (record.alert_threshold - 1) * record.round_s + ROUND_MARGIN_S
-    for sample in record.health:
-        if not fault.start <= sample.at <= end or sample.statuses.get(target) != "fail":
-            continue
-        since = sample.since.get(target, sample.at)
-        failures = sample.failures.get(target, 0)
-        if failures < record.alert_threshold and sample.at - since < rounds_s:
-            continue
-        seen = first.setdefault(since, sample.at)
-        if sample.at - seen >= STEADY_S:
-            return f"{_clock(seen)} ({failures} failures, failing since {_clock(since)})"
-    return None
 
 
 def _open_during(incident: Incident, fault: Fault) -> bool:
@@ -239,10 +211,10 @@ def _belongs(alert: Alert, fault: Fault) -> bool:
     return alert.decided <= end and alert.latest >= fault.start
 
 
-def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
+def _false_alerts(incidents: list[Incident], record: Record) -> list[str]:
     problems = []
     for incident in incidents:
-        mine = [f for f in faults if f.target == incident.target and f.start is not None]
+        mine = [f for f in record.faults if f.target == incident.target and f.start is not None]
         cause = [f for f in mine if _belongs(incident.opened, f)]
         if not cause:
             problems.append(
@@ -259,7 +231,7 @@ def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
             for f in mine
             if f in cause or (f.detected is not None and f.detected < resolved.decided)
         ]
-        lasting = [f for f in known if _unrepaired_at(f, resolved)]
+        lasting = [f for f in known if _unrepaired_at(record, f, resolved)]
         for fault in lasting:
             problems.append(
                 f"chat {incident.chat}, {incident.target}: resolved at {_t(resolved)} while fault "
@@ -268,16 +240,12 @@ def _false_alerts(incidents: list[Incident], faults: list[Fault]) -> list[str]:
     return problems
 
 
-def _unrepaired_at(fault: Fault, notice: Alert) -> bool:
-    """True if `fault` had surely started and was surely not repaired when `notice` was
-    decided (at any moment it can have been)."""
+def _unrepaired_at(record: Record, fault: Fault, notice: Alert) -> bool:
+    """True if `fault` had surely started and was surely not repaired, by the run's ground
+    truth (`due.unrepaired_until`), at every moment `notice` can have been decided."""
     assert fault.start is not None
-    end = fault.repaired or fault.ended or float("inf")
-    if fault.repaired is not None and fault.unrepaired_seen is not None:
-        # Repaired after the last /health that said it was not, by the first that said it
-        # was: between those two samples the notice can have followed the repair.
-        end = fault.unrepaired_seen
-    return fault.start < notice.decided and end > notice.latest
+    until = unrepaired_until(record, fault)
+    return until is not None and fault.start < notice.decided and notice.latest <= until
 
 
 def _t(alert: Alert) -> str:

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from devtools.chaos.daemon import SupervisorProcess
 from devtools.chaos.inject import Injector, Skip
-from devtools.chaos.judge import Batch, Now, is_repaired, says_unrepaired, sign_of_detection
+from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import Feed
 from devtools.chaos.plan import SPECS, Kind, Planned, Scope
 from devtools.chaos.record import Fault, Record
@@ -147,9 +147,6 @@ class Controller:
                 fault.repaired = present.at
                 self._end(fault, "repaired")
                 return
-            seen = present.health
-            if seen is not None and says_unrepaired(seen.statuses.get(fault.target or "")):
-                fault.unrepaired_seen = seen.at
         elif fault.lifted is not None and (fault.detected is not None or not spec.detect):
             self._end(fault, "over")
             return

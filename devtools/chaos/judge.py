@@ -75,14 +75,6 @@ def _blind(sample: HealthSample) -> bool:
     return "D-Bus" in sample.notes or any(s == "unknown" for s in sample.statuses.values())
 
 
-def says_unrepaired(status: str | None) -> bool:
-    """True when a /health status of a fault's target says it is not repaired yet: failing, or
-    a warning (restarting, starting). `unknown` says nothing either way: the supervisor had no
-    reading then (it re-reads systemd after a daemon-reexec or a bus loss), and a target it
-    already saw passing must not count as unrepaired on that account."""
-    return status in ("fail", "warn")
-
-
 def is_repaired(fault: Fault, now: Now, cause_gone: bool) -> bool:
     """True once the supervisor has undone `fault` (only asked of kinds recovery applies to)."""
     kind, health = fault.kind, now.health

@@ -1,6 +1,6 @@
 """What the run watches, each on its own thread: the supervisor's /health (10 times a second,
-timed), its /metrics (recovery counters), systemd's view of the units (MainPID, NRestarts),
-the supervisor's log and state file, and its footprint in /proc.
+timed), its /metrics (recovery counters), the supervisor's log and state file, and its
+footprint in /proc (systemd's view of the units: `devtools.chaos.ground`).
 
 Every poller adds to the shared `Record` and to a `Feed` the controller drains each tick.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.bench.stats import parse_time
+from devtools.chaos.host import HostReader
 from devtools.chaos.record import (
     ActionDelta,
     HealthSample,
@@ -28,14 +28,10 @@ from devtools.chaos.record import (
     ProcSample,
     Record,
 )
-from devtools.sandbox import Sandbox
-from devtools.sandbox.procs import proc_start_time
-from supervisor.guard.load import host_load
 from supervisor.probing.resources import ProcReader
 
 HEALTH_INTERVAL_S = 0.1
 METRICS_INTERVAL_S = 1.0
-UNITS_INTERVAL_S = 0.5
 LOG_INTERVAL_S = 0.2
 PROC_INTERVAL_S = 1.0
 HTTP_TIMEOUT_S = 2.0
@@ -145,8 +141,6 @@ class Health:
 
     statuses: dict[str, str] = field(default_factory=dict)  # unknown where `state` says so
     outputs: dict[str, str] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-    since: dict[str, float] = field(default_factory=dict)
     notes: str = ""
     critical: tuple[str, ...] = ()
 
@@ -160,9 +154,6 @@ def parse_health(doc: dict[str, Any]) -> Health:
         entry = entries[0]
         health.statuses[name] = entry.get("state", entry.get("status", "?"))
         health.outputs[name] = str(entry.get("output", ""))
-        health.failures[name] = int(entry.get("consecutiveFailures", 0))
-        if entry.get("since"):
-            health.since[name] = parse_time(entry["since"])
     return health
 
 
@@ -183,9 +174,7 @@ class HealthPoller(Poller):
             self.feed.add("health", HealthSample(at, None, 0, {}, {}, "", life))
             return
         h = parse_health(json.loads(body)) if code in (200, 503) else Health()
-        sample = HealthSample(
-            at, took, code, h.statuses, h.outputs, h.notes, life, h.failures, h.since, h.critical
-        )
+        sample = HealthSample(at, took, code, h.statuses, h.outputs, h.notes, life, h.critical)
         self.feed.add("health", sample)
 
 
@@ -240,49 +229,6 @@ class MetricsPoller(Poller):
             if delta > 0:
                 self.feed.add("actions", ActionDelta(self._last_at, at, *key, delta))
         self._last, self._last_at = counts, at
-
-
-class UnitPoller(Poller):
-    """systemctl --user show, twice a second: each new MainPID is a new incarnation."""
-
-    def __init__(self, feed: Feed, box: Sandbox, targets: tuple[str, ...]) -> None:
-        super().__init__("units", UNITS_INTERVAL_S, feed)
-        self.box = box
-        self.targets = targets
-        self._seen: set[tuple[int, int]] = set()
-        self._boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
-        self._tick = os.sysconf("SC_CLK_TCK")
-
-    def poll(self) -> None:
-        """One reading of the three units."""
-        units = [f"{t}.service" for t in self.targets]
-        props = "Id,MainPID,NRestarts,ActiveState,SubState"
-        out = self.box.systemctl("show", f"--property={props}", *units, check=False, timeout=5)
-        for block in out.stdout.split("\n\n"):
-            fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-            if "Id" not in fields:
-                continue
-            target = fields["Id"].removesuffix(".service")
-            pid = int(fields.get("MainPID", "0") or 0)
-            started = self._incarnation(target, pid)
-            with self.feed.lock:
-                # After the incarnation is fed: the controller never sees a new MainPID
-                # (a repair) before the new process (a sign of detection).
-                self.feed.main_pid[target] = pid
-                if started is not None:
-                    self.feed.main_started[target] = started
-                self.feed.record.n_restarts[target] = int(fields.get("NRestarts", "0") or 0)
-
-    def _incarnation(self, target: str, pid: int) -> float | None:
-        """When `pid` started (fed as a new incarnation the first time it is seen)."""
-        start = proc_start_time(pid) if pid else None
-        if start is None:
-            return None
-        started = self._boot + start / self._tick
-        if (pid, start) not in self._seen:
-            self._seen.add((pid, start))
-            self.feed.add("incarnations", Incarnation(target, pid, started))
-        return started
 
 
 def parse_log_line(line: str, last_at: float) -> tuple[float, str | None]:
@@ -346,7 +292,7 @@ def fd_kinds(pid: int) -> Counter[str]:
 
 class ProcSampler(Poller):
     """The supervisor's RSS, descriptors and CPU, what its state file holds, and the host's
-    CPU (the supervisor's own reader), each second."""
+    CPU and memory (read by the run itself from /proc), each second."""
 
     def __init__(
         self,
@@ -360,11 +306,14 @@ class ProcSampler(Poller):
         self.state_file = state_file
         self.quiet = quiet
         self._reader = ProcReader()
+        self._host = HostReader()
 
     def poll(self) -> None:
         """One sample."""
         self._read_state()
-        self.feed.add("host_cpu", (time.time(), host_load().cpu_percent))
+        at, (cpu, memory) = time.time(), self._host.read()
+        self.feed.add("host_cpu", (at, cpu))
+        self.feed.add("host_memory", (at, memory))
         current = self.life()
         if current is None:
             return

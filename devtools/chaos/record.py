@@ -21,10 +21,6 @@ class Fault:
     lifted: float | None = None  # its cause was taken away (or it needed no taking away)
     detected: float | None = None  # first sign, in the supervisor's outputs, that it noticed
     repaired: float | None = None  # the supervisor's repair is complete
-    # The last /health (its request's time) that showed its target failing or warning (not
-    # `unknown`: see `judge.says_unrepaired`): the repair happened after this and no later
-    # than `repaired` (the run samples 10 times a second).
-    unrepaired_seen: float | None = None
     ended: float | None = None  # nothing of it is left (repaired, or cleaned up by the run)
     victim: int | None = None  # the PID it hit, if any
     # A reload: the critical targets the config it wrote names (each reload flips one), which
@@ -69,8 +65,6 @@ class HealthSample:
     outputs: dict[str, str]
     notes: str
     life: int  # which run of the supervisor was asked
-    failures: dict[str, int] = field(default_factory=dict)  # consecutiveFailures
-    since: dict[str, float] = field(default_factory=dict)  # when the status last changed
     critical: tuple[str, ...] = ()  # the targets it marks critical (from the config in force)
 
 
@@ -81,6 +75,20 @@ class Incarnation:
     target: str
     pid: int
     started: float
+
+
+@dataclass(frozen=True)
+class UnitSample:
+    """One reading of a unit from systemd by the run itself (`systemctl --user show`): ground
+    truth that does not come from the supervisor."""
+
+    at: float  # when the run asked (systemd answered after: what it said held by then)
+    target: str
+    main_pid: int  # MainPID (0: no main process)
+    exec_pid: int  # ExecMainPID: the last main process started (kept after it exits)
+    exec_started: float  # when that process was started (ExecMainStartTimestampMonotonic)
+    n_restarts: int  # NRestarts: starts by systemd's own Restart= (the sandbox sets no)
+    state: str = ""  # ActiveState/SubState
 
 
 @dataclass
@@ -168,7 +176,10 @@ class Record:
     n_restarts: dict[str, int] = field(default_factory=dict)  # systemd's own, at the end
     lives: list[Life] = field(default_factory=list)
     proc: list[ProcSample] = field(default_factory=list)
-    host_cpu: list[tuple[float, float]] = field(default_factory=list)  # (at, % busy before)
+    units: list[UnitSample] = field(default_factory=list)  # systemd's view, twice a second
+    # The host as the run reads it itself (/proc/stat, /proc/meminfo), each second: (at, %).
+    host_cpu: list[tuple[float, float]] = field(default_factory=list)  # busy since the last
+    host_memory: list[tuple[float, float]] = field(default_factory=list)  # in use (not available)
     actions: list[ActionDelta] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     log: list[LogEvent] = field(default_factory=list)
@@ -179,4 +190,7 @@ class Record:
     alert_threshold: int = 3  # [alerts] failure_threshold: failed rounds before an incident
     round_s: float = 5.0  # one round: the targets' probe period
     max_attempts: int = 4  # [targets.recovery] max_attempts
+    recovery_window_s: float = 30.0  # [targets.recovery] window_s
+    # The longest a probe takes to see a fault of its target (see `due.due_after_s`).
+    probe_allowance_s: float = 16.0
     errors: list[str] = field(default_factory=list)  # what went wrong in the run itself

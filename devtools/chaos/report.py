@@ -92,6 +92,8 @@ def as_json(record: Record, verdict: Verdict) -> dict[str, Any]:
         "loads": [asdict(x) for x in record.loads],
         "footprint": [asdict(p) for p in record.proc],  # the supervisor's, each second
         "host_cpu": record.host_cpu,
+        "host_memory": record.host_memory,
+        "units": [asdict(u) for u in record.units],  # systemd's view, polled by the run
         "incarnations": [asdict(i) for i in record.incarnations],
         "recovery_actions": [asdict(a) for a in record.actions],
         "errors": record.errors,

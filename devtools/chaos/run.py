@@ -15,6 +15,7 @@ from pathlib import Path
 
 from devtools.chaos.control import TICK_S, Controller, Say
 from devtools.chaos.daemon import SupervisorProcess, UnitSettings
+from devtools.chaos.ground import UnitPoller
 from devtools.chaos.inject import Injector
 from devtools.chaos.observe import (
     Feed,
@@ -23,7 +24,6 @@ from devtools.chaos.observe import (
     MetricsPoller,
     Poller,
     ProcSampler,
-    UnitPoller,
 )
 from devtools.chaos.plan import TARGETS, Kind, Planned, make_plan
 from devtools.chaos.record import Fault, Record
@@ -108,6 +108,8 @@ def _started(
         stack.callback(sup.close)
         record.chats, record.watchdog_s = CHATS, unit.watchdog_s
         record.alert_cooldown_s, record.round_s = BASE_COOLDOWN_S, settings.period_s
+        record.recovery_window_s = settings.recovery_window_s
+        record.probe_allowance_s = settings.probe_allowance_s
         record.lives = sup.lives
 
         written = [0]  # configs written since the first: each reload's differs from the last

@@ -40,6 +40,12 @@ class Settings:
     # watches one process for hours and never kills it.
     warm_up_kill: bool = True
 
+    @property
+    def probe_allowance_s(self) -> float:
+        """The longest a probe takes to see a fault of its target: a heartbeat's age limit and
+        two rounds (the run measured at most 7.1 s in the short run, whose allowance is 8 s)."""
+        return self.heartbeat_max_age_s + 2 * self.period_s
+
     @classmethod
     def make(cls, minutes: float, short: bool) -> Settings:
         """The short run (about 2 minutes in all) or a long run of `minutes` of faults."""

@@ -3,10 +3,10 @@ hand (pure parts of devtools.chaos.verdict)."""
 
 from __future__ import annotations
 
+from devtools.chaos.periods import periods
 from devtools.chaos.plan import Kind, Planned
 from devtools.chaos.record import Fault, HealthSample, Life, Message, Record
 from devtools.chaos.verdict import Check, judge
-from devtools.chaos.verdict.breaker import periods
 from supervisor.alerts.policy import Alert, Severity, format_html
 
 T0 = 1_700_000_000.0
@@ -62,6 +62,25 @@ def test_a_pause_on_host_cpu_needs_the_host_busy_by_the_runs_own_samples() -> No
     # A pause on our own CPU is judged elsewhere ("probes never paused by our own CPU").
     own = paused("own CPU 3.3% > budget 1%")
     assert check(own, HOST_CHECK).ok
+
+
+MEMORY_CHECK = "breaker paused on host memory only when it was full"
+
+
+def test_a_pause_on_host_memory_needs_the_host_full_by_the_runs_own_meminfo() -> None:
+    """The breaker trips on host memory over 85 %: the run's own /proc/meminfo readings up to
+    when /health first said so must reach that, or the pause was false."""
+    rec = paused("host memory 88% > 85%")
+    rec.host_memory = [(T0 + i, 88.0 if 25 <= i <= 60 else 50.0) for i in range(100)]
+    assert check(rec, MEMORY_CHECK).ok
+    assert check(rec, MEMORY_CHECK).detail.startswith("1 pauses on host memory")
+    rec.host_memory = [(T0 + i, 60.0) for i in range(100)]
+    found = check(rec, MEMORY_CHECK)
+    assert not found.ok and "memory at most 60% in use" in found.problems[0]
+    rec.host_memory = [(T0 + i, 90.0) for i in range(31, 100)]  # only after it opened
+    assert not check(rec, MEMORY_CHECK).ok
+    # A pause on host CPU is judged by the CPU check, not this one.
+    assert check(paused(), MEMORY_CHECK).ok
 
 
 def test_a_breaker_alert_must_match_a_period_health_showed() -> None:

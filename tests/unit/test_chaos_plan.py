@@ -5,17 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 from devtools.chaos.control import CRASH_LOOP_ATTEMPTS_S, within_budget
-from devtools.chaos.judge import Batch, Now, is_repaired, says_unrepaired, sign_of_detection
+from devtools.chaos.judge import Batch, Now, is_repaired, sign_of_detection
 from devtools.chaos.observe import parse_actions, parse_health, parse_log_line
 from devtools.chaos.plan import ALERTING, SHORT_KINDS, SPECS, Kind, Planned, Shape, make_plan
 from devtools.chaos.record import ActionDelta, Fault, HealthSample, Incarnation, LogEvent
-from devtools.chaos.settings import Fleet, Settings, config_text, critical_targets
-from devtools.sandbox import Sandbox
-from supervisor.config import parse
+from devtools.chaos.settings import critical_targets
 
 REPO = Path(__file__).resolve().parents[2]
 LONG = Shape(600.0, (3.0, 12.0), tuple(SPECS))
@@ -162,8 +159,6 @@ def test_the_supervisors_outputs_are_read() -> None:
     health = parse_health(doc)
     assert health.statuses == {"trader": "unknown", "dashboard": "fail"}
     assert health.outputs["dashboard"] == "http: timed out"
-    assert health.failures["dashboard"] == 4
-    assert health.since["dashboard"] == 1_700_000_000.25
     assert health.notes.startswith("breaker open")
     metrics = (
         "# TYPE supervisor_recovery_actions_total counter\n"
@@ -251,26 +246,3 @@ def test_a_crash_loop_counts_its_attempts_when_they_were_made() -> None:
     assert within_budget([loop], Kind.KILL, "dashboard", 135, 30.0)
     assert not within_budget([loop, kill], Kind.KILL, "dashboard", 136, 30.0)
     assert not within_budget([_started(9, Kind.CRASH_LOOP, "x", 1, None)], Kind.KILL, "x", 9, 15.0)
-
-
-def test_only_failing_or_warning_says_a_fault_is_not_repaired() -> None:
-    # Seen in a short run: a notice "resolved" at 19:35:57 while the supervisor showed the
-    # restarted position-monitor passing; at 19:36:00 a daemon-reexec made it re-read systemd
-    # and /health said `unknown` for a moment, which the run took for "not yet repaired".
-    assert says_unrepaired("fail") and says_unrepaired("warn")
-    assert not says_unrepaired("unknown")
-    assert not says_unrepaired("pass")
-    assert not says_unrepaired(None)
-
-
-def test_each_reload_config_is_valid_and_marks_its_critical_targets(tmp_path: Path) -> None:
-    """What the run writes before each SIGHUP loads, and says what `critical_targets` says:
-    the value the run then waits to see in /health."""
-    box = Sandbox(tmp_path / "box", dashboard_port=5999)
-    fleet = Fleet(box, tmp_path / "state", 5998, "http://127.0.0.1:1", "1:x", {})
-    fleet.memory_max_mb.update({"trader": 100, "dashboard": 100, "position-monitor": 100})
-    for generation in range(3):
-        text = config_text(Settings.make(1, short=True), fleet, generation % 3, generation)
-        config = parse(tomllib.loads(text), "config.toml", env={})
-        marked = tuple(sorted(t.name for t in config.targets if t.critical))
-        assert marked == critical_targets(generation)

@@ -30,6 +30,7 @@ def judge(record: Record) -> Verdict:
     v.checks.append(usage.footprint(record, v))
     v.checks.append(serving.own_cpu(record))
     v.checks.append(breaker.host_pauses(record))
+    v.checks.append(breaker.host_memory_pauses(record))
     v.checks.append(outputs.state_file(record))
     v.checks.append(outputs.log(record))
     v.checks.append(outputs.run(record))

@@ -8,6 +8,7 @@ import html
 import re
 
 from devtools.chaos.alerts import judge_alerts, read
+from devtools.chaos.periods import Period, periods
 from devtools.chaos.record import Record
 from devtools.chaos.verdict import breaker
 from devtools.chaos.verdict.parts import Check, clock
@@ -60,7 +61,7 @@ def digests(record: Record) -> Check:
     """A digest names only what the run saw happen before it was decided: each alert it held
     names a target with a fault injected by then, or, for the supervisor itself, its breaker
     open in /health or a restart by the run ("... and N more" names nothing)."""
-    shown = breaker.periods(record)
+    shown = periods(record)
     problems, n = [], 0
     for chat in record.chats:
         for alert in (read(m) for m in record.messages if m.chat_id == chat):
@@ -79,7 +80,7 @@ def digests(record: Record) -> Check:
     )
 
 
-def _saw(record: Record, shown: list[breaker.Period], target: str, summary: str, by: float) -> bool:
+def _saw(record: Record, shown: list[Period], target: str, summary: str, by: float) -> bool:
     if target != SELF:
         return any(
             f.target == target and f.start is not None and f.start <= by for f in record.faults

@@ -1,76 +1,30 @@
-"""The checks on the circuit breaker: a pause on host CPU only when the run itself measured the
-host that busy, and a breaker alert only for a breaker-open period its /health showed. Pure."""
+"""The checks on the circuit breaker: a pause on host CPU or host memory only when the run
+itself measured the host that busy or that full (`devtools.chaos.host`, from /proc, not with
+the supervisor's code), and a breaker alert only for a breaker-open period its /health showed.
+Pure."""
 
 from __future__ import annotations
 
 import html
 import statistics
-from dataclasses import dataclass
 
 from devtools.chaos.alerts import Alert, read
-from devtools.chaos.record import HealthSample, Record
+from devtools.chaos.periods import Period, periods
+from devtools.chaos.record import Record
 from devtools.chaos.verdict.parts import Check, clock
 from supervisor.alerts.policy import SELF
 from supervisor.config import BreakerConfig
 
-OPEN = "breaker open: "
-INF = float("inf")
-# The run keeps the breaker at its defaults: it trips on host CPU over this, held this long.
+# The run keeps the breaker at its defaults: it trips on host CPU or memory over these, held
+# this long.
 DEFAULTS = BreakerConfig()
 
 
-@dataclass(frozen=True)
-class Period:
-    """The breaker open in one life, as /health showed it: `first` to `last` said so; it
-    opened after `after` (the last answer before that did not say so) and closed before
-    `until` (the first answer after that did not; the life's end or the run's end)."""
-
-    life: int
-    reason: str  # "host CPU 93% > 90%", as the breaker words it
-    after: float
-    first: float
-    last: float
-    until: float
-
-
-def periods(record: Record) -> list[Period]:
-    """Every breaker-open period in the run's /health samples (an unanswered request neither
-    opens nor closes one; a new life starts closed, and a period its life ended in may be
-    resolved by a later life: its `until` is then open-ended)."""
-    found: list[Period] = []
-    answered = [s for s in record.health if s.latency_s is not None and s.statuses]
-    for life in sorted({s.life for s in answered}):
-        mine = [s for s in answered if s.life == life]
-        run: list[HealthSample] = []
-        for i, sample in enumerate(mine):
-            if OPEN in sample.notes:
-                run.append(sample)
-                continue
-            if run:
-                found.append(
-                    _period(run, mine[i - len(run) - 1] if i > len(run) else None, sample.at)
-                )
-                run = []
-        if run:
-            found.append(_period(run, mine[-len(run) - 1] if len(mine) > len(run) else None, INF))
-    return found
-
-
-def _period(run: list[HealthSample], before: HealthSample | None, until: float) -> Period:
-    first = run[0]
-    after = before.at if before is not None else first.at
-    return Period(first.life, _reason(first), after, first.at, run[-1].at, until)
-
-
-def _reason(sample: HealthSample) -> str:
-    note = next(n for n in sample.notes.split("; ") if n.startswith(OPEN))
-    return note.removeprefix(OPEN)
-
-
 def host_pauses(record: Record) -> Check:
-    """A pause on host CPU: the run's own host CPU samples (read each second, the way the
-    supervisor reads it) over the breaker's sustain time before /health first said it was
-    open must average at or over its trip threshold; else the pause was false."""
+    """A pause on host CPU: the run's own host CPU samples (read each second from /proc/stat,
+    idle and iowait counting as idle, as the supervisor counts them) over the breaker's sustain
+    time before /health first said it was open must average at or over its trip threshold;
+    else the pause was false."""
     trip, sustain = DEFAULTS.trip_cpu_percent, DEFAULTS.sustain_s
     host = [p for p in periods(record) if p.reason.startswith("host CPU")]
     problems = []
@@ -87,6 +41,31 @@ def host_pauses(record: Record) -> Check:
     detail = f"{len(host)} pauses on host CPU (trips over {trip:g}% for {sustain:g} s)"
     return Check(
         "breaker paused on host CPU only when it was busy", not problems, detail, tuple(problems)
+    )
+
+
+def host_memory_pauses(record: Record) -> Check:
+    """A pause on host memory: the breaker saw memory in use over its trip threshold at the
+    sample it opened on, which lies between the last /health that did not say so and the first
+    that did (and within its sustain time before that). Memory moves slowly: the run's own
+    /proc/meminfo readings (each second) over that span must reach the threshold; else the
+    pause was false."""
+    trip, sustain = DEFAULTS.trip_memory_percent, DEFAULTS.sustain_s
+    host = [p for p in periods(record) if p.reason.startswith("host memory")]
+    problems = []
+    for p in host:
+        since = min(p.after, p.first - sustain)
+        seen = [used for at, used in record.host_memory if since <= at <= p.first]
+        if not seen:
+            problems.append(f"{clock(p.first)}: {p.reason}, and the run measured nothing before")
+        elif max(seen) < trip:
+            problems.append(
+                f"{clock(p.first)}: breaker open on {p.reason}; the run measured the host's "
+                f"memory at most {max(seen):.0f}% in use from {clock(since)}"
+            )
+    detail = f"{len(host)} pauses on host memory (trips over {trip:g}%)"
+    return Check(
+        "breaker paused on host memory only when it was full", not problems, detail, tuple(problems)
     )
 
 
