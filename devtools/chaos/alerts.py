@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from devtools.chaos.due import alert_due, unrepaired_until
+from devtools.chaos.due import alert_due, blind, unrepaired_until
 from devtools.chaos.record import Fault, Message, Record
 
 # The stamp in an alert has whole seconds (cut, not rounded): the supervisor decided within
@@ -178,10 +178,11 @@ def _chats_agree(by_chat: dict[int, list[Message]], found: AlertFindings) -> Non
 def _every_due_alerted(record: Record, found: AlertFindings) -> None:
     """A fault during which an incident was due by the run's own ground truth (`due`) must
     have one open in every chat."""
+    blinds = blind(record)
     for fault in record.faults:
         if fault.start is None or fault.target is None:
             continue
-        due = alert_due(record, fault)
+        due = alert_due(record, fault, blinds)
         if due is None:
             continue
         for chat in record.chats:

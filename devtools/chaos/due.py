@@ -122,10 +122,11 @@ def clear(lo: float, hi: float, blinds: list[Span]) -> list[Span]:
     return pieces
 
 
-def alert_due(record: Record, fault: Fault) -> Due | None:
-    """When, during `fault`, an incident of its target was surely due (None: never)."""
+def alert_due(record: Record, fault: Fault, blinds: list[Span] | None = None) -> Due | None:
+    """When, during `fault`, an incident of its target was surely due (None: never);
+    `blinds` is `blind(record)`, when the caller has it already."""
     assert fault.start is not None and fault.target is not None
-    blinds = blind(record)
+    blinds = blind(record) if blinds is None else blinds
     gave_up = _gave_up(record, fault, blinds)
     if gave_up is not None:
         return gave_up
