@@ -23,8 +23,10 @@ An alert is due for a fault of a target when either
   recovery's budget (a give-up).
 
 The supervisor is able to act while one of its lives is ready and has not exited, no fault of
-its own scope (a reexec, a reload, a bus or supervisor kill) is under way and no breaker-open
-period pauses its probes.
+its own scope that blinds it (a reexec, a bus or supervisor kill) is under way and no
+breaker-open period pauses its probes. A reload does not blind it: it keeps what it knew of
+every target whose unit is unchanged (status, failures, recovery's attempts), and the run's
+reloads change no unit.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devtools.chaos.periods import periods
-from devtools.chaos.plan import SPECS, Scope
+from devtools.chaos.plan import Kind
 from devtools.chaos.record import Fault, Record
 
 INF = float("inf")
+SAME_START_S = 0.5  # one start read in two polls: the clocks' offset moves by microseconds
 Span = tuple[float, float]
+BLINDING = (Kind.REEXEC, Kind.BUS_KILL, Kind.SUPERVISOR_KILL)  # the supervisor's own faults
 
 
 @dataclass(frozen=True)
@@ -78,14 +82,19 @@ def unrepaired_until(record: Record, fault: Fault) -> float | None:
 
 def starts(record: Record, target: str, after: float, until: float) -> list[float]:
     """When systemd started a main process of `target` in (after, until], by the run's polls
-    (each start is a new ExecMainPID with its start time; NRestarts counts only systemd's own
-    restarts, which the sandbox's Restart=no rules out)."""
-    seen = {
-        (u.exec_pid, u.exec_started)
-        for u in record.units
-        if u.target == target and u.exec_pid and after < u.exec_started <= until
-    }
-    return sorted(started for _pid, started in seen)
+    (each start is a new ExecMainPID with its start time, seen in every poll until the next
+    start; NRestarts counts only systemd's own restarts, which the sandbox's Restart=no rules
+    out)."""
+    found: dict[int, list[float]] = {}
+    for u in sorted(record.units, key=lambda x: x.exec_started):
+        if u.target != target or not u.exec_pid or not after < u.exec_started <= until:
+            continue
+        mine = found.setdefault(u.exec_pid, [])
+        # The same start in the next poll (its time turned to wall time again); a PID used
+        # again later is another start.
+        if not mine or u.exec_started - mine[-1] > SAME_START_S:
+            mine.append(u.exec_started)
+    return sorted(at for pid_starts in found.values() for at in pid_starts)
 
 
 def blind(record: Record) -> list[Span]:
@@ -99,7 +108,7 @@ def blind(record: Record) -> list[Span]:
         end = life.exited if life.exited is not None else INF
     spans.append((end, INF))
     for f in record.faults:
-        if f.start is not None and SPECS[f.kind].scope is Scope.SUPERVISOR:
+        if f.start is not None and f.kind in BLINDING:
             spans.append((f.start, f.ended if f.ended is not None else INF))
     spans += [(p.after, p.until) for p in periods(record)]
     return spans

@@ -36,6 +36,9 @@ class UnitPoller(Poller):
         self._seen: set[tuple[int, int]] = set()
         self._boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
         self._tick = os.sysconf("SC_CLK_TCK")
+        # systemd's monotonic clock is CLOCK_MONOTONIC, ours too: this turns it into wall time
+        # (once, so that one start reads the same in every poll).
+        self._to_wall = time.time() - time.monotonic()
 
     def poll(self) -> None:
         """One reading of the three units."""
@@ -44,10 +47,8 @@ class UnitPoller(Poller):
         out = self.box.systemctl(
             "show", f"--property={','.join(UNIT_PROPS)}", *units, check=False, timeout=5
         )
-        # systemd's monotonic clock is CLOCK_MONOTONIC, ours too: this turns it into wall time.
-        to_wall = time.time() - time.monotonic()
         for block in out.stdout.split("\n\n"):
-            sample = parse_unit(block, at, to_wall)
+            sample = parse_unit(block, at, self._to_wall)
             if sample is None:
                 continue
             started = self._incarnation(sample.target, sample.main_pid)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from devtools.chaos.alerts import judge_alerts
 from devtools.chaos.due import INF, alert_due, blind, due_after_s, starts, unrepaired_until
 from devtools.chaos.plan import Kind, Planned
-from devtools.chaos.record import Fault, HealthSample, Life, Record
+from devtools.chaos.record import Fault, HealthSample, Life, Record, UnitSample
 from supervisor.alerts.policy import Severity
 from tests.unit.test_chaos_verdict import T0, both, hang, incident, record, text, units
 
@@ -99,3 +99,17 @@ def test_a_resolved_after_systemd_shows_a_new_process_is_not_false() -> None:
     assert any("not yet repaired" in p for p in judge_alerts(rec).false)
     rec.units = []  # nothing polled: nothing is sure, nothing is called false
     assert not judge_alerts(rec).false
+
+
+def test_one_start_read_in_many_polls_is_one_start() -> None:
+    """Seen in a short run: each poll turned ExecMainStartTimestampMonotonic into wall time
+    again, the offset moved by microseconds, and one start counted as four ("4 starts in
+    2.0 s"). A PID started again later is another start."""
+    rec = short(record([], []))
+    drift = [
+        UnitSample(T0 + 10 + i / 2, "dashboard", 7, 7, T0 + 9.9 + i * 1e-6, 0, "active/running")
+        for i in range(4)
+    ]
+    reused = UnitSample(T0 + 60, "dashboard", 7, 7, T0 + 59.9, 0, "active/running")
+    rec.units = [*drift, reused]
+    assert starts(rec, "dashboard", T0, T0 + 100) == [T0 + 9.9, T0 + 59.9]
