@@ -54,7 +54,7 @@ ROOMS: dict[str, Room] = {
         edges="config.file",
     ),
     "runtime": Room(
-        uses="shared", edges="runtime.notify runtime.logs runtime.state runtime.limits"
+        uses="shared", edges="runtime.notify runtime.logs runtime.state runtime.limits runtime.tls"
     ),
     "watch": Room(
         uses="shared",

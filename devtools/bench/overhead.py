@@ -21,7 +21,7 @@ from devtools.bench.stats import summary
 from devtools.bench.watchers import fleet_config, supervisor
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
-from supervisor.runtime.limits import PURE_PYTHON
+from supervisor.runtime.limits import lean_environ
 
 # What the supervisor's RSS is made of: a fresh interpreter importing what `supervisor run`
 # imports, dependencies first, in this order (each figure is what that import adds on top).
@@ -161,8 +161,9 @@ def _python(script: str, *args: str) -> str:
         text=True,
         timeout=60,
         cwd=REPO,
-        # The helpers `supervisor run` loads as pure Python (runtime/limits.py), as it does.
-        env={**os.environ, "PYTHONPATH": str(REPO), **dict.fromkeys(PURE_PYTHON, "1")},
+        # The helpers as pure Python, aiohttp's TLS contexts without the CA file, as `supervisor
+        # run` imports them (runtime/limits.py).
+        env={**os.environ, "PYTHONPATH": str(REPO), **lean_environ()},
         check=False,
     )
     if run.returncode != 0:

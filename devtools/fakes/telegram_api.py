@@ -24,6 +24,7 @@ What it fakes, in Telegram's format:
   optionally for one chat only (Telegram throttles per chat), and `down`/`up`, which
   really close the listening socket and open connections and later listen on the same
   port again.
+* TLS: with `tls` (a server context) it serves https, for tests of the client's verification.
 
 What it does not fake: parsing of HTML/Markdown (``parse_mode`` is recorded but no entities
 are produced and broken markup is never rejected; the length limit is applied to the raw
@@ -41,6 +42,7 @@ This module serves it and holds the test's controls; what each method does to th
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections import deque
 from types import TracebackType
@@ -70,8 +72,15 @@ class FakeBotApi(BotApiState):
     Use as ``async with FakeBotApi() as fake:`` and point PTB at ``fake.base_url``.
     """
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *, max_poll_timeout: float = 50.0) -> None:
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        max_poll_timeout: float = 50.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(token, max_poll_timeout)
+        self._tls = tls
         self.requests: list[ApiCall] = []
         self._faults: dict[str, deque[tuple[ChatId | None, ApiError]]] = {}
         self._runner: web.AppRunner | None = None
@@ -123,7 +132,7 @@ class FakeBotApi(BotApiState):
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
         await runner.setup()
         try:
-            await web.TCPSite(runner, "127.0.0.1", self._port).start()
+            await web.TCPSite(runner, "127.0.0.1", self._port, ssl_context=self._tls).start()
         except BaseException:
             await runner.cleanup()
             raise
@@ -136,10 +145,10 @@ class FakeBotApi(BotApiState):
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``; stays the same across `down`/`up`."""
+        """``http://127.0.0.1:PORT`` (https with `tls`); stays the same across `down`/`up`."""
         if self._port == 0:
             raise RuntimeError("FakeBotApi is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self._port}"
 
     @property
     def base_url(self) -> str:

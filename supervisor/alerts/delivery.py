@@ -28,7 +28,7 @@ from supervisor.errors import (
 )
 from supervisor.happenings import AlertDelivery, AlertQueued, AlertsDisabled, ChatCommand, Emit
 from supervisor.model import Clock, Incoming, backoff
-from supervisor.runtime import logs
+from supervisor.runtime import logs, tls
 
 if TYPE_CHECKING:
     from supervisor.alerts.telegram import TelegramChannel
@@ -206,7 +206,7 @@ class AlertService:
         # about 7 MB of RSS that a supervisor without alerts should not carry.
         from supervisor.alerts.telegram import TelegramChannel
 
-        self._channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
+        self._channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s, tls=tls.client)
         self._kicks = {chat_id: asyncio.Event() for chat_id in telegram.chat_ids}
         try:
             await self._connect()

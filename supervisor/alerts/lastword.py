@@ -37,7 +37,7 @@ from supervisor.errors import (
 )
 from supervisor.model import Clock, SystemClock
 from supervisor.redaction import scrub_shapes
-from supervisor.runtime import logs
+from supervisor.runtime import logs, tls
 from supervisor.watch.cause import ExitFacts, LastWords
 from supervisor.watch.lastwords import LastWordsReader, Limits
 
@@ -157,7 +157,9 @@ async def deliver(telegram: TelegramConfig, token: str, text: str, within_s: flo
     from supervisor.alerts.telegram import TelegramChannel
 
     deadline = asyncio.get_running_loop().time() + within_s
-    channel = TelegramChannel(token, telegram.api_url, min(telegram.timeout_s, within_s))
+    channel = TelegramChannel(
+        token, telegram.api_url, min(telegram.timeout_s, within_s), tls=tls.client
+    )
     outbox = Outbox(backoff_s=_RETRY_S)
     clock = SystemClock()
     missed: list[int] = []

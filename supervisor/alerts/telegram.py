@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import telegram
@@ -43,25 +43,20 @@ def _seconds(value: object, default: float) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _tls() -> ssl.SSLContext | bool:
-    """aiohttp's own verified context (the system's CA store, loaded once at import), or,
-    where the system has no CA store, certifi's bundle (the one httpx would have used)."""
-    paths = ssl.get_default_verify_paths()
-    if (paths.cafile and os.path.isfile(paths.cafile)) or (
-        paths.capath and os.path.isdir(paths.capath) and os.listdir(paths.capath)
-    ):
-        return True
-    import certifi  # only here: the bundle costs memory where it is not needed
-
-    return ssl.create_default_context(cafile=certifi.where())
+# The verifying TLS context (runtime/tls.py), never aiohttp's own: the daemon imports aiohttp
+# without a CA file (runtime/limits.py), and one context serves Telegram and https probes.
+Tls = Callable[[], Awaitable[ssl.SSLContext]]
 
 
 class AiohttpRequest(BaseRequest):
     """python-telegram-bot's requests over aiohttp, the HTTP stack the probes and the server
     use already: no second client stack (httpx's client pulls in httpcore, h11 and anyio,
-    4.5 MB) and no second TLS setup (aiohttp's verified context, the system CA store)."""
+    4.5 MB) and no second TLS setup (the process's one context, the system CA store)."""
 
-    def __init__(self, timeout_s: float, read_timeout_s: float, *, keep_alive: bool) -> None:
+    def __init__(
+        self, timeout_s: float, read_timeout_s: float, *, keep_alive: bool, tls: Tls
+    ) -> None:
+        self._tls = tls
         self._timeout_s = timeout_s
         self._read_timeout_s = read_timeout_s
         self._keep_alive = keep_alive
@@ -77,7 +72,8 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             # Without keep-alive, one fresh connection per request holds nothing between
             # alerts (an idle pooled one would linger, half-closed once Telegram hangs up).
-            connector = aiohttp.TCPConnector(limit=8, force_close=not self._keep_alive, ssl=_tls())
+            tls = await self._tls()
+            connector = aiohttp.TCPConnector(limit=8, force_close=not self._keep_alive, ssl=tls)
             self._session = aiohttp.ClientSession(connector=connector)
 
     async def shutdown(self) -> None:
@@ -123,14 +119,14 @@ class AiohttpRequest(BaseRequest):
 class TelegramChannel:
     """Sends messages and reads updates through the Bot API at `api_url`."""
 
-    def __init__(self, token: str, api_url: str, timeout_s: float) -> None:
+    def __init__(self, token: str, api_url: str, timeout_s: float, *, tls: Tls) -> None:
         # PTB 22 warns on every 429 unless durations are timedeltas; we read them as such.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self._redactor = Redactor("<token>")
         self._redactor.add(token)
         # Alerts are minutes apart: no connection kept alive for them; the long poll keeps its.
-        request = AiohttpRequest(timeout_s, timeout_s, keep_alive=False)
-        polling = AiohttpRequest(timeout_s, timeout_s + POLL_TIMEOUT_S, keep_alive=True)
+        request = AiohttpRequest(timeout_s, timeout_s, keep_alive=False, tls=tls)
+        polling = AiohttpRequest(timeout_s, timeout_s + POLL_TIMEOUT_S, keep_alive=True, tls=tls)
         self._requests = (request, polling)
         self._bot = telegram.Bot(
             token,

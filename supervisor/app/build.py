@@ -58,7 +58,7 @@ from supervisor.model import Clock, ProbeResult
 from supervisor.probing import hang, probes, runner
 from supervisor.probing.resources import ProcReader
 from supervisor.redaction import scrub_shapes
-from supervisor.runtime import logs
+from supervisor.runtime import logs, tls
 from supervisor.runtime.notify import Notifier
 from supervisor.runtime.state import InstanceLock, StateStore
 from supervisor.watch.autopsy import Autopsies
@@ -184,6 +184,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     probing = runner.ProbeContext(
         clock=clock,
         session=probes.session_factory(),
+        tls=tls.client,
         reader=ProcReader(),
         read_unit=lambda unit: lambda: systemd.resources(unit),
         unit_state=systemd.state,

@@ -200,8 +200,9 @@ async def _ask_telegram(cfg: config.Config, send_test: bool) -> judge.TelegramFa
     # Imported here: python-telegram-bot costs about 9 MB of RSS, and `supervisor run`
     # imports this module (through the CLI) whether or not Telegram is configured.
     from supervisor.alerts.telegram import TelegramChannel
+    from supervisor.runtime import tls
 
-    channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s)
+    channel = TelegramChannel(token, telegram.api_url, telegram.timeout_s, tls=tls.client)
     try:
         bot = await channel.connect()
     except ChannelError as exc:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -31,6 +32,9 @@ FAIL, PASS = Status.FAIL, Status.PASS
 
 
 ReadUnit = Callable[[], Awaitable[UnitResources]]
+# The verifying TLS context for https (runtime/tls.py): never aiohttp's own, which the daemon
+# imports without a CA file (runtime/limits.py).
+Tls = Callable[[], Awaitable[ssl.SSLContext]]
 
 
 class ProcessTree(Protocol):
@@ -56,21 +60,28 @@ class HttpCheck:
         spec: HttpProbe,
         session: Callable[[], aiohttp.ClientSession],
         clock: Clock | None = None,
+        *,
+        tls: Tls,
     ) -> None:
         self._spec = spec
         self._session = session
         self._clock = clock
+        self._tls = tls
 
     async def check(self) -> Outcome:
         """Fetch the URL and judge status and body."""
         spec = self._spec
         try:
-            async with self._session().get(spec.url, allow_redirects=False) as resp:
+            # http needs no context: redirects, which could lead to https, are not followed.
+            tls = await self._tls() if spec.url.startswith("https:") else True
+            async with self._session().get(spec.url, allow_redirects=False, ssl=tls) as resp:
                 if not 200 <= resp.status < 400:
                     return Outcome(FAIL, f"http: status {resp.status}", resp.status, "status")
                 if spec.expect_json is None and not spec.conditions:
                     return Outcome(PASS, f"http: status {resp.status}", resp.status, "status")
                 body = await resp.content.read(_MAX_BODY + 1)
+        except aiohttp.ClientSSLError as exc:  # before its base: the errno is OpenSSL's
+            return Outcome(FAIL, f"http: TLS: {_tls_why(exc.os_error)}")
         except aiohttp.ClientConnectorError as exc:  # as for tcp: our errnos are unknown
             return Outcome(_blame(exc.os_error), f"http: cannot connect: {_why(exc.os_error)}")
         except aiohttp.ClientError as exc:
@@ -216,6 +227,13 @@ class ResourcesCheck:
         return Outcome(
             PASS, f"resources: {mb:.0f} MB{cpu_words}", round(mb, 1), "MB", source, tuple(samples)
         )
+
+
+def _tls_why(exc: OSError) -> str:
+    """OpenSSL's words ("certificate verify failed: unable to get local issuer certificate"),
+    never the errno's: OpenSSL's 1 would read "Operation not permitted"."""
+    verify = getattr(exc, "verify_message", None)
+    return f"certificate verify failed: {verify}" if verify else str(exc.strerror or exc)
 
 
 def _why(exc: OSError) -> str:

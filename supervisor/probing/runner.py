@@ -66,6 +66,7 @@ class ProbeContext:
 
     clock: Clock
     session: Callable[[], aiohttp.ClientSession]
+    tls: probes.Tls  # the context https probes verify with
     reader: ProcessReader
     read_unit: Callable[[str], probes.ReadUnit]  # unit -> how to read its cgroup figures
     unit_state: Callable[[str], UnitState | None]
@@ -106,6 +107,7 @@ def plan(
                 spec,
                 clock=ctx.clock,
                 session=ctx.session,
+                tls=ctx.tls,
                 read_unit=ctx.read_unit(target.unit or ""),  # host targets have no resources
                 reader=ctx.reader,
                 environ=ctx.environ,
@@ -123,6 +125,7 @@ def build(
     *,
     clock: Clock,
     session: Callable[[], aiohttp.ClientSession],
+    tls: probes.Tls,
     read_unit: probes.ReadUnit,
     reader: probes.ProcessTree,
     environ: Mapping[str, str] | None = None,
@@ -130,7 +133,7 @@ def build(
 ) -> probes.Check:
     """The check for a probe's config (`environ`: ours, what exec passes on of it)."""
     if isinstance(spec, HttpProbe):
-        return probes.HttpCheck(spec, session, clock)
+        return probes.HttpCheck(spec, session, clock, tls=tls)
     if isinstance(spec, TcpProbe):
         return probes.TcpCheck(spec)
     if isinstance(spec, HeartbeatProbe):

@@ -40,18 +40,35 @@ def raise_nofile() -> tuple[int, int]:
 # and URL quoting) and save no CPU we could measure per /health request (docs/BENCHMARKS.md).
 # aiohttp's own HTTP parser stays compiled: dropping it costs half again the CPU per request.
 PURE_PYTHON = ("FROZENLIST_NO_EXTENSIONS", "PROPCACHE_NO_EXTENSIONS", "YARL_NO_EXTENSIONS")
+# aiohttp makes two TLS contexts at import, each loading the CA file OpenSSL is pointed at
+# (2.0 MB of RSS together). With it pointed where no file can be (a path under a device)
+# they load none; our clients pass runtime/tls.py's context, made with the environment put
+# back. A context left without the file still verifies (against the hashed CA directory, or
+# refuses): never less checking, only less memory.
+NO_CA_FILE = {"SSL_CERT_FILE": "/dev/null/no-ca-file-while-importing"}
+
+
+def lean_environ() -> dict[str, str]:
+    """The variables `lean_imports` sets (for the benchmark's import probe)."""
+    return {**dict.fromkeys(PURE_PYTHON, "1"), **NO_CA_FILE}
 
 
 @contextlib.contextmanager
-def pure_python_helpers() -> Iterator[None]:
+def lean_imports() -> Iterator[None]:
     """While the daemon's modules are imported, the helpers above load their pure-Python
-    code; the environment is put back after, so nothing started later inherits the switches
-    (a variable the user set is left as it is)."""
+    code and aiohttp's TLS contexts no CA file; the environment is put back after, so
+    nothing started or made later inherits the switches (a helper's variable the user set
+    is left as it is; the user's SSL_CERT_FILE is restored)."""
     added = [name for name in PURE_PYTHON if name not in os.environ]
-    for name in added:
-        os.environ[name] = "1"
+    saved = {name: os.environ.get(name) for name in NO_CA_FILE}
+    os.environ.update(dict.fromkeys(added, "1") | NO_CA_FILE)
     try:
         yield
     finally:
         for name in added:
             os.environ.pop(name, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -27,6 +27,7 @@ from supervisor.alerts.telegram import TelegramChannel
 from supervisor.config import AlertsConfig, Secret, TelegramConfig
 from supervisor.errors import MessageRejectedError
 from supervisor.model import Hold
+from supervisor.runtime import tls
 from tests.clock import FakeClock
 from tests.polling import until
 
@@ -173,7 +174,7 @@ async def test_the_channel_scrubs_a_lowercased_token_from_errors(fake: FakeBotAp
     # Telegram names the bot in some errors; python-telegram-bot then capitalizes the text,
     # which lowercases the token's secret half.
     fake.fail_next(1, 400, description=f"Bad Request: chat not found for bot{fake.token}")
-    channel = TelegramChannel(fake.token, fake.url, 3)
+    channel = TelegramChannel(fake.token, fake.url, 3, tls=tls.client)
     await channel.connect()
     try:
         with pytest.raises(MessageRejectedError) as caught:
@@ -199,7 +200,7 @@ async def test_a_sent_message_leaves_no_connection_open(fake: FakeBotApi) -> Non
     # drops an expired one only when it is next used): a socket held for hours, found by the
     # chaos run as one descriptor more at the end of a life than at its start.
     port = int(fake.url.rsplit(":", 1)[1])
-    channel = TelegramChannel(fake.token, fake.url, 3)
+    channel = TelegramChannel(fake.token, fake.url, 3, tls=tls.client)
     try:
         await channel.connect()
         for text in ("one", "two"):

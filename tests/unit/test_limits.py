@@ -27,7 +27,7 @@ LEAN = """
 import os
 from supervisor.runtime import limits
 os.environ["YARL_NO_EXTENSIONS"] = ""  # set by the user (to "" : compiled): left alone
-with limits.pure_python_helpers():
+with limits.lean_imports():
     import aiohttp.web
 loaded = [line.split()[-1] for line in open("/proc/self/maps") if ".so" in line]
 print(sorted({p.split("site-packages/")[-1].split("/")[0] for p in loaded if "_c." in p

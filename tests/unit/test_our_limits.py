@@ -18,6 +18,7 @@ CHILD = """
 import asyncio, resource, sys
 from supervisor.config import ExecProbe, HttpProbe, TcpProbe
 from supervisor.probing import probes
+from supervisor.runtime import tls
 from supervisor.probing.process import ExecCheck
 
 port = int(sys.argv[1])
@@ -25,9 +26,10 @@ port = int(sys.argv[1])
 
 async def main() -> None:
     session = probes.session_factory()
+    http = HttpProbe(type="http", url=f"http://127.0.0.1:{port}/")
     checks = [
         probes.TcpCheck(TcpProbe(type="tcp", port=port)),
-        probes.HttpCheck(HttpProbe(type="http", url=f"http://127.0.0.1:{port}/"), session),
+        probes.HttpCheck(http, session, tls=tls.client),
         ExecCheck(ExecProbe(type="exec", command=["/bin/true"]), {}),
     ]
     session()  # made before the descriptors run out, as a running daemon has it

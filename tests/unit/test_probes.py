@@ -19,6 +19,7 @@ from supervisor.config.schema import probes as schema
 from supervisor.config.schema import to_plain
 from supervisor.model import Status, UnitResources
 from supervisor.probing import probes
+from supervisor.runtime import tls
 from tests.clock import FakeClock
 
 
@@ -77,15 +78,15 @@ async def run(check: probes.Check, limit: float = 2.0) -> Any:
 
 async def test_http_ok_and_redirect_pass(server: tuple[str, Any], session: Any) -> None:
     base, _ = server
-    assert (await run(probes.HttpCheck(http(f"{base}/ok"), session))).ok
-    moved = await run(probes.HttpCheck(http(f"{base}/moved"), session))
+    assert (await run(probes.HttpCheck(http(f"{base}/ok"), session, tls=tls.client))).ok
+    moved = await run(probes.HttpCheck(http(f"{base}/moved"), session, tls=tls.client))
     assert moved.ok
     assert moved.output == "http: status 302"
 
 
 async def test_http_5xx_fails_with_status(server: tuple[str, Any], session: Any) -> None:
     base, _ = server
-    r = await run(probes.HttpCheck(http(f"{base}/bad"), session))
+    r = await run(probes.HttpCheck(http(f"{base}/bad"), session, tls=tls.client))
     assert not r.ok
     assert r.output == "http: status 500"
 
@@ -93,9 +94,9 @@ async def test_http_5xx_fails_with_status(server: tuple[str, Any], session: Any)
 async def test_http_expect_json(server: tuple[str, Any], session: Any) -> None:
     base, _ = server
     good = http(f"{base}/ok", expect_json={"status": "ok"})
-    assert (await run(probes.HttpCheck(good, session))).ok
+    assert (await run(probes.HttpCheck(good, session, tls=tls.client))).ok
     bad = http(f"{base}/degraded", expect_json={"status": "ok"})
-    r = await run(probes.HttpCheck(bad, session))
+    r = await run(probes.HttpCheck(bad, session, tls=tls.client))
     assert r.output == "http: body field 'status' is 'degraded', expected 'ok'"
 
 
@@ -110,14 +111,14 @@ async def test_http_json_conditions_say_which_and_why(
         {"path": "balance", "min": 100, "warn_below": 500},
     ]
     spec = http(f"{base}/feed", expect_json={"status": "ok"}, json=conds)
-    r = await probes.HttpCheck(spec, session, clock).check()
+    r = await probes.HttpCheck(spec, session, clock, tls=tls.client).check()
     assert r.status is Status.FAIL
     assert r.output == ("http: feed.last_message_at: 312 s old (max 60 s); balance: 80 < 100")
     warn_only = http(f"{base}/feed", json=[{"path": "balance", "warn_below": 500}])
-    r = await probes.HttpCheck(warn_only, session, clock).check()
+    r = await probes.HttpCheck(warn_only, session, clock, tls=tls.client).check()
     assert (r.status, r.output) == (Status.WARN, "http: balance: 80 < 500 (warn)")
     fresh = http(f"{base}/feed", json=[{"path": "feed.last_message_at", "max_age_s": 600}])
-    r = await probes.HttpCheck(fresh, session, clock).check()
+    r = await probes.HttpCheck(fresh, session, clock, tls=tls.client).check()
     assert (r.status, r.output) == (Status.PASS, "http: status ok, body as expected (1 conditions)")
 
 
@@ -125,14 +126,16 @@ async def test_http_hang_times_out_hard(server: tuple[str, Any], session: Any) -
     base, _ = server
     loop = asyncio.get_running_loop()
     started = loop.time()
-    r = await run(probes.HttpCheck(http(f"{base}/hang"), session), limit=0.3)
+    r = await run(probes.HttpCheck(http(f"{base}/hang"), session, tls=tls.client), limit=0.3)
     assert not r.ok
     assert r.output == "http: timeout after 0.3 s"
     assert loop.time() - started < 2.0
 
 
 async def test_http_refused(session: Any) -> None:
-    r = await run(probes.HttpCheck(http(f"http://127.0.0.1:{free_port()}/"), session))
+    r = await run(
+        probes.HttpCheck(http(f"http://127.0.0.1:{free_port()}/"), session, tls=tls.client)
+    )
     assert not r.ok
     assert "cannot connect" in r.output
 

@@ -15,6 +15,7 @@ from supervisor.config import MemoryProbe, parse
 from supervisor.model import ActiveState, ProbeResult, Status, UnitResources, UnitState
 from supervisor.probing import probes, runner
 from supervisor.probing.host import MemoryCheck
+from supervisor.runtime import tls
 from supervisor.watch.health import HealthModel, TargetSpec
 from tests.clock import FakeClock
 
@@ -36,6 +37,7 @@ class World:
         return runner.ProbeContext(
             clock=self.clock,
             session=unused,  # type: ignore[arg-type]
+            tls=tls.client,
             reader=unused,  # type: ignore[arg-type]
             read_unit=lambda _unit: no_resources,
             unit_state=lambda _name: self.unit,

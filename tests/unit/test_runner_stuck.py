@@ -22,6 +22,7 @@ from supervisor.model import (
 from supervisor.probing import probes, runner
 from supervisor.probing.hang import Hang
 from supervisor.probing.stuck import Reading
+from supervisor.runtime import tls
 from supervisor.watch.health import HealthModel, TargetSpec
 
 TIMEOUT = 1.0
@@ -89,6 +90,7 @@ def context(proc: FakeProc, session: object) -> runner.ProbeContext:
     return runner.ProbeContext(
         clock=SystemClock(),
         session=session,  # type: ignore[arg-type]
+        tls=tls.client,
         reader=proc,
         read_unit=lambda _unit: probes_unused,
         unit_state=lambda _name: UNIT,
