@@ -72,7 +72,7 @@ ROOMS: dict[str, Room] = {
     ),
     "guard": Room(
         uses="shared",
-        pure="guard.activity guard.breaker guard.throttle",
+        pure="guard.activity guard.breaker guard.throttle guard.trim",
         edges="guard.load",
         joins="guard.sentry",
     ),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from supervisor.guard.breaker import Breaker, LoadSample
 from supervisor.guard.load import HostLoad, SelfSampler, host_load, shed_memory
 from supervisor.guard.throttle import Throttle
+from supervisor.guard.trim import TrimRule
 from supervisor.model import Clock
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Sentry:
         self._throttle = throttle
         self._hooks = hooks
         self._handling = handling  # failures handled lately: our CPU is the job then
+        self._trim = TrimRule()
         self.samples = 0
 
     async def run(self) -> None:
@@ -80,9 +82,10 @@ class Sentry:
             )
             self._hooks.over_hard_limit()
             return
-        if rss_mb > budget.memory_mb:
-            shed_memory()
         now = self._clock.monotonic()
+        # Over budget: every sample. Under it: when freed memory piled up (`guard.trim`).
+        if self._trim.due(rss_mb, now) or rss_mb > budget.memory_mb:
+            shed_memory()
         serving, busy = self._throttle_http(stats.cpu_percent, breaker.config.sample_interval_s)
         own = max(0.0, stats.cpu_percent - serving)
         sample = LoadSample(
