@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -70,11 +71,26 @@ def host_load() -> HostLoad:
     )
 
 
-def shed_memory() -> None:
-    """Give back what we can: collect garbage and return freed heap pages to the OS."""
-    gc.collect()
-    libc = ctypes.util.find_library("c")
-    if libc:
-        # Not glibc (no malloc_trim): gc alone will do.
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(libc).malloc_trim(0)
+def shed_memory(*, collect: bool = True) -> None:
+    """Give back what we can: collect garbage, then return freed heap pages to the OS.
+
+    `collect=False` only trims: a full collection holds the loop for as long as it walks
+    every object, which the trim under budget (`guard.trim`) must not do.
+    """
+    if collect:
+        gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, looked up once in what is already loaded; None elsewhere.
+
+    Not `ctypes.util.find_library`: on Linux it runs `ldconfig -p` in a child process,
+    a fork of the daemon and a pipe on each call.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        return ctypes.CDLL(None).malloc_trim
+    return None  # not glibc (musl has no malloc_trim): the collection alone will do

@@ -83,9 +83,10 @@ class Sentry:
             self._hooks.over_hard_limit()
             return
         now = self._clock.monotonic()
-        # Over budget: every sample. Under it: when freed memory piled up (`guard.trim`).
-        if self._trim.due(rss_mb, now) or rss_mb > budget.memory_mb:
+        if rss_mb > budget.memory_mb:
             shed_memory()
+        elif self._trim.due(rss_mb, now):
+            shed_memory(collect=False)  # freed memory piled up under budget (`guard.trim`)
         serving, busy = self._throttle_http(stats.cpu_percent, breaker.config.sample_interval_s)
         own = max(0.0, stats.cpu_percent - serving)
         sample = LoadSample(

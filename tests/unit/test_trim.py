@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import weakref
+
+from supervisor.guard.load import shed_memory
 from supervisor.guard.trim import EVERY_S, GROWTH_MB, TrimRule
 
 
@@ -29,3 +34,27 @@ def test_the_low_point_after_a_trim_is_where_the_trim_left_rss() -> None:
     assert not rule.due(60.5, 4.0)  # the trim gave it back: the new low
     assert not rule.due(62.0, 2.0 + EVERY_S)  # 1.5 MB over that low
     assert rule.due(62.5, 4.0 + EVERY_S)
+
+
+def test_a_trim_under_budget_collects_nothing_and_opens_nothing() -> None:
+    # The first version ran a full collection in the loop and looked glibc up with
+    # `ctypes.util.find_library`, a child process and a pipe on each trim.
+    gc.collect()
+    gc.disable()  # only an explicit collection may free the cycle below
+    try:
+        probe = weakref.ref(_Cycle([]))  # a cycle only a collection frees
+        descriptors = set(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            shed_memory(collect=False)
+        assert set(os.listdir("/proc/self/fd")) == descriptors
+        assert probe() is not None  # no collection ran
+        shed_memory()
+        assert probe() is None
+    finally:
+        gc.enable()
+
+
+class _Cycle:
+    def __init__(self, held: list[object]) -> None:
+        self.me = self
+        self.held = held
