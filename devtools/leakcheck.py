@@ -337,6 +337,7 @@ async def _measure(cycles: int, warmup: int, top: int, trace: bool) -> int:
         rss1, types1, snap1 = _rss_kib(), _types(), _snapshot()
         passes = the_rig.inside.passes
         print(f"after {cycles} cycles: {_figures()}")
+        print(f"the daemon gave freed memory back {the_rig.inside.trims} times under budget")
         # What the daemon does itself over its memory budget: free memory goes back to the
         # OS. What RSS gives back here was the allocator's free memory, not live objects.
         shed_memory()

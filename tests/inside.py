@@ -62,6 +62,11 @@ class Inside:
         return self._parts.sentry.samples
 
     @property
+    def trims(self) -> int:
+        """Times the sentry gave freed memory back under budget."""
+        return self._parts.sentry.trims
+
+    @property
     def passes(self) -> int:
         """Supervision passes completed so far."""
         return self._parts.supervision.passes

@@ -55,6 +55,7 @@ class Sentry:
         self._handling = handling  # failures handled lately: our CPU is the job then
         self._trim = TrimRule()
         self.samples = 0
+        self.trims = 0  # under budget (`guard.trim`): leakcheck and the soak read it
 
     async def run(self) -> None:
         """Forever; the breaker's settings and budget are read each time (a reload's apply)."""
@@ -87,6 +88,8 @@ class Sentry:
             shed_memory()
         elif self._trim.due(rss_mb, now):
             shed_memory(collect=False)  # freed memory piled up under budget (`guard.trim`)
+            self.trims += 1
+            log.debug("gave freed memory back: RSS was %.1f MB", rss_mb)
         serving, busy = self._throttle_http(stats.cpu_percent, breaker.config.sample_interval_s)
         own = max(0.0, stats.cpu_percent - serving)
         sample = LoadSample(
