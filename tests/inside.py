@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.metrics_core import Metric
-
 from supervisor.alerts.incident import Incident
+from supervisor.api.exposition import Metric
 from supervisor.app.daemon import Daemon
 from supervisor.history.events import Event
 from supervisor.model import Clock, UnitState

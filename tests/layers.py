@@ -97,7 +97,7 @@ ROOMS: dict[str, Room] = {
     ),
     "api": Room(
         uses="shared guard history",
-        pure="api.render api.attempts api.tally api.quiet api.metering",
+        pure="api.render api.attempts api.tally api.quiet api.metering api.exposition",
         edges="api.server api.refusal api.counts api.history api.stream api.page api.control",
         joins="api.transport api.metrics",
     ),

@@ -29,7 +29,6 @@ from supervisor.runtime.limits import lean_environ
 # (supervisor.config.file), the one place it is loaded.
 IMPORT_ORDER = (
     "psutil",
-    "prometheus_client",
     "dbus_fast.aio",
     "aiohttp",
     "supervisor.cli",
@@ -51,7 +50,7 @@ print(json.dumps({"steps": out, "telegram_by": telegram_by}))
 """
 
 # The dependencies alone, and without the biggest one.
-DEPENDENCIES = IMPORT_ORDER[:4]
+DEPENDENCIES = IMPORT_ORDER[:3]
 LEAVE_OUT = {"aiohttp": ("aiohttp",)}
 _DEPS_PROBE = """
 import importlib, os, sys

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import (
+from supervisor.api.exposition import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.registry import Collector
-
 from supervisor.api.tally import BUCKETS, INF, Observed, ProbeCounts
 from supervisor.model import Snapshot
 
@@ -32,15 +30,11 @@ def deprecated(
     )
 
 
-class FromMemory(Collector):
+class FromMemory:
     """A collector over what is in memory: the snapshot in force, read at each scrape."""
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self.snapshot = snapshot  # a reload hands the new fleet's (`Metrics.use`)
-
-    def describe(self) -> list[Metric]:
-        """Nothing up front: registering must not read a snapshot that may not exist yet."""
-        return []
 
 
 class ObservedCollector(FromMemory):

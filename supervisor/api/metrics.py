@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-)
-
 from supervisor.api.counts import FromMemory, ObservedCollector, deprecated
+from supervisor.api.exposition import CounterMetricFamily, GaugeMetricFamily, Metric, Registry
+from supervisor.api.exposition import render as exposition
 from supervisor.api.tally import DaemonFacts, Observed
 from supervisor.config import BudgetConfig
 from supervisor.model import ActiveState, Clock, ProbeResult, SelfStats, Snapshot, Status
@@ -253,7 +248,7 @@ class Metrics:
         clock: Clock,
         facts: Callable[[], DaemonFacts] = DaemonFacts,
     ) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = Registry()
         self._seen = Observed()
         self._gauges = SnapshotCollector(snapshot, stats, clock, facts)
         self._counts = ObservedCollector(self._seen, snapshot)
@@ -283,4 +278,4 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything."""
-        return generate_latest(self.registry)
+        return exposition(self.registry.collect())
