@@ -78,13 +78,14 @@ class FakeBotApi(BotApiState):
         *,
         max_poll_timeout: float = 50.0,
         tls: ssl.SSLContext | None = None,
+        port: int = 0,
     ) -> None:
         super().__init__(token, max_poll_timeout)
         self._tls = tls
         self.requests: list[ApiCall] = []
         self._faults: dict[str, deque[tuple[ChatId | None, ApiError]]] = {}
         self._runner: web.AppRunner | None = None
-        self._port = 0
+        self._port = port  # 0: a free one, chosen at start
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -101,7 +102,7 @@ class FakeBotApi(BotApiState):
         await self.stop()
 
     async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
+        """Listen on 127.0.0.1, on the port given (a free one if none was)."""
         if self._runner is not None:
             raise RuntimeError("FakeBotApi is already running")
         await self._listen()

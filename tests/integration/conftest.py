@@ -18,7 +18,7 @@ from devtools.net import free_port
 from devtools.sandbox import Sandbox, SandboxUnavailable, wait_for
 from devtools.sandbox.waiting import up_when_free
 from tests.integration.harness import tmpfs
-from tests.integration.installed import UNIT, Installed, install
+from tests.integration.installed import UNIT, Installed, install, present
 
 # Another checkout's test run may hold the machine's one sandbox: wait for it this long
 # (SANDBOX_WAIT_S=0 fails at once, as before).
@@ -108,12 +108,7 @@ def installed(installation: Installed) -> Iterator[Installed]:
     A module that finds it stopped starts it on its good config, as the installer left it.
     """
     inst = installation
-    if not inst.unit_file.exists():
-        # Gone with the sandbox's home (test_sandbox takes the sandbox down and up): again.
-        inst.config.parent.mkdir(parents=True, exist_ok=True)
-        inst.config.write_text(inst.good_config())
-        result = inst.run()
-        assert result.returncode == 0, result.stdout + result.stderr
+    present(inst)
     if inst.unit_file.exists() and inst.show("ActiveState")["ActiveState"] != "active":
         inst.config.write_text(inst.good_config())
         inst.sandbox.systemctl("reset-failed", UNIT, check=False)

@@ -75,3 +75,13 @@ def install(sandbox: Sandbox) -> Iterator[Installed]:
         yield inst
     finally:
         inst.run("--uninstall")
+
+
+def present(inst: Installed) -> None:
+    """Installed again if it went with the sandbox's home (test_sandbox takes the sandbox
+    down and up), on its good config."""
+    if not inst.unit_file.exists():
+        inst.config.parent.mkdir(parents=True, exist_ok=True)
+        inst.config.write_text(inst.good_config())
+        result = inst.run()
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -21,7 +21,7 @@ from tests.integration.harness import (
     running,
     target_toml,
 )
-from tests.integration.installed import UNIT, Installed
+from tests.integration.installed import UNIT, Installed, present
 from tests.integration.test_recovery import FAST, actions
 from tests.integration.test_trust import probe_runs
 from tests.polling import until
@@ -95,7 +95,9 @@ async def test_watchdog_restarts_a_stopped_supervisor(installed: Installed) -> N
     finally:
         dropin.unlink()
         box.daemon_reload()
-        box.systemctl("restart", UNIT, check=False)
+        # Stopped, not restarted (a start takes about 10 s under CPUQuota=10%): the tests
+        # after this one start it as they need it, or need it stopped.
+        box.systemctl("stop", UNIT, check=False)
 
 
 async def test_broken_config_exits_78_and_is_not_restarted(installed: Installed) -> None:
@@ -115,13 +117,17 @@ async def test_broken_config_exits_78_and_is_not_restarted(installed: Installed)
         assert props["Result"] == "exit-code"
         assert int(props["NRestarts"]) == restarts  # RestartPreventExitStatus=78
     finally:
+        # Left stopped on its good config: no later test of this module needs it running.
         installed.config.write_text(installed.good_config())
         box.systemctl("reset-failed", UNIT, check=False)
-        box.systemctl("start", UNIT)
 
 
 @pytest.mark.uninstalls
-def test_uninstall_removes_it_and_keeps_the_config(installed: Installed) -> None:
+def test_uninstall_removes_it_and_keeps_the_config(installation: Installed) -> None:
+    # The installation as it is, running or not: `installed` would start it first (about
+    # 10 s under CPUQuota=10%) only for it to be removed.
+    installed = installation
+    present(installed)
     config = installed.config.read_text()
     result = installed.run("--uninstall")
     assert result.returncode == 0, result.stderr

@@ -1,8 +1,9 @@
 """Everything the supervisor does still works under the hardened unit (units/
 sidecar-supervisor.service, scored by tests/test_unit_security.py), installed by
-install_services.sh into the sandbox: a Nagios plugin as an exec probe, freeing a port held
-by an orphan (which reads other processes' /proc entries and signals one), state and history
-written to state_dir, and an alert delivered to Telegram. The last-word unit is covered by
+install_services.sh into the sandbox (the session's installation, conftest.py): a Nagios
+plugin as an exec probe, freeing a port held by an orphan (which reads other processes' /proc
+entries and signals one), state and history written to state_dir, and an alert delivered to
+Telegram. The last-word unit is covered by
 tests/integration/test_last_word.py on the same installed unit."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.sandbox import Sandbox
 from tests.integration.harness import get_json
-from tests.integration.installed import Installed
+from tests.integration.installed import UNIT, Installed, present
 from tests.integration.test_recovery import hold_port
 from tests.polling import until
 
@@ -69,24 +70,28 @@ def hardened_config(inst: Installed, fake: FakeBotApi, state: Path) -> str:
     )
 
 
-# It installs with a config of its own and uninstalls: after every test that shares the
-# session's installation (conftest.py), or they would find it gone.
-@pytest.mark.uninstalls
+# The session's installation, started on a config of its own and stopped after (installing
+# anew would cost a venv and its wheels, about 25 s).
 @pytest.mark.timeout(300)
 async def test_every_feature_works_under_the_hardened_unit(
-    sandbox: Sandbox, fake: FakeBotApi, strays: list[subprocess.Popen[bytes]]
+    sandbox: Sandbox,
+    installation: Installed,
+    fake: FakeBotApi,
+    strays: list[subprocess.Popen[bytes]],
 ) -> None:
-    inst = Installed(sandbox)
+    inst = installation
+    present(inst)
+    sandbox.systemctl("stop", UNIT)
     state = sandbox.home / ".local" / "state" / "hardened"
-    inst.config.parent.mkdir(parents=True, exist_ok=True)
     inst.config.write_text(hardened_config(inst, fake, state))
     # The fault is there before the supervisor starts: an orphan holds the dashboard's port.
     sandbox.systemctl("stop", "dashboard.service")
     stray = await hold_port(sandbox.dashboard_port)
     strays.append(stray)
-    result = await asyncio.to_thread(inst.run)  # the fake Bot API answers meanwhile
     try:
-        assert result.returncode == 0, result.stdout + result.stderr
+        sandbox.systemctl("reset-failed", UNIT, check=False)
+        # Off the loop: the fake Bot API answers meanwhile.
+        await asyncio.to_thread(sandbox.systemctl, "start", UNIT)
         assert "SystemCallFilter=@system-service" in inst.unit_file.read_text()
         # Port freeing: found through /proc (the socket's inode in the stray's fds), killed.
         await until(lambda: stray.poll() is not None, 60, "the orphan to be freed", step=0.05)
@@ -118,4 +123,5 @@ async def test_every_feature_works_under_the_hardened_unit(
         assert count > 0
         assert inst.show("ActiveState")["ActiveState"] == "active"
     finally:
-        await asyncio.to_thread(inst.run, "--uninstall")
+        inst.config.write_text(inst.good_config())
+        await asyncio.to_thread(sandbox.systemctl, "stop", UNIT, check=False)

@@ -124,6 +124,63 @@ def test_installed_beside_the_supervisor_and_kept_at_start(installed: Installed)
     assert f"unit: {installed.last_word_file} is up to date" in result.stdout
 
 
+async def last_word_cli(inst: Installed, log: Path, *args: str) -> int:
+    """Run `supervisor last-word` by hand as the unit would, its stderr a journal stream."""
+    with log.open("w") as err:
+        st = os.fstat(err.fileno())
+        env = {
+            **os.environ,
+            **inst.sandbox.env(),
+            "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",  # how systemd says "the journal"
+        }
+        proc = await asyncio.create_subprocess_exec(
+            str(inst.venv / "bin" / "supervisor"),
+            "last-word",
+            "--config",
+            str(inst.config),
+            *args,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=err,
+        )
+        return await proc.wait()
+
+
+async def test_it_says_in_the_journal_when_it_cannot_send(
+    installed: Installed, fake: FakeBotApi, tmp_path: Path
+) -> None:
+    """Run while the supervisor runs and holds its state lock: the last word never needs it."""
+    await reload_with(installed, with_telegram(installed, fake))
+    log = tmp_path / "journal.txt"
+    await fake.down()
+    assert await last_word_cli(installed, log, "--within", "3") == 1
+    text = log.read_text()
+    assert "<4>supervisor.alerts.lastword: sending the last word to chat 777001 failed" in text
+    assert "<3>supervisor.alerts.lastword: cannot send the last word to chat 777001:" in text
+    assert "giving up" in text
+    await fake.up()
+    fake.fail_next(1, 502)  # Telegram answers once with an error, then works: one retry
+    assert await last_word_cli(installed, log) == 0, log.read_text()
+    assert len(last_words(fake)) == 1
+    assert "<6>supervisor.alerts.lastword: sent the last word to chat 777001" in log.read_text()
+    token = installed.sandbox.home / "telegram.token"
+    token.rename(token.with_suffix(".aside"))
+    try:
+        assert await last_word_cli(installed, log) == 1
+        assert f"<3>supervisor.alerts.lastword: cannot send the last word: cannot read {token}" in (
+            log.read_text()
+        )
+    finally:
+        token.with_suffix(".aside").rename(token)
+    await reload_with(installed, installed.good_config())
+    assert await last_word_cli(installed, log) == 1
+    assert "sets no [alerts.telegram] or alerts are off" in log.read_text()
+    assert fake.token not in log.read_text()
+    assert installed.show("ActiveState")["ActiveState"] == "active"  # it was up all along
+
+
+# The two that take the supervisor down come last: the second leaves it down.
 async def test_a_crash_loop_past_the_start_limit_sends_one_last_word(
     installed: Installed, fake: FakeBotApi
 ) -> None:
@@ -189,60 +246,7 @@ async def test_exit_78_sends_one_last_word_with_the_last_valid_config(
         assert 0 < took < 60
         print(f"last word {took:.2f} s after exit 78")
     finally:
-        await back_to_normal(installed)
-
-
-async def last_word_cli(inst: Installed, log: Path, *args: str) -> int:
-    """Run `supervisor last-word` by hand as the unit would, its stderr a journal stream."""
-    with log.open("w") as err:
-        st = os.fstat(err.fileno())
-        env = {
-            **os.environ,
-            **inst.sandbox.env(),
-            "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",  # how systemd says "the journal"
-        }
-        proc = await asyncio.create_subprocess_exec(
-            str(inst.venv / "bin" / "supervisor"),
-            "last-word",
-            "--config",
-            str(inst.config),
-            *args,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=err,
-        )
-        return await proc.wait()
-
-
-async def test_it_says_in_the_journal_when_it_cannot_send(
-    installed: Installed, fake: FakeBotApi, tmp_path: Path
-) -> None:
-    """Run while the supervisor runs and holds its state lock: the last word never needs it."""
-    await reload_with(installed, with_telegram(installed, fake))
-    log = tmp_path / "journal.txt"
-    await fake.down()
-    assert await last_word_cli(installed, log, "--within", "3") == 1
-    text = log.read_text()
-    assert "<4>supervisor.alerts.lastword: sending the last word to chat 777001 failed" in text
-    assert "<3>supervisor.alerts.lastword: cannot send the last word to chat 777001:" in text
-    assert "giving up" in text
-    await fake.up()
-    fake.fail_next(1, 502)  # Telegram answers once with an error, then works: one retry
-    assert await last_word_cli(installed, log) == 0, log.read_text()
-    assert len(last_words(fake)) == 1
-    assert "<6>supervisor.alerts.lastword: sent the last word to chat 777001" in log.read_text()
-    token = installed.sandbox.home / "telegram.token"
-    token.rename(token.with_suffix(".aside"))
-    try:
-        assert await last_word_cli(installed, log) == 1
-        assert f"<3>supervisor.alerts.lastword: cannot send the last word: cannot read {token}" in (
-            log.read_text()
-        )
-    finally:
-        token.with_suffix(".aside").rename(token)
-    await reload_with(installed, installed.good_config())
-    assert await last_word_cli(installed, log) == 1
-    assert "sets no [alerts.telegram] or alerts are off" in log.read_text()
-    assert fake.token not in log.read_text()
-    assert installed.show("ActiveState")["ActiveState"] == "active"  # it was up all along
+        # Its good config back, not started (about 10 s under CPUQuota=10%): the last test
+        # of the module; the next module's `installed` starts it.
+        installed.config.write_text(installed.good_config())
+        box.systemctl("reset-failed", UNIT, LAST_WORD, check=False)
