@@ -26,12 +26,21 @@ import pytest
 from devtools.fakes.telegram_api import FakeBotApi
 from devtools.net import free_port
 from supervisor.ops.host import JOURNAL_SOCKET, LINGER_DIR
-from tests.integration.installed import UNIT, Installed
+from tests.integration.installed import UNIT, Installed, present
 from tests.polling import until, until_awaited
 
 pytestmark = pytest.mark.sandbox
 CHAT = 777101
 API_KEY = "doctor-test-api-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def installed(installation: Installed) -> Iterator[Installed]:
+    """conftest's `installed`, but not started first on the installer's config: each test
+    starts it on its own (`run_with`), or needs it stopped. Stopped after the module."""
+    present(installation)
+    yield installation
+    installation.sandbox.systemctl("stop", UNIT, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -182,38 +191,6 @@ async def test_a_target_whose_unit_does_not_exist(installed: Installed, fake: Fa
     assert checks["unit trader"]["level"] == "ok"
 
 
-async def test_the_port_held_by_another_process(installed: Installed, fake: FakeBotApi) -> None:
-    await run_with(installed, healthy(installed, fake))
-    installed.sandbox.systemctl("stop", UNIT)  # left stopped: the next test starts it
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLD_PORT, str(installed.port)],
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "listening"
-            code, checks = await doctor(installed)
-            assert code == 1
-            found = checks["port"]
-            assert found["level"] == "fail"
-            assert f"held by pid {holder.pid}" in found["detail"]
-            assert "http.port" in found["fix"]
-        finally:
-            holder.kill()
-
-
-HOLD_PORT = """
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen()
-print("listening", flush=True)
-s.accept()
-"""
-
-
 async def test_a_telegram_api_that_refuses_the_token(
     installed: Installed, fake: FakeBotApi
 ) -> None:
@@ -256,8 +233,42 @@ async def test_a_state_dir_that_is_not_writable(installed: Installed, fake: Fake
     assert checks["daemon"]["level"] == "ok"  # only the directory, as the doctor sees it
 
 
+# The two that stop it come last but for the backup test, which starts it on a config of its
+# own anyway.
+async def test_the_port_held_by_another_process(installed: Installed, fake: FakeBotApi) -> None:
+    installed.config.write_text(healthy(installed, fake))
+    installed.sandbox.systemctl("stop", UNIT)  # left stopped: the next test starts it
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_PORT, str(installed.port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "listening"
+            code, checks = await doctor(installed)
+            assert code == 1
+            found = checks["port"]
+            assert found["level"] == "fail"
+            assert f"held by pid {holder.pid}" in found["detail"]
+            assert "http.port" in found["fix"]
+        finally:
+            holder.kill()
+
+
+HOLD_PORT = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("listening", flush=True)
+s.accept()
+"""
+
+
 async def test_the_daemon_not_running(installed: Installed, fake: FakeBotApi) -> None:
-    await run_with(installed, healthy(installed, fake))
+    installed.config.write_text(healthy(installed, fake))
     installed.sandbox.systemctl("stop", UNIT)  # left stopped: the next test starts it
     code, checks = await doctor(installed)
     assert code == 1
