@@ -334,6 +334,12 @@ async def test_two_dependants_down_with_the_root_come_back_in_order_each_with_it
         seen = [e.data["to"] for e in after(events, freed, name)]
         reasons = [str(e.data["reason"]) for e in after(events, freed, name)]
         assert seen[-1] == "pass" and "fail" not in seen, name
-        assert any(r.startswith("starting (") for r in reasons), name
+        # A status event is a change of level. When a pass saw the restart's job queued
+        # first ("job ... under way", warn), the start made it "starting" at the same
+        # level, with no event of its own (seen in a CI run on a loaded host): the grace
+        # is shown then by the warn that never became fail while its work was not up.
+        assert any(r.startswith("starting (") for r in reasons) or (
+            seen == ["warn", "pass"] and reasons[0].endswith("under way")
+        ), (name, reasons)
     dashboard_pass = events.index(after(events, dashboard_freed, "dashboard")[-1])
     assert dashboard_pass < monitor_freed
