@@ -6,8 +6,8 @@ from the bus to Telegram, the history and `supervisor why` is the daemon's own.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import Any
 
 from devtools.fakes.telegram_api import FakeBotApi
 from supervisor.why import explain
@@ -46,12 +46,20 @@ async def test_an_oom_kill_is_said_in_the_alert_events_and_history(
                 "failing: killed by the kernel's OOM killer (MemoryMax 2.0 GiB) after 1 min 30 s"
             )
             url = f"http://127.0.0.1:{run.inside.port}"
-            _code, page = await asyncio.to_thread(get_json, f"{url}/events?target=trader")
-            death = next(e for e in page["events"] if e["kind"] == "unit" and "cause" in e["data"])
+
+            def events() -> list[dict[str, Any]]:
+                _code, page = get_json(f"{url}/events?target=trader")
+                return list(page["events"])
+
+            # /events reads the store, which its own thread writes: the death is queued there
+            # before the alert is sent, but on a loaded host it may not be written yet.
+            timeline = await until(events, 10, "the death in /events", ok=_death, in_thread=True)
+            death = _death(timeline)
+            assert death is not None
             assert death["summary"].startswith("trader died: killed by the kernel's OOM killer")
             assert death["data"]["cause"]["kind"] == "oom-kill"
             assert death["data"]["invocation"] == bytes(range(16)).hex()
-            assert explain("trader", page["events"]).startswith(
+            assert explain("trader", timeline).startswith(
                 "trader: killed by the kernel's OOM killer"
             )
 
@@ -61,3 +69,8 @@ async def test_an_oom_kill_is_said_in_the_alert_events_and_history(
 
             cause = await until(incident_cause, 10, "the incident's cause", in_thread=True)
             assert str(cause).startswith("killed by the kernel's OOM killer")
+
+
+def _death(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The unit event that carries a death's cause, if there is one."""
+    return next((e for e in events if e["kind"] == "unit" and "cause" in e["data"]), None)
