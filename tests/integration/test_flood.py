@@ -214,7 +214,11 @@ async def test_connection_flood_at_1024_descriptors_restarts_nothing(
     print(f"\n{len(held.answered)} answered, {held.most_at_once()} at once, {held.refused} 503s")
     assert held.errors == []  # every client connected and got an answer (the test's limit
     assert len(held.answered) + held.refused == HOLDERS  # is 20,000: none of its own errors)
-    assert held.most_at_once() == CAP  # the cap was reached, and never passed
+    # The cap was reached. That it is never passed is the server's count, which a client
+    # cannot see: the clients see a close late (after the server took the next connection in
+    # its slot), so their overlap can read more than the cap on a loaded host (72 in a CI run
+    # beside a soak). `tests/unit/test_http_guards.py` counts it on the server itself.
+    assert held.most_at_once() >= CAP
     assert held.refused > 0  # ...and the rest were told so
     code, _doc = await asyncio.to_thread(get_json, p.url + "/health")
     assert code == 200  # a fresh client is answered once the flood is over
