@@ -45,6 +45,7 @@ import re
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -86,6 +87,9 @@ class FakeBotApi(BotApiState):
         self._faults: dict[str, deque[tuple[ChatId | None, ApiError]]] = {}
         self._runner: web.AppRunner | None = None
         self._port = port  # 0: a free one, chosen at start
+        # Called with each request as it arrives, before it is answered: what a client's
+        # world looked like at the moment Telegram had the message (a test reads a file).
+        self.on_request: Callable[[ApiCall], object] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -256,7 +260,10 @@ class FakeBotApi(BotApiState):
         return web.json_response({"ok": True, "result": result})
 
     def _log(self, method: str, params: JsonDict) -> None:
-        self.requests.append(ApiCall(method, params, time.monotonic()))
+        call = ApiCall(method, params, time.monotonic())
+        self.requests.append(call)
+        if self.on_request is not None:
+            self.on_request(call)
         self._changed.fire()
 
     async def _call(self, token: str, method: str, params: JsonDict) -> object:

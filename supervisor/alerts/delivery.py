@@ -38,6 +38,9 @@ Evidence = tuple[str, tuple[str, ...]]  # a failure's cause in words, and its la
 Why = Callable[[str, float], Awaitable[Evidence | None]]  # (target, incident opened) -> evidence
 _FAILING = frozenset({Severity.WARNING, Severity.CRITICAL})
 _RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# How long a message waits for the state to reach the disk before it leaves anyway: our own
+# disk's trouble (full, slow) must never hold an alert back.
+_DURABLE_S = 2.0
 _LEVEL = {
     Severity.CRITICAL: logging.ERROR,
     Severity.WARNING: logging.WARNING,
@@ -61,6 +64,7 @@ class AlertService:
         set_note: Callable[[str | None], None],
         emit: Emit = lambda _event: None,
         why: Why | None = None,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._cfg = config
         self._emit = emit  # what happened, for history (this part names no destination)
@@ -71,6 +75,7 @@ class AlertService:
         self._changed = changed  # state worth saving changed
         self._set_note = set_note
         self._why = why  # a failure's cause and last lines, waited for briefly
+        self._durable = durable  # returns once the state as it is now is on disk
         self._waiting: dict[asyncio.Task[None], Alert] = {}  # alerts waiting for their cause
         self._kicks: dict[int, asyncio.Event] = {}  # per chat: something new to send
         self._reconfigured = asyncio.Event()
@@ -261,9 +266,24 @@ class AlertService:
                     async with asyncio.timeout(wait):
                         await kick.wait()
                 continue
+            if head.attempts == 0:
+                # Its first try: the state that decided it (the incident, the message queued)
+                # is on disk first. A supervisor killed after the send then finds the message
+                # in the outbox (at worst sent again) instead of deciding the alert anew.
+                await self._persist()
             await self._send(head)
+            await self._persist()  # that it went out: the window for a repeat is one write
             self._set_note(self.outbox.describe(self._clock.time()))
             self._changed()
+
+    async def _persist(self) -> None:
+        if self._durable is None:
+            return
+        try:
+            async with asyncio.timeout(_DURABLE_S):
+                await self._durable()
+        except TimeoutError:
+            log.warning("alerts: the state was not saved within %.0f s; sending anyway", _DURABLE_S)
 
     async def _send(self, head: Message) -> None:
         """One attempt at a chat's head; a rejected token ends delivery (raised)."""

@@ -224,6 +224,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         emit=dispatcher.emit,
         why=lambda target, since: _evidence(autopsies, hangs, target, since),
         commands=commands,
+        durable=lambda: keeper.flush(),  # noqa: PLW0108 (the keeper, made next, needs this)
     )
     keeper = StateKeeper(
         StateStore(config.state_dir), policy=policy, outbox=outbox, alerts=alerts, fleet=fleet

@@ -109,6 +109,10 @@ class StateKeeper:
         # shutdown's, or a clean stop would read as a crash at the next start.
         self._write_lock = threading.Lock()
         self._final = False
+        # Each state taken on the loop gets the next number; the writer writes a state only if
+        # no newer one is on disk (a pass's write and a send's flush can cross in the thread).
+        self._taken = 0
+        self._written = 0
 
     def use(self, fleet: Fleet) -> None:
         """Save and restore `fleet`'s recovery and targets from now on (a reload's new one)."""
@@ -156,21 +160,32 @@ class StateKeeper:
         while True:
             await self._kick.wait()
             self._kick.clear()
-            state = self.state()
-            if state == self._saved:
-                continue
-            if await asyncio.to_thread(self._save, state):
-                self._saved = state
+            await self.flush()
 
-    def _save(self, state: dict[str, Any]) -> bool:
+    async def flush(self) -> None:
+        """Write the state as it is now, if the file holds anything else, and return once it
+        is on disk (or the write failed: the store logged why). Alert delivery awaits this
+        before a message leaves and after it left, so that a supervisor killed in between
+        neither decides the alert again nor forgets that it went out."""
+        number, state = self._take()
+        if state != self._saved:
+            await asyncio.to_thread(self._save, number, state)
+
+    def _take(self, running: bool = True) -> tuple[int, dict[str, Any]]:
+        self._taken += 1
+        return self._taken, self.state(running)
+
+    def _save(self, number: int, state: dict[str, Any]) -> None:
         with self._write_lock:
-            return not self._final and self.store.save(state)
+            if self._final or number <= self._written:  # a newer state is on disk already
+                return
+            if self.store.save(state):
+                self._written, self._saved = number, state
 
     def save_now(self, running: bool, *, final: bool) -> None:
         """On the loop, once at start-up and once at shutdown (`final`: no write after it)."""
-        state = self.state(running)
+        number, state = self._take(running)
         with self._write_lock:
             self._final = final
-            saved = self.store.save(state)
-        if saved:
-            self._saved = state
+            if self.store.save(state):
+                self._written, self._saved = number, state

@@ -1,0 +1,65 @@
+"""The whole daemon on a fake systemd: an alert leaves only after the state that decided it is
+on disk, so a supervisor killed at the moment Telegram has the message decides nothing again.
+
+The fake Bot API reads the state file as each message arrives, before it answers: that file
+is what a supervisor killed with SIGKILL at that moment would start from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from devtools.fakes.telegram_api import FakeBotApi
+from devtools.fakes.telegram_wire import ApiCall
+from tests.bus.test_daemon import NO_RECOVERY, alerts_toml, config, running, target
+from tests.fakes.dbus_daemon import BusDaemon
+from tests.fakes.systemd_bus import FakeSystemd
+
+
+def _on_disk(state_dir: Path, seen: list[tuple[str, dict[str, Any]]]) -> Any:
+    def read(call: ApiCall) -> None:
+        if call.method == "sendMessage":
+            state = json.loads(state_dir.joinpath("state.json").read_text())
+            seen.append((str(call.params["text"]), state))
+
+    return read
+
+
+def _open(state: dict[str, Any], name: str) -> bool:
+    return any(i["target"] == name for i in state["alerts"]["incidents"])
+
+
+def _queued(state: dict[str, Any], text: str) -> bool:
+    return any(m["text"] == text for m in state["outbox"]["messages"])
+
+
+async def test_the_failing_and_resolved_alerts_leave_after_the_state_that_decided_them(
+    bus: BusDaemon, systemd: FakeSystemd, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    async with FakeBotApi() as fake:
+        cfg = config(
+            tmp_path,
+            target("trader", NO_RECOVERY),
+            "[alerts]\nfailure_threshold = 1\n" + alerts_toml(fake),
+        )
+        fake.on_request = _on_disk(tmp_path, seen)
+        async with running(bus, cfg):
+            systemd.set_unit(
+                "trader.service", ActiveState="failed", SubState="failed", Result="signal",
+                MainPID=0,
+            )  # fmt: skip
+            await fake.wait_for_messages(1, timeout=10)
+            systemd.set_unit(
+                "trader.service", ActiveState="active", SubState="running", MainPID=4242
+            )
+            await fake.wait_for_messages(2, timeout=15)
+    (failing, at_failing), (resolved, at_resolved) = seen[:2]
+    assert "failing" in failing and "resolved" in resolved, (failing, resolved)
+    # Killed as the failing alert reached Telegram: the next life holds the incident and the
+    # message, and sends it again at worst; it does not open a second incident.
+    assert _open(at_failing, "trader") and _queued(at_failing, failing)
+    # Killed as the resolved alert reached Telegram: no incident is left open to resolve again.
+    assert not _open(at_resolved, "trader") and _queued(at_resolved, resolved)
