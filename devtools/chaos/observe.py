@@ -290,6 +290,14 @@ def fd_kinds(pid: int) -> Counter[str]:
     return kinds
 
 
+def _threads(pid: int) -> int | None:
+    """How many threads `pid` runs (None if it has just exited)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return None
+
+
 class ProcSampler(Poller):
     """The supervisor's RSS, descriptors and CPU, what its state file holds, and the host's
     CPU and memory (read by the run itself from /proc), each second."""
@@ -327,7 +335,10 @@ class ProcSampler(Poller):
         fds = sum(kinds.values())
         with self.feed.lock:
             waiting, in_file = self.feed.outbox, self.feed.outbox_in_file
-        sample = ProcSample(time.time(), n, rss, fds, cpu, self.quiet(), census, waiting, in_file)
+        threads = _threads(pid)
+        sample = ProcSample(
+            time.time(), n, rss, fds, cpu, self.quiet(), census, waiting, in_file, threads
+        )
         self.feed.add("proc", sample)
 
     def _read_state(self) -> None:

@@ -118,6 +118,7 @@ class ProcSample:
     fd_kinds: str = ""  # what the descriptors are: "socket 8, pipe 2, file 1, eventpoll 1"
     waiting: int | None = None  # alerts in the outbox, per /metrics
     waiting_in_file: int | None = None  # and per the state file (what a restart would resend)
+    threads: int | None = None  # the process's threads (each may hold a malloc arena)
 
 
 @dataclass(frozen=True)
