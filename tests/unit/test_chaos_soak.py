@@ -78,3 +78,15 @@ def test_a_descriptor_more_at_the_end_fails() -> None:
 def test_a_life_too_short_to_judge_is_refused() -> None:
     with pytest.raises(ValueError, match="quiet samples after its first 10 minutes"):
         summarize(_samples(0.0, hours=0.15), life=1, ready_at=0.0)
+
+
+def test_threads_are_reported_after_the_warm_up_at_the_end_and_at_most() -> None:
+    samples = [
+        ProcSample(s.at, s.life, s.rss_bytes, s.fds, s.cpu_s, s.quiet, threads=t)
+        for s, t in zip(_samples(0.0), [3] * 30 + [5] * 60 + [4] * 31, strict=True)
+    ]
+    soak = summarize(samples, life=1, ready_at=0.0)
+
+    assert soak.threads == (3, 4, 5)
+    assert "- threads: 3 after 10 minutes, 4 at the end, 5 at most" in table(soak, MIB, 240)
+    assert summarize(_samples(0.0), life=1, ready_at=0.0).threads is None  # an older report
