@@ -271,6 +271,8 @@ class AlertService:
                 # is on disk first. A supervisor killed after the send then finds the message
                 # in the outbox (at worst sent again) instead of deciding the alert anew.
                 await self._persist()
+                if self.outbox.head(chat_id) is not head:  # dropped meanwhile (outbox full)
+                    continue
             await self._send(head)
             await self._persist()  # that it went out: the window for a repeat is one write
             self._set_note(self.outbox.describe(self._clock.time()))
@@ -284,6 +286,8 @@ class AlertService:
                 await self._durable()
         except TimeoutError:
             log.warning("alerts: the state was not saved within %.0f s; sending anyway", _DURABLE_S)
+        except Exception:  # our trouble must never cost the alert itself
+            log.exception("alerts: saving the state before a send failed; sending anyway")
 
     async def _send(self, head: Message) -> None:
         """One attempt at a chat's head; a rejected token ends delivery (raised)."""

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +78,9 @@ def alert(clock: FakeClock, name: str, reason: str = "") -> Alert:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: AlertsConfig) -> AsyncIterator[Rig]:
+async def serving(
+    config: AlertsConfig, durable: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[Rig]:
     # Starting at the real time (whole seconds, as message dates are): the fake Bot API dates
     # its own messages (the prompt a button press refers to) by the real clock.
     rig = Rig(FakeClock(float(int(time.time()))))
@@ -105,6 +107,7 @@ async def serving(config: AlertsConfig) -> AsyncIterator[Rig]:
         host="box",
         changed=lambda: None,
         set_note=rig.notes.append,
+        durable=durable,
     )
     task = asyncio.create_task(rig.service.run())
     try:
@@ -139,6 +142,34 @@ async def test_a_throttled_chat_does_not_hold_back_the_others(fake: FakeBotApi) 
         assert "trader" in first and "dashboard" in second  # in order within the chat
         await until(lambda: "for chat 111" in rig.note(), 5, "the wait named in /health")
         assert len(fake.calls("sendMessage")) == 3  # chat A was tried once, and waits
+
+
+async def test_the_state_is_saved_before_a_message_leaves_and_after(fake: FakeBotApi) -> None:
+    sent_when_saved: list[int] = []
+
+    async def durable() -> None:
+        sent_when_saved.append(len(fake.sent))
+
+    async with serving(alerts_config(fake, [CHAT_A]), durable) as rig:
+        rig.service.publish([alert(rig.clock, "trader")])
+        await fake.wait_for_messages(1)
+        await until(lambda: len(sent_when_saved) == 2, 5, "the save after the send")
+    assert sent_when_saved == [0, 1]
+
+
+@pytest.mark.parametrize("trouble", ["hangs", "raises"])
+async def test_a_state_save_in_trouble_never_holds_an_alert_back(
+    fake: FakeBotApi, trouble: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def durable() -> None:
+        if trouble == "raises":
+            raise OSError(28, "No space left on device")
+        await asyncio.Event().wait()  # a disk that never answers
+
+    async with serving(alerts_config(fake, [CHAT_A]), durable) as rig:
+        rig.service.publish([alert(rig.clock, "trader")])
+        await fake.wait_for_messages(1, timeout=10)  # after at most 2 s of waiting
+    assert "sending anyway" in caplog.text
 
 
 async def test_an_hour_long_retry_after_is_capped_and_retried(fake: FakeBotApi) -> None:
