@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,20 @@ def test_an_unprivileged_sandbox_runs_beside_the_suites_own(
             assert (_systemd_cgroup(box.main_pid(program)) or "").startswith(subtree)
         # Both managers at once: the suite's own (root, the cgroup root) still works.
         assert all(sandbox.ready(program) for program in PROGRAMS)
+
+        # Why the suite's own sandbox stays root (README, "Two commands"): root, the user
+        # pytest and its in-process supervisor run as, is refused as a client of the
+        # account's manager, on its private socket and on its session bus.
+        as_root = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **box.env()}
+        manager = ["systemctl", "--user", "is-active", "trader.service"]
+        systemd1 = "org.freedesktop.systemd1"
+        path, iface = "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"
+        bus = ["busctl", "--user", "get-property", systemd1, path, iface, "Version"]
+        for cmd, why in ((manager, "Operation not permitted"), (bus, "not connected")):
+            refused = subprocess.run(
+                cmd, env=as_root, capture_output=True, text=True, timeout=30, check=False
+            )
+            assert refused.returncode != 0 and why in refused.stderr, (cmd, refused.stderr)
 
         # Its manager takes orders from the account: a restart gives a new main process.
         old = box.main_pid("trader")
