@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -56,36 +57,61 @@ class Listener:
     queued: int  # rx_queue of a LISTEN socket: connections waiting to be accepted
 
 
-def parse_listeners(text: str) -> list[Listener]:
-    """The LISTEN sockets of /proc/net/tcp (or tcp6) text, header line and all."""
-    found = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 10 or fields[3] != _LISTEN:
-            continue
-        try:
-            port = int(fields[1].rsplit(":", 1)[1], 16)
-            queued = int(fields[4].partition(":")[2], 16)  # "tx_queue:rx_queue", in hex
-            inode = int(fields[9])
-        except (IndexError, ValueError):
-            continue
-        if inode:
-            found.append(Listener(port, inode, queued))
-    return found
+@dataclass(frozen=True, slots=True)
+class TcpTable:
+    """What /proc/net/tcp (or tcp6) says of one port: its listeners, and every open connection."""
+
+    listeners: list[Listener]  # LISTEN sockets on the port asked for (on every port: None)
+    connected: set[int]  # inodes of every ESTABLISHED socket
 
 
 _ESTABLISHED = "01"
 
 
-def parse_connected(text: str) -> set[int]:
-    """Inodes of the ESTABLISHED sockets of /proc/net/tcp (or tcp6) text: open connections."""
-    found = set()
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 10 and fields[3] == _ESTABLISHED and fields[9].isdigit():
-            found.add(int(fields[9]))
-    found.discard(0)
-    return found
+def parse_tcp(lines: Iterable[str], port: int | None = None) -> TcpTable:
+    """/proc/net/tcp (or tcp6), header line and all, taken one line at a time.
+
+    A busy host lists thousands of sockets, most in TIME_WAIT. Read whole, the table was a
+    string and a list of every line at once, each hang's evidence a step in RSS that stayed
+    (the soak: +1.3 MB at a hung dashboard with 1,445 TIME_WAIT lines). Here a line is split
+    in five, and only a LISTEN line on `port` or an ESTABLISHED line any further.
+    """
+    listeners: list[Listener] = []
+    connected: set[int] = set()
+    rows = iter(lines)
+    next(rows, None)  # the header
+    for line in rows:
+        head = line.split(None, 4)  # sl, local address, remote address, state, the rest
+        if len(head) < 5:
+            continue
+        if head[3] == _LISTEN:
+            listener = _listener(head[1], head[4], port)
+            if listener is not None:
+                listeners.append(listener)
+        elif head[3] == _ESTABLISHED:
+            inode = _inode(head[4].split())
+            if inode:
+                connected.add(inode)
+    return TcpTable(listeners, connected)
+
+
+def _listener(local: str, rest: str, port: int | None) -> Listener | None:
+    """A LISTEN line's socket, if it is on `port` (any port: None) and has an inode."""
+    try:
+        on = int(local.rsplit(":", 1)[1], 16)
+        if port is not None and on != port:
+            return None
+        fields = rest.split()  # tx_queue:rx_queue, tr:tm->when, retrnsmt, uid, timeout, inode
+        queued = int(fields[0].partition(":")[2], 16)  # connections waiting, in hex
+        inode = _inode(fields)
+    except (IndexError, ValueError):
+        return None
+    return Listener(on, inode, queued) if inode else None
+
+
+def _inode(fields: list[str]) -> int:
+    """The inode among the fields after the state; 0 when missing or malformed."""
+    return int(fields[5]) if len(fields) > 5 and fields[5].isdigit() else 0
 
 
 def parse_schedstat(text: str) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from supervisor.probing.stuck import Reading
-from supervisor.procfs import parse_connected, parse_listeners, parse_schedstat, parse_stat
+from supervisor.procfs import parse_schedstat, parse_stat, parse_tcp
 
 _STOPPED = ("T", "t")
 
@@ -97,11 +97,12 @@ class ProcReader:
         connected: set[int] = set()
         for table in ("tcp", "tcp6"):
             try:
-                text = (self._proc / "net" / table).read_text()
+                with (self._proc / "net" / table).open() as lines:
+                    read = parse_tcp(lines, port)
             except OSError:
                 continue
-            queues.update((s.inode, s.queued) for s in parse_listeners(text) if s.port == port)
-            connected |= parse_connected(text)
+            queues.update((s.inode, s.queued) for s in read.listeners)
+            connected |= read.connected
         owners: list[int] = []
         owned: set[int] = set()
         connections = 0

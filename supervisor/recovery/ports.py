@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.procfs import parse_cgroup, parse_listeners, parse_stat
+from supervisor.procfs import parse_cgroup, parse_stat, parse_tcp
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ def listening_inodes(port: int, proc: Path = Path("/proc")) -> set[int]:
     inodes: set[int] = set()
     for table in ("tcp", "tcp6"):
         try:
-            text = (proc / "net" / table).read_text()
+            with (proc / "net" / table).open() as lines:
+                inodes.update(s.inode for s in parse_tcp(lines, port).listeners)
         except OSError:
             continue
-        inodes.update(s.inode for s in parse_listeners(text) if s.port == port)
     return inodes
 
 
@@ -66,13 +66,14 @@ def find_holders(port: int, proc: Path = Path("/proc")) -> list[Holder]:
 
 
 def _holds(pid_dir: Path, wanted: set[str]) -> bool:
+    base = f"{pid_dir}/fd"  # names, not a Path per descriptor of every process on the host
     try:
-        fds = list((pid_dir / "fd").iterdir())
+        fds = os.listdir(base)
     except OSError:
         return False  # gone, or not ours to read
     for fd in fds:
         try:
-            if os.readlink(fd) in wanted:
+            if os.readlink(f"{base}/{fd}") in wanted:
                 return True
         except OSError:
             continue

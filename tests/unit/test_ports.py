@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.recovery import ports
+from tests.unit.test_resources import TCP, peak_of, time_wait_lines
 
 STUBBORN = """
 import signal, socket, sys, time
@@ -203,3 +204,20 @@ def test_safety_rules_forbid(kw: dict[str, object], words: str) -> None:
     assert reason is not None
     assert words in reason
     assert "pid" in reason
+
+
+def _peak_finding(tmp_path: Path, sockets: int) -> int:
+    """Bytes allocated at most while looking for port 5050's holders among `sockets` more."""
+    proc = tmp_path / str(sockets)
+    (proc / "net").mkdir(parents=True)
+    (proc / "net" / "tcp").write_text(TCP + time_wait_lines(sockets))
+    found, peak = peak_of(lambda: ports.listening_inodes(5050, proc))
+    assert found == {777}
+    return peak
+
+
+def test_thousands_of_sockets_on_the_host_cost_the_search_no_more_memory(
+    tmp_path: Path,
+) -> None:
+    few, many = _peak_finding(tmp_path, 100), _peak_finding(tmp_path, 20_000)
+    assert many < few + 64 * 1024, (few, many)

@@ -5,10 +5,9 @@ import pytest
 from supervisor.procfs import (
     Listener,
     parse_cgroup,
-    parse_connected,
-    parse_listeners,
     parse_schedstat,
     parse_stat,
+    parse_tcp,
 )
 
 # A real line's shape: the command name may hold spaces and ')'.
@@ -47,7 +46,11 @@ def test_listeners_are_listen_sockets_with_their_accept_queue() -> None:
         "   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 0 1\n"
         "   3: garbage\n"
     )
-    assert parse_listeners(text) == [Listener(port=5050, inode=777, queued=3)]
+    assert parse_tcp(text.splitlines()).listeners == [
+        Listener(port=5050, inode=777, queued=3),  # port 80's has no inode: not a socket of ours
+    ]
+    assert parse_tcp(text.splitlines(), 5050).listeners == [Listener(5050, 777, 3)]
+    assert parse_tcp(text.splitlines(), 80).listeners == []
 
 
 def test_schedstat_is_nanoseconds_on_a_cpu() -> None:
@@ -65,4 +68,5 @@ def test_connected_are_the_established_sockets_with_an_inode() -> None:
         "   2: 0100007F:13BA 0100007F:D45F 01 00000000:00000000 00:00000000 00000000  0  0 0 1\n"
         "   3: 0100007F:13BA 0100007F:D460 06 00000000:00000000 00:00000000 00000000  0  0 902 1\n"
     )
-    assert parse_connected(text) == {901}  # not the listener, no inode 0, not TIME_WAIT
+    # not the listener, no inode 0, not TIME_WAIT
+    assert parse_tcp(text.splitlines()).connected == {901}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from supervisor.probing.resources import ProcReader
+
+T = TypeVar("T")
 
 
 def fake_proc(root: Path, pid: int, utime: int, stime: int, rss_pages: int) -> None:
@@ -134,3 +139,41 @@ def test_a_wchan_of_0_is_no_place(tmp_path: Path) -> None:
     (tmp_path / "proc" / "20" / "wchan").write_text("0")
     got = reader.listener("/app.slice/dashboard.service", 5050, at=0.0)
     assert (got.wchan, got.connections) == ("", 0)
+
+
+def time_wait_lines(n: int) -> str:
+    """`n` sockets in TIME_WAIT (state 06), as a host serving many short requests lists them."""
+    return "".join(
+        f"{i + 3:5d}: 0100007F:13BA 0100007F:{i % 60000:04X} 06 00000000:00000000 "
+        "03:00001770 00000000     0        0 0 3 0000000000000000\n"
+        for i in range(n)
+    )
+
+
+def _peak_reading(tmp_path: Path, sockets: int) -> int:
+    """Bytes allocated at most while the listener is read with `sockets` more in the table."""
+    root = tmp_path / str(sockets)
+    reader = listener_tree(root, "20\n", "tcp")
+    (root / "proc" / "net" / "tcp").write_text(TCP + time_wait_lines(sockets))
+    fake_listener(root, 20, {20: ("S", 1_000)})
+    got, peak = peak_of(lambda: reader.listener("/app.slice/dashboard.service", 5050, at=0.0))
+    assert (got.pids, got.queued) == ((20,), 2)
+    return peak
+
+
+def peak_of(call: Callable[[], T]) -> tuple[T, int]:
+    """What `call` returns, and the most bytes Python had allocated for it at once."""
+    tracemalloc.start()
+    try:
+        return call(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_thousands_of_sockets_on_the_host_cost_the_listener_no_more_memory(
+    tmp_path: Path,
+) -> None:
+    # Read whole, 20,000 lines were 2.5 MB of text and a list of them at once: the soak's
+    # RSS stepped up at each hang. One line at a time, the peak does not grow with the table.
+    few, many = _peak_reading(tmp_path, 100), _peak_reading(tmp_path, 20_000)
+    assert many < few + 64 * 1024, (few, many)
