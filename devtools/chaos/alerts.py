@@ -6,8 +6,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from devtools.chaos.due import alert_due, blind, unrepaired_until
 from devtools.chaos.record import Fault, Message, Record
@@ -89,6 +88,9 @@ class AlertFindings:
     duplicated: list[str]
     false: list[str]  # an alert with no fault, a resolved notice while the fault lasted
     restart_notices: dict[int, int]  # chat -> "supervisor restarted" notices received
+    # Sent again by a life whose state file still held them though Telegram had them: the
+    # one repeat at-least-once delivery allows after a SIGKILL (shown, not failed).
+    repeated: list[str] = field(default_factory=list)
 
 
 def judge_alerts(record: Record) -> AlertFindings:
@@ -97,7 +99,8 @@ def judge_alerts(record: Record) -> AlertFindings:
     by_chat = {chat: [m for m in record.messages if m.chat_id == chat] for chat in record.chats}
     for chat, messages in by_chat.items():
         alerts = [a for a in map(read, messages) if a is not None]
-        _duplicates(chat, [a.message for a in alerts], found)
+        _duplicates(chat, [a.message for a in alerts], record, found)
+        alerts = _first_copies(alerts)  # a second copy is judged above, not as an alert
         for target in sorted({a.target for a in alerts if a.target != "supervisor"}):
             mine = [a for a in alerts if a.target == target]
             # Flapping is an incident of its own beside the failure (one "flapping" alert, one
@@ -111,10 +114,40 @@ def judge_alerts(record: Record) -> AlertFindings:
     return found
 
 
-def _duplicates(chat: int, messages: list[Message], found: AlertFindings) -> None:
-    for text, n in Counter(m.text for m in messages).items():
-        if n > 1:
-            found.duplicated.append(f"chat {chat}: received {n} times: {text.splitlines()[0]}")
+def _duplicates(chat: int, messages: list[Message], record: Record, found: AlertFindings) -> None:
+    """A message received twice is a duplicate, unless the second copy is the one repeat that
+    at-least-once delivery allows: a life spawned after Telegram had the message started from
+    a state file that still held it undelivered (its last life was killed before it could
+    write that the message went out; Telegram takes no key to drop a repeat)."""
+    received: dict[str, list[float]] = {}
+    for message in messages:
+        received.setdefault(message.text, []).append(message.at)
+    for text, times in received.items():
+        if len(times) < 2:
+            continue
+        again = [
+            life
+            for life in record.lives
+            if (chat, text) in {(c, t) for c, t in life.inherited} and min(times) < life.spawned
+        ]
+        head = text.splitlines()[0]
+        if len(times) - 1 > len(again):
+            found.duplicated.append(f"chat {chat}: received {len(times)} times: {head}")
+            continue
+        for life in again:
+            found.repeated.append(
+                f"chat {chat}: {head} again from life {life.n}, whose state file still held it"
+            )
+
+
+def _first_copies(alerts: list[Alert]) -> list[Alert]:
+    seen: set[str] = set()
+    first = []
+    for alert in alerts:
+        if alert.message.text not in seen:
+            seen.add(alert.message.text)
+            first.append(alert)
+    return first
 
 
 def _sequence(
@@ -160,18 +193,14 @@ def _supervisor(chat: int, alerts: list[Alert], found: AlertFindings) -> None:
 
 
 def _chats_agree(by_chat: dict[int, list[Message]], found: AlertFindings) -> None:
-    """Every alert goes to every chat (replies to a command go only where it came from)."""
-    counts = {
-        chat: Counter(m.text for m in messages if read(m) is not None)
-        for chat, messages in by_chat.items()
-    }
-    chats = sorted(counts)
+    """Every alert goes to every chat (replies to a command go only where it came from); a
+    second copy in one chat is judged by `_duplicates`, not here."""
+    texts = {chat: {m.text for m in got if read(m) is not None} for chat, got in by_chat.items()}
+    chats = sorted(texts)
     for chat in chats[1:]:
-        missing = counts[chats[0]] - counts[chat]
-        extra = counts[chat] - counts[chats[0]]
-        for text in missing:
+        for text in sorted(texts[chats[0]] - texts[chat]):
             found.lost.append(f"chat {chat} never got: {text.splitlines()[0]}")
-        for text in extra:
+        for text in sorted(texts[chat] - texts[chats[0]]):
             found.lost.append(f"chat {chats[0]} never got: {text.splitlines()[0]}")
 
 

@@ -6,6 +6,7 @@ restart delay taken from `units/sidecar-supervisor.service`, and a restart after
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -45,6 +46,15 @@ class UnitSettings:
         return cls(number("WatchdogSec", 0), number("RestartSec", 0.1), int(number("Nice", 0)))
 
 
+def undelivered(state_file: Path) -> list[tuple[int, str]]:
+    """(chat, text) of each message the state file holds undelivered ([] without a file)."""
+    try:
+        outbox = json.loads(state_file.read_text()).get("outbox", {})
+        return [(int(m["chat_id"]), str(m["text"])) for m in outbox.get("messages", [])]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
 class SupervisorProcess:
     """Starts, signals and restarts the supervisor; each run of it is a `Life`."""
 
@@ -55,8 +65,11 @@ class SupervisorProcess:
         env: dict[str, str],
         unit: UnitSettings,
         run_as: dict[str, Any] | None = None,
+        *,
+        state_file: Path | None = None,
     ) -> None:
         self.config = config
+        self._state_file = state_file  # read at each spawn: what the new life inherits
         self._run_as = run_as or {}  # `subprocess` arguments: an unprivileged sandbox's account
         self.log = log
         self.unit = unit
@@ -85,6 +98,7 @@ class SupervisorProcess:
             "WATCHDOG_USEC": str(int(self.unit.watchdog_s * 1e6)),
         }
         cmd = [str(SUPERVISOR_BIN), "run", "--config", str(self.config), "--log-level", "INFO"]
+        inherited = undelivered(self._state_file) if self._state_file else []
         with self.log.open("ab") as log:
             proc = subprocess.Popen(
                 cmd,
@@ -98,7 +112,7 @@ class SupervisorProcess:
         if self.unit.nice:
             with contextlib.suppress(OSError):  # gone already: its exit is recorded anyway
                 os.setpriority(os.PRIO_PROCESS, proc.pid, self.unit.nice)
-        life = Life(n=len(self.lives) + 1, pid=proc.pid, spawned=time.time())
+        life = Life(n=len(self.lives) + 1, pid=proc.pid, spawned=time.time(), inherited=inherited)
         with self._lock:
             self._proc = proc
             self.lives.append(life)

@@ -103,6 +103,9 @@ class Life:
     exit_code: int | None = None
     killed: str = ""  # what the run did to end it ("SIGKILL (fault 12)", "SIGTERM at the end")
     watchdog: list[float] = field(default_factory=list)  # times of WATCHDOG=1
+    # (chat, text) of each message the state file held undelivered when this life was
+    # spawned: what it sends first, again if Telegram took it just before the last life died.
+    inherited: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,9 @@ def _started(
         config.write_text(config_text(settings, fleet))
         unit = UnitSettings.read()
         log = work / "supervisor.log"
-        sup = SupervisorProcess(config, log, {**_env(box)}, unit, box.as_account())
+        state = fleet.state_dir / "state.json"
+        run_as = box.as_account()
+        sup = SupervisorProcess(config, log, {**_env(box)}, unit, run_as, state_file=state)
         stack.callback(sup.close)
         record.chats, record.watchdog_s = CHATS, unit.watchdog_s
         record.alert_cooldown_s, record.round_s = BASE_COOLDOWN_S, settings.period_s

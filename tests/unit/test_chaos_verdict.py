@@ -83,6 +83,31 @@ def test_a_lost_resolved_notice_and_a_duplicate_alert_are_found() -> None:
     assert any("received 2 times" in p for p in found.duplicated)
 
 
+def test_a_repeat_after_a_kill_from_a_state_file_that_still_held_it_is_shown_not_failed() -> None:
+    first, other = CHATS
+    resolved = text(Severity.RESOLVED, "trader", "resolved after 9s", T0 + 25)
+    messages = [
+        *both(T0 + 16.2, text(Severity.WARNING, "trader", "failing", T0 + 16)),
+        Message(T0 + 25.2, first, resolved),  # Telegram has it; SIGKILL before the write
+        *both(T0 + 27, resolved),  # life 2 sends what its file held: the first chat again
+    ]
+    rec = record([hang(1, "trader", T0 + 10, T0 + 25)], messages)
+    rec.lives = [
+        Life(1, 50, T0 - 5, ready=T0 - 4, exited=T0 + 25.3, killed="SIGKILL (fault 2)"),
+        Life(2, 51, T0 + 26, ready=T0 + 26.5, inherited=[(first, resolved), (other, resolved)]),
+    ]
+    found = judge_alerts(rec)
+    assert not (found.duplicated or found.lost or found.per_incident or found.false)
+    head = resolved.splitlines()[0]
+    again = f"chat {first}: {head} again from life 2, whose state file still held it"
+    assert found.repeated == [again]
+    # A file that said it went out (not inherited): the second copy is a duplicate.
+    rec.lives[1].inherited = [(other, resolved)]
+    found = judge_alerts(rec)
+    assert found.duplicated == [f"chat {first}: received 2 times: {head}"]
+    assert not found.lost  # the other chat got it once: nothing is missing anywhere
+
+
 def test_a_resolved_notice_is_about_what_the_supervisor_had_seen() -> None:
     first = hang(1, "trader", T0 + 10, T0 + 40)
     second = hang(2, "trader", T0 + 42, T0 + 60)

@@ -37,8 +37,9 @@ def checks(record: Record) -> list[Check]:
         Check(
             "alerts: none duplicated",
             not found.duplicated,
-            str(len(found.duplicated)),
-            tuple(found.duplicated),
+            f"{len(found.duplicated)}; {len(found.repeated)} sent again after a kill by the "
+            "life whose state file still held them",
+            (*found.duplicated, *found.repeated),
         ),
         Check(
             "alerts: none false",
