@@ -253,6 +253,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
     throttle = Throttle()
     guard = GuardHooks(observe_load, breaker_changed, over_limit, notes.writer("http"))
     activity = Activity(clock)
+    activity.mark()  # starting up is handling: its CPU is the job (`guard.activity`)
     dispatcher.subscribe(to_activity(activity))
     sentry = Sentry(clock, sampler, throttle, guard, breaker=breaker, handling=activity.handling)
 
