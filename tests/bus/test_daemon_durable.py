@@ -28,6 +28,16 @@ def _on_disk(state_dir: Path, seen: list[tuple[int, str, dict[str, Any]]]) -> An
     return read
 
 
+async def _fail_then_recover(systemd: FakeSystemd, fake: FakeBotApi, *, chats: int) -> None:
+    """The trader dies, its alert reaches every chat; it runs again, its resolved too."""
+    systemd.set_unit(
+        "trader.service", ActiveState="failed", SubState="failed", Result="signal", MainPID=0
+    )
+    await fake.wait_for_messages(chats, timeout=10)
+    systemd.set_unit("trader.service", ActiveState="active", SubState="running", MainPID=4242)
+    await fake.wait_for_messages(2 * chats, timeout=15)
+
+
 def _open(state: dict[str, Any], name: str) -> bool:
     return any(i["target"] == name for i in state["alerts"]["incidents"])
 
@@ -48,15 +58,7 @@ async def test_the_failing_and_resolved_alerts_leave_after_the_state_that_decide
         )
         fake.on_request = _on_disk(tmp_path, seen)
         async with running(bus, cfg):
-            systemd.set_unit(
-                "trader.service", ActiveState="failed", SubState="failed", Result="signal",
-                MainPID=0,
-            )  # fmt: skip
-            await fake.wait_for_messages(1, timeout=10)
-            systemd.set_unit(
-                "trader.service", ActiveState="active", SubState="running", MainPID=4242
-            )
-            await fake.wait_for_messages(2, timeout=15)
+            await _fail_then_recover(systemd, fake, chats=1)
     (_, failing, at_failing), (_, resolved, at_resolved) = seen[:2]
     assert "failing" in failing and "resolved" in resolved, (failing, resolved)
     # Killed as the failing alert reached Telegram: the next life holds the incident and the
@@ -85,15 +87,7 @@ async def test_killed_as_the_first_chat_has_the_resolved_the_next_life_sends_tha
     async with FakeBotApi() as fake:
         fake.on_request = _on_disk(first, seen)
         async with running(bus, config(first, target("trader", NO_RECOVERY), _two_chats(fake))):
-            systemd.set_unit(
-                "trader.service", ActiveState="failed", SubState="failed", Result="signal",
-                MainPID=0,
-            )  # fmt: skip
-            await fake.wait_for_messages(2, timeout=10)
-            systemd.set_unit(
-                "trader.service", ActiveState="active", SubState="running", MainPID=4242
-            )
-            await fake.wait_for_messages(4, timeout=15)
+            await _fail_then_recover(systemd, fake, chats=2)
     # SIGKILL as the first chat had the resolved: the next life starts from that file.
     at = next(i for i, (_chat, text, _state) in enumerate(seen) if "RESOLVED" in text)
     chat, resolved, state = seen[at]
