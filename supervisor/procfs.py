@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 
@@ -59,22 +59,26 @@ class Listener:
 
 @dataclass(frozen=True, slots=True)
 class TcpTable:
-    """What /proc/net/tcp (or tcp6) says of one port: its listeners, and every open connection."""
+    """What /proc/net/tcp (or tcp6) says of one port: its listeners, and some open connections."""
 
     listeners: list[Listener]  # LISTEN sockets on the port asked for (on every port: None)
-    connected: set[int]  # inodes of every ESTABLISHED socket
+    connected: set[int]  # inodes of the ESTABLISHED sockets among those asked for
 
 
 _ESTABLISHED = "01"
 
 
-def parse_tcp(lines: Iterable[str], port: int | None = None) -> TcpTable:
+def parse_tcp(
+    lines: Iterable[str], port: int | None = None, among: Collection[int] = ()
+) -> TcpTable:
     """/proc/net/tcp (or tcp6), header line and all, taken one line at a time.
 
     A busy host lists thousands of sockets, most in TIME_WAIT. Read whole, the table was a
     string and a list of every line at once, each hang's evidence a step in RSS that stayed
     (the soak: +1.3 MB at a hung dashboard with 1,445 TIME_WAIT lines). Here a line is split
-    in five, and only a LISTEN line on `port` or an ESTABLISHED line any further.
+    in five, and only a LISTEN line on `port` or an ESTABLISHED line any further. An
+    ESTABLISHED socket is kept only if its inode is `among` (the caller's own sockets): a set
+    of every connection on the host was the soak's last step under load.
     """
     listeners: list[Listener] = []
     connected: set[int] = set()
@@ -88,9 +92,9 @@ def parse_tcp(lines: Iterable[str], port: int | None = None) -> TcpTable:
             listener = _listener(head[1], head[4], port)
             if listener is not None:
                 listeners.append(listener)
-        elif head[3] == _ESTABLISHED:
+        elif head[3] == _ESTABLISHED and among:
             inode = _inode(head[4].split())
-            if inode:
+            if inode in among:
                 connected.add(inode)
     return TcpTable(listeners, connected)
 

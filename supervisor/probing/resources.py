@@ -93,25 +93,23 @@ class ProcReader:
 
         Read only while a probe is overdue (rarely): it lists the unit's descriptors.
         """
+        # The unit's sockets first: the tables are then read for those only, never for
+        # every connection on the host.
+        held = {pid: _socket_inodes(self._proc / str(pid)) for pid in self.pids(control_group)}
+        ours = set().union(*held.values())
         queues: dict[int, int] = {}
         connected: set[int] = set()
-        for table in ("tcp", "tcp6"):
+        for table in ("tcp", "tcp6") if ours else ():
             try:
                 with (self._proc / "net" / table).open() as lines:
-                    read = parse_tcp(lines, port)
+                    read = parse_tcp(lines, port, among=ours)
             except OSError:
                 continue
             queues.update((s.inode, s.queued) for s in read.listeners)
             connected |= read.connected
-        owners: list[int] = []
-        owned: set[int] = set()
-        connections = 0
-        for pid in self.pids(control_group) if queues else []:
-            sockets = _socket_inodes(self._proc / str(pid))
-            if sockets & queues.keys():
-                owners.append(pid)
-                owned |= sockets & queues.keys()
-                connections += len(sockets & connected)
+        owners = [pid for pid, sockets in held.items() if sockets & queues.keys()]
+        owned = ours & queues.keys()
+        connections = sum(len(held[pid] & connected) for pid in owners)
         states, cpu_ns = self._threads(owners)
         return Reading(
             at=at,

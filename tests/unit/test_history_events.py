@@ -6,6 +6,7 @@ import pytest
 
 from supervisor.history import events
 from supervisor.history.events import EventClock, EventQuery, Kind
+from supervisor.history.recorder import RECENT, Recorder
 from supervisor.history.ring import ProbeRing
 from supervisor.model import ActiveState, ProbeResult, Status, TargetHealth, UnitState
 from tests.clock import FakeClock
@@ -95,3 +96,14 @@ def test_ring_keeps_the_last_results_per_probe() -> None:
     assert ring.last_at("trader") == NOW + 4
     ring.keep_only({"dashboard"})
     assert ring.recent("trader") == {}
+
+
+def test_with_history_off_the_last_page_of_events_is_kept_in_memory() -> None:
+    # One page of /events (its default limit), no more: 500 took the soak 40 minutes to fill.
+    recorder = Recorder(None, FakeClock(NOW), ["trader"])
+    for n in range(RECENT + 50):
+        recorder.record(Kind.CHAT, f"command {n}", "trader")
+    found, from_store = recorder.events(EventQuery(limit=1000))
+    assert not from_store
+    assert RECENT == EventQuery().limit == 100
+    assert [e.summary for e in found] == [f"command {n}" for n in range(149, 49, -1)]

@@ -69,4 +69,7 @@ def test_connected_are_the_established_sockets_with_an_inode() -> None:
         "   3: 0100007F:13BA 0100007F:D460 06 00000000:00000000 00:00000000 00000000  0  0 902 1\n"
     )
     # not the listener, no inode 0, not TIME_WAIT
-    assert parse_tcp(text.splitlines()).connected == {901}
+    assert parse_tcp(text.splitlines(), among={777, 901, 902}).connected == {901}
+    # Only the sockets asked about: the host's other connections are never collected.
+    assert parse_tcp(text.splitlines(), among={777, 902}).connected == set()
+    assert parse_tcp(text.splitlines()).connected == set()
