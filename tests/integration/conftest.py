@@ -53,7 +53,8 @@ def _restore_sandbox_fleet(request: pytest.FixtureRequest) -> Iterator[None]:
     reset-failed matters: the start limit (5 starts in 10 s) counts manual restarts too.
     """
     yield
-    box = request.node.funcargs.get("sandbox")
+    # An interrupted session tears this down after pytest has dropped the test's arguments.
+    box = (getattr(request.node, "funcargs", None) or {}).get("sandbox")
     if isinstance(box, Sandbox):
         box.restore_fleet()
 
