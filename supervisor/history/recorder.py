@@ -5,10 +5,10 @@ It is one destination of the dispatcher's typed events (`app/subscribers.py` mak
 part that acts names it. The composition layer also shows it directly each pass's snapshot,
 kept as status changes (`observe`); each probe result, kept in the ring (`probe`); a hang's
 evidence, carried by the failure event that follows (`failure_cause`); and the supervisor's
-start, reload and stop. It keeps the last `RECENT` events in memory (for
-when the store is off or unavailable), hands them to the store, and tells its
-listeners (the event stream) at once. Everything on the supervision side is O(1) and never
-blocks: the store writes in its own thread.
+start, reload and stop. It keeps the last `RECENT` events in memory (for when the store is
+off or unavailable), hands them to the store, and tells its listeners (the event stream) at
+once. Everything on the supervision side is O(1) and never blocks: the store writes in its
+own thread.
 """
 
 from __future__ import annotations
