@@ -44,6 +44,11 @@ class RepeatFilter(logging.Filter):
         self._window = window_s
         self._clock = clock
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+        self._prune_at = _PRUNE_MIN
+
+    def __len__(self) -> int:
+        """The lines remembered now."""
+        return len(self._seen)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """True to emit the record."""
@@ -57,10 +62,27 @@ class RepeatFilter(logging.Filter):
             return False
         if held > 0:
             record.msg = f"{record.msg} (and {held} more like it in the last {self._window:.0f} s)"
-        if len(self._seen) > 1000:  # bounded: forget old keys rather than grow
-            self._seen.clear()
+        if len(self._seen) >= self._prune_at:
+            self._prune(now)
         self._seen[key] = (now, 0)
         return True
+
+    def _prune(self, now: float) -> None:
+        """Forget lines whose window has passed with nothing held. Most warnings name a PID or
+        a time, so each is new: kept, they filled the dict to 1,000 lines over hours (a soak's
+        two faults a minute log ~100 distinct warnings an hour) before it was cleared."""
+        self._seen = {
+            key: (first, held)
+            for key, (first, held) in self._seen.items()
+            if held > 0 or now - first < self._window
+        }
+        if len(self._seen) > _REMEMBER_MAX:  # a flood of distinct lines: forget, not grow
+            self._seen.clear()
+        self._prune_at = max(_PRUNE_MIN, 2 * len(self._seen))  # amortized: O(1) a line
+
+
+_PRUNE_MIN = 64
+_REMEMBER_MAX = 1000
 
 
 class RedactFilter(logging.Filter):

@@ -53,6 +53,27 @@ def test_repeats_are_held_then_counted() -> None:
     assert again.getMessage() == "probe a failed (and 5 more like it in the last 60 s)"
 
 
+def test_lines_gone_quiet_are_forgotten() -> None:
+    # Most warnings name a PID, so each is new: a line every 20 s for a day, one window's
+    # worth remembered (and at most the pruning's slack), never every line ever logged.
+    now = [0.0]
+    f = RepeatFilter(window_s=60, clock=lambda: now[0])
+    most = 0
+    for pid in range(4_320):
+        now[0] += 20
+        assert f.filter(record(logging.WARNING, "trader: pid %s killed", pid))
+        most = max(most, len(f))
+    assert most <= 64
+    # A line still holding repeats is kept until it can say how many.
+    assert not f.filter(record(logging.WARNING, "trader: pid %s killed", 4_319))
+    for pid in range(100):
+        now[0] += 20
+        f.filter(record(logging.WARNING, "monitor: pid %s killed", pid))
+    again = record(logging.WARNING, "trader: pid %s killed", 4_319)
+    assert f.filter(again)
+    assert again.getMessage().endswith("(and 1 more like it in the last 60 s)")
+
+
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 
 
