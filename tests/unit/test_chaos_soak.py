@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from devtools.chaos.plan import SOAK_PAIRS, Kind, make_plan
@@ -66,6 +68,31 @@ def test_growth_after_the_warm_up_is_measured_and_judged() -> None:
     assert leak.trend_mib_per_h == pytest.approx(1.7, rel=0.01) and not leak.ok
     assert "+1.70 MiB/h (goal < 0.5 MiB/h: NOT met)" in table(leak, 5 * MIB, 240)
     assert GOAL_MIB_PER_H == 0.5
+    # A leak keeps its slope after the first hour too.
+    assert leak.late_trend_mib_per_h == pytest.approx(1.7, rel=0.01)
+    assert "- RSS trend after the first hour: +1.70 MiB/h (shown, not judged)" in table(
+        leak, 5 * MIB, 240
+    )
+
+
+def test_a_working_size_that_fills_in_an_hour_is_shown_apart_and_still_judged() -> None:
+    # 1 MiB more from minute 10 to 60, then flat: the goal is judged from minute 10 (not met),
+    # and the line after the first hour shows that the rise stopped.
+    samples = _samples(0.0)
+    filled = [
+        replace(s, rss_bytes=s.rss_bytes + int(min(max(s.at - WARM_S, 0) / 3000, 1) * MIB))
+        for s in samples
+    ]
+    soak = summarize(filled, life=1, ready_at=0.0)
+    assert soak.trend_mib_per_h > GOAL_MIB_PER_H and not soak.ok
+    assert soak.late_trend_mib_per_h == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_life_of_under_70_minutes_has_no_late_trend() -> None:
+    assert summarize(_samples(0.3, hours=1.1), life=1, ready_at=0.0).late_trend_mib_per_h is None
+    assert "after the first hour" not in table(
+        summarize(_samples(0.3, hours=1.1), life=1, ready_at=0.0), MIB, 100
+    )
 
 
 def test_a_descriptor_more_at_the_end_fails() -> None:
@@ -88,5 +115,7 @@ def test_threads_are_reported_after_the_warm_up_at_the_end_and_at_most() -> None
     soak = summarize(samples, life=1, ready_at=0.0)
 
     assert soak.threads == (3, 4, 5)
-    assert "- threads: 3 after 10 minutes, 4 at the end, 5 at most" in table(soak, MIB, 240)
+    text = table(soak, MIB, 240)
+    assert "- threads: 3 after 10 minutes, 4 at the end, 5 at most" in text
+    assert "- RSS trend after the first hour: +0.00 MiB/h (shown, not judged)" in text
     assert summarize(_samples(0.0), life=1, ready_at=0.0).threads is None  # an older report
