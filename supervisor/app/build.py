@@ -181,6 +181,8 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
             if name == "memory_bytes":  # the last reading, for an OOM kill's words
                 autopsies.observe_memory(result.target, value)
 
+    activity = Activity(clock)
+    activity.mark()  # starting up is handling: its CPU is the job (`guard.activity`)
     probing = runner.ProbeContext(
         clock=clock,
         session=probes.session_factory(),
@@ -193,6 +195,7 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
         wake=hooks.wake.set,
         environ=env,
         hung=hung,
+        examining=activity.mark,
     )
     fleet_for = partial(
         build_fleet, clock=clock, systemd=systemd, probing=probing, rng=random.Random(),
@@ -252,8 +255,6 @@ def build(config: Config, clock: Clock, env: Mapping[str, str], hooks: Hooks) ->
 
     throttle = Throttle()
     guard = GuardHooks(observe_load, breaker_changed, over_limit, notes.writer("http"))
-    activity = Activity(clock)
-    activity.mark()  # starting up is handling: its CPU is the job (`guard.activity`)
     dispatcher.subscribe(to_activity(activity))
     sentry = Sentry(clock, sampler, throttle, guard, breaker=breaker, handling=activity.handling)
 

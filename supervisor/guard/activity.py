@@ -6,7 +6,9 @@ rule) would blind it in the middle of an incident. The chaos run showed exactly 
 breaker opened on "own CPU 3.3 %" a second after three restarts and kept probes paused for a
 minute, so recovered targets were never seen passing again. Starting is the job too: every
 unit read and every target probed at once, the first incidents found. The soak's first pause
-came 14 s after a start (own CPU 4.4 %), with a hung dashboard not yet confirmed.
+came 14 s after a start (own CPU 4.4 %), with a hung dashboard not yet confirmed. So is
+reading /proc four times a second while a probe is overdue (proof of a hang): a later soak's
+breaker opened 10 s into a hang whose detection took 11.6 s, and hid its repair for a minute.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Activity:
         self._last: float | None = None
 
     def mark(self) -> None:
-        """A failure was handled just now (a recovery step, an alert)."""
+        """A failure was handled just now (a recovery step, an alert, a hang's /proc reading)."""
         self._last = self._clock.monotonic()
 
     def handling(self) -> bool:

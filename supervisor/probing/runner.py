@@ -76,6 +76,10 @@ class ProbeContext:
     environ: Mapping[str, str] | None = None  # ours: what exec probes get of it (None: os's)
     # A probe failed hung: what it saw and /proc showed (told before its result is applied).
     hung: Callable[[str, hang.Hang], None] = lambda _target, _hang: None
+    # A probe is overdue and /proc is being read for proof of a hang: that CPU is the job, as
+    # a failure's handling is (`guard.activity`). Not counted, a hang whose detection took
+    # over 10 s opened the breaker on "own CPU 4.9 %" and hid its repair for a minute.
+    examining: Callable[[], None] = lambda: None
 
 
 def plan(
@@ -264,6 +268,7 @@ async def probe(run: ProbeRun, ctx: ProbeContext) -> ProbeResult:
     at = started + run.latency.overdue_after(run.timeout_s)
     try:
         while not (await asyncio.wait({task}, timeout=max(0.0, at - clock.monotonic())))[0]:
+            ctx.examining()
             readings.append(ctx.reader.listener(cgroup, port, clock.monotonic()))
             words = stuck.stopped(readings)
             if words is not None:

@@ -86,7 +86,9 @@ def plan(port: int, proc: FakeProc, session: object, evidence: bool = True) -> r
     return run
 
 
-def context(proc: FakeProc, session: object) -> runner.ProbeContext:
+def context(
+    proc: FakeProc, session: object, examining: Callable[[], None] = lambda: None
+) -> runner.ProbeContext:
     return runner.ProbeContext(
         clock=SystemClock(),
         session=session,  # type: ignore[arg-type]
@@ -97,6 +99,7 @@ def context(proc: FakeProc, session: object) -> runner.ProbeContext:
         paused=lambda: False,
         observe=lambda _result: None,
         wake=lambda: None,
+        examining=examining,
     )
 
 
@@ -120,6 +123,18 @@ async def test_a_stopped_owner_ends_the_probe_before_its_timeout(
     assert result.output.startswith("http: no answer after 0.")
     assert result.output.endswith("stuck: pid 4242 stopped (state T) for 0.5 s, nothing answers")
     assert set(proc.asked) == {(CGROUP, mute_port)}
+
+
+async def test_reading_proc_for_a_hang_is_told_as_handling(mute_port: int, session: object) -> None:
+    # The breaker must not count this CPU against the budget (`guard.activity`): the soak's
+    # hang detected after 11.6 s opened it on "own CPU 4.9 %" and hid the repair for 60 s.
+    proc = FakeProc(lambda _n: BASE)
+    told: list[int] = []
+    run = plan(mute_port, proc, session)
+    result = await runner.probe(run, context(proc, session, lambda: told.append(len(proc.asked))))
+    assert result.stuck
+    assert told and told == list(range(len(told)))  # told before each reading
+    assert len(told) == len(proc.asked) - 1  # all but the last, read once the timeout is up
 
 
 async def test_no_progress_makes_the_timeout_final(mute_port: int, session: object) -> None:
